@@ -1,0 +1,55 @@
+"""Exceptions meant for users: each message names the input and what is wrong.
+
+The library raises these and never prints or exits; the edges (the indexer's CLI, the
+Gradio app) turn them into exit codes and `gr.Error` messages.
+"""
+
+from __future__ import annotations
+
+
+class FashionCLIPError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigurationError(FashionCLIPError):
+    """A setting or argument has a value that cannot work."""
+
+
+class ModelLoadError(FashionCLIPError):
+    """A model could not be loaded (unknown name, no access, unreachable hub, bad folder)."""
+
+
+class ModelUnavailableError(ModelLoadError):
+    """The model could not be fetched because the hub is unreachable and nothing is cached."""
+
+
+class ImageLoadError(FashionCLIPError):
+    """An image could not be fetched or decoded; `source` names where it came from."""
+
+    def __init__(self, source: object, problem: str) -> None:
+        self.source = _describe(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+class CatalogError(FashionCLIPError):
+    """A catalog (file, row or dataset definition) is malformed."""
+
+
+class StoreError(FashionCLIPError):
+    """The vector store refused an operation or could not be reached."""
+
+
+class ModelMismatchError(StoreError):
+    """A collection was built with another model (or dimension) than the one in use."""
+
+
+def _describe(source: object) -> str:
+    """A short, printable name for an image source (never dumps raw bytes)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    name = getattr(source, "filename", None) or getattr(source, "name", None)
+    if name:
+        return str(name)
+    text = str(source)
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,131 @@
+"""S3 access: the one module that imports boto3.
+
+Credentials follow boto3's usual chain (environment, profile, instance role); the endpoint
+can be pointed at any S3-compatible server with `AWS_ENDPOINT_URL`. The original project's
+`AWS_SECRET_KEY` is accepted as an alias for `AWS_SECRET_ACCESS_KEY`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from fashion_clip.errors import ConfigurationError, FashionCLIPError
+
+
+class S3Error(FashionCLIPError):
+    """An S3 object or bucket could not be read or written."""
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> (`bucket`, `some/key`)."""
+    if not uri.startswith("s3://"):
+        raise ConfigurationError(f"{uri}: not an s3:// URI")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ConfigurationError(f"{uri}: the S3 URI names no bucket")
+    return bucket, key
+
+
+def join_s3(prefix_uri: str, relative: str) -> str:
+    """Join a relative key onto an `s3://bucket/prefix` URI."""
+    bucket, prefix = parse_s3_uri(prefix_uri)
+    key = f"{prefix.rstrip('/')}/{relative.lstrip('/')}" if prefix else relative.lstrip("/")
+    return f"s3://{bucket}/{key}"
+
+
+@functools.lru_cache(maxsize=8)
+def _client(endpoint_url: str | None, key_id: str | None, secret: str | None, region: str | None):
+    import boto3
+    from botocore.config import Config
+
+    kwargs: dict[str, Any] = {
+        "config": Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=10)
+    }
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    if key_id and secret:
+        kwargs["aws_access_key_id"] = key_id
+        kwargs["aws_secret_access_key"] = secret
+    kwargs["region_name"] = region or "us-east-1"
+    # A client (unlike a session) is safe to share between threads.
+    return boto3.client("s3", **kwargs)
+
+
+def s3_client():
+    """A shared boto3 S3 client configured from the environment."""
+    env = os.environ
+    return _client(
+        env.get("AWS_ENDPOINT_URL") or None,
+        env.get("AWS_ACCESS_KEY_ID") or None,
+        env.get("AWS_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_KEY") or None,
+        env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
+    )
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def _explain(uri: str, exc: Exception) -> S3Error:
+    code = _error_code(exc)
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return S3Error(f"{uri}: no such key")
+    if code == "NoSuchBucket":
+        return S3Error(f"{uri}: no such bucket")
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return S3Error(f"{uri}: access denied ({code}); check the AWS credentials")
+    return S3Error(f"{uri}: {type(exc).__name__}: {exc}")
+
+
+def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
+    """Read a whole object; refuse objects larger than `max_bytes`."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        response = s3_client().get_object(Bucket=bucket, Key=key)
+        size = response.get("ContentLength")
+        if max_bytes is not None and size is not None and size > max_bytes:
+            response["Body"].close()
+            raise S3Error(f"{uri}: object is {size} bytes, over the {max_bytes}-byte cap")
+        body = response["Body"]
+        data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+    except S3Error:
+        raise
+    except Exception as exc:  # botocore raises many unrelated classes; all mean "could not read"
+        raise _explain(uri, exc) from exc
+    if max_bytes is not None and len(data) > max_bytes:
+        raise S3Error(f"{uri}: object is over the {max_bytes}-byte cap")
+    return data
+
+
+def download_file(uri: str, destination: str | os.PathLike[str]) -> Path:
+    bucket, key = parse_s3_uri(uri)
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        s3_client().download_file(bucket, key, str(destination))
+    except Exception as exc:
+        raise _explain(uri, exc) from exc
+    return destination
+
+
+def upload_file(source: str | os.PathLike[str], uri: str) -> None:
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3_client().upload_file(str(source), bucket, key)
+    except Exception as exc:
+        raise _explain(uri, exc) from exc
+
+
+def exists(uri: str) -> bool:
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3_client().head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise _explain(uri, exc) from exc
+    return True

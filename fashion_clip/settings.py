@@ -1,0 +1,97 @@
+"""Settings: the one place that reads the environment and the `.env` file.
+
+The real environment wins over `.env` (python-dotenv with override=False). Nothing is read at
+import time; call `load_settings()` where the settings are needed and pass them in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
+DEFAULT_COLLECTION = "demo"
+MODEL_ALIASES = {"fashion-clip": DEFAULT_MODEL, "fashionclip": DEFAULT_MODEL}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app, the indexer and the Python API read from the environment."""
+
+    model: str = DEFAULT_MODEL
+    hf_token: str | None = None
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_path: Path = Path("data/qdrant")
+    collection: str | None = None  # None: "demo" until a catalog is indexed under another name
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    auth: tuple[str, str] | None = None
+    device: str | None = None  # None: cuda, then mps, then cpu
+
+    @property
+    def uses_remote_store(self) -> bool:
+        return bool(self.qdrant_url)
+
+
+def default_qdrant_path(data_volume: Path = Path("/data")) -> Path:
+    """`/data/qdrant` where a Spaces persistent volume is mounted, else `data/qdrant`."""
+    if data_volume.is_dir() and os.access(data_volume, os.W_OK):
+        return data_volume / "qdrant"
+    return Path("data/qdrant")
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike[str] | None = ".env"
+) -> Settings:
+    """Read settings from `env` (default: `os.environ` merged over the `.env` file).
+
+    With an explicit `env` mapping nothing else is consulted, which keeps tests hermetic.
+    """
+    if env is None:
+        merged: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values
+
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(os.environ)  # the real environment wins
+        env = merged
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    from fashion_clip.errors import ConfigurationError
+
+    auth = None
+    if raw_auth := get("FASHION_CLIP_AUTH"):
+        user, sep, password = raw_auth.partition(":")
+        if not sep or not user or not password:
+            raise ConfigurationError("FASHION_CLIP_AUTH must look like user:password")
+        auth = (user, password)
+
+    qdrant_path = get("QDRANT_PATH")
+    return Settings(
+        model=get("FASHION_CLIP_MODEL") or DEFAULT_MODEL,
+        hf_token=get("HF_TOKEN") or get("HUGGING_FACE_HUB_TOKEN"),
+        qdrant_url=get("QDRANT_URL"),
+        qdrant_api_key=get("QDRANT_API_KEY"),
+        qdrant_path=Path(qdrant_path) if qdrant_path else default_qdrant_path(),
+        collection=get("FASHION_CLIP_COLLECTION"),
+        aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
+        # AWS_SECRET_KEY is the original fashion-clip project's name for the same secret.
+        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY") or get("AWS_SECRET_KEY"),
+        aws_region=get("AWS_DEFAULT_REGION") or get("AWS_REGION"),
+        aws_endpoint_url=get("AWS_ENDPOINT_URL"),
+        auth=auth,
+        device=get("FASHION_CLIP_DEVICE"),
+    )
+
+
+def resolve_model_name(name: str) -> str:
+    """Map the short aliases (`fashion-clip`) to hub ids; other names pass through."""
+    return MODEL_ALIASES.get(name.strip().lower(), name.strip())
