@@ -23,6 +23,10 @@ class ModelUnavailableError(ModelLoadError):
     """The model could not be fetched because the hub is unreachable and nothing is cached."""
 
 
+class InvalidInputError(FashionCLIPError, ValueError):
+    """A query, label list or argument from the user is empty or malformed."""
+
+
 class ImageLoadError(FashionCLIPError):
     """An image could not be fetched or decoded; `source` names where it came from."""
 
@@ -42,6 +46,10 @@ class StoreError(FashionCLIPError):
 
 class ModelMismatchError(StoreError):
     """A collection was built with another model (or dimension) than the one in use."""
+
+
+class StoreLockedError(StoreError):
+    """An embedded collection is already open in another process (or another store object)."""
 
 
 def _describe(source: object) -> str:

@@ -1,0 +1,83 @@
+"""Zero-shot classification: images against free-text labels, with prompt templates.
+
+Probabilities follow the model's own training objective: a softmax over labels of the
+learned logit scale x cosine for CLIP, an independent sigmoid per label for SigLIP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from fashion_clip.errors import InvalidInputError
+
+# FashionCLIP's paper and the original package prompt with "a photo of a {}".
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}",)
+
+
+class TextEncoder(Protocol):
+    @property
+    def logit_scale(self) -> float: ...
+
+    @property
+    def logit_bias(self) -> float | None: ...
+
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+
+def parse_labels(labels: str | Sequence[str]) -> list[str]:
+    """Comma-separated text or a list -> unique, stripped, non-empty labels (order kept)."""
+    items = labels.split(",") if isinstance(labels, str) else [str(label) for label in labels]
+    seen: dict[str, None] = {}
+    for item in items:
+        label = " ".join(item.split())
+        if label and label.lower() not in {key.lower() for key in seen}:
+            seen[label] = None
+    if not seen:
+        raise InvalidInputError("no labels given: pass at least one label, e.g. 'dress, shirt'")
+    return list(seen)
+
+
+def label_embeddings(
+    model: TextEncoder, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> np.ndarray:
+    """(n_labels, dim) unit vectors: each label's prompts averaged (prompt ensembling)."""
+    labels = parse_labels(labels)
+    templates = list(templates) or ["{}"]
+    bad = [t for t in templates if "{}" not in t]
+    if bad:
+        raise InvalidInputError(f"prompt template {bad[0]!r} has no '{{}}' for the label")
+    prompts = [template.format(label) for label in labels for template in templates]
+    # (n_labels * n_templates, dim) -> (n_labels, n_templates, dim) -> mean over templates
+    vectors = model.encode_text(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def scores_to_probabilities(model: TextEncoder, similarities: np.ndarray) -> np.ndarray:
+    """(n_images, n_labels) cosines -> probabilities as the model was trained to give them."""
+    logits = model.logit_scale * similarities
+    bias = model.logit_bias
+    if bias is not None:  # SigLIP: each label judged on its own
+        return (1.0 / (1.0 + np.exp(-(logits + bias)))).astype(np.float32)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def label_probabilities(
+    model: TextEncoder,
+    image_embeddings: np.ndarray,
+    labels: Sequence[str],
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+) -> np.ndarray:
+    """(n_images, dim) unit image embeddings -> (n_images, n_labels) probabilities."""
+    text = label_embeddings(model, labels, templates)
+    return scores_to_probabilities(model, np.atleast_2d(image_embeddings) @ text.T)
+
+
+def best_labels(probabilities: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """The most probable label per row."""
+    labels = parse_labels(labels)
+    return [labels[i] for i in np.argmax(probabilities, axis=1)]

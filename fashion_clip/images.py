@@ -1,0 +1,227 @@
+"""Image loading: path, bytes, URL or S3 URI -> an RGB `PIL.Image`, or one clear error.
+
+Every odd file a catalog holds ends up here: EXIF-rotated photos, CMYK JPEGs, palette and
+alpha PNGs, 16-bit scans, animated GIFs, truncated uploads, HTML error pages saved as `.jpg`,
+decompression bombs. Each is either turned into a plain RGB image or refused with an
+`ImageLoadError` that names the source and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fashion_clip.errors import FashionCLIPError, ImageLoadError
+
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
+
+MAX_PIXELS = 64_000_000  # 8000 x 8000; larger images are refused as possible decompression bombs
+MAX_BYTES = 50 * 1024 * 1024  # cap on bytes fetched for one image
+HTTP_TIMEOUT_S = 15.0
+HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
+_USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
+_TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+def is_remote(source: object) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://", "s3://"))
+
+
+def fetch_bytes(
+    source: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_BYTES,
+    timeout: float = HTTP_TIMEOUT_S,
+    retries: int = HTTP_RETRIES,
+) -> bytes:
+    """Read the raw bytes behind a local path, an `http(s)://` URL or an `s3://` URI."""
+    text = os.fspath(source)
+    if text.startswith(("http://", "https://")):
+        return _fetch_http(text, max_bytes=max_bytes, timeout=timeout, retries=retries)
+    if text.startswith("s3://"):
+        from fashion_clip import s3
+
+        try:
+            return s3.read_bytes(text, max_bytes=max_bytes)
+        except FashionCLIPError as exc:
+            raise ImageLoadError(text, str(exc).removeprefix(f"{text}: ")) from exc
+    if "://" in text and not Path(text).exists():
+        scheme = text.split("://", 1)[0]
+        raise ImageLoadError(
+            text, f"unsupported scheme {scheme!r}; use a path, http(s):// or s3://"
+        )
+    path = Path(text)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageLoadError(text, f"file is {size} bytes, over the {max_bytes}-byte cap")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageLoadError(text, "no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageLoadError(text, "is a directory, not an image file") from exc
+    except PermissionError as exc:
+        raise ImageLoadError(text, "permission denied") from exc
+
+
+def _fetch_http(url: str, *, max_bytes: int, timeout: float, retries: int) -> bytes:
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    last_problem = "unreachable"
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(min(0.5 * 2**attempt, 4.0))  # back off before retrying a transient failure
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
+                data = response.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
+            return data
+        except urllib.error.HTTPError as exc:
+            last_problem = f"HTTP {exc.code} {exc.reason}"
+            if exc.code not in _TRANSIENT_HTTP:
+                break
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            last_problem = f"unreachable ({reason})"
+    raise ImageLoadError(url, last_problem)
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    min_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_BYTES,
+) -> Image.Image:
+    """Open any supported source as an RGB image, upright, alpha composited on white.
+
+    `min_side` lets JPEGs decode in draft mode (DCT scaling, 2-8x faster) at the smallest
+    scale whose shorter side still covers `min_side` pixels: enough for a model whose input
+    is that size, and the reason decoding all but vanishes from the indexing cost.
+    """
+    if isinstance(source, Image.Image):
+        return to_rgb(_upright(source), source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), source
+    elif hasattr(source, "read"):
+        data, name = source.read(), source
+    else:
+        data, name = fetch_bytes(source, max_bytes=max_bytes), os.fspath(source)
+    return decode_image(data, name=name, min_side=min_side, max_pixels=max_pixels)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: object = None,
+    min_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Decode encoded image bytes into an upright RGB image (see `load_image`)."""
+    name = name if name is not None else data
+    if not data:
+        raise ImageLoadError(name, "empty file (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(name, f"too many pixels (over {max_pixels}); refused") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(name, f"not an image ({_sniff(data)})") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(name, f"corrupt image ({exc})") from exc
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            name, f"{width}x{height} is over the {max_pixels}-pixel cap (decompression bomb?)"
+        )
+    if width < 1 or height < 1:
+        raise ImageLoadError(name, f"image has no pixels ({width}x{height})")
+    if min_side and image.format == "JPEG":
+        scale = min_side / min(width, height)
+        if scale < 1:
+            # draft() keeps both sides >= the requested ones, so the short side stays >= min_side.
+            image.draft("RGB", (int(np.ceil(width * scale)), int(np.ceil(height * scale))))
+    try:
+        if getattr(image, "is_animated", False):
+            image.seek(0)  # the first frame stands for an animated image
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(name, f"too many pixels (over {max_pixels}); refused") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        problem = "truncated image" if "truncated" in str(exc) else f"corrupt image ({exc})"
+        raise ImageLoadError(name, problem) from exc
+    return to_rgb(_upright(image), name)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, so phone photos are not sideways."""
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # a malformed EXIF block must not cost us an otherwise good image
+        return image
+
+
+def to_rgb(image: Image.Image, name: object = None) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; transparency is composited on white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _high_depth_to_rgb(image)
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    try:
+        return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    except (ValueError, OSError) as exc:
+        raise ImageLoadError(
+            name if name is not None else "image", f"unsupported mode {mode}"
+        ) from exc
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale: scale to 8 bits instead of clipping everything to white."""
+    values = np.asarray(image).astype(np.float64)
+    if image.mode.startswith("I;16"):
+        scaled = values / 257.0  # 65535 -> 255
+    else:
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _sniff(data: bytes) -> str:
+    head = data[:64].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "looks like an HTML page"
+    if head.startswith((b"{", b"[")):
+        return "looks like JSON"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]):
+        return "looks like text"
+    return "unknown format"
+
+
+def load_images(
+    sources: Sequence[ImageSource], *, min_side: int | None = None
+) -> list[Image.Image]:
+    """Load several images; the first bad one raises (callers that skip bad items loop)."""
+    return [load_image(source, min_side=min_side) for source in sources]
