@@ -1,0 +1,328 @@
+"""The store interface: our own small types, and the abstract `Store` and `Collection`.
+
+Everything outside `fashion_clip/store/` speaks these types only; the two implementations
+(`edge.py` for the embedded Qdrant Edge engine, `remote.py` for a Qdrant server through
+`qdrant-client`) translate them to their library's types. Vectors go in and come out as float32
+numpy arrays, unit length; every vector space is cosine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fashion_clip.errors import ModelMismatchError, StoreError
+
+CatalogId = str | int
+Scalar = str | int | float | bool
+VECTOR_NAMES = ("image", "text")  # `text` is the caption's embedding
+DISTANCE = "cosine"
+ID_FIELD = "id"  # the catalog id is kept in the payload under this key
+PAYLOAD_INDEX_TYPES = ("keyword", "integer", "float", "bool")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric range; unset bounds are open."""
+
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Payload conditions, all of which must hold.
+
+    `equals`: field == value; `any_of`: field is one of the values (or, for a list field, holds
+    one of them); `ranges`: numeric bounds; `exclude_ids`: catalog ids left out of the results.
+    """
+
+    equals: Mapping[str, Scalar] = field(default_factory=dict)
+    any_of: Mapping[str, Sequence[str | int]] = field(default_factory=dict)
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    exclude_ids: Sequence[CatalogId] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.equals or self.any_of or self.ranges or self.exclude_ids)
+
+
+@dataclass
+class Point:
+    """One catalog item: its id, its vectors by name (each `(dim,)` float32) and its payload."""
+
+    id: CatalogId
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the catalog id, its score (cosine similarity, higher is closer), payload."""
+
+    id: CatalogId
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Hits sharing one value of the payload field results were grouped by."""
+
+    value: Scalar
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a new collection is built with. The model fields are recorded and guarded.
+
+    `payload_indexes` maps payload fields to `keyword`, `integer`, `float` or `bool`
+    (see `infer_payload_indexes`). The tuning fields apply where the backend has them:
+    `quantization` keeps int8 copies of the vectors for search and rescores with the originals;
+    `on_disk_vectors` leaves the originals memory-mapped; `shard_number` and
+    `replication_factor` only mean something on a Qdrant server or cluster.
+    """
+
+    model_id: str
+    dim: int
+    model_revision: str | None = None
+    catalog: str | None = None
+    payload_indexes: Mapping[str, str] = field(default_factory=dict)
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    quantization: bool = False
+    on_disk_vectors: bool = False
+    indexing_threshold_kb: int | None = None  # None: the engine's default (about 10 MB)
+    shard_number: int | None = None
+    replication_factor: int | None = None
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What a collection records about itself, plus its current point count."""
+
+    name: str
+    model_id: str
+    model_revision: str | None
+    dim: int
+    distance: str
+    catalog: str | None
+    count: int
+    payload_indexes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Collection(ABC):
+    """One collection of catalog points. Obtain it from `Store.open` or `Store.create`."""
+
+    name: str
+    dim: int
+    model_id: str
+
+    @abstractmethod
+    def info(self) -> CollectionInfo: ...
+
+    @abstractmethod
+    def upsert(self, points: Sequence[Point]) -> None:
+        """Insert or replace points (one batch). Returns once the write is durable."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[CatalogId]) -> None:
+        """Delete points by catalog id; unknown ids are ignored."""
+
+    @abstractmethod
+    def count(self, filter: Filter | None = None) -> int: ...
+
+    @abstractmethod
+    def retrieve(self, ids: Sequence[CatalogId], with_vectors: bool = False) -> list[Point]:
+        """The points that exist among `ids` (in no particular order)."""
+
+    @abstractmethod
+    def scroll(
+        self,
+        filter: Filter | None = None,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Point], str | None]:
+        """One page of points and the opaque offset of the next page (None at the end)."""
+
+    @abstractmethod
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        exact: bool = False,
+        ef: int | None = None,
+    ) -> list[Hit]:
+        """Nearest points to `vector` (`(dim,)`) in the `using` space, best first.
+
+        Approximate (HNSW, `ef` candidates; higher is slower and more accurate) unless `exact`.
+        """
+
+    @abstractmethod
+    def recommend(
+        self,
+        positive: Sequence[CatalogId],
+        negative: Sequence[CatalogId] = (),
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """ "More like these, less like those" from stored points (best-score strategy).
+
+        The examples themselves are left out of the results.
+        """
+
+    @abstractmethod
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        group_size: int = 3,
+        exact: bool = False,
+    ) -> list[Group]:
+        """Up to `limit` groups (one per value of `group_by`), each its best `group_size` hits."""
+
+    @abstractmethod
+    def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
+        """Point counts per value of `key` (which needs a keyword, integer or bool index)."""
+
+    @abstractmethod
+    def create_payload_index(self, field_name: str, field_type: str) -> None: ...
+
+    @abstractmethod
+    def set_extra(self, values: Mapping[str, Any]) -> None:
+        """Merge free-form JSON metadata (not the model fields) into the collection record."""
+
+    def optimize(self) -> bool:
+        """Build the vector index after a bulk load; True if anything was rebuilt."""
+        return False
+
+    def flush(self) -> None:  # noqa: B027 (a no-op where the backend persists by itself)
+        """Persist everything written so far (writes are already durable once they return)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def search_composed(
+        self, terms: Sequence[tuple[np.ndarray, float]], **kwargs: Any
+    ) -> list[Hit]:
+        """Search with a weighted sum of query vectors (e.g. an image plus texts).
+
+        `terms` holds `((dim,) vector, weight)` pairs; a negative weight steers away. Because
+        every space is cosine over unit vectors, ranking by the normalised sum is ranking by
+        the weighted sum of the terms' similarities. Other arguments as in `search`.
+        """
+        from fashion_clip.store.query import compose
+
+        return self.search(compose(terms, self.dim), **kwargs)
+
+    def iter_points(
+        self, filter: Filter | None = None, batch_size: int = 256, with_vectors: bool = False
+    ) -> Iterator[Point]:
+        """Every point (matching `filter`), page by page."""
+        offset: str | None = None
+        while True:
+            points, offset = self.scroll(filter, batch_size, offset, with_vectors)
+            yield from points
+            if offset is None:
+                return
+
+    def check_vectors(self, points: Sequence[Point]) -> None:
+        """Refuse unknown vector names, wrong dimensions and non-finite values."""
+        for point in points:
+            if not point.vectors:
+                raise StoreError(f"point {point.id!r} has no vectors")
+            for name, vector in point.vectors.items():
+                if name not in VECTOR_NAMES:
+                    raise StoreError(
+                        f"point {point.id!r}: unknown vector {name!r}; expected one of "
+                        f"{', '.join(VECTOR_NAMES)}"
+                    )
+                shape = np.shape(vector)
+                if shape != (self.dim,):
+                    raise ModelMismatchError(
+                        f"point {point.id!r}: {name} vector has shape {shape}, but collection "
+                        f"{self.name!r} holds {self.dim}-d vectors of model {self.model_id!r}; "
+                        "embed with that model, or rebuild the collection with the new one "
+                        "(`python -m indexer index CATALOG --recreate`)"
+                    )
+                if not np.all(np.isfinite(vector)):
+                    raise StoreError(f"point {point.id!r}: {name} vector has NaN or inf values")
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Store(ABC):
+    """A place holding collections: the embedded engine's directory, or a Qdrant server."""
+
+    kind: str  # "embedded" or "remote"
+    location: str  # a directory or a URL, for messages and `indexer info`
+
+    @abstractmethod
+    def list_collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def create(self, name: str, spec: CollectionSpec, *, recreate: bool = False) -> Collection:
+        """Create a collection; with `recreate`, drop an existing one first, else refuse."""
+
+    @abstractmethod
+    def open(
+        self,
+        name: str,
+        *,
+        model_id: str | None = None,
+        model_revision: str | None = None,
+        dim: int | None = None,
+    ) -> Collection:
+        """Open an existing collection, refusing it when built with another model or dimension."""
+
+    @abstractmethod
+    def drop(self, name: str) -> None:
+        """Delete a collection and all its points (no error if it does not exist)."""
+
+    def open_or_create(
+        self, name: str, spec: CollectionSpec, *, recreate: bool = False
+    ) -> Collection:
+        """Open `name` for `spec`'s model (guarded), or create it; `recreate` rebuilds it."""
+        if self.exists(name) and not recreate:
+            return self.open(
+                name, model_id=spec.model_id, model_revision=spec.model_revision, dim=spec.dim
+            )
+        return self.create(name, spec, recreate=recreate)
+
+    def close(self) -> None:  # noqa: B027 (a no-op where nothing is held open)
+        """Close every collection this store opened."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,339 @@
+"""The embedded engine: one Qdrant Edge shard per collection. The one module importing qdrant_edge.
+
+Qdrant Edge does not optimize on its own: new points land in an appendable segment that is
+searched by brute force, and `optimize()` (called by the indexer after a bulk load) builds the
+HNSW index. Points written after that stay searchable while unindexed. Every update goes
+through the engine's write-ahead log before `update` returns, so it survives a process crash.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from fashion_clip.errors import ConfigurationError, StoreError
+from fashion_clip.store.base import (
+    ID_FIELD,
+    VECTOR_NAMES,
+    Collection,
+    CollectionInfo,
+    CollectionSpec,
+    Filter,
+    Group,
+    Hit,
+    Point,
+    Scalar,
+)
+from fashion_clip.store.ids import point_id
+from fashion_clip.store.meta import check_index_type, merge_extra, to_info
+from fashion_clip.store.query import check_query, group_by_overfetch
+
+_SCHEMAS = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+}
+
+
+def create_shard(path: Path, spec: CollectionSpec) -> Any:
+    """A new, empty shard at `path` holding the `image` and `text` spaces of `spec.dim`."""
+    quantization = None
+    if spec.quantization:
+        # int8 copies pinned in RAM drive the search; originals rescore the candidates.
+        quantization = qe.ScalarQuantizationConfig(
+            qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned
+        )
+    memory = qe.Memory.Cold if spec.on_disk_vectors else None
+    vectors = {
+        name: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine, memory=memory)
+        for name in VECTOR_NAMES
+    }
+    config = qe.EdgeConfig(
+        vectors=vectors,
+        hnsw_config=qe.HnswIndexConfig(
+            m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000
+        ),
+        quantization_config=quantization,
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=spec.indexing_threshold_kb),
+    )
+    return _engine("create the shard", qe.EdgeShard.create, str(path), config)
+
+
+def load_shard(path: Path) -> Any:
+    return _engine("open the shard", qe.EdgeShard.load, str(path))
+
+
+def _engine(what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except StoreError:
+        raise
+    except Exception as exc:  # the bindings raise bare Exception/ValueError with the cause
+        raise StoreError(f"embedded store: could not {what}: {exc}") from exc
+
+
+class EdgeCollection(Collection):
+    """A collection backed by one Qdrant Edge shard.
+
+    `save_meta` persists the collection record; `release` frees the directory lock on close.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        shard: Any,
+        meta: dict[str, Any],
+        save_meta: Callable[[dict[str, Any]], None],
+        release: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self.dim = int(meta["dim"])
+        self.model_id = meta["model_id"]
+        self._shard = shard
+        self._meta = meta
+        self._save_meta = save_meta
+        self._release = release
+        # Writers are serialised so that a snapshot can hold them off while it copies files.
+        self.write_lock = threading.RLock()
+
+    @property
+    def shard(self) -> Any:
+        if self._shard is None:
+            raise StoreError(f"collection {self.name!r} is closed")
+        return self._shard
+
+    def info(self) -> CollectionInfo:
+        return to_info(self.name, self._meta, self.count())
+
+    def indexed_count(self) -> int:
+        """Vectors (of both spaces) already in an HNSW index."""
+        return int(_engine("read shard info", self.shard.info).indexed_vectors_count)
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        self.check_vectors(points)
+        edge_points = [
+            qe.Point(
+                point_id(p.id),
+                {k: np.asarray(v, dtype=np.float32).tolist() for k, v in p.vectors.items()},
+                {**p.payload, ID_FIELD: p.id},
+            )
+            for p in points
+        ]
+        if edge_points:
+            self._update("upsert points", qe.UpdateOperation.upsert_points(edge_points))
+
+    def delete(self, ids: Sequence[Any]) -> None:
+        if ids:
+            uuids = [point_id(i) for i in ids]
+            self._update("delete points", qe.UpdateOperation.delete_points(uuids))
+
+    def count(self, filter: Filter | None = None) -> int:
+        request = qe.CountRequest(exact=True, filter=_filter(filter))
+        return int(_engine("count points", self.shard.count, request))
+
+    def retrieve(self, ids: Sequence[Any], with_vectors: bool = False) -> list[Point]:
+        uuids = [point_id(i) for i in ids]
+        records = _engine("retrieve points", self.shard.retrieve, uuids, True, with_vectors)
+        return [_point(r, with_vectors) for r in records]
+
+    def scroll(
+        self,
+        filter: Filter | None = None,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Point], str | None]:
+        request = qe.ScrollRequest(
+            offset=offset, limit=limit, filter=_filter(filter), with_payload=True,
+            with_vector=with_vectors,
+        )  # fmt: skip
+        records, next_offset = _engine("scroll points", self.shard.scroll, request)
+        return [_point(r, with_vectors) for r in records], (
+            None if next_offset is None else str(next_offset)
+        )
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        exact: bool = False,
+        ef: int | None = None,
+    ) -> list[Hit]:
+        query = qe.Query.Nearest(check_query(vector, self.dim, using), using=using)
+        return self._query(query, filter, limit, offset, score_threshold, exact, ef)
+
+    def recommend(
+        self,
+        positive: Sequence[Any],
+        negative: Sequence[Any] = (),
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        if not positive:
+            raise ConfigurationError("'more like this' needs at least one positive example")
+        check_query(np.zeros(self.dim), self.dim, using)
+        found = {str(p.id): p for p in self.retrieve([*positive, *negative], with_vectors=True)}
+        missing = [i for i in [*positive, *negative] if str(i) not in found]
+        if missing:
+            raise StoreError(f"collection {self.name!r} has no points with ids {missing}")
+
+        def vectors(ids: Sequence[Any]) -> list[list[float]]:
+            held = [found[str(i)].vectors.get(using) for i in ids]
+            return [v.tolist() for v in held if v is not None]
+
+        positives = vectors(positive)
+        if not positives:
+            raise StoreError(f"none of the positive examples has a {using!r} vector")
+        query = qe.Query.RecommendBestScore(
+            qe.RecommendQuery(positives, vectors(negative)), using=using
+        )
+        base = filter or Filter()
+        excluded = Filter(
+            base.equals, base.any_of, base.ranges, [*base.exclude_ids, *positive, *negative]
+        )
+        return self._query(query, excluded, limit, offset, score_threshold, exact, None)
+
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        group_size: int = 3,
+        exact: bool = False,
+    ) -> list[Group]:
+        # The Python bindings have no grouped query, so rank ungrouped and group here.
+        def fetch(n: int) -> list[Hit]:
+            return self.search(vector, using=using, filter=filter, limit=n, exact=exact)
+
+        return group_by_overfetch(fetch, group_by, limit, group_size)
+
+    def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
+        request = qe.FacetRequest(key, limit=limit, exact=True, filter=_filter(filter))
+        try:
+            response = self.shard.facet(request)
+        except Exception as exc:
+            if "index" in str(exc).lower():
+                raise StoreError(
+                    f"cannot count values of {key!r} in collection {self.name!r}: the field has "
+                    "no keyword, integer or bool payload index (create one first)"
+                ) from exc
+            raise StoreError(f"embedded store: facet on {key!r} failed: {exc}") from exc
+        return {hit.value: int(hit.count) for hit in response.hits}
+
+    def create_payload_index(self, field_name: str, field_type: str) -> None:
+        self.index_field(field_name, field_type)
+        with self.write_lock:
+            indexes = {**self._meta.get("payload_indexes", {}), field_name: field_type}
+            self._meta = {**self._meta, "payload_indexes": indexes}
+            self._save_meta(self._meta)
+
+    def index_field(self, field_name: str, field_type: str) -> None:
+        """Create the engine's payload index only (the record is the caller's business)."""
+        schema = _SCHEMAS[check_index_type(field_name, field_type)]
+        self._update(
+            f"index payload field {field_name!r}",
+            qe.UpdateOperation.create_field_index(field_name, schema),
+        )
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The collection record as last saved."""
+        return self._meta
+
+    def set_extra(self, values: Mapping[str, Any]) -> None:
+        with self.write_lock:
+            self._meta = merge_extra(self._meta, values)
+            self._save_meta(self._meta)
+
+    def optimize(self) -> bool:
+        """Build the HNSW index (blocking: about 2 minutes per 100,000 512-d points on 2 cores)."""
+        with self.write_lock:
+            return bool(_engine("build the index", self.shard.optimize))
+
+    def flush(self) -> None:
+        with self.write_lock:
+            _engine("flush", self.shard.flush)
+
+    def close(self) -> None:
+        with self.write_lock:
+            if self._shard is None:
+                return
+            shard, self._shard = self._shard, None
+            try:
+                _engine("flush", shard.flush)
+                _engine("close", shard.close)
+            finally:
+                self._release()
+
+    def _update(self, what: str, operation: Any) -> None:
+        with self.write_lock:
+            _engine(what, self.shard.update, operation)
+
+    def _query(
+        self,
+        query: Any,
+        filter: Filter | None,
+        limit: int,
+        offset: int,
+        score_threshold: float | None,
+        exact: bool,
+        ef: int | None,
+    ) -> list[Hit]:
+        request = qe.QueryRequest(
+            limit=limit,
+            offset=offset or None,
+            query=query,
+            filter=_filter(filter),
+            score_threshold=score_threshold,
+            params=qe.SearchParams(hnsw_ef=ef, exact=exact),
+            with_payload=True,
+        )
+        points = _engine("search", self.shard.query, request)
+        return [Hit(p.payload[ID_FIELD], float(p.score), p.payload) for p in points]
+
+
+def _filter(filter: Filter | None) -> Any:
+    if filter is None or filter.is_empty():
+        return None
+    must: list[Any] = []
+    for key, value in filter.equals.items():
+        if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
+            must.append(qe.FieldCondition(key, range=qe.RangeFloat(gte=value, lte=value)))
+        else:
+            must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
+    for key, values in filter.any_of.items():
+        must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
+    for key, r in filter.ranges.items():
+        bounds = qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
+        must.append(qe.FieldCondition(key, range=bounds))
+    must_not = []
+    if filter.exclude_ids:
+        must_not.append(qe.HasIdCondition({point_id(i) for i in filter.exclude_ids}))
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _point(record: Any, with_vectors: bool) -> Point:
+    payload = dict(record.payload or {})
+    vectors: dict[str, np.ndarray] = {}
+    if with_vectors and isinstance(record.vector, dict):
+        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in record.vector.items()}
+    return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)

@@ -1,0 +1,215 @@
+"""The embedded store: a directory (`QDRANT_PATH`) with one sub-directory per collection.
+
+    QDRANT_PATH/<collection>/collection.json   the record: model, revision, dim, catalog, ...
+    QDRANT_PATH/<collection>/shard/            the Qdrant Edge shard (segments, WAL, config)
+    QDRANT_PATH/<collection>/.lock             flock'ed while a process has it open
+
+One process at a time may open a collection: the engine owns its files, so a second writer
+would corrupt them. The lock is an advisory `flock`, released by the kernel even when the
+holder is killed, so a crash never leaves a collection locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fashion_clip.errors import StoreError, StoreLockedError
+from fashion_clip.store.base import CollectionSpec, Store
+from fashion_clip.store.meta import check_name, guard, new_meta, parse_meta
+
+if TYPE_CHECKING:
+    from fashion_clip.store.edge import EdgeCollection
+
+META_FILE = "collection.json"
+SHARD_DIR = "shard"
+LOCK_FILE = ".lock"
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking `flock` on `<directory>/.lock`."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.path = directory / LOCK_FILE
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreLockedError(
+                f"collection {name!r} at {directory} is already open in another process "
+                f"(pid {holder}) or by another store object. The embedded store lets one "
+                "process use a collection at a time: stop the other one (the app or an indexer "
+                "run), or use a Qdrant server (QDRANT_URL) for several processes"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a crash leaves either the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_meta(directory: Path, name: str) -> dict[str, Any]:
+    try:
+        raw = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raw = None
+    except (OSError, ValueError) as exc:
+        where = directory / META_FILE
+        raise StoreError(f"collection {name!r}: cannot read {where}: {exc}") from exc
+    return parse_meta(name, raw, str(directory))
+
+
+class EmbeddedStore(Store):
+    """Collections as Qdrant Edge shards under `root`; collections open here are cached."""
+
+    kind = "embedded"
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.location = str(self.root)
+        self._open: dict[str, EdgeCollection] = {}
+
+    def directory(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def list_collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / META_FILE).is_file())
+
+    def exists(self, name: str) -> bool:
+        return (self.directory(name) / META_FILE).is_file()
+
+    def create(self, name: str, spec: CollectionSpec, *, recreate: bool = False) -> EdgeCollection:
+        from fashion_clip.store import edge
+
+        directory = self.directory(name)
+        meta = new_meta(spec)
+        if self.exists(name) and not recreate:
+            raise StoreError(
+                f"collection {name!r} already exists at {directory}; open it, or pass "
+                "recreate (`--recreate`) to rebuild it"
+            )
+        self._close_cached(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = DirectoryLock(directory, name)
+        try:
+            # Under the lock nobody uses the old files: clear them (or a half-made collection).
+            (directory / META_FILE).unlink(missing_ok=True)
+            shutil.rmtree(directory / SHARD_DIR, ignore_errors=True)
+            shard = edge.create_shard(directory / SHARD_DIR, spec)
+            collection = edge.EdgeCollection(
+                name, shard, meta, self._saver(directory), self._releaser(name, lock)
+            )
+            for field_name, field_type in spec.payload_indexes.items():
+                collection.index_field(field_name, field_type)
+            # Written last: a directory without it is an unfinished creation.
+            write_json_atomic(directory / META_FILE, meta)
+        except BaseException:
+            lock.release()
+            raise
+        self._open[name] = collection
+        return collection
+
+    def open(
+        self,
+        name: str,
+        *,
+        model_id: str | None = None,
+        model_revision: str | None = None,
+        dim: int | None = None,
+    ) -> EdgeCollection:
+        from fashion_clip.store import edge
+
+        directory = self.directory(name)
+        if name in self._open:
+            collection = self._open[name]
+            guard(name, collection.meta, model_id, model_revision, dim)
+            return collection
+        if not self.exists(name):
+            known = ", ".join(self.list_collections()) or "none"
+            raise StoreError(
+                f"no collection {name!r} in the embedded store at {self.root} "
+                f"(collections: {known}); index a catalog into it first"
+            )
+        lock = DirectoryLock(directory, name)
+        try:
+            meta = read_meta(directory, name)
+            guard(name, meta, model_id, model_revision, dim)
+            shard = edge.load_shard(directory / SHARD_DIR)
+        except BaseException:
+            lock.release()
+            raise
+        collection = edge.EdgeCollection(
+            name, shard, meta, self._saver(directory), self._releaser(name, lock)
+        )
+        self._open[name] = collection
+        return collection
+
+    def drop(self, name: str) -> None:
+        self._close_cached(name)
+        directory = self.directory(name)
+        if not directory.exists():
+            return
+        lock = DirectoryLock(directory, name)
+        try:
+            (directory / META_FILE).unlink(missing_ok=True)  # first: never half a collection
+            shutil.rmtree(directory)
+        finally:
+            lock.release()
+
+    def close(self) -> None:
+        for name in list(self._open):
+            self._close_cached(name)
+
+    def _close_cached(self, name: str) -> None:
+        collection = self._open.pop(name, None)
+        if collection is not None:
+            collection.close()
+
+    def _saver(self, directory: Path):
+        return lambda meta: write_json_atomic(directory / META_FILE, meta)
+
+    def _releaser(self, name: str, lock: DirectoryLock):
+        def release() -> None:
+            lock.release()
+            self._open.pop(name, None)
+
+        return release
+
+    @contextlib.contextmanager
+    def locked(self, name: str):
+        """Hold the collection's lock without opening it (e.g. to replace its files)."""
+        directory = self.directory(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = DirectoryLock(directory, name)
+        try:
+            yield directory
+        finally:
+            lock.release()

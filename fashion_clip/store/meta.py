@@ -1,0 +1,176 @@
+"""The collection record (model, dimension, catalog) and the guard that checks it.
+
+Both backends keep the same JSON object: the embedded store in `collection.json` next to the
+engine's files, a Qdrant server in the collection's own `metadata` (Qdrant >= 1.16), under the
+key `fashion_clip`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fashion_clip.errors import ConfigurationError, ModelMismatchError, StoreError
+from fashion_clip.store.base import (
+    DISTANCE,
+    ID_FIELD,
+    PAYLOAD_INDEX_TYPES,
+    VECTOR_NAMES,
+    CollectionInfo,
+    CollectionSpec,
+)
+
+META_KEY = "fashion_clip"
+META_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_MODEL_KEYS = ("model_id", "model_revision", "dim", "distance", "catalog")
+# Fields never worth a payload index: free text, references, bookkeeping.
+_NOT_INDEXED = {ID_FIELD, "image", "caption", "fingerprint", "_fingerprint", "description"}
+_MAX_KEYWORD_LENGTH = 64  # longer strings are prose, not categories to filter on
+
+
+def check_name(name: str) -> str:
+    """Refuse collection names that could escape the store directory or upset a server."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigurationError(
+            f"collection name {name!r} is not allowed: use 1-64 letters, digits, '_', '-' or "
+            "'.', not starting with '-' or '.'"
+        )
+    return name
+
+
+def new_meta(spec: CollectionSpec) -> dict[str, Any]:
+    """The record of a collection about to be created with `spec`."""
+    if spec.dim <= 0:
+        raise ConfigurationError(f"vector dimension must be positive, not {spec.dim}")
+    if not spec.model_id:
+        raise ConfigurationError("a collection needs the id of the model that fills it")
+    return {
+        "format": META_VERSION,
+        "model_id": spec.model_id,
+        "model_revision": spec.model_revision,
+        "dim": int(spec.dim),
+        "distance": DISTANCE,
+        "vectors": list(VECTOR_NAMES),
+        "catalog": spec.catalog,
+        "payload_indexes": {k: check_index_type(k, v) for k, v in spec.payload_indexes.items()},
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "extra": {},
+    }
+
+
+def check_index_type(field_name: str, field_type: str) -> str:
+    if field_type not in PAYLOAD_INDEX_TYPES:
+        raise ConfigurationError(
+            f"payload index for {field_name!r}: unknown type {field_type!r}; expected one of "
+            f"{', '.join(PAYLOAD_INDEX_TYPES)}"
+        )
+    return field_type
+
+
+def parse_meta(name: str, raw: Any, where: str) -> dict[str, Any]:
+    """Validate a record read back from disk or a server."""
+    if not isinstance(raw, Mapping) or not raw.get("model_id") or not raw.get("dim"):
+        raise StoreError(
+            f"collection {name!r} at {where} has no FashionCLIP record of its model; it was not "
+            "built by this project's indexer. Rebuild it with "
+            f"`python -m indexer index CATALOG --collection {name} --recreate`"
+        )
+    meta = dict(raw)
+    meta.setdefault("payload_indexes", {})
+    meta.setdefault("extra", {})
+    return meta
+
+
+def guard(
+    name: str,
+    meta: Mapping[str, Any],
+    model_id: str | None,
+    model_revision: str | None,
+    dim: int | None,
+) -> None:
+    """Refuse a collection built with another model, revision or dimension than the caller's."""
+    built = describe_model(meta["model_id"], meta.get("model_revision"), meta["dim"])
+    wanted = describe_model(model_id or meta["model_id"], model_revision, dim or meta["dim"])
+    revisions_differ = bool(
+        model_revision and meta.get("model_revision") and model_revision != meta["model_revision"]
+    )
+    if (
+        (model_id is not None and model_id != meta["model_id"])
+        or revisions_differ
+        or (dim is not None and int(dim) != int(meta["dim"]))
+    ):
+        raise ModelMismatchError(
+            f"collection {name!r} was built with {built}, but the model in use is {wanted}; "
+            "vectors of different models cannot be compared. Rebuild the collection with "
+            f"`python -m indexer index CATALOG --collection {name} --recreate`, or use the "
+            "model it was built with"
+        )
+
+
+def describe_model(model_id: str, revision: str | None, dim: int | None) -> str:
+    text = f"model {model_id!r}"
+    if revision:
+        text += f" (revision {revision})"
+    return text + (f", {dim}-d" if dim else "")
+
+
+def to_info(name: str, meta: Mapping[str, Any], count: int) -> CollectionInfo:
+    return CollectionInfo(
+        name=name,
+        model_id=meta["model_id"],
+        model_revision=meta.get("model_revision"),
+        dim=int(meta["dim"]),
+        distance=meta.get("distance", DISTANCE),
+        catalog=meta.get("catalog"),
+        count=count,
+        payload_indexes=dict(meta.get("payload_indexes", {})),
+        extra=dict(meta.get("extra", {})),
+    )
+
+
+def merge_extra(meta: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`meta` with `values` merged into its free-form part; the model fields stay untouched."""
+    clash = sorted(set(values) & set(_MODEL_KEYS))
+    if clash:
+        raise StoreError(f"{', '.join(clash)} cannot change; rebuild the collection instead")
+    return {**meta, "extra": {**meta.get("extra", {}), **values}}
+
+
+def infer_payload_indexes(rows: Iterable[Mapping[str, Any]], sample: int = 1000) -> dict[str, str]:
+    """Payload index types for the catalog fields worth filtering on, from up to `sample` rows.
+
+    Short strings (and lists of them) get `keyword`, whole numbers `integer`, other numbers
+    `float`, booleans `bool`. A field whose values mix kinds, or hold long prose, gets none.
+    """
+    kinds: dict[str, set[str]] = {}
+    for i, row in enumerate(rows):
+        if i >= sample:
+            break
+        for key, value in row.items():
+            if key in _NOT_INDEXED or key.startswith("_") or value is None or value == "":
+                continue
+            kinds.setdefault(key, set()).add(_kind(value))
+    result = {}
+    for key, found in kinds.items():
+        if found == {"integer", "float"}:
+            found = {"float"}
+        if len(found) == 1 and (kind := found.pop()) in PAYLOAD_INDEX_TYPES:
+            result[key] = kind
+    return result
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "keyword" if len(value) <= _MAX_KEYWORD_LENGTH else "text"
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return "keyword" if max(len(v) for v in value) <= _MAX_KEYWORD_LENGTH else "text"
+    return "other"

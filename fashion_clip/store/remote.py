@@ -1,0 +1,390 @@
+"""A Qdrant server, cluster or Qdrant Cloud through `qdrant-client`: the one module importing it.
+
+The collection record lives in the collection's own `metadata` (Qdrant >= 1.16), under the key
+`fashion_clip`. `qdrant-client`'s local mode (`location=":memory:"` or `path=`) speaks the same
+API and stands in for a server in the tests.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from fashion_clip.errors import ConfigurationError, StoreError
+from fashion_clip.store.base import (
+    ID_FIELD,
+    VECTOR_NAMES,
+    Collection,
+    CollectionInfo,
+    CollectionSpec,
+    Filter,
+    Group,
+    Hit,
+    Point,
+    Scalar,
+    Store,
+)
+from fashion_clip.store.ids import point_id
+from fashion_clip.store.meta import (
+    META_KEY,
+    check_index_type,
+    check_name,
+    guard,
+    merge_extra,
+    new_meta,
+    parse_meta,
+    to_info,
+)
+from fashion_clip.store.query import check_query
+
+_SCHEMAS = {
+    "keyword": qm.PayloadSchemaType.KEYWORD,
+    "integer": qm.PayloadSchemaType.INTEGER,
+    "float": qm.PayloadSchemaType.FLOAT,
+    "bool": qm.PayloadSchemaType.BOOL,
+}
+_UPSERT_BATCH = 256  # points per request: keeps REST bodies a few MB at 512-d
+
+
+class RemoteStore(Store):
+    """Collections on a Qdrant server (`url`, `api_key`) or in a given `QdrantClient`.
+
+    `prefer_grpc` sends requests (bulk upserts above all) over gRPC on `grpc_port`.
+    """
+
+    kind = "remote"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        client: QdrantClient | None = None,
+        location: str | None = None,
+        prefer_grpc: bool = False,
+        grpc_port: int = 6334,
+        timeout: int = 60,
+    ) -> None:
+        if client is None:
+            if not url and not location:
+                raise ConfigurationError("a remote store needs QDRANT_URL (or a client)")
+            client = QdrantClient(
+                url=url, location=location, api_key=api_key, prefer_grpc=prefer_grpc,
+                grpc_port=grpc_port, timeout=timeout,
+            )  # fmt: skip
+        self.client = client
+        self.location = url or location or "a given qdrant client"
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a client call, turning its many exception classes into one clear StoreError."""
+        try:
+            with warnings.catch_warnings():
+                # Local mode (the tests' stand-in) warns that indexes and search params are
+                # no-ops there: expected, and never seen against a server.
+                warnings.filterwarnings("ignore", message=".*local (mode|qdrant)")
+                return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"Qdrant at {self.location}: could not {what}: {exc}") from exc
+
+    def list_collections(self) -> list[str]:
+        response = self.call("list collections", self.client.get_collections)
+        return sorted(c.name for c in response.collections)
+
+    def exists(self, name: str) -> bool:
+        return bool(self.call("look up a collection", self.client.collection_exists, name))
+
+    def create(self, name: str, spec: CollectionSpec, *, recreate: bool = False) -> Collection:
+        check_name(name)
+        meta = new_meta(spec)
+        if self.exists(name):
+            if not recreate:
+                raise StoreError(
+                    f"collection {name!r} already exists on {self.location}; open it, or "
+                    "pass recreate (`--recreate`) to rebuild it"
+                )
+            self.drop(name)
+        quantization = None
+        if spec.quantization:
+            quantization = qm.ScalarQuantization(
+                scalar=qm.ScalarQuantizationConfig(
+                    type=qm.ScalarType.INT8, quantile=0.99, always_ram=True
+                )
+            )
+        optimizers = None
+        if spec.indexing_threshold_kb is not None:
+            optimizers = qm.OptimizersConfigDiff(indexing_threshold=spec.indexing_threshold_kb)
+        vectors = {
+            v: qm.VectorParams(
+                size=spec.dim, distance=qm.Distance.COSINE, on_disk=spec.on_disk_vectors or None
+            )
+            for v in VECTOR_NAMES
+        }
+        self.call(
+            f"create collection {name!r}",
+            self.client.create_collection,
+            name,
+            vectors_config=vectors,
+            shard_number=spec.shard_number,
+            replication_factor=spec.replication_factor,
+            hnsw_config=qm.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct),
+            optimizers_config=optimizers,
+            quantization_config=quantization,
+            metadata={META_KEY: meta},
+        )
+        collection = RemoteCollection(self, name, meta)
+        for field_name, field_type in spec.payload_indexes.items():
+            collection.index_field(field_name, field_type)
+        return collection
+
+    def open(
+        self,
+        name: str,
+        *,
+        model_id: str | None = None,
+        model_revision: str | None = None,
+        dim: int | None = None,
+    ) -> Collection:
+        check_name(name)
+        if not self.exists(name):
+            known = ", ".join(self.list_collections()) or "none"
+            raise StoreError(
+                f"no collection {name!r} on {self.location} (collections: {known}); "
+                "index a catalog into it first"
+            )
+        described = self.call(f"read collection {name!r}", self.client.get_collection, name)
+        raw = (described.config.metadata or {}).get(META_KEY)
+        meta = parse_meta(name, raw, self.location)
+        guard(name, meta, model_id, model_revision, dim)
+        return RemoteCollection(self, name, meta)
+
+    def drop(self, name: str) -> None:
+        check_name(name)
+        if self.exists(name):
+            self.call(f"delete collection {name!r}", self.client.delete_collection, name)
+
+    def close(self) -> None:
+        self.call("close the client", self.client.close)
+
+
+class RemoteCollection(Collection):
+    """A collection on a Qdrant server; writes wait until the server has applied them."""
+
+    def __init__(self, store: RemoteStore, name: str, meta: dict[str, Any]) -> None:
+        self.store = store
+        self.name = name
+        self.meta = meta
+        self.dim = int(meta["dim"])
+        self.model_id = meta["model_id"]
+        self._c = store.client
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self.store.call(f"{what} in {self.name!r}", fn, self.name, *args, **kwargs)
+
+    def info(self) -> CollectionInfo:
+        return to_info(self.name, self.meta, self.count())
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        self.check_vectors(points)
+        structs = [
+            qm.PointStruct(
+                id=point_id(p.id),
+                vector={k: np.asarray(v, dtype=np.float32).tolist() for k, v in p.vectors.items()},
+                payload={**p.payload, ID_FIELD: p.id},
+            )
+            for p in points
+        ]
+        for start in range(0, len(structs), _UPSERT_BATCH):
+            batch = structs[start : start + _UPSERT_BATCH]
+            self._call("upsert points", self._c.upsert, points=batch, wait=True)
+
+    def delete(self, ids: Sequence[Any]) -> None:
+        if ids:
+            selector = qm.PointIdsList(points=[point_id(i) for i in ids])
+            self._call("delete points", self._c.delete, points_selector=selector, wait=True)
+
+    def count(self, filter: Filter | None = None) -> int:
+        result = self._call("count points", self._c.count, count_filter=_filter(filter))
+        return int(result.count)
+
+    def retrieve(self, ids: Sequence[Any], with_vectors: bool = False) -> list[Point]:
+        records = self._call(
+            "retrieve points", self._c.retrieve, [point_id(i) for i in ids],
+            with_payload=True, with_vectors=with_vectors,
+        )  # fmt: skip
+        return [_point(r, with_vectors) for r in records]
+
+    def scroll(
+        self,
+        filter: Filter | None = None,
+        limit: int = 256,
+        offset: str | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Point], str | None]:
+        records, next_offset = self._call(
+            "scroll points", self._c.scroll, scroll_filter=_filter(filter), limit=limit,
+            offset=offset, with_payload=True, with_vectors=with_vectors,
+        )  # fmt: skip
+        return [_point(r, with_vectors) for r in records], (
+            None if next_offset is None else str(next_offset)
+        )
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        exact: bool = False,
+        ef: int | None = None,
+    ) -> list[Hit]:
+        query = check_query(vector, self.dim, using)
+        return self._query(query, using, filter, limit, offset, score_threshold, exact, ef)
+
+    def recommend(
+        self,
+        positive: Sequence[Any],
+        negative: Sequence[Any] = (),
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        score_threshold: float | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        if not positive:
+            raise ConfigurationError("'more like this' needs at least one positive example")
+        check_query(np.zeros(self.dim), self.dim, using)
+        found = {str(p.id) for p in self.retrieve([*positive, *negative])}
+        missing = [i for i in [*positive, *negative] if str(i) not in found]
+        if missing:  # checked here so both backends word it alike
+            raise StoreError(f"collection {self.name!r} has no points with ids {missing}")
+        query = qm.RecommendQuery(
+            recommend=qm.RecommendInput(
+                positive=[point_id(i) for i in positive],
+                negative=[point_id(i) for i in negative],
+                strategy=qm.RecommendStrategy.BEST_SCORE,
+            )
+        )
+        return self._query(query, using, filter, limit, offset, score_threshold, exact, None)
+
+    def search_groups(
+        self,
+        vector: np.ndarray,
+        group_by: str,
+        *,
+        using: str = "image",
+        filter: Filter | None = None,
+        limit: int = 10,
+        group_size: int = 3,
+        exact: bool = False,
+    ) -> list[Group]:
+        if limit <= 0 or group_size <= 0:
+            raise ConfigurationError("group search needs a positive limit and group size")
+        result = self._call(
+            "search groups", self._c.query_points_groups, group_by=group_by,
+            query=check_query(vector, self.dim, using), using=using,
+            query_filter=_filter(filter), search_params=qm.SearchParams(exact=exact),
+            limit=limit, group_size=group_size, with_payload=True,
+        )  # fmt: skip
+        return [Group(value=g.id, hits=[_hit(p) for p in g.hits]) for g in result.groups]
+
+    def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
+        try:
+            response = self._call(
+                f"count values of {key!r}", self._c.facet, key, facet_filter=_filter(filter),
+                limit=limit, exact=True,
+            )  # fmt: skip
+        except StoreError as exc:
+            if "index" in str(exc).lower():
+                raise StoreError(
+                    f"cannot count values of {key!r} in collection {self.name!r}: the field has "
+                    "no keyword, integer or bool payload index (create one first)"
+                ) from exc
+            raise
+        return {hit.value: int(hit.count) for hit in response.hits}
+
+    def index_field(self, field_name: str, field_type: str) -> None:
+        schema = _SCHEMAS[check_index_type(field_name, field_type)]
+        self._call(
+            f"index payload field {field_name!r}", self._c.create_payload_index,
+            field_name=field_name, field_schema=schema, wait=True,
+        )  # fmt: skip
+
+    def create_payload_index(self, field_name: str, field_type: str) -> None:
+        self.index_field(field_name, field_type)
+        indexes = {**self.meta.get("payload_indexes", {}), field_name: field_type}
+        self._save({**self.meta, "payload_indexes": indexes})
+
+    def set_extra(self, values: Mapping[str, Any]) -> None:
+        self._save(merge_extra(self.meta, values))
+
+    def close(self) -> None:
+        """Nothing to release per collection; `RemoteStore.close` closes the connection."""
+
+    def _save(self, meta: dict[str, Any]) -> None:
+        update = self._c.update_collection
+        self._call("save the collection record", update, metadata={META_KEY: meta})
+        self.meta = meta
+
+    def _query(
+        self,
+        query: Any,
+        using: str,
+        filter: Filter | None,
+        limit: int,
+        offset: int,
+        score_threshold: float | None,
+        exact: bool,
+        ef: int | None,
+    ) -> list[Hit]:
+        response = self._call(
+            "search", self._c.query_points, query=query, using=using,
+            query_filter=_filter(filter), search_params=qm.SearchParams(hnsw_ef=ef, exact=exact),
+            limit=limit, offset=offset or None, score_threshold=score_threshold,
+            with_payload=True,
+        )  # fmt: skip
+        return [_hit(p) for p in response.points]
+
+
+def _filter(filter: Filter | None) -> qm.Filter | None:
+    if filter is None or filter.is_empty():
+        return None
+    must: list[Any] = []
+    for key, value in filter.equals.items():
+        if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
+            must.append(qm.FieldCondition(key=key, range=qm.Range(gte=value, lte=value)))
+        else:
+            must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
+    for key, values in filter.any_of.items():
+        must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))))
+    for key, r in filter.ranges.items():
+        bounds = qm.Range(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
+        must.append(qm.FieldCondition(key=key, range=bounds))
+    must_not: list[Any] = []
+    if filter.exclude_ids:
+        must_not.append(qm.HasIdCondition(has_id=[point_id(i) for i in filter.exclude_ids]))
+    return qm.Filter(must=must or None, must_not=must_not or None)
+
+
+def _hit(p: Any) -> Hit:
+    payload = dict(p.payload or {})
+    return Hit(id=payload.get(ID_FIELD, str(p.id)), score=float(p.score), payload=payload)
+
+
+def _point(record: Any, with_vectors: bool) -> Point:
+    payload = dict(record.payload or {})
+    vectors: dict[str, np.ndarray] = {}
+    if with_vectors and isinstance(record.vector, dict):
+        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in record.vector.items()}
+    return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)
