@@ -69,6 +69,15 @@ def load_shard(path: Path) -> Any:
     return _engine("open the shard", qe.EdgeShard.load, str(path))
 
 
+def count_shard(path: Path) -> int:
+    """Open the shard at `path`, count its points and close it (checks a shard loads)."""
+    shard = load_shard(path)
+    try:
+        return int(_engine("count points", shard.count, qe.CountRequest(exact=True)))
+    finally:
+        shard.close()
+
+
 def _engine(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
@@ -318,6 +327,10 @@ def _filter(filter: Filter | None) -> Any:
     for key, value in filter.equals.items():
         if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
             must.append(qe.FieldCondition(key, range=qe.RangeFloat(gte=value, lte=value)))
+        elif isinstance(value, bool):
+            # qdrant-edge-py 0.9.0 reads a Python bool as an int (True -> 1), which matches no
+            # boolean payload; numpy's bool is not an int subclass and arrives as a bool.
+            must.append(qe.FieldCondition(key, match=qe.MatchValue(np.bool_(value))))
         else:
             must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
     for key, values in filter.any_of.items():

@@ -184,6 +184,10 @@ class EmbeddedStore(Store):
         finally:
             lock.release()
 
+    def is_open(self, name: str) -> bool:
+        """Whether this store object holds `name` open."""
+        return name in self._open
+
     def close(self) -> None:
         for name in list(self._open):
             self._close_cached(name)

@@ -70,6 +70,7 @@ class RemoteStore(Store):
         grpc_port: int = 6334,
         timeout: int = 60,
     ) -> None:
+        self._owns_client = client is None
         if client is None:
             if not url and not location:
                 raise ConfigurationError("a remote store needs QDRANT_URL (or a client)")
@@ -170,7 +171,8 @@ class RemoteStore(Store):
             self.call(f"delete collection {name!r}", self.client.delete_collection, name)
 
     def close(self) -> None:
-        self.call("close the client", self.client.close)
+        if self._owns_client:  # a client passed in is its owner's to close
+            self.call("close the client", self.client.close)
 
 
 class RemoteCollection(Collection):

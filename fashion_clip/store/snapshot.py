@@ -1,0 +1,184 @@
+"""Snapshots of embedded collections: one tar file, to a path or to S3 and back.
+
+A snapshot holds a manifest (`fashion_clip_snapshot.json`: the collection record and point
+count) followed by the collection's files as the engine wrote them, HNSW index included, so a
+Space that pulls one searches at full speed without rebuilding anything. The manifest comes
+first, so the model guard runs before anything is unpacked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fashion_clip import s3
+from fashion_clip.errors import StoreError
+from fashion_clip.store.base import CollectionInfo, Store
+from fashion_clip.store.embedded import META_FILE, SHARD_DIR, EmbeddedStore, write_json_atomic
+from fashion_clip.store.meta import check_name, guard, parse_meta
+
+MANIFEST = "fashion_clip_snapshot.json"
+FORMAT = 1
+
+
+def _embedded(store: Store) -> EmbeddedStore:
+    if not isinstance(store, EmbeddedStore):
+        raise StoreError(
+            f"snapshots are made of embedded collections; {store.location} is a Qdrant server, "
+            "which has its own snapshot API (see Qdrant's documentation on snapshots)"
+        )
+    return store
+
+
+def export_snapshot(store: Store, name: str, destination: str | os.PathLike[str]) -> Path:
+    """Write collection `name` to the tar file `destination` (`.tar`, or `.tar.gz` to compress).
+
+    Writers are held off while the files are copied; the file appears only once complete.
+    """
+    store = _embedded(store)
+    destination = Path(destination)
+    was_open = store.is_open(name)
+    collection = store.open(name)
+    try:
+        with collection.write_lock:
+            collection.flush()
+            manifest = {"format": FORMAT, "name": name, "count": collection.count()}
+            manifest["collection"] = collection.meta
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            partial = destination.with_name(destination.name + ".partial")
+            mode = "w:gz" if destination.name.endswith(".gz") else "w"
+            with tarfile.open(partial, mode) as tar:
+                data = json.dumps(manifest, indent=2).encode()
+                info = tarfile.TarInfo(MANIFEST)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                directory = store.directory(name)
+                tar.add(directory / META_FILE, arcname=META_FILE)
+                tar.add(directory / SHARD_DIR, arcname=SHARD_DIR)
+            os.replace(partial, destination)
+    finally:
+        if not was_open:
+            collection.close()
+    return destination
+
+
+def read_manifest(source: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a snapshot file (read without unpacking the rest)."""
+    try:
+        with tarfile.open(source) as tar:
+            first = tar.next()
+            if first is None or first.name != MANIFEST:
+                raise StoreError(f"{source}: not a FashionCLIP snapshot (no manifest first)")
+            handle = tar.extractfile(first)
+            manifest = json.loads(handle.read()) if handle else None
+    except (OSError, tarfile.TarError, ValueError) as exc:
+        raise StoreError(f"{source}: not a readable snapshot: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StoreError(f"{source}: unknown snapshot format; made by another version?")
+    manifest["collection"] = parse_meta(
+        manifest.get("name", "?"), manifest.get("collection"), str(source)
+    )
+    return manifest
+
+
+def import_snapshot(
+    store: Store,
+    source: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    model_id: str | None = None,
+    model_revision: str | None = None,
+    dim: int | None = None,
+    recreate: bool = False,
+) -> CollectionInfo:
+    """Load a snapshot file as collection `name` (default: the name it was exported under).
+
+    With `model_id` (and `model_revision`, `dim`) given, a snapshot built with another model is
+    refused before anything changes. An existing collection is replaced only with `recreate`.
+    """
+    store = _embedded(store)
+    manifest = read_manifest(source)
+    name = check_name(name or manifest["name"])
+    meta = manifest["collection"]
+    guard(name, meta, model_id, model_revision, dim)
+    if store.exists(name) and not recreate:
+        raise StoreError(
+            f"collection {name!r} already exists at {store.directory(name)}; pass recreate "
+            "(`--recreate`) to replace it with the snapshot"
+        )
+    if store.is_open(name):
+        store.open(name).close()
+    store.root.mkdir(parents=True, exist_ok=True)
+    with (
+        store.locked(name) as directory,
+        tempfile.TemporaryDirectory(prefix=f".{name}.import-", dir=store.root) as staging,
+    ):
+        _unpack(source, Path(staging))
+        _check_loads(Path(staging) / SHARD_DIR, manifest["count"], source)
+        # Swap in: the record goes last, so a crash here leaves no half-made collection.
+        (directory / META_FILE).unlink(missing_ok=True)
+        shutil.rmtree(directory / SHARD_DIR, ignore_errors=True)
+        os.replace(Path(staging) / SHARD_DIR, directory / SHARD_DIR)
+        write_json_atomic(directory / META_FILE, meta)
+    collection = store.open(name)
+    try:
+        return collection.info()
+    finally:
+        collection.close()
+
+
+def push_snapshot(store: Store, name: str, uri: str) -> str:
+    """Export collection `name` to `uri`: a file path or `s3://bucket/key`."""
+    if not uri.startswith("s3://"):
+        return str(export_snapshot(store, name, uri))
+    store = _embedded(store)
+    store.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=store.root) as tmp:
+        local = export_snapshot(store, name, Path(tmp) / Path(uri).name)
+        s3.upload_file(local, uri)
+    return uri
+
+
+def pull_snapshot(store: Store, uri: str, name: str | None = None, **kwargs: Any) -> CollectionInfo:
+    """Import a snapshot from a file path or `s3://bucket/key`; arguments as `import_snapshot`."""
+    if not uri.startswith("s3://"):
+        return import_snapshot(store, uri, name, **kwargs)
+    store = _embedded(store)
+    store.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=store.root) as tmp:
+        local = s3.download_file(uri, Path(tmp) / "snapshot.tar")
+        return import_snapshot(store, local, name, **kwargs)
+
+
+def _unpack(source: str | os.PathLike[str], staging: Path) -> None:
+    """Extract the collection files, refusing members that would land outside `staging`."""
+    try:
+        with tarfile.open(source) as tar:
+            members = []
+            for member in tar:
+                if member.name == MANIFEST:
+                    continue
+                parts = Path(member.name).parts
+                unsafe = member.name.startswith("/") or ".." in parts
+                if unsafe or parts[0] not in (META_FILE, SHARD_DIR):
+                    raise StoreError(f"{source}: unexpected member {member.name!r} in snapshot")
+                if not (member.isfile() or member.isdir()):
+                    raise StoreError(f"{source}: snapshot member {member.name!r} is not a file")
+                members.append(member)
+            tar.extractall(staging, members=members, filter="data")
+    except (OSError, tarfile.TarError) as exc:
+        raise StoreError(f"{source}: cannot unpack snapshot: {exc}") from exc
+
+
+def _check_loads(shard_dir: Path, expected: int, source: object) -> None:
+    from fashion_clip.store.edge import count_shard
+
+    count = count_shard(shard_dir)
+    if count != expected:
+        raise StoreError(f"{source}: snapshot holds {count} points, its manifest says {expected}")
