@@ -61,6 +61,7 @@ def create_shard(path: Path, spec: CollectionSpec) -> Any:
         ),
         quantization_config=quantization,
         optimizers=qe.EdgeOptimizersConfig(indexing_threshold=spec.indexing_threshold_kb),
+        wal_enabled=True,  # what makes a returned write survive a crash (the default, pinned)
     )
     return _engine("create the shard", qe.EdgeShard.create, str(path), config)
 
