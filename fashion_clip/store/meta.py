@@ -55,6 +55,7 @@ def new_meta(spec: CollectionSpec) -> dict[str, Any]:
         "distance": DISTANCE,
         "vectors": list(VECTOR_NAMES),
         "catalog": spec.catalog,
+        "quantization": "int8" if spec.quantization else None,
         "payload_indexes": {k: check_index_type(k, v) for k, v in spec.payload_indexes.items()},
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "extra": {},

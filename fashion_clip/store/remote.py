@@ -48,6 +48,7 @@ _SCHEMAS = {
     "float": qm.PayloadSchemaType.FLOAT,
     "bool": qm.PayloadSchemaType.BOOL,
 }
+OVERSAMPLING = 2.0  # quantized search: candidates fetched per result, then rescored
 _UPSERT_BATCH = 256  # points per request: keeps REST bodies a few MB at 512-d
 
 
@@ -77,6 +78,9 @@ class RemoteStore(Store):
             client = QdrantClient(
                 url=url, location=location, api_key=api_key, prefer_grpc=prefer_grpc,
                 grpc_port=grpc_port, timeout=timeout,
+                # No request at construction: an unreachable server fails the first call with
+                # one clear StoreError instead of a warning and a stall here.
+                check_compatibility=False,
             )  # fmt: skip
         self.client = client
         self.location = url or location or "a given qdrant client"
@@ -296,7 +300,7 @@ class RemoteCollection(Collection):
         result = self._call(
             "search groups", self._c.query_points_groups, group_by=group_by,
             query=check_query(vector, self.dim, using), using=using,
-            query_filter=_filter(filter), search_params=qm.SearchParams(exact=exact),
+            query_filter=_filter(filter), search_params=self._params(exact, None),
             limit=limit, group_size=group_size, with_payload=True,
         )  # fmt: skip
         return [Group(value=g.id, hits=[_hit(p) for p in g.hits]) for g in result.groups]
@@ -339,6 +343,12 @@ class RemoteCollection(Collection):
         self._call("save the collection record", update, metadata={META_KEY: meta})
         self.meta = meta
 
+    def _params(self, exact: bool, ef: int | None) -> qm.SearchParams:
+        rescore = None
+        if self.meta.get("quantization"):  # int8 search, rescored with the originals
+            rescore = qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+        return qm.SearchParams(hnsw_ef=ef, exact=exact, quantization=rescore)
+
     def _query(
         self,
         query: Any,
@@ -352,7 +362,7 @@ class RemoteCollection(Collection):
     ) -> list[Hit]:
         response = self._call(
             "search", self._c.query_points, query=query, using=using,
-            query_filter=_filter(filter), search_params=qm.SearchParams(hnsw_ef=ef, exact=exact),
+            query_filter=_filter(filter), search_params=self._params(exact, ef),
             limit=limit, offset=offset or None, score_threshold=score_threshold,
             with_payload=True,
         )  # fmt: skip

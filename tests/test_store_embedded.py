@@ -1,0 +1,132 @@
+"""What only the embedded store does (index builds, quantization, locking, layout), plus the
+store package's small pieces: ids, record inference, `open_store`, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_clip.errors import StoreError, StoreLockedError
+from fashion_clip.settings import Settings
+from fashion_clip.store import Point, infer_payload_indexes, open_store, point_id
+from fashion_clip.store.embedded import EmbeddedStore
+from tests.store_fixtures import brute_force, catalog, spec, unit
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_index_build_keeps_results_and_new_points_stay_searchable(tmp_path):
+    cat = catalog(n=2000, dim=32)
+    store = EmbeddedStore(tmp_path)
+    col = store.create("big", spec(indexing_threshold_kb=10))
+    col.upsert(cat.points())
+    assert col.indexed_count() == 0  # before the build: searched by brute force
+    assert col.optimize() is True
+    assert col.indexed_count() >= 2000
+    recall = []
+    for q in range(0, 2000, 100):
+        approx = col.search(cat.image[q], limit=10, ef=128)
+        recall.append(
+            len(set(h.id for h in approx) & set(brute_force(cat.image, cat.image[q], cat.ids, 10)))
+        )
+    assert np.mean(recall) / 10 >= 0.95
+    fresh = unit(np.random.default_rng(99), 1)[0]
+    col.upsert([Point("fresh", {"image": fresh}, {"color": "red"})])
+    assert col.search(fresh, limit=1)[0].id == "fresh"  # unindexed, yet found
+    assert col.search(fresh, limit=1, filter=None, exact=True)[0].id == "fresh"
+    store.close()
+
+
+def test_quantized_on_disk_collection_rescoring_finds_exact_neighbours(tmp_path):
+    cat = catalog(n=1500, dim=32)
+    store = EmbeddedStore(tmp_path)
+    col = store.create("q", spec(quantization=True, on_disk_vectors=True, indexing_threshold_kb=10))
+    col.upsert(cat.points())
+    col.optimize()
+    for q in (3, 300, 1200):
+        assert col.search(cat.image[q], limit=1)[0].id == cat.ids[q]
+        assert col.search(cat.image[q], limit=1)[0].score == pytest.approx(1.0, abs=1e-3)
+    store.close()
+
+
+def test_same_store_shares_one_handle_and_another_store_is_locked_out(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    col = store.create("shop", spec())
+    assert store.open("shop") is col
+    with pytest.raises(StoreLockedError, match="already open"):
+        EmbeddedStore(tmp_path).open("shop")
+    col.close()
+    with pytest.raises(StoreError, match="closed"):
+        col.count()
+    other = EmbeddedStore(tmp_path)
+    assert other.open("shop").count() == 0
+    other.close()
+
+
+def test_layout_record_and_unfinished_creations(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    store.create("shop", spec()).close()
+    record = json.loads((tmp_path / "shop" / "collection.json").read_text())
+    assert record["model_id"] == spec().model_id and record["dim"] == spec().dim
+    assert (tmp_path / "shop" / "shard").is_dir()
+    (tmp_path / "half").mkdir()  # a creation that crashed before writing its record
+    (tmp_path / "half" / "shard").mkdir()
+    assert store.list_collections() == ["shop"] and not store.exists("half")
+    assert store.create("half", spec()).count() == 0  # the leftovers are cleared
+    (tmp_path / "shop" / "collection.json").write_text("{}")
+    with pytest.raises(StoreError, match="no FashionCLIP record"):
+        EmbeddedStore(tmp_path).open("shop")
+    store.close()
+
+
+def test_point_ids_are_stable_uuid5_of_the_text_id():
+    assert point_id("sku-1") == point_id("sku-1") != point_id("sku-2")
+    assert point_id(7) == point_id("7")
+    assert uuid.UUID(point_id("x")).version == 5
+    # Pinned: a changed namespace would orphan every point of every existing collection.
+    assert point_id("sku-1") == "26a898bc-5f82-5a7e-9c87-e97fc0ae897c"
+    with pytest.raises(StoreError):
+        point_id(1.5)  # type: ignore[arg-type]
+
+
+def test_payload_indexes_are_inferred_from_catalog_fields():
+    rows = [
+        {"id": 1, "image": "a.jpg", "caption": "a red dress", "color": "red", "size": 3,
+         "price": 9.5, "sale": True, "tags": ["summer"], "notes": "x" * 200, "mixed": 1},
+        {"id": 2, "image": "b.jpg", "caption": "shoes", "color": "blue", "size": 4,
+         "price": 10, "sale": False, "tags": ["winter", "wool"], "notes": None, "mixed": "one"},
+    ]  # fmt: skip
+    assert infer_payload_indexes(rows) == {
+        "color": "keyword",
+        "size": "integer",
+        "price": "float",
+        "sale": "bool",
+        "tags": "keyword",
+    }
+
+
+def test_open_store_follows_settings(tmp_path):
+    embedded = open_store(Settings(qdrant_path=tmp_path / "q"))
+    assert embedded.kind == "embedded" and embedded.location == str(tmp_path / "q")
+    remote = open_store(Settings(qdrant_url="http://127.0.0.1:9", qdrant_api_key=None))
+    assert remote.kind == "remote" and remote.location == "http://127.0.0.1:9"
+    with pytest.raises(StoreError, match=r"Qdrant at http://127\.0\.0\.1:9"):
+        remote.list_collections()  # nothing listens there: one clear error
+    remote.close()
+
+
+def test_importing_the_store_loads_no_engine():
+    code = (
+        "import sys, fashion_clip.store, fashion_clip.store.embedded, fashion_clip.store.snapshot;"
+        "print(sorted(m for m in ('qdrant_edge', 'qdrant_client', 'boto3') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.strip() == "[]"
