@@ -87,6 +87,7 @@ class ClipModel:
         device: str,
         text_padding: str | bool = True,
         max_text_length: int = 77,
+        vision_dtype: Any = None,
     ) -> None:
         self.torch_model = torch_model
         self.tokenizer = tokenizer
@@ -95,6 +96,7 @@ class ClipModel:
         self.device = device
         self._text_padding = text_padding
         self._max_text_length = max_text_length
+        self._vision_dtype = vision_dtype  # None: float32 input
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -106,11 +108,17 @@ class ClipModel:
         device: str | None = None,
         revision: str | None = None,
         quantize: str | None = None,
+        text_precision: str = "auto",
     ) -> ClipModel:
         """Load a checkpoint by hub id, folder, `fashion-clip` or `demo`.
 
-        `quantize="int8"` applies dynamic int8 quantization to the linear layers (CPU only):
-        about twice as fast on a CPU, cosine ~0.99 to the fp32 embeddings. Opt-in.
+        `quantize="int8"` applies dynamic int8 quantization to the linear layers (CPU only),
+        `quantize="bf16"` runs the whole model in bfloat16: both opt-in, both measured in
+        BENCHMARKS.md (about 2-3x the fp32 speed on a CPU, cosine >= 0.99 to fp32).
+
+        `text_precision="auto"` runs the text tower in bfloat16 on CPUs with native bf16
+        matrix kernels (cosine ~0.9999 to fp32): a single query is bound by reading the
+        weights, so halving their bytes halves its latency. "fp32" or "bf16" force a choice.
         """
         source, is_local = resolve_source(name)
         display = resolve_model_name(name)
@@ -118,8 +126,20 @@ class ClipModel:
         config, torch_model, tokenizer, processor_config = parts
         chosen = select_device(device)
         torch_model.eval().to(chosen)
-        if quantize:
+        vision_dtype = None
+        if quantize == "bf16":
+            import torch
+
+            torch_model = torch_model.to(torch.bfloat16)
+            vision_dtype = torch.bfloat16
+        elif quantize:
             torch_model = _quantize(torch_model, quantize, chosen)
+        elif _wants_bf16_text(text_precision, chosen):
+            import torch
+
+            # (the projection too: get_text_features feeds the pooled output straight into it)
+            torch_model.text_model.to(torch.bfloat16)
+            torch_model.text_projection.to(torch.bfloat16)
         kind = "siglip" if config.model_type.startswith("siglip") else "clip"
         dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
         text_positions = int(config.text_config.max_position_embeddings)
@@ -139,6 +159,7 @@ class ClipModel:
             # so a single query needs no padding at all (77 -> ~10 tokens).
             text_padding="max_length" if kind == "siglip" else True,
             max_text_length=min(text_positions, int(getattr(tokenizer, "model_max_length", 77))),
+            vision_dtype=vision_dtype,
         )
 
     # ------------------------------------------------------------------ encoding
@@ -163,7 +184,8 @@ class ClipModel:
 
         with torch.inference_mode():
             tensor = torch.from_numpy(np.ascontiguousarray(pixel_values, dtype=np.float32))
-            features = self.torch_model.get_image_features(pixel_values=tensor.to(self.device))
+            tensor = tensor.to(self.device, dtype=self._vision_dtype or torch.float32)
+            features = self.torch_model.get_image_features(pixel_values=tensor)
             return _finish(features, normalize)
 
     def encode_text(
@@ -202,13 +224,29 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
     return array
 
 
+def _wants_bf16_text(text_precision: str, device: str) -> bool:
+    if text_precision not in ("auto", "fp32", "bf16"):
+        raise ConfigurationError(
+            f"text_precision={text_precision!r} is not supported; use 'auto', 'fp32' or 'bf16'"
+        )
+    if text_precision != "auto":
+        return text_precision == "bf16"
+    if device != "cpu":
+        return False
+    import torch
+
+    # True where oneDNN has native bf16 kernels (AVX-512 and newer); on AVX2-only CPUs
+    # bf16 is emulated and slower than fp32, so the text tower stays in fp32 there.
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _quantize(torch_model: Any, mode: str, device: str) -> Any:
     import warnings
 
     import torch
 
     if mode != "int8":
-        raise ConfigurationError(f"quantize={mode!r} is not supported; use 'int8' or None")
+        raise ConfigurationError(f"quantize={mode!r} is not supported; use 'int8', 'bf16' or None")
     if device != "cpu":
         raise ConfigurationError("int8 quantization runs on the CPU only; use device='cpu'")
     with warnings.catch_warnings():
@@ -274,13 +312,21 @@ def _from_pretrained(
 def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> ModelLoadError:
     text = f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
-    if "gated" in lowered or "401" in lowered or "403" in lowered or "unauthorized" in lowered:
+    if "gated" in lowered or "403" in lowered:
         return ModelLoadError(
-            f"no access to model {display!r}: it is private or gated; set HF_TOKEN "
-            "(or pass auth_token=) to a token that can read it"
+            f"no access to model {display!r}: it is gated; accept its terms on the hub and "
+            "set HF_TOKEN (or pass auth_token=) to a token of that account"
         )
-    if "repositorynotfound" in lowered or "is not a valid model identifier" in lowered:
-        return ModelLoadError(f"model {display!r} not found on the hub; use {KNOWN_NAMES}")
+    if (
+        "repositorynotfound" in lowered
+        or "is not a valid model identifier" in lowered
+        or "401" in lowered
+    ):
+        # The hub answers 401 alike for a missing repo and for a private one without a token.
+        return ModelLoadError(
+            f"model {display!r} not found on the hub, or it is private: check the name "
+            f"(use {KNOWN_NAMES}) or set HF_TOKEN (auth_token=) to a token that can read it"
+        )
     if local_only and (
         "localentrynotfound" in lowered or "cached files" in lowered or "offline" in lowered
     ):

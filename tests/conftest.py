@@ -1,0 +1,82 @@
+"""Shared fixtures: a tiny random CLIP saved as a Hugging Face folder, and the demo model.
+
+The tiny model goes through the same `from_pretrained` path as FashionCLIP itself, so the
+plumbing tests exercise the real loading code in milliseconds (as open_clip's tests do).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+TINY_TEXTS = [
+    "a photo of a red striped dress",
+    "blue shirt",
+    "green dotted skirt",
+    "black checked jacket",
+    "white shoes",
+    "a bag",
+    "a hat",
+]
+
+
+def build_tiny_clip(folder: Path, *, image_size: int = 32, seed: int = 0) -> Path:
+    """Save a tiny random CLIP (model, tokenizer, preprocessor config) into `folder`."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from fashion_clip.demo.tokenizer import build_tokenizer
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(TINY_TEXTS)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "image_size": image_size,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a tiny random CLIP, loadable with `ClipModel.load(str(folder))`."""
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path):
+    from fashion_clip.model import ClipModel
+
+    return ClipModel.load(str(tiny_model_dir), text_precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def demo_model():
+    from fashion_clip.model import ClipModel
+
+    return ClipModel.load("demo")

@@ -1,0 +1,230 @@
+"""Model loading and encoding, on a tiny random CLIP saved and re-loaded like a real one."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_clip.api import FashionCLIP
+from fashion_clip.errors import (
+    ConfigurationError,
+    ImageLoadError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelUnavailableError,
+)
+from fashion_clip.model import ClipModel, resolve_source
+from fashion_clip.settings import resolve_model_name
+from tests.image_corpus import jpeg_bytes, photo
+
+
+def test_loads_a_local_folder(tiny_model: ClipModel, tiny_model_dir: Path) -> None:
+    assert tiny_model.info.kind == "clip"
+    assert tiny_model.dim == 16
+    assert tiny_model.device == "cpu"
+    assert tiny_model.info.name == str(tiny_model_dir)
+    assert tiny_model.preprocessor.output_size == (32, 32)
+
+
+def test_text_embeddings_are_unit_float32_and_padding_free(tiny_model: ClipModel) -> None:
+    texts = ["red dress", "a photo of a black checked jacket with long sleeves", ""]
+    batch = tiny_model.encode_text(texts)
+    assert batch.shape == (3, 16) and batch.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    # Each text alone (no padding at all) gives the same vector as inside a padded batch.
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(tiny_model.encode_text([text])[0], batch[i], atol=1e-5)
+    raw = tiny_model.encode_text(texts, normalize=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+
+
+def test_single_query_is_not_padded_to_77(tiny_model: ClipModel) -> None:
+    tokens = tiny_model.tokenizer(["red dress"], padding=True, return_tensors="pt")
+    assert tokens["input_ids"].shape[1] < 10
+
+
+def test_image_embeddings_match_the_transformers_reference(
+    tiny_model: ClipModel, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import CLIPImageProcessor, CLIPModel
+
+    images = [photo(300, 400, seed=i) for i in range(4)]
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        image.save(paths[-1])
+    ours = FashionCLIP(model=tiny_model).encode_images(paths, batch_size=3)
+    reference_model = CLIPModel.from_pretrained(tiny_model_dir).eval()
+    processor = CLIPImageProcessor.from_pretrained(tiny_model_dir)
+    with torch.inference_mode():
+        pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+        expected = reference_model.get_image_features(pixel_values=pixels).pooler_output
+    expected = torch.nn.functional.normalize(expected, dim=-1).numpy()
+    assert ours.shape == (4, 16) and ours.dtype == np.float32
+    assert np.min(np.sum(ours * expected, axis=1)) > 0.999
+
+
+def test_every_kind_of_image_source(tiny_model: ClipModel, tmp_path: Path) -> None:
+    image = photo(64, 48)
+    path = tmp_path / "x.jpg"
+    data = jpeg_bytes(image, quality=95)
+    path.write_bytes(data)
+    fclip = FashionCLIP(model=tiny_model)
+    vectors = fclip.encode_images([path, str(path), data, io.BytesIO(data), Image.open(path)])
+    assert vectors.shape == (5, 16)
+    assert np.min(vectors @ vectors[0]) > 0.9999  # the same picture, however it arrives
+
+
+def test_batches_do_not_change_results(tiny_model: ClipModel) -> None:
+    images = [photo(50, 70, seed=i) for i in range(5)]
+    fclip = FashionCLIP(model=tiny_model)
+    np.testing.assert_allclose(
+        fclip.encode_images(images, batch_size=1),
+        fclip.encode_images(images, batch_size=4),
+        atol=1e-5,
+    )
+    assert fclip.encode_images([]).shape == (0, 16)
+
+
+def test_bad_image_names_the_source(tiny_model: ClipModel, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a picture")
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        FashionCLIP(model=tiny_model).encode_images([photo(), bad])
+
+
+def test_fast_precisions_stay_close_to_fp32(tiny_model_dir: Path, tiny_model: ClipModel) -> None:
+    texts = ["red dress", "blue shirt with long sleeves"]
+    images = [photo(60, 60, seed=i) for i in range(3)]
+    reference_text = tiny_model.encode_text(texts)
+    reference_images = FashionCLIP(model=tiny_model).encode_images(images)
+    bf16_text = ClipModel.load(str(tiny_model_dir), text_precision="bf16")
+    assert np.min(np.sum(bf16_text.encode_text(texts) * reference_text, axis=1)) > 0.999
+    for mode in ("int8", "bf16"):
+        fast = ClipModel.load(str(tiny_model_dir), quantize=mode)
+        assert np.min(np.sum(fast.encode_text(texts) * reference_text, axis=1)) > 0.99
+        vectors = FashionCLIP(model=fast).encode_images(images)
+        assert vectors.dtype == np.float32
+        assert np.min(np.sum(vectors * reference_images, axis=1)) > 0.99
+    with pytest.raises(ConfigurationError, match="int4"):
+        ClipModel.load(str(tiny_model_dir), quantize="int4")
+    with pytest.raises(ConfigurationError, match="text_precision"):
+        ClipModel.load(str(tiny_model_dir), text_precision="fp8")
+
+
+def test_zero_shot_classification(tiny_model: ClipModel) -> None:
+    fclip = FashionCLIP(model=tiny_model)
+    images = [photo(40, 40, seed=i) for i in range(3)]
+    labels = ["dress", "shirt", "shoes"]
+    probabilities = fclip.label_probabilities(images, labels)
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    best = fclip.zero_shot_classification(images, "dress, shirt ,shoes,,")
+    assert best == [labels[i] for i in probabilities.argmax(axis=1)]
+    with pytest.raises(InvalidInputError, match="no labels"):
+        fclip.zero_shot_classification(images, " , ")
+    with pytest.raises(InvalidInputError, match="template"):
+        fclip.label_probabilities(images, labels, templates=["no slot"])
+
+
+def test_aliases_and_sources() -> None:
+    assert resolve_model_name("fashion-clip") == "patrickjohncyh/fashion-clip"
+    assert resolve_model_name("openai/clip-vit-base-patch32") == "openai/clip-vit-base-patch32"
+    source, local = resolve_source("demo")
+    assert local and Path(source, "config.json").exists()
+    assert resolve_source("someone/some-model") == ("someone/some-model", False)
+
+
+def test_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        ClipModel.load(str(tmp_path / "no" / "such" / "model"))
+
+
+def test_a_folder_without_weights_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
+    (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    with pytest.raises(ModelLoadError, match=str(tmp_path.name)):
+        ClipModel.load(str(tmp_path))
+
+
+def test_a_non_clip_model_is_refused_with_the_choices(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ModelLoadError, match="'bert'.*CLIP and SigLIP"):
+        ClipModel.load(str(tmp_path))
+
+
+def test_unreachable_hub_fails_fast_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from huggingface_hub import constants
+
+    # A closed local port stands in for the hub; the cache is empty.
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match="fashion-clip.*cannot be reached"):
+        ClipModel.load("fashion-clip")
+    assert time.monotonic() - start < 15  # no long retry loop before the fallback
+
+
+def test_siglip_checkpoints_load_with_sigmoid_scores(tmp_path: Path) -> None:
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+
+    from fashion_clip.classify import label_probabilities
+    from fashion_clip.demo.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(["red dress", "blue shirt"])
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+    )
+    SiglipModel(config).save_pretrained(tmp_path)
+    tokenizer.model_max_length = 16
+    tokenizer.save_pretrained(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "SiglipImageProcessor",
+                "do_resize": True,
+                "size": {"height": 32, "width": 32},
+                "resample": 2,
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+            }
+        )
+    )
+    model = ClipModel.load(str(tmp_path))
+    assert model.info.kind == "siglip" and model.logit_bias is not None
+    assert model.preprocessor.output_size == (32, 32) and model.preprocessor.crop is None
+    images = FashionCLIP(model=model).encode_images([photo(50, 30)])
+    probabilities = label_probabilities(model, images, ["dress", "shirt", "hat"])
+    assert probabilities.shape == (1, 3)
+    assert np.all((probabilities > 0) & (probabilities < 1))
+    assert not np.isclose(probabilities.sum(), 1.0)  # independent sigmoids, not a softmax
