@@ -8,12 +8,14 @@ first, so the model guard runs before anything is unpacked.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ from fashion_clip.store.embedded import META_FILE, SHARD_DIR, EmbeddedStore, wri
 from fashion_clip.store.meta import check_name, guard, parse_meta
 
 MANIFEST = "fashion_clip_snapshot.json"
+_SIZE_HEADER = "FASHIONCLIP.size"  # full size of a file stored without its trailing zeros
+# What a missing, truncated or corrupt archive raises while being read.
+_BROKEN = (OSError, EOFError, tarfile.TarError, zlib.error)
 FORMAT = 1
 
 
@@ -37,7 +42,7 @@ def _embedded(store: Store) -> EmbeddedStore:
 
 
 def export_snapshot(store: Store, name: str, destination: str | os.PathLike[str]) -> Path:
-    """Write collection `name` to the tar file `destination` (`.tar`, or `.tar.gz` to compress).
+    """Write collection `name` to the tar file `destination` (gzipped if it ends in `.gz`).
 
     Writers are held off while the files are copied; the file appears only once complete.
     """
@@ -52,15 +57,20 @@ def export_snapshot(store: Store, name: str, destination: str | os.PathLike[str]
             manifest["collection"] = collection.meta
             destination.parent.mkdir(parents=True, exist_ok=True)
             partial = destination.with_name(destination.name + ".partial")
-            mode = "w:gz" if destination.name.endswith(".gz") else "w"
-            with tarfile.open(partial, mode) as tar:
+            gz = destination.name.endswith(".gz")
+            with tarfile.open(partial, "w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as tar:
                 data = json.dumps(manifest, indent=2).encode()
                 info = tarfile.TarInfo(MANIFEST)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
                 directory = store.directory(name)
-                tar.add(directory / META_FILE, arcname=META_FILE)
-                tar.add(directory / SHARD_DIR, arcname=SHARD_DIR)
+                _add_trimmed(tar, directory / META_FILE, META_FILE)
+                for path in sorted((directory / SHARD_DIR).rglob("*")):
+                    arcname = str(path.relative_to(directory))
+                    if path.is_dir():
+                        tar.add(path, arcname=arcname, recursive=False)
+                    else:
+                        _add_trimmed(tar, path, arcname)
             os.replace(partial, destination)
     finally:
         if not was_open:
@@ -77,7 +87,7 @@ def read_manifest(source: str | os.PathLike[str]) -> dict[str, Any]:
                 raise StoreError(f"{source}: not a FashionCLIP snapshot (no manifest first)")
             handle = tar.extractfile(first)
             manifest = json.loads(handle.read()) if handle else None
-    except (OSError, tarfile.TarError, ValueError) as exc:
+    except (*_BROKEN, ValueError) as exc:
         raise StoreError(f"{source}: not a readable snapshot: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(f"{source}: unknown snapshot format; made by another version?")
@@ -156,6 +166,48 @@ def pull_snapshot(store: Store, uri: str, name: str | None = None, **kwargs: Any
         return import_snapshot(store, local, name, **kwargs)
 
 
+def _add_trimmed(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    """Add a file without its trailing zeros, noting its full size in a PAX header.
+
+    The engine preallocates files (WAL segments, payload pages: 32 MB each, mostly holes);
+    stored whole they would make a small collection's snapshot hundreds of megabytes.
+    """
+    info = tar.gettarinfo(path, arcname)
+    end = _data_end(path, info.size)
+    if end != info.size:
+        info.pax_headers = {_SIZE_HEADER: str(info.size)}
+        info.size = end
+    with open(path, "rb") as f:
+        tar.addfile(info, f)
+
+
+def _data_end(path: Path, size: int, chunk: int = 1 << 20) -> int:
+    """The offset just past the last non-zero byte of the file."""
+    with open(path, "rb") as f:
+        end = _last_extent_end(f.fileno(), size)
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            block = f.read(end - start).rstrip(b"\0")
+            if block:
+                return start + len(block)
+            end = start
+    return 0
+
+
+def _last_extent_end(fd: int, size: int) -> int:
+    """Where the file's last allocated extent ends: holes after it need no scanning."""
+    end, offset = 0, 0
+    try:
+        while offset < size:
+            data = os.lseek(fd, offset, os.SEEK_DATA)
+            offset = end = os.lseek(fd, data, os.SEEK_HOLE)
+    except OSError as exc:
+        # ENXIO: no data past `offset`; anything else: no hole support, so scan it all.
+        return end if exc.errno == errno.ENXIO else size
+    return min(end, size)
+
+
 def _unpack(source: str | os.PathLike[str], staging: Path) -> None:
     """Extract the collection files, refusing members that would land outside `staging`."""
     try:
@@ -172,7 +224,10 @@ def _unpack(source: str | os.PathLike[str], staging: Path) -> None:
                     raise StoreError(f"{source}: snapshot member {member.name!r} is not a file")
                 members.append(member)
             tar.extractall(staging, members=members, filter="data")
-    except (OSError, tarfile.TarError) as exc:
+        for member in members:  # give trimmed files back their size (the tail is a hole)
+            if _SIZE_HEADER in member.pax_headers:
+                os.truncate(staging / member.name, int(member.pax_headers[_SIZE_HEADER]))
+    except _BROKEN as exc:
         raise StoreError(f"{source}: cannot unpack snapshot: {exc}") from exc
 
 
