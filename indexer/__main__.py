@@ -1,0 +1,63 @@
+"""`python -m indexer` (and the `indexer` console script): errors become exit codes here only.
+
+0: all rows indexed; 1: finished, some rows skipped; 2: usage, configuration or fatal error,
+told in one message (the traceback too with `--verbose`); 130: interrupted (re-run resumes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+
+from fashion_clip.errors import FashionCLIPError
+
+EXIT_OK, EXIT_SKIPPED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in given or "--verbose" in given
+    if not verbose:  # read when huggingface_hub is imported: hides "Loading weights" bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from indexer.cli import parse
+    from indexer.commands import COMMANDS
+
+    try:
+        args, settings = parse(argv)
+        verbose = args.verbose
+        _configure_logging(verbose)
+        return int(COMMANDS[args.run](args, settings))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, message printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    except KeyboardInterrupt:
+        print("indexer: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except FashionCLIPError as exc:
+        return _fail(str(exc), verbose)
+    except Exception as exc:  # a bug or an unforeseen environment problem: still one message
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", verbose)
+
+
+def _fail(message: str, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    hint = "" if verbose else " (--verbose shows the traceback)"
+    print(f"indexer: error: {message}{hint if 'unexpected' in message else ''}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="indexer: %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        for noisy in ("transformers", "huggingface_hub", "botocore", "urllib3", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

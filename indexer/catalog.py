@@ -1,0 +1,257 @@
+"""Read a catalog (CSV, JSON lines or a JSON list) as a stream of checked rows.
+
+Each record comes out as a `Row` (id, image reference, caption, payload) or, when it cannot
+be used, a `RowProblem` naming its row number and why; a problem never stops the stream.
+What does stop it is a problem with the file as a whole (not UTF-8, no `id` column, broken
+JSON syntax): that raises `CatalogError`. Row numbers count records from 1 (a CSV's header
+is not a record), so "row 3" is the third product whatever the format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from fashion_clip.errors import CatalogError, ConfigurationError
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+# Fields the indexer writes into every point's payload; a catalog may not use them.
+RESERVED_FIELDS = frozenset({"_fingerprint", "_vectors_key", "_image_source"})
+_INT = re.compile(r"-?(?:0|[1-9]\d*)")
+_FLOAT = re.compile(r"-?(?:0|[1-9]\d*)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_TEXT_COLUMNS = frozenset({"id", "image", "caption"})  # never turned into numbers
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Row:
+    """A usable catalog record. `payload` holds every field but `id` (image, caption too)."""
+
+    number: int
+    id: str | int
+    image: str
+    caption: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A record that cannot be indexed; `id` is set where the record had a usable one."""
+
+    number: int
+    id: str | int | None
+    reason: str
+
+
+def catalog_format(location: str, override: str | None = None) -> str:
+    """`csv`, `jsonl` or `json`, from `override` or the file name's extension."""
+    if override:
+        if override not in ("csv", "jsonl", "json"):
+            raise ConfigurationError(f"unknown catalog format {override!r}; use csv, jsonl or json")
+        return override
+    suffix = Path(location.split("?", 1)[0]).suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigurationError(
+            f"{location}: cannot tell the catalog format from {suffix or 'no extension'!r}; "
+            "name it .csv, .jsonl or .json (or pass --format)"
+        )
+    return FORMATS[suffix]
+
+
+@contextlib.contextmanager
+def local_copy(location: str) -> Iterator[Path]:
+    """The catalog as a local file: itself, or an `s3://` object downloaded to a temp file."""
+    if location.startswith("s3://"):
+        from fashion_clip import s3
+
+        with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
+            yield s3.download_file(location, Path(tmp) / Path(location).name)
+        return
+    if "://" in location:
+        raise ConfigurationError(f"{location}: a catalog is a local file or an s3:// URI")
+    path = Path(location).expanduser()
+    if not path.is_file():
+        raise CatalogError(f"{location}: no such catalog file")
+    yield path
+
+
+def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row | RowProblem]:
+    """Stream the records of a local catalog file, duplicates and bad rows reported in line."""
+    name = name or str(path)
+    first_seen: dict[str, int] = {}  # str(id) -> row number; ids only, never whole rows
+    try:
+        with open(path, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as text:
+            for number, record in enumerate(_records(text, fmt, name), start=1):
+                row = _check(number, record)
+                if row.id is not None:
+                    key = str(row.id)
+                    if key in first_seen:
+                        row = RowProblem(
+                            number,
+                            row.id,
+                            f"duplicate id {row.id!r} (first at row {first_seen[key]})",
+                        )
+                    else:
+                        first_seen[key] = number
+                yield row
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            f"{name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be decoded); "
+            "save the catalog as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise CatalogError(f"{name}: cannot read the catalog: {exc}") from exc
+
+
+def _records(text: IO[str], fmt: str, name: str) -> Iterator[dict[str, Any] | str]:
+    """Raw records: a dict, or a string saying why the record is malformed."""
+    if fmt == "csv":
+        yield from _csv_records(text, name)
+    elif fmt == "jsonl":
+        for line in text:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                yield f"malformed JSON: {exc}"
+                continue
+            yield record if isinstance(record, dict) else _not_object(record)
+    else:
+        for record in _json_array(text, name):
+            yield record if isinstance(record, dict) else _not_object(record)
+
+
+def _not_object(record: Any) -> str:
+    return f"expected a JSON object, got {type(record).__name__}"
+
+
+def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str]:
+    reader = csv.reader(text)
+    try:
+        header = [column.strip() for column in next(reader)]
+    except StopIteration:
+        raise CatalogError(f"{name}: the catalog is empty (no header row)") from None
+    except csv.Error as exc:
+        raise CatalogError(f"{name}: unreadable CSV header: {exc}") from None
+    missing = [column for column in ("id", "image") if column not in header]
+    if missing:
+        raise CatalogError(
+            f"{name}: the CSV header has no {' or '.join(repr(m) for m in missing)} column "
+            f"(columns: {', '.join(header) or 'none'}); 'id' and 'image' are required"
+        )
+    repeated = sorted({column for column in header if header.count(column) > 1})
+    if repeated:
+        raise CatalogError(f"{name}: column(s) {', '.join(repeated)} appear more than once")
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield f"malformed CSV: {exc}"
+            continue
+        if not cells:
+            continue  # blank line
+        if len(cells) != len(header):
+            yield f"has {len(cells)} fields, the header has {len(header)}"
+            continue
+        yield {
+            column: cell if column in _TEXT_COLUMNS else _csv_value(cell)
+            for column, cell in zip(header, cells, strict=True)
+            if cell != ""  # a CSV cannot tell "empty" from "absent"; treat both as absent
+        }
+
+
+def _csv_value(cell: str) -> str | int | float:
+    """Numbers stay numbers; codes with leading zeros ("00123") stay text."""
+    if _INT.fullmatch(cell):
+        return int(cell)
+    if any(c.isdigit() for c in cell) and _FLOAT.fullmatch(cell):
+        return float(cell)
+    return cell
+
+
+def _json_array(text: IO[str], name: str) -> Iterator[Any]:
+    """The elements of a top-level JSON list, decoded one at a time (flat memory)."""
+    decoder = json.JSONDecoder()
+    buffer, position, eof = "", 0, False
+
+    def fill() -> bool:
+        nonlocal buffer, position, eof
+        chunk = text.read(_CHUNK)
+        eof = not chunk
+        buffer, position = buffer[position:] + chunk, 0
+        return bool(chunk)
+
+    def next_char() -> str:
+        nonlocal position
+        while True:
+            while position < len(buffer) and buffer[position].isspace():
+                position += 1
+            if position < len(buffer) or not fill():
+                return buffer[position] if position < len(buffer) else ""
+
+    if next_char() != "[":
+        raise CatalogError(f"{name}: a .json catalog must be a list of objects ([{{...}}, ...])")
+    position += 1
+    if next_char() == "]":
+        return
+    number = 0
+    while True:
+        number += 1
+        next_char()
+        while True:
+            try:
+                element, end = decoder.raw_decode(buffer, position)
+            except ValueError as exc:
+                if not eof and fill():
+                    continue
+                raise CatalogError(f"{name}: malformed JSON in row {number}: {exc}") from None
+            if end == len(buffer) and not eof and fill():
+                continue  # a bare number may continue in the next chunk
+            position = end
+            break
+        yield element
+        separator = next_char()
+        position += 1
+        if separator == "]":
+            return
+        if separator != ",":
+            found = repr(separator) if separator else "the end of the file"
+            raise CatalogError(
+                f"{name}: malformed JSON after row {number}: expected ',' or ']', found {found}"
+            )
+
+
+def _check(number: int, record: dict[str, Any] | str) -> Row | RowProblem:
+    if isinstance(record, str):
+        return RowProblem(number, None, record)
+    raw_id = record.get("id")
+    if isinstance(raw_id, str):
+        raw_id = raw_id.strip()
+    if raw_id is None or raw_id == "":
+        return RowProblem(number, None, "missing id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+        return RowProblem(number, None, f"id {raw_id!r} is not a string or an integer")
+    image = record.get("image")
+    if isinstance(image, (int, float)) and not isinstance(image, bool):
+        image = str(image)  # a CSV cell "123" names the file 123
+    if not isinstance(image, str) or not image.strip():
+        what = "missing image" if image in (None, "") else f"image {image!r} is not a string"
+        return RowProblem(number, raw_id, what)
+    clash = sorted(RESERVED_FIELDS & set(record))
+    if clash:
+        return RowProblem(number, raw_id, f"field(s) {', '.join(clash)} are reserved")
+    caption = record.get("caption")
+    caption = " ".join(str(caption).split()) if caption is not None else ""
+    payload = {k: v for k, v in record.items() if k != "id" and v is not None}
+    payload["image"] = image.strip()
+    return Row(number, raw_id, image.strip(), caption or None, payload)

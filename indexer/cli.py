@@ -1,0 +1,169 @@
+"""The command line's arguments: `index`, `demo`, `info`, `evaluate` and `snapshot` (DESIGN.md).
+
+`commands.py` runs them; `__main__` turns errors into exit status 2 with one message.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fashion_clip.settings import Settings, load_settings
+
+EPILOG = """exit status: 0 all rows indexed; 1 finished, some rows skipped (listed on stderr and
+in --report); 2 usage, configuration or fatal error.
+settings come from the environment or .env: FASHION_CLIP_MODEL, HF_TOKEN, QDRANT_URL,
+QDRANT_API_KEY, QDRANT_PATH, FASHION_CLIP_COLLECTION, AWS_* (see README)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+        help="log progress details and show tracebacks of errors",
+    )  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="indexer",
+        description="Load a product catalog's FashionCLIP embeddings into Qdrant, inspect and "
+        "evaluate collections, and move them as snapshots.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="details and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=text, description=text, epilog=EPILOG, parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+
+    index = command("index", "index a catalog: new and changed rows are embedded and upserted")
+    index.add_argument(
+        "catalog", metavar="CATALOG",
+        help="a .csv, .jsonl or .json (list of objects) file, local or s3://bucket/key; needs "
+        "'id' and 'image' fields, 'caption' recommended, every other field becomes payload",
+    )  # fmt: skip
+    index.add_argument(
+        "--images", metavar="ROOT",
+        help="where relative image paths point: a directory, s3://bucket/prefix or an "
+        "http(s):// base URL (default: the catalog's own folder); paths never leave ROOT",
+    )  # fmt: skip
+    index.add_argument(
+        "--collection", metavar="NAME",
+        help="collection to fill (default: FASHION_CLIP_COLLECTION, else the catalog file's name)",
+    )  # fmt: skip
+    _indexing_options(index)
+    index.add_argument(
+        "--prune", action="store_true",
+        help="delete points whose ids are no longer in the catalog",
+    )  # fmt: skip
+    index.add_argument(
+        "--format", choices=("csv", "jsonl", "json"),
+        help="catalog format when the file name's extension does not tell",
+    )  # fmt: skip
+    index.set_defaults(run="index")
+
+    demo = command("demo", 'index the bundled demo catalog into collection "demo"')
+    _indexing_options(demo)
+    demo.set_defaults(run="demo")
+
+    info = command("info", "show a collection's size, model, dimension and store")
+    info.add_argument(
+        "--collection", metavar="NAME",
+        help="collection to describe (default: FASHION_CLIP_COLLECTION, else list them all)",
+    )  # fmt: skip
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(run="info")
+
+    evaluate = command(
+        "evaluate",
+        "caption→image recall@1/5/10 and MRR, and zero-shot accuracy and weighted F1 of a "
+        "label column, for a collection indexed from CATALOG",
+    )
+    evaluate.add_argument("catalog", metavar="CATALOG", help="the catalog (as for index)")
+    evaluate.add_argument(
+        "--label-column", metavar="COL", required=True,
+        help="catalog field holding the class of each product (e.g. category)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--collection", metavar="NAME",
+        help="collection to evaluate (default: FASHION_CLIP_COLLECTION, else the catalog's name)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--model", metavar="M",
+        help="model to embed captions and labels (default: the one the collection was built with)",
+    )  # fmt: skip
+    evaluate.add_argument("--format", choices=("csv", "jsonl", "json"), help="catalog format")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.set_defaults(run="evaluate")
+
+    snapshot = command("snapshot", "export a collection to a snapshot file, or import one")
+    snapshot.add_argument("action", choices=("push", "pull"), help="push: export; pull: import")
+    snapshot.add_argument("uri", metavar="URI", help="a file path or s3://bucket/key")
+    snapshot.add_argument(
+        "--collection", metavar="NAME",
+        help="collection to export or import into (default: FASHION_CLIP_COLLECTION, else "
+        "'demo' for push and the snapshot's own name for pull)",
+    )  # fmt: skip
+    snapshot.add_argument(
+        "--recreate", action="store_true", help="pull: replace an existing collection"
+    )
+    snapshot.set_defaults(run="snapshot")
+    return parser
+
+
+def _indexing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", metavar="M",
+        help="model: a Hugging Face id, a folder, 'fashion-clip' or 'demo' (default: "
+        "FASHION_CLIP_MODEL, else patrickjohncyh/fashion-clip)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=_positive, default=32, metavar="N",
+        help="images per model call and per upsert (default: 32)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--recreate", action="store_true",
+        help="drop the collection first and index everything again",
+    )  # fmt: skip
+    parser.add_argument(
+        "--report", metavar="FILE",
+        help="write each skipped row as a JSON line {row, id, reason, image} to FILE",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=_positive, default=4, metavar="N",
+        help="threads fetching and decoding images (default: 4; more for slow URLs or S3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=float, default=15.0, metavar="S",
+        help="seconds to wait for one HTTP image before giving up (default: 15)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--retries", type=int, default=2, metavar="N",
+        help="extra attempts after a transient HTTP failure: timeout, 5xx, 429 (default: 2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-image-mb", type=float, default=50.0, metavar="MB",
+        help="refuse image files larger than this (default: 50)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quantize", choices=("int8", "bf16"),
+        help="run the model in int8 (CPU) or bfloat16: 2-3x faster, cosine >= 0.99 to fp32",
+    )  # fmt: skip
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Settings]:
+    """Parse arguments (argparse exits 2 on usage errors) and load the settings."""
+    args = build_parser().parse_args(argv)
+    return args, load_settings()

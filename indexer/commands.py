@@ -1,0 +1,197 @@
+"""The commands behind the CLI: each returns its exit status for a finished run.
+
+0: all rows indexed; 1: finished with some rows skipped. Errors propagate to `__main__`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+from fashion_clip.errors import ConfigurationError, ModelMismatchError
+from fashion_clip.settings import Settings
+
+
+def _note(message: str) -> None:
+    tqdm.write(f"indexer: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- index and demo
+def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    from indexer.job import catalog_name, open_catalog
+    from indexer.sources import ImageRoot
+
+    with open_catalog(args.catalog, args.format) as catalog:
+        root = ImageRoot(args.images, args.catalog)
+        name = args.collection or settings.collection or catalog_name(args.catalog)
+        return _index(args, settings, catalog, root, name, rebuild_on_mismatch=False)
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
+    from indexer.job import open_catalog
+    from indexer.sources import ImageRoot
+
+    if not DEMO_CATALOG_FILE.is_file():
+        raise ConfigurationError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
+    with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
+        root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
+        return _index(args, settings, catalog, root, "demo", rebuild_on_mismatch=True)
+
+
+def _index(
+    args: argparse.Namespace,
+    settings: Settings,
+    catalog: Any,
+    root: Any,
+    name: str,
+    *,
+    rebuild_on_mismatch: bool,
+) -> int:
+    from fashion_clip.runtime import load_configured_model
+    from fashion_clip.store import open_store
+    from indexer.job import collection_spec, index_catalog
+    from indexer.pipeline import IndexOptions
+    from indexer.report import Reporter
+
+    model, note = load_configured_model(settings, args.model, quantize=args.quantize)
+    if note:
+        _note(f"note: {note}")
+    options = IndexOptions(
+        batch_size=args.batch_size,
+        workers=args.workers,
+        prune=getattr(args, "prune", False),
+        progress=args.progress,
+        max_bytes=int(args.max_image_mb * 1024 * 1024),
+        timeout=args.timeout,
+        retries=max(0, args.retries),
+        precision=args.quantize or "fp32",
+    )
+    spec = collection_spec(model, catalog)
+    with open_store(settings) as store, Reporter(args.report, _print_skip) as reporter:
+        try:
+            collection = store.open_or_create(name, spec, recreate=args.recreate)
+        except ModelMismatchError as exc:
+            if not rebuild_on_mismatch:
+                raise
+            _note(f"note: rebuilding collection {name!r}: {exc}")
+            collection = store.create(name, spec, recreate=True)
+        with collection:
+            summary = index_catalog(catalog, root, collection, model, reporter, options)
+    print(f"{name}: {summary.line()}")
+    return 1 if summary.skipped else 0
+
+
+def _print_skip(skip: Any) -> None:
+    _note(skip.message())
+
+
+# ---------------------------------------------------------------------- info
+def run_info(args: argparse.Namespace, settings: Settings) -> int:
+    from fashion_clip.store import open_store
+
+    with open_store(settings) as store:
+        wanted = args.collection or settings.collection
+        names = [wanted] if wanted else store.list_collections()
+        described = []
+        for name in names:
+            with store.open(name) as collection:
+                described.append(collection.info())
+        location = f"{store.kind} ({store.location})"
+    if args.json:
+        records = [{**_info_record(info), "store": location} for info in described]
+        print(json.dumps(records[0] if wanted else records, indent=2, default=str))
+        return 0
+    if not described:
+        print(f"store: {location}\nno collections yet; index a catalog with `indexer index`")
+    for info in described:
+        record = _info_record(info)
+        rows = [("collection", info.name), ("store", location)]
+        rows += [(key, record[key]) for key in ("count", "model", "revision", "dimension")]
+        rows += [(key, record[key]) for key in ("catalog", "indexed_at", "payload_indexes")]
+        width = max(len(key) for key, _ in rows)
+        print("\n".join(f"{key:<{width}}  {value if value not in (None, '') else '-'}"
+                        for key, value in rows))  # fmt: skip
+        if len(described) > 1:
+            print()
+    return 0
+
+
+def _info_record(info: Any) -> dict[str, Any]:
+    indexes = ", ".join(f"{k}:{v}" for k, v in sorted(info.payload_indexes.items()))
+    return {
+        "collection": info.name,
+        "count": info.count,
+        "model": info.model_id,
+        "revision": info.model_revision,
+        "dimension": info.dim,
+        "distance": info.distance,
+        "catalog": info.extra.get("catalog_source") or info.catalog,
+        "indexed_at": info.extra.get("indexed_at"),
+        "payload_indexes": indexes,
+    }
+
+
+# ---------------------------------------------------------------------- evaluate
+def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from fashion_clip.runtime import load_configured_model
+    from fashion_clip.store import open_store
+    from indexer.catalog import Row
+    from indexer.evaluate import evaluate
+    from indexer.job import catalog_name, open_catalog
+
+    with open_catalog(args.catalog, args.format) as catalog, open_store(settings) as store:
+        name = args.collection or settings.collection or catalog_name(args.catalog)
+        built_with = store.open(name).info().model_id
+        model, note = load_configured_model(settings, args.model or built_with)
+        if note:
+            _note(f"note: {note}")
+        info = model.info
+        with store.open(name, model_id=info.name, model_revision=info.revision, dim=info.dim) as c:
+            rows = (row for row in catalog.rows() if isinstance(row, Row))
+            result = evaluate(rows, c, model, args.label_column)
+    figures = result.as_dict()
+    if args.json:
+        print(json.dumps({"collection": name, "model": info.name, **figures}, indent=2))
+        return 0
+    print(f"collection {name!r} ({result.collection_size} points), model {info.name!r}")
+    print(f"{'metric':<20}  {'value':>6}  n")
+    for key, count in (
+        ("recall_at_1", result.queries), ("recall_at_5", result.queries),
+        ("recall_at_10", result.queries), ("mrr", result.queries),
+        ("zero_shot_accuracy", result.labelled), ("weighted_f1", result.labelled),
+    ):  # fmt: skip
+        value = figures[key]
+        print(f"{key:<20}  {'n/a' if value is None else f'{value:.4f}':>6}  {count}")
+    print(f"labels: {result.labels}; catalog rows not in the collection: {result.not_indexed}")
+    return 0
+
+
+# ---------------------------------------------------------------------- snapshot
+def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    from fashion_clip.store import open_store
+    from fashion_clip.store.snapshot import pull_snapshot, push_snapshot
+
+    with open_store(settings) as store:
+        if args.action == "push":
+            name = args.collection or settings.collection or "demo"
+            where = push_snapshot(store, name, args.uri)
+            print(f"pushed collection {name!r} to {where}")
+        else:
+            info = pull_snapshot(store, args.uri, args.collection, recreate=args.recreate)
+            print(f"pulled {args.uri} into collection {info.name!r} ({info.count} points, "
+                  f"model {info.model_id!r})")  # fmt: skip
+    return 0
+
+
+COMMANDS = {
+    "index": run_index,
+    "demo": run_demo,
+    "info": run_info,
+    "evaluate": run_evaluate,
+    "snapshot": run_snapshot,
+}

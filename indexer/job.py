@@ -1,0 +1,99 @@
+"""One indexing run, end to end: open the catalog, check it whole, index it, record the run.
+
+The catalog is read twice: a first pass counts its records (for the progress bar's time
+estimate) and finds file-level problems (not UTF-8, broken JSON) before anything is written;
+the second pass streams the rows into the pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fashion_clip.model import ClipModel
+from fashion_clip.store import Collection, CollectionSpec, infer_payload_indexes
+from indexer.catalog import Row, catalog_format, local_copy, read_rows
+from indexer.pipeline import IndexOptions, index_rows
+from indexer.report import Reporter, Summary
+from indexer.sources import ImageRoot
+
+log = logging.getLogger(__name__)
+
+_SAMPLE = 1000  # rows looked at to choose payload indexes
+
+
+@dataclass
+class OpenCatalog:
+    """A catalog ready to stream: a local file, its format, record count and a sample."""
+
+    location: str  # as the user gave it (a path or an s3:// URI)
+    path: Path  # the local file (a temporary copy for S3)
+    fmt: str
+    total: int = 0
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+    def rows(self) -> Iterator[Any]:
+        return read_rows(self.path, self.fmt, name=self.location)
+
+
+@contextlib.contextmanager
+def open_catalog(location: str, fmt: str | None = None) -> Iterator[OpenCatalog]:
+    """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole."""
+    fmt = catalog_format(location, fmt)
+    with local_copy(location) as path:
+        catalog = OpenCatalog(location, path, fmt)
+        for item in catalog.rows():
+            catalog.total += 1
+            if isinstance(item, Row) and len(catalog.sample) < _SAMPLE:
+                catalog.sample.append(item.payload)
+        yield catalog
+
+
+def catalog_name(location: str) -> str:
+    """A collection name made from the catalog's file name (`s3://b/shop/items.csv` → `items`)."""
+    stem = Path(location.split("?", 1)[0]).stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip(".-")[:64]
+    return name or "catalog"
+
+
+def collection_spec(model: ClipModel, catalog: OpenCatalog) -> CollectionSpec:
+    """What a new collection for `catalog` is created with: the model, and payload indexes."""
+    return CollectionSpec(
+        model_id=model.info.name,
+        dim=model.dim,
+        model_revision=model.info.revision,
+        catalog=catalog.location,
+        payload_indexes=infer_payload_indexes(catalog.sample),
+    )
+
+
+def index_catalog(
+    catalog: OpenCatalog,
+    root: ImageRoot,
+    collection: Collection,
+    model: ClipModel,
+    reporter: Reporter,
+    options: IndexOptions | None = None,
+) -> Summary:
+    """Index `catalog` into `collection`, record the run in its metadata, build the index."""
+    options = options or IndexOptions()
+    summary = index_rows(
+        catalog.rows(), collection, model, root, reporter, options, total=catalog.total
+    )
+    collection.set_extra(
+        {
+            "catalog_source": catalog.location,
+            "images_root": str(root),
+            "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "last_run": {k: round(v, 3) for k, v in summary.as_dict().items()},
+        }
+    )
+    if summary.indexed or summary.deleted:
+        collection.optimize()  # the embedded store builds its HNSW index only when asked
+    return summary

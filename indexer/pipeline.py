@@ -1,0 +1,245 @@
+"""The indexing pipeline: rows → fetch, hash, decode (threads) → embed (batched) → upsert.
+
+Worker threads fetch each row's image, hash it and compare the row's fingerprint with the one
+stored in its point; only rows that changed are decoded and preprocessed. While the model
+encodes one batch, the workers are already preparing the next two, so on a CPU the model is
+nearly all that is left of the cost. Memory holds at most three batches, whatever the catalog
+size (plus the set of catalog ids, which `--prune` needs).
+
+Each batch is written with one upsert carrying vectors and fingerprints together; the store
+returns once it is durable. So a run killed at any moment leaves whole points only, and a
+re-run skips exactly the rows already written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from fashion_clip.errors import CatalogError, ImageLoadError
+from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES, decode_image, fetch_bytes
+from fashion_clip.model import ClipModel
+from fashion_clip.store import Collection, Point
+from indexer.catalog import Row, RowProblem
+from indexer.report import Reporter, Skip, Summary
+from indexer.sources import ImageRoot
+from indexer.state import (
+    FINGERPRINT_FIELD,
+    SOURCE_FIELD,
+    VECTORS_FIELD,
+    ModelTag,
+    content_hash,
+    fingerprint,
+    vectors_key,
+)
+
+log = logging.getLogger(__name__)
+
+LOOKAHEAD = 2  # batches being fetched and decoded while the model works on the current one
+_DELETE_BATCH = 512
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How a run fetches, batches and reports. Sizes in bytes, times in seconds."""
+
+    batch_size: int = 32
+    workers: int = 4
+    prune: bool = False
+    progress: bool | None = None  # None: a progress bar when stderr is a terminal
+    max_bytes: int = MAX_BYTES
+    timeout: float = HTTP_TIMEOUT_S
+    retries: int = HTTP_RETRIES
+    precision: str = "fp32"
+
+
+@dataclass
+class _Prepared:
+    """A row after its worker: `kind` is embed, reuse, unchanged or failed."""
+
+    kind: str
+    row: Row
+    payload: dict[str, Any] | None = None
+    pixels: np.ndarray | None = None  # (3, H, W) float32, for kind == "embed"
+    reason: str = ""
+
+
+def index_rows(
+    rows: Iterable[Row | RowProblem],
+    collection: Collection,
+    model: ClipModel,
+    root: ImageRoot,
+    reporter: Reporter,
+    options: IndexOptions | None = None,
+    *,
+    total: int | None = None,
+) -> Summary:
+    """Index `rows` into `collection`; bad rows go to `reporter`. Returns the run's counts."""
+    options = options or IndexOptions()
+    if options.batch_size < 1 or options.workers < 1:
+        raise ValueError("batch_size and workers must be at least 1")
+    started = time.perf_counter()
+    summary = Summary()
+    seen: set[str] = set()
+    tag = ModelTag(model.info.name, model.info.revision, options.precision)
+    chunks = _chunks(rows, options.batch_size)
+    pending: deque[tuple[list[RowProblem], list[Future[_Prepared]]]] = deque()
+    bar = tqdm(
+        total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
+        smoothing=0.1, dynamic_ncols=True,
+    )  # fmt: skip
+    pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch")
+
+    def submit() -> None:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        problems = [item for item in chunk if isinstance(item, RowProblem)]
+        good = [item for item in chunk if isinstance(item, Row)]
+        seen.update(str(item.id) for item in chunk if item.id is not None)
+        held = collection.retrieve([r.id for r in good]) if good else []
+        stored = {str(p.id): p.payload for p in held}
+        futures = [
+            pool.submit(_prepare, row, stored.get(str(row.id)), root, tag, model, options)
+            for row in good
+        ]
+        pending.append((problems, futures))
+
+    try:
+        for _ in range(LOOKAHEAD):
+            submit()
+        while pending:
+            problems, futures = pending.popleft()
+            prepared = [future.result() for future in futures]
+            submit()  # the workers prepare the next batch while the model encodes this one
+            skips = [Skip(p.number, p.id, p.reason) for p in problems]
+            skips += _write(prepared, collection, model, summary, options)
+            for skip in sorted(skips, key=lambda s: s.row):  # in catalog order
+                summary.skipped += 1
+                reporter.skip(skip)
+            bar.update(len(problems) + len(prepared))
+    finally:
+        bar.close()
+        for _, futures in pending:
+            for future in futures:
+                future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    if options.prune:
+        summary.deleted = prune(collection, seen)
+    summary.seconds = time.perf_counter() - started
+    log.info("%s: %s", collection.name, summary.line())
+    return summary
+
+
+def prune(collection: Collection, keep: set[str]) -> int:
+    """Delete the points whose catalog ids are not in `keep` (ids as strings)."""
+    if not keep:
+        raise CatalogError(
+            "the catalog has no rows with an id; refusing to --prune every point of "
+            f"collection {collection.name!r}"
+        )
+    stale = [point.id for point in collection.iter_points() if str(point.id) not in keep]
+    for start in range(0, len(stale), _DELETE_BATCH):
+        collection.delete(stale[start : start + _DELETE_BATCH])
+    return len(stale)
+
+
+def _prepare(
+    row: Row,
+    stored: dict[str, Any] | None,
+    root: ImageRoot,
+    tag: ModelTag,
+    model: ClipModel,
+    options: IndexOptions,
+) -> _Prepared:
+    """Runs in a worker: fetch, hash, compare with `stored`, decode and preprocess if needed."""
+    try:
+        source = root.resolve(row.image)
+        data = fetch_bytes(
+            source, max_bytes=options.max_bytes, timeout=options.timeout, retries=options.retries
+        )
+        key = vectors_key(tag, content_hash(data), row.caption)
+        payload = {**row.payload, SOURCE_FIELD: source}
+        payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
+        payload[VECTORS_FIELD] = key
+        if stored is not None:
+            if stored.get(FINGERPRINT_FIELD) == payload[FINGERPRINT_FIELD]:
+                return _Prepared("unchanged", row)
+            if stored.get(VECTORS_FIELD) == key:
+                return _Prepared("reuse", row, payload)
+        preprocessor = model.preprocessor
+        image = decode_image(data, name=source, min_side=preprocessor.min_decode_side)
+        return _Prepared("embed", row, payload, pixels=preprocessor([image])[0])
+    except ImageLoadError as exc:
+        return _Prepared("failed", row, reason=str(exc))
+    except Exception as exc:  # a decoder or network surprise costs one row, not the run
+        return _Prepared("failed", row, reason=f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _write(
+    prepared: list[_Prepared],
+    collection: Collection,
+    model: ClipModel,
+    summary: Summary,
+    options: IndexOptions,
+) -> list[Skip]:
+    """Embed what changed, keep the vectors of what did not, and upsert the batch at once.
+
+    Returns the rows that failed, for the caller to report.
+    """
+    points: list[Point] = []
+    embed = [p for p in prepared if p.kind == "embed"]
+    if embed:
+        images = model.encode_pixels(np.stack([p.pixels for p in embed]))  # (n, dim), unit
+        captioned = [i for i, p in enumerate(embed) if p.row.caption]
+        texts = model.encode_text(
+            [embed[i].row.caption for i in captioned], batch_size=options.batch_size
+        )  # (n_captioned, dim), unit
+        text_of = dict(zip(captioned, texts, strict=True))
+        for i, item in enumerate(embed):
+            vectors = {"image": images[i]}
+            if i in text_of:
+                vectors["text"] = text_of[i]
+            points.append(Point(item.row.id, vectors, item.payload))
+
+    reuse = [p for p in prepared if p.kind == "reuse"]
+    if reuse:
+        held = collection.retrieve([p.row.id for p in reuse], with_vectors=True)
+        vectors_of = {str(point.id): point.vectors for point in held}
+        for item in reuse:
+            vectors = vectors_of.get(str(item.row.id))
+            if not vectors:  # cannot happen while this process owns the collection
+                item.kind, item.reason = "failed", "its stored vectors could not be read back"
+                continue
+            points.append(Point(item.row.id, vectors, item.payload))
+            summary.reused_vectors += 1
+
+    if points:
+        collection.upsert(points)  # one durable write: vectors and fingerprints together
+    summary.indexed += len(points)
+    summary.unchanged += sum(item.kind == "unchanged" for item in prepared)
+    return [
+        Skip(item.row.number, item.row.id, item.reason, item.row.image)
+        for item in prepared
+        if item.kind == "failed"
+    ]
+
+
+def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _no_bar(options: IndexOptions) -> bool | None:
+    return None if options.progress is None else not options.progress

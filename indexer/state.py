@@ -1,0 +1,64 @@
+"""Fingerprints: what makes a re-run skip a row, reuse its vectors, or embed it again.
+
+Every point carries two hashes in its payload, written in the same upsert as its vectors (so
+a point is never "done" without them, and never has them without its vectors):
+
+- `_vectors_key`: model (name, revision, precision), the pipeline version, the image bytes'
+  SHA-256 and the caption. Equal means the stored vectors are what embedding would give.
+- `_fingerprint`: `_vectors_key` plus the whole payload. Equal means nothing changed at all.
+
+A row whose fingerprint matches is skipped without decoding; one whose vectors key matches
+(a price changed, say) keeps its vectors and gets the new payload; anything else is embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FINGERPRINT_FIELD = "_fingerprint"
+VECTORS_FIELD = "_vectors_key"
+SOURCE_FIELD = "_image_source"
+# Bump when decoding or preprocessing changes what vectors a given image gets.
+PIPELINE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelTag:
+    """The model facts a vector depends on."""
+
+    name: str
+    revision: str | None
+    precision: str = "fp32"
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 of an image's bytes, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    # Canonical JSON: key order and spacing never change the hash; odd values hash by str().
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def vectors_key(model: ModelTag, image_sha256: str, caption: str | None) -> str:
+    """Hash of everything the image and text vectors of a row depend on."""
+    return _digest(
+        {
+            "pipeline": PIPELINE_VERSION,
+            "model": [model.name, model.revision, model.precision],
+            "image": image_sha256,
+            "caption": caption,
+        }
+    )
+
+
+def fingerprint(vectors: str, payload: Mapping[str, Any]) -> str:
+    """Hash of the vectors key and the payload (bookkeeping fields left out)."""
+    user_fields = {k: v for k, v in payload.items() if k not in (FINGERPRINT_FIELD, VECTORS_FIELD)}
+    return _digest({"vectors": vectors, "payload": user_fields})
