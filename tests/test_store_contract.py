@@ -201,6 +201,7 @@ def test_text_space_skips_points_without_captions(col, cat):
         (Filter(equals={"in_stock": False}), lambda p: not p["in_stock"]),
         (Filter(any_of={"color": ["red", "green"]}), lambda p: p["color"] in ("red", "green")),
         (Filter(any_of={"size": [0, 4]}), lambda p: p["size"] in (0, 4)),
+        (Filter(any_of={"in_stock": [True]}), lambda p: p["in_stock"]),
         (Filter(ranges={"price": Range(gte=50, lt=100)}), lambda p: 50 <= p["price"] < 100),
         (
             Filter(equals={"color": "blue"}, ranges={"size": Range(gt=1)}),

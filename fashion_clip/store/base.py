@@ -44,7 +44,7 @@ class Filter:
     """
 
     equals: Mapping[str, Scalar] = field(default_factory=dict)
-    any_of: Mapping[str, Sequence[str | int]] = field(default_factory=dict)
+    any_of: Mapping[str, Sequence[str | int | bool]] = field(default_factory=dict)
     ranges: Mapping[str, Range] = field(default_factory=dict)
     exclude_ids: Sequence[CatalogId] = ()
 

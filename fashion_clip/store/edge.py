@@ -341,7 +341,11 @@ def _filter(filter: Filter | None) -> Any:
         else:
             must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
     for key, values in filter.any_of.items():
-        must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
+        if any(isinstance(v, bool) for v in values):  # MatchAny has the int reading too
+            options = [qe.FieldCondition(key, match=qe.MatchValue(np.bool_(v))) for v in values]
+            must.append(qe.Filter(should=options))
+        else:
+            must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
     for key, r in filter.ranges.items():
         bounds = qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
         must.append(qe.FieldCondition(key, range=bounds))

@@ -379,7 +379,11 @@ def _filter(filter: Filter | None) -> qm.Filter | None:
         else:
             must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
     for key, values in filter.any_of.items():
-        must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))))
+        if any(isinstance(v, bool) for v in values):  # MatchAny takes strings or ints only
+            options = [qm.FieldCondition(key=key, match=qm.MatchValue(value=v)) for v in values]
+            must.append(qm.Filter(should=options))
+        else:
+            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))))
     for key, r in filter.ranges.items():
         bounds = qm.Range(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
         must.append(qm.FieldCondition(key=key, range=bounds))
