@@ -6,6 +6,7 @@ server (same client API); `server` is a real Qdrant server and runs only when QD
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections import Counter
 
@@ -131,6 +132,21 @@ def test_bad_vectors_are_refused_and_nothing_is_written(col, cat):
     with pytest.raises(ModelMismatchError):
         col.search(np.ones(DIM + 1, np.float32))
     assert col.count() == before
+
+
+def test_payload_is_stored_as_plain_json(col, cat):
+    nested = {"price": np.float32(12.5), "size": np.int64(3), "tags": np.array(["a", "b"]),
+              "dims": {"w": 10, "h": [1.5, 2]}, "note": None}  # fmt: skip
+    col.upsert([Point("json-1", {"image": cat.image[0]}, nested)])
+    (back,) = col.retrieve(["json-1"])
+    expected = {**nested, "price": 12.5, "size": 3, "tags": ["a", "b"], "id": "json-1"}
+    assert back.payload == expected
+    assert type(back.payload["size"]) is int
+    with pytest.raises(StoreError, match=r"'json-2'.*'price' is nan.*None"):
+        col.upsert([Point("json-2", {"image": cat.image[0]}, {"price": float("nan")})])
+    with pytest.raises(StoreError, match=r"'json-3'.*'when'.*date"):
+        col.upsert([Point("json-3", {"image": cat.image[0]}, {"when": datetime.date(2020, 1, 1)})])
+    assert col.retrieve(["json-2", "json-3"]) == []
 
 
 def test_upsert_is_idempotent_per_catalog_id(col, cat):

@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import ModelMismatchError, StoreError
-
 CatalogId = str | int
 Scalar = str | int | float | bool
 VECTOR_NAMES = ("image", "text")  # `text` is the caption's embedding
@@ -247,28 +245,6 @@ class Collection(ABC):
             yield from points
             if offset is None:
                 return
-
-    def check_vectors(self, points: Sequence[Point]) -> None:
-        """Refuse unknown vector names, wrong dimensions and non-finite values."""
-        for point in points:
-            if not point.vectors:
-                raise StoreError(f"point {point.id!r} has no vectors")
-            for name, vector in point.vectors.items():
-                if name not in VECTOR_NAMES:
-                    raise StoreError(
-                        f"point {point.id!r}: unknown vector {name!r}; expected one of "
-                        f"{', '.join(VECTOR_NAMES)}"
-                    )
-                shape = np.shape(vector)
-                if shape != (self.dim,):
-                    raise ModelMismatchError(
-                        f"point {point.id!r}: {name} vector has shape {shape}, but collection "
-                        f"{self.name!r} holds {self.dim}-d vectors of model {self.model_id!r}; "
-                        "embed with that model, or rebuild the collection with the new one "
-                        "(`python -m indexer index CATALOG --recreate`)"
-                    )
-                if not np.all(np.isfinite(vector)):
-                    raise StoreError(f"point {point.id!r}: {name} vector has NaN or inf values")
 
     def __enter__(self) -> Collection:
         return self

@@ -31,6 +31,7 @@ from fashion_clip.store.base import (
 )
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.meta import check_index_type, merge_extra, to_info
+from fashion_clip.store.points import prepare
 from fashion_clip.store.query import check_query, group_by_overfetch
 
 OVERSAMPLING = 2.0  # quantized search: candidates fetched per result, then rescored
@@ -132,15 +133,7 @@ class EdgeCollection(Collection):
         return int(_engine("read shard info", self.shard.info).indexed_vectors_count)
 
     def upsert(self, points: Sequence[Point]) -> None:
-        self.check_vectors(points)
-        edge_points = [
-            qe.Point(
-                point_id(p.id),
-                {k: np.asarray(v, dtype=np.float32).tolist() for k, v in p.vectors.items()},
-                {**p.payload, ID_FIELD: p.id},
-            )
-            for p in points
-        ]
+        edge_points = [qe.Point(*p) for p in prepare(self, points)]
         if edge_points:
             self._update("upsert points", qe.UpdateOperation.upsert_points(edge_points))
 

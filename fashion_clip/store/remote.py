@@ -40,6 +40,7 @@ from fashion_clip.store.meta import (
     parse_meta,
     to_info,
 )
+from fashion_clip.store.points import prepare
 from fashion_clip.store.query import check_query
 
 _SCHEMAS = {
@@ -197,14 +198,9 @@ class RemoteCollection(Collection):
         return to_info(self.name, self.meta, self.count())
 
     def upsert(self, points: Sequence[Point]) -> None:
-        self.check_vectors(points)
         structs = [
-            qm.PointStruct(
-                id=point_id(p.id),
-                vector={k: np.asarray(v, dtype=np.float32).tolist() for k, v in p.vectors.items()},
-                payload={**p.payload, ID_FIELD: p.id},
-            )
-            for p in points
+            qm.PointStruct(id=uuid, vector=vectors, payload=payload)
+            for uuid, vectors, payload in prepare(self, points)
         ]
         for start in range(0, len(structs), _UPSERT_BATCH):
             batch = structs[start : start + _UPSERT_BATCH]

@@ -1,0 +1,73 @@
+"""Checking and converting points on their way into either backend.
+
+A bad point is refused with a message naming it (and the field or vector at fault) before
+anything of its batch is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fashion_clip.errors import ModelMismatchError, StoreError
+from fashion_clip.store.base import ID_FIELD, VECTOR_NAMES, Collection, Point
+from fashion_clip.store.ids import point_id
+
+Prepared = tuple[str, dict[str, list[float]], dict[str, Any]]
+
+
+def prepare(collection: Collection, points: Sequence[Point]) -> list[Prepared]:
+    """`(point uuid, {name: float list}, JSON-safe payload with the catalog id)` per point."""
+    prepared = []
+    for point in points:
+        uuid = point_id(point.id)
+        vectors = {name: _vector(collection, point, name, v) for name, v in point.vectors.items()}
+        if not vectors:
+            raise StoreError(f"point {point.id!r} has no vectors")
+        payload = {str(k): _json(point.id, k, v) for k, v in point.payload.items()}
+        payload[ID_FIELD] = point.id
+        prepared.append((uuid, vectors, payload))
+    return prepared
+
+
+def _vector(collection: Collection, point: Point, name: str, vector: Any) -> list[float]:
+    if name not in VECTOR_NAMES:
+        expected = ", ".join(VECTOR_NAMES)
+        raise StoreError(f"point {point.id!r}: unknown vector {name!r}; expected one of {expected}")
+    array = np.asarray(vector, dtype=np.float32)
+    if array.shape != (collection.dim,):
+        raise ModelMismatchError(
+            f"point {point.id!r}: {name} vector has shape {array.shape}, but collection "
+            f"{collection.name!r} holds {collection.dim}-d vectors of model "
+            f"{collection.model_id!r}; embed with that model, or rebuild the collection with "
+            "the new one (`python -m indexer index CATALOG --recreate`)"
+        )
+    if not np.all(np.isfinite(array)):
+        raise StoreError(f"point {point.id!r}: {name} vector has NaN or inf values")
+    return array.tolist()
+
+
+def _json(point: Any, key: str, value: Any) -> Any:
+    """`value` as plain JSON types (numpy scalars unwrapped); NaN, inf and objects refused."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise StoreError(
+                f"point {point!r}: payload field {key!r} is {value}; use null (None) for a "
+                "missing value"
+            )
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json(point, key, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json(point, f"{key}.{k}", v) for k, v in value.items()}
+    raise StoreError(
+        f"point {point!r}: payload field {key!r} holds a {type(value).__name__}, which JSON "
+        "cannot store; convert it to text or a number"
+    )
