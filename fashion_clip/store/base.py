@@ -212,6 +212,10 @@ class Collection(ABC):
     def set_extra(self, values: Mapping[str, Any]) -> None:
         """Merge free-form JSON metadata (not the model fields) into the collection record."""
 
+    def indexed_count(self) -> int | None:
+        """Vectors (of both spaces) already in an HNSW index; None where unknown."""
+        return None
+
     def optimize(self) -> bool:
         """Build the vector index after a bulk load; True if anything was rebuilt."""
         return False

@@ -197,6 +197,10 @@ class RemoteCollection(Collection):
     def info(self) -> CollectionInfo:
         return to_info(self.name, self.meta, self.count())
 
+    def indexed_count(self) -> int | None:
+        described = self._call("read collection info", self._c.get_collection)
+        return described.indexed_vectors_count
+
     def upsert(self, points: Sequence[Point]) -> None:
         structs = [
             qm.PointStruct(id=uuid, vector=vectors, payload=payload)
