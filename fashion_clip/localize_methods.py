@@ -27,6 +27,11 @@ MASKING_GRID = 14  # band edges per side: 2 * C(15, 2) - 1 = 209 passes (the ori
 MASKING_BATCH = 32
 
 
+def masking_passes(grid: int = MASKING_GRID) -> int:
+    """Forward passes of one masking heatmap: every band of both orientations, view once."""
+    return (grid + 1) * grid - 1
+
+
 def supports_single_pass(model: Any) -> bool:
     """True for CLIP ViTs as `transformers` builds them (FashionCLIP's architecture)."""
     tm = model.torch_model

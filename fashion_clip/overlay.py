@@ -1,6 +1,6 @@
 """Drawing a localization heatmap over its image (numpy and PIL only: no torch, no matplotlib).
 
-    overlay = draw_heatmap(image, localize(model, image, "red dress"))
+overlay = draw_heatmap(image, localize(model, image, "red dress"))
 """
 
 from __future__ import annotations

@@ -1,0 +1,125 @@
+"""Localization quality and speed: `python -m benchmarks.localize [--cases N] [--quick]`.
+
+Quality: pointing game, energy share in the target box and IoU of the thresholded map, on
+composites of demo garments (`fashion_clip.localize_eval`) with the demo model, per method.
+Speed: seconds per heatmap through `localize()` (text encoding, forward passes and the map
+resized to the image included) for the demo model and a random-weight ViT-B/32, which has
+FashionCLIP's exact compute (its maps mean nothing, so it is timed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from functools import partial
+from typing import Any
+
+from benchmarks.common import machine, print_table, result_line, vitb32_folder
+from fashion_clip.localize import DEFAULT_METHOD, localize
+from fashion_clip.localize_eval import evaluate, make_composites
+from fashion_clip.localize_methods import masking_passes, native_size
+from fashion_clip.model import ClipModel
+
+SEED = 1  # the tests use seed 0; the benchmark measures on other composites
+
+# (label, method, options) rows measured on the demo model; the ablations show why the
+# default rewires the last block (ClearCLIP/SCLIP-style) instead of reading patch tokens.
+DEMO_ROWS: list[tuple[str, str, dict[str, Any]]] = [
+    ("default", "default", {}),
+    ("default @192", "default", {"resolution": 192}),
+    ("masking", "masking", {}),
+    ("masking @192", "masking", {"resolution": 192}),
+    ("patch tokens (qk+res+mlp)", "surgery", {"attention": "qk", "residual": True, "mlp": True}),
+    ("maskclip (v only)", "surgery", {"attention": "none"}),
+    ("surgery vv", "surgery", {"attention": "vv"}),
+]
+VITB32_ROWS: list[tuple[str, str, dict[str, Any]]] = [
+    ("default", "default", {}),
+    ("default @336", "default", {"resolution": 336}),
+    ("default @448", "default", {"resolution": 448}),
+    ("masking", "masking", {}),
+]
+
+
+def passes(method: str) -> int:
+    """Forward passes per heatmap."""
+    return masking_passes() if method == "masking" else 1
+
+
+def seconds_per_heatmap(model: ClipModel, method: str, options: dict[str, Any], runs: int,
+                        case: Any) -> float:  # fmt: skip
+    localize(model, case.image, case.query, method=method, **options)  # warm-up
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        localize(model, case.image, case.query, method=method, **options)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200, help="composites (default 200)")
+    parser.add_argument("--quick", action="store_true", help="40 composites, fewer timing runs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    count = 40 if args.quick else args.cases
+    cases = make_composites(count, seed=SEED)
+    timing_case = cases[0]
+
+    print(f"machine: {machine()}")
+    print(f"{count} composites (seed {SEED}), default method = {DEFAULT_METHOD!r}")
+    rows, result = [], {}
+    demo = ClipModel.load("demo")
+    for label, method, options in DEMO_ROWS:
+        figures = evaluate(partial(_heatmap, demo, method, options), cases)
+        runs = 3 if method == "masking" else 20
+        latency = seconds_per_heatmap(demo, method, options, 1 if args.quick else runs, timing_case)
+        rows.append(_row("demo", label, method, options.get("resolution") or native_size(demo),
+                         figures, latency))  # fmt: skip
+        if label in ("default", "masking"):
+            result.update({
+                f"pointing_{label}": figures["pointing"],
+                f"energy_{label}": figures["energy"],
+                f"iou_{label}": figures["iou"],
+                f"{label}_latency_demo_s": latency,
+            })  # fmt: skip
+
+    vitb32 = ClipModel.load(str(vitb32_folder()))
+    for label, method, options in VITB32_ROWS:
+        runs = 2 if method == "masking" else 15
+        latency = seconds_per_heatmap(vitb32, method, options, 1 if args.quick else runs,
+                                      timing_case)  # fmt: skip
+        side = options.get("resolution") or native_size(vitb32)
+        rows.append(_row("ViT-B/32 (random)", label, method, side, None, latency))
+        if label in ("default", "masking"):
+            result[f"{label}_latency_vitb32_s"] = latency
+        elif label == "default @336":
+            result["default336_latency_vitb32_s"] = latency
+
+    header = ("model", "method", "input", "passes", "pointing", "energy in box", "IoU@0.5",
+              "s / heatmap")  # fmt: skip
+    print_table(rows, header)
+    result["masking_passes"] = passes("masking")
+    result["n_composites"] = count
+    print(result_line(result))
+
+
+def _heatmap(model: ClipModel, method: str, options: dict[str, Any], case: Any) -> Any:
+    return localize(model, case.image, case.query, method=method, **options)
+
+
+def _row(model: str, label: str, method: str, side: int, figures: dict[str, float] | None,
+         latency: float) -> tuple[str, ...]:  # fmt: skip
+    quality = (
+        ("-", "-", "-")
+        if figures is None
+        else tuple(f"{figures[k]:.3f}" for k in ("pointing", "energy", "iou"))
+    )
+    return (model, label, str(side), str(passes(method)), *quality, f"{latency:.3f}")
+
+
+if __name__ == "__main__":
+    main()
