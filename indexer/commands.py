@@ -58,7 +58,11 @@ def _index(
     from indexer.pipeline import IndexOptions
     from indexer.report import Reporter
 
-    model, note = load_configured_model(settings, args.model, quantize=args.quantize)
+    # fp32 text: stored caption vectors should not depend on which rows shared their batch
+    # (bf16, the query-latency default on some CPUs, moves them by ~1e-3 with the padding).
+    model, note = load_configured_model(
+        settings, args.model, quantize=args.quantize, text_precision="fp32"
+    )
     if note:
         _note(f"note: {note}")
     options = IndexOptions(

@@ -1,0 +1,111 @@
+"""Bad input: every bad row or image is skipped and reported, the good ones are indexed.
+
+Also the exit codes: 0 clean, 1 some rows skipped, 2 usage/configuration/fatal errors with
+one message and no traceback (unless --verbose).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.image_corpus import write_corpus
+from tests.indexer_fixtures import points, run_indexer, use_store, write_catalog
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, tiny_model_dir):
+    use_store(monkeypatch, tmp_path / "qdrant", tiny_model_dir)
+    return tmp_path
+
+
+def test_bad_rows_and_images_are_skipped_and_reported(env, capsys):
+    good, bad = write_corpus(env / "images")
+    rows = [{"id": f"good-{name}", "image": name, "caption": name} for name in good]
+    expected = {}  # row number -> (id, word in the reason)
+    for name, (_, word) in bad.items():
+        rows.append({"id": f"bad-{name}", "image": name})
+        expected[len(rows)] = (f"bad-{name}", word)
+    extra = [
+        ({"id": "missing-file", "image": "nope.jpg"}, "no such file"),
+        ({"id": "escape", "image": "../../etc/passwd"}, "leaves the image root"),
+        ({"id": "ftp", "image": "ftp://host/a.jpg"}, "unsupported scheme"),
+        ({"image": "photo.jpg"}, "missing id"),
+        ({"id": "good-photo.jpg", "image": "photo.jpg"}, "duplicate id"),
+        ({"id": "no-image", "caption": "x"}, "missing image"),
+        ({"id": ["a", "list"], "image": "photo.jpg"}, "not a string or an integer"),
+    ]
+    for row, word in extra:
+        rows.append(row)
+        expected[len(rows)] = (row.get("id") if isinstance(row.get("id"), str) else None, word)
+    catalog = write_catalog(env / "catalog.json", rows)
+    report = env / "out" / "report.jsonl"
+
+    code, out, err = run_indexer(
+        capsys, "index", catalog, "--collection", "c", "--images", env / "images",
+        "--report", report, "--max-image-mb", "1",
+    )  # fmt: skip
+    assert code == 1
+    assert f"indexed {len(good)}, unchanged 0, skipped {len(expected)}, deleted 0" in out
+    assert sorted(points(env / "qdrant", "c")) == sorted(f"good-{name}" for name in good)
+
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [entry["row"] for entry in lines] == sorted(expected)  # in catalog order
+    for entry in lines:
+        row_id, word = expected[entry["row"]]
+        assert entry["id"] == row_id
+        assert word.lower() in entry["reason"].lower(), entry
+        shown = f"row {entry['row']}" + (f" (id {row_id!r})" if row_id else "") + ": skipped: "
+        assert shown + entry["reason"] in err
+    assert "Traceback" not in err
+
+
+def test_oversize_images_are_skipped(env, capsys):
+    write_corpus(env / "images")
+    catalog = write_catalog(env / "c.jsonl", [{"id": 1, "image": "photo.jpg"}])
+    code, _, err = run_indexer(capsys, "index", catalog, "--images", env / "images",
+                               "--max-image-mb", "0.0001")  # fmt: skip
+    assert code == 1 and "over the 104-byte cap" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["index"], "the following arguments are required: CATALOG"),
+        (["index", "{env}/missing.csv"], "no such catalog file"),
+        (["index", "{env}/latin.csv"], "not UTF-8"),
+        (["index", "{env}/c.xlsx"], "cannot tell the catalog format"),
+        (["index", "{env}/ok.csv", "--images", "{env}/nowhere"], "no such directory"),
+        (["index", "{env}/ok.csv", "--batch-size", "0"], "must be at least 1"),
+        (["index", "{env}/ok.csv", "--model", "{env}/no-model"], "does not exist"),
+        (["index", "http://host/c.csv"], "local file or an s3:// URI"),
+        (["info", "--collection", "nothing"], "no collection 'nothing'"),
+        (["evaluate", "{env}/ok.csv", "--collection", "c"], "--label-column"),
+        (["snapshot", "pull", "{env}/missing.tar"], "not a readable snapshot"),
+        (["bogus"], "invalid choice"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2_with_one_message(env, capsys, argv, message):
+    (env / "latin.csv").write_bytes("id,image\nx,é.jpg\n".encode("latin-1"))
+    (env / "ok.csv").write_text("id,image\nx,x.jpg\n")
+    code, out, err = run_indexer(capsys, *[a.format(env=env) for a in argv])
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_verbose_shows_the_traceback(env, capsys):
+    code, _, err = run_indexer(capsys, "index", env / "missing.csv", "--verbose")
+    assert code == 2 and "Traceback" in err and "no such catalog file" in err
+
+
+def test_help_explains_every_command(capsys):
+    for command in ("index", "demo", "info", "evaluate", "snapshot"):
+        code, out, _ = run_indexer(capsys, command, "--help")
+        assert code == 0 and "usage: indexer " + command in out
+    code, out, _ = run_indexer(capsys, "index", "--help")
+    for option in ("--images", "--collection", "--model", "--batch-size", "--recreate",
+                   "--prune", "--report", "--workers", "--timeout", "--retries"):  # fmt: skip
+        assert option in out
+    assert "exit status" in out

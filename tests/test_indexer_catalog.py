@@ -1,0 +1,143 @@
+"""Catalog reading: the three formats, numbers, encodings, and rows that cannot be used."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fashion_clip.errors import CatalogError, ConfigurationError
+from indexer import catalog as catalog_module
+from indexer.catalog import Row, RowProblem, catalog_format, read_rows
+from tests.indexer_fixtures import product_rows, write_catalog
+
+
+def read(path, fmt=None):
+    return list(read_rows(path, fmt or catalog_format(str(path))))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_formats_read_the_same_rows(tmp_path, suffix):
+    rows = product_rows(5)
+    rows[1]["caption"] = "une robe légère, été 2024 — «soldes»"
+    rows[2]["code"] = "00123"  # leading zeros: a code, not a number
+    path = write_catalog(tmp_path / f"catalog{suffix}", rows)
+    result = read(path)
+    assert [type(r) for r in result] == [Row] * 5
+    assert [r.number for r in result] == [1, 2, 3, 4, 5]
+    assert [r.id for r in result] == [f"sku-{i}" for i in range(5)]
+    assert result[1].caption == rows[1]["caption"]
+    assert result[0].image == "img-0.jpg"
+    payload = result[2].payload
+    assert payload["price"] == 11.5 and isinstance(payload["price"], float)
+    assert payload["stock"] == 6 and isinstance(payload["stock"], int)
+    assert payload["code"] == "00123"
+    assert payload["category"] == "skirt" and payload["image"] == "img-2.jpg"
+    assert "id" not in payload
+
+
+def test_csv_keeps_ids_as_text_and_drops_empty_cells(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("id,image,caption,price,note\n007,a.jpg,,1e3,\n", encoding="utf-8")
+    [row] = read(path)
+    assert row.id == "007" and row.caption is None
+    assert row.payload == {"image": "a.jpg", "price": 1000.0}
+
+
+def test_utf8_bom_is_accepted_and_other_encodings_are_refused(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("id,image\nx,é.jpg\n".encode("utf-8-sig"))
+    assert read(path)[0].id == "x"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,image,caption\nx,a.jpg,robe légère\n".encode("latin-1"))
+    with pytest.raises(CatalogError, match="not UTF-8"):
+        read(latin)
+
+
+def test_missing_duplicate_and_malformed_rows_are_reported_with_row_numbers(tmp_path):
+    path = tmp_path / "c.jsonl"
+    lines = [
+        {"id": "a", "image": "a.jpg"},
+        {"image": "b.jpg"},
+        {"id": "a", "image": "c.jpg"},
+        "{broken",
+        ["not", "an", "object"],
+        {"id": 1.5, "image": "d.jpg"},
+        {"id": "e"},
+        {"id": "f", "image": "f.jpg", "_fingerprint": "x"},
+        {"id": 7, "image": "g.jpg", "caption": "  two   spaces "},
+    ]
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+    path.write_text(text + "\n\n", encoding="utf-8")
+    result = read(path)
+    assert [r.number for r in result] == list(range(1, 10))
+    problems = {r.number: (r.id, r.reason) for r in result if isinstance(r, RowProblem)}
+    assert problems[2] == (None, "missing id")
+    assert problems[3][0] == "a" and "duplicate id 'a' (first at row 1)" in problems[3][1]
+    assert "malformed JSON" in problems[4][1]
+    assert "expected a JSON object" in problems[5][1]
+    assert "not a string or an integer" in problems[6][1]
+    assert problems[7] == ("e", "missing image")
+    assert "reserved" in problems[8][1]
+    assert set(problems) == {2, 3, 4, 5, 6, 7, 8}
+    assert result[8].id == 7 and result[8].caption == "two spaces"
+
+
+def test_csv_rows_with_the_wrong_number_of_fields(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("id,image,caption\na,a.jpg,ok\nb,b.jpg\nc,c.jpg,x,extra\n1,1.jpg,one\n")
+    result = read(path)
+    assert isinstance(result[0], Row) and isinstance(result[3], Row)
+    assert result[1].number == 2 and "2 fields, the header has 3" in result[1].reason
+    assert result[2].number == 3 and "4 fields" in result[2].reason
+    assert result[3].id == "1"  # ids stay text in a CSV (JSON's 1 names the same point)
+
+
+def test_csv_without_required_columns_is_refused(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("sku,picture\na,a.jpg\n")
+    with pytest.raises(CatalogError, match="'id' or 'image'"):
+        read(path)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(CatalogError, match="empty"):
+        read(tmp_path / "empty.csv")
+
+
+def test_json_list_is_streamed_across_chunk_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "_CHUNK", 7)  # force every element across chunks
+    rows = product_rows(30)
+    rows[4]["price"] = 123456789
+    path = write_catalog(tmp_path / "c.json", rows)
+    result = read(path)
+    assert [r.id for r in result] == [r["id"] for r in rows]
+    assert result[4].payload["price"] == 123456789
+    path.write_text('[{"id": "a", "image": "a.jpg"}, 5, {"id": "b", "image": "b.jpg"}]')
+    result = read(path)
+    assert [type(r) for r in result] == [Row, RowProblem, Row]
+    path.write_text("[]")
+    assert read(path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"id": "a", "image": "a.jpg"}', "list of objects"),
+        ('[{"id": "a", "image": "a.jpg"}, {"id": "b", "im', "malformed JSON in row 2"),
+        ('[{"id": "a", "image": "a.jpg"} {"id": "b"}]', "after row 1"),
+    ],
+)
+def test_broken_json_files_are_refused_whole(tmp_path, text, message):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(CatalogError, match=message):
+        read(path)
+
+
+def test_format_comes_from_the_extension_or_the_override():
+    assert catalog_format("s3://bucket/shop/items.CSV") == "csv"
+    assert catalog_format("x.ndjson") == "jsonl"
+    assert catalog_format("x.txt", "json") == "json"
+    with pytest.raises(ConfigurationError, match=r"\.csv, \.jsonl or \.json"):
+        catalog_format("catalog.xlsx")
+    with pytest.raises(ConfigurationError):
+        catalog_format("x.csv", "parquet")
