@@ -1,0 +1,42 @@
+"""The Space's entry point: settings → model → store (the demo indexed if empty) → app → launch.
+
+    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
+    python app.py --share    # also a public share link (or FASHION_CLIP_SHARE=1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger("fashion_clip.app")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="FashionCLIP Space: search, classify, localize")
+    parser.add_argument("--share", action="store_true", help="also open a public share link")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from fashion_clip.errors import FashionCLIPError
+    from fashion_clip.runtime import load_configured_model
+    from fashion_clip.settings import load_settings
+    from fashion_clip.store import open_store
+    from space.app import build_demo
+    from space.startup import launch_options, open_collection, share_requested
+
+    try:
+        settings = load_settings()
+        model, fallback_note = load_configured_model(settings)  # note: the demo model stood in
+        store = open_store(settings)
+        collection = open_collection(settings, store, model)
+        demo = build_demo(model, collection, settings, notice=fallback_note)
+    except FashionCLIPError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    demo.launch(**launch_options(settings, share=share_requested(args.share)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""The Gradio Blocks app: layout and wiring. What each event does lives in `space.handlers`.
+
+    demo = build_demo(model, collection, settings)   # nothing is loaded here; all passed in
+    demo.launch()
+
+Every tab is also an API endpoint (`/text_search`, `/image_search`, `/classify`,
+`/localize`); see the README's "Using the API". Events that run the model share one
+concurrency group, sized for a 2-vCPU Space.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from fashion_clip.model import ClipModel
+from fashion_clip.settings import Settings
+from fashion_clip.store import Collection
+from space import handlers
+from space.filters import Facets, read_facets
+from space.handlers import DEFAULT_RESULTS, MAX_RESULTS, Backend
+from space.results import Pictures
+
+log = logging.getLogger(__name__)
+
+# Two requests at a time: on 2 vCPUs a third would only queue inside torch, and the queue
+# keeps waiting requests cheap and ordered instead.
+MODEL_CONCURRENCY = 2
+MODEL_GROUP = "model"
+MORE, LESS = "More like this", "Less like this"
+NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
+
+
+def uploaded_image(**kwargs: Any) -> gr.Image:
+    """`gr.Image` that hands the handler the uploaded file as it is, never decoded here.
+
+    Plain `gr.Image` opens every upload with PIL before the handler runs, so a corrupt or
+    non-image file fails with an anonymous error. The handlers decode with the project's
+    loader instead, which names the file and the problem (and refuses decompression bombs).
+    (An instance method, not a subclass: Gradio writes a `.pyi` stub next to the module of
+    every Component subclass.)
+    """
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    decode = image.preprocess
+
+    def keep_upload(payload: Any) -> str | None:
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)  # already checked by Gradio to be one of its uploads
+        try:  # a webcam frame or pasted image arriving as a data: URL
+            return decode(payload)
+        except Exception as exc:
+            raise gr.Error(f"Cannot read the image: {exc}. {handlers.IMAGE_HINT}") from exc
+
+    image.preprocess = keep_upload  # type: ignore[method-assign]
+    return image
+
+
+def header_line(model: ClipModel, collection: Collection, settings: Settings | None) -> str:
+    """One line: the model, the collection and its item count, and where the store lives."""
+    info = model.info
+    if settings is None:
+        where = ""
+    elif settings.qdrant_url:
+        where = f" · Qdrant server {settings.qdrant_url}"
+    else:
+        where = f" · embedded store `{settings.qdrant_path}`"
+    return (
+        f"**FashionCLIP Space** · model `{info.name}` ({info.kind}, {info.dim}-d) · "
+        f"collection `{collection.name}` · {collection.count():,} items{where}"
+    )
+
+
+def build_demo(
+    model: ClipModel,
+    collection: Collection,
+    settings: Settings | None = None,
+    *,
+    notice: str | None = None,
+    facets: Facets | None = None,
+    pictures: Pictures | None = None,
+) -> gr.Blocks:
+    """The app over an already loaded model and an open collection (queue enabled).
+
+    `notice` is shown as a banner (e.g. that the demo model stands in for FashionCLIP).
+    """
+    facets = facets or read_facets(collection)
+    if pictures is None:
+        roots = [collection.info().extra.get("images_root")]
+        pictures = Pictures([r for r in roots if r and "://" not in r])
+    gr.set_static_paths(pictures.static_paths)  # catalog images are served, never copied
+    backend = Backend(model, collection, facets, pictures)
+    model_bound = {"concurrency_id": MODEL_GROUP, "concurrency_limit": MODEL_CONCURRENCY}
+    private = {"api_visibility": "private", "queue": False}
+
+    with gr.Blocks(title="FashionCLIP Space") as demo:
+        gr.Markdown(header_line(model, collection, settings), elem_id="header")
+        gr.Markdown(f"⚠️ {notice}", visible=bool(notice), elem_id="notice")
+
+        with gr.Tabs():
+            # ------------------------------------------------------------ text search
+            with gr.Tab("Text search", id="text"):
+                with gr.Row(equal_height=True):
+                    query = gr.Textbox(
+                        label="Search", placeholder="red summer dress", scale=4, elem_id="query"
+                    )
+                    negative = gr.Textbox(label="Less of", placeholder="stripes", scale=2)
+                    search_button = gr.Button(
+                        "Search", variant="primary", scale=1, elem_id="search-button"
+                    )
+                text_filters = _filter_controls(facets)
+                with gr.Row(equal_height=True):
+                    mode = gr.Radio(
+                        [MORE, LESS], value=MORE, label="Clicking a result shows", scale=2
+                    )
+                    examples_note = gr.Markdown(elem_id="examples")
+                    clear_button = gr.Button("Clear examples", size="sm", scale=0)
+                text_gallery = _gallery("text-results")
+                with gr.Accordion("Results as JSON", open=False):
+                    text_hits = gr.JSON(label="Hits")
+                # API-only inputs: ids of liked / disliked examples (the page keeps its own).
+                like_ids = gr.Textbox(visible=False, label="More like (ids)")
+                unlike_ids = gr.Textbox(visible=False, label="Less like (ids)")
+                examples = gr.State(NO_EXAMPLES)
+
+            # ------------------------------------------------------------ image search
+            with gr.Tab("Image search", id="image"), gr.Row():
+                with gr.Column(scale=1):
+                    search_image = uploaded_image(
+                        label="Image", sources=["upload", "webcam", "clipboard"], height=280
+                    )
+                    image_url = gr.Textbox(
+                        label="…or an image URL", placeholder="https://example.com/shirt.jpg"
+                    )
+                    modifier = gr.Textbox(
+                        label="Change it (optional)", placeholder="same, but in blue"
+                    )
+                    image_button = gr.Button("Find similar", variant="primary")
+                with gr.Column(scale=2):
+                    image_filters = _filter_controls(facets)
+                    image_gallery = _gallery("image-results")
+                    with gr.Accordion("Results as JSON", open=False):
+                        image_hits = gr.JSON(label="Hits")
+
+            # ------------------------------------------------------------ classify
+            with gr.Tab("Classify", id="classify"), gr.Row():
+                with gr.Column():
+                    classify_image = uploaded_image(label="Image", height=280)
+                    labels = gr.Textbox(
+                        label="Labels (comma-separated)",
+                        value=facets.presets["category"],
+                        lines=2,
+                    )
+                    with gr.Row():
+                        presets = {
+                            name: gr.Button(f"{name.title()} labels", size="sm")
+                            for name in facets.presets
+                        }
+                    classify_button = gr.Button("Classify", variant="primary")
+                probabilities = gr.Label(label="Probabilities", num_top_classes=10)
+
+            # ------------------------------------------------------------ localize
+            with gr.Tab("Localize", id="localize"), gr.Row():
+                with gr.Column():
+                    localize_image = uploaded_image(label="Image", height=320)
+                    concept = gr.Textbox(label="What to find", placeholder="collar")
+                    localize_button = gr.Button(
+                        "Localize", variant="primary", elem_id="localize-button"
+                    )
+                with gr.Column():
+                    heatmap = gr.Image(label="Heatmap", type="pil", format="jpeg")
+                    peak = gr.JSON(label="Peak")
+
+        # ---------------------------------------------------------------- wiring
+        filters_in = [query, negative, *text_filters]
+
+        def pick(hits: Any, state: dict, how: str, *values: Any, evt: gr.SelectData) -> Any:
+            like, unlike = handlers.add_example(
+                hits, evt.index, how, state["like"], state["unlike"]
+            )
+            gallery, found = handlers.text_search(backend, *values, like, unlike)
+            names = {
+                **state.get("names", {}),
+                str(hits[evt.index]["id"]): hits[evt.index]["caption"],
+            }
+            return gallery, found, {"like": like, "unlike": unlike, "names": names}
+
+        search = gr.on(
+            [search_button.click, query.submit, negative.submit],
+            bind(handlers.text_search, backend),
+            [*filters_in, like_ids, unlike_ids],
+            [text_gallery, text_hits],
+            api_name="text_search",
+            api_description="Products for a text query: gallery and hits {id, score, caption, "
+            "payload}. Optional: 'less of' text, filters, result count, liked/disliked ids.",
+            **model_bound,
+        )
+        # A new search starts over: the examples clicked for the old one no longer apply.
+        search.success(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
+        clear_button.click(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
+        text_gallery.select(
+            pick,
+            [text_hits, examples, mode, *filters_in],
+            [text_gallery, text_hits, examples],
+            api_visibility="private",
+            **model_bound,
+        ).success(_describe_examples, examples, examples_note, **private)
+
+        image_button.click(
+            bind(handlers.image_search, backend),
+            [search_image, modifier, *image_filters, image_url],
+            [image_gallery, image_hits],
+            api_name="image_search",
+            api_description="Products that look like the image (optionally changed by a text, "
+            "e.g. 'same, but in blue'): gallery and hits.",
+            **model_bound,
+        )
+
+        for name, button in presets.items():
+            button.click(lambda text=facets.presets[name]: text, None, labels, **private)
+        gr.on(
+            [classify_button.click, labels.submit],
+            bind(handlers.classify, backend),
+            [classify_image, labels],
+            probabilities,
+            api_name="classify",
+            api_description="Zero-shot probabilities of comma-separated labels for the image.",
+            **model_bound,
+        )
+
+        gr.on(
+            [localize_button.click, concept.submit],
+            bind(handlers.localize, backend),
+            [localize_image, concept],
+            [heatmap, peak],
+            api_name="localize",
+            api_description="Heatmap of where the text's concept is in the image, and its "
+            "peak {peak: [x, y], size: [width, height]} in the image's pixels.",
+            **model_bound,
+        )
+
+        def deep_link(request: gr.Request) -> tuple[Any, ...]:
+            """`/?q=red+dress` fills the query box and runs the search."""
+            text = (request.query_params.get("q") or "").strip() if request else ""
+            if not text:
+                return gr.skip(), gr.skip(), gr.skip()
+            gallery, hits = handlers.text_search(backend, text)
+            return text, gallery, hits
+
+        demo.load(
+            deep_link,
+            None,
+            [query, text_gallery, text_hits],
+            api_visibility="private",
+            **model_bound,
+        )
+        gr.api(handlers.ping, api_name="ping", api_visibility="undocumented")
+
+    demo.queue(default_concurrency_limit=MODEL_CONCURRENCY)
+    return demo
+
+
+def _filter_controls(facets: Facets) -> list[gr.components.Component]:
+    """Category / colour / brand multi-selects, a price range and the result count.
+
+    All are created for every collection (hidden when it lacks the field) so that the API's
+    inputs are the same whatever catalog is behind it.
+    """
+    with gr.Accordion("Filters", open=False):
+        with gr.Row():
+            selects = [
+                gr.Dropdown(
+                    choices=facets.choices(name),
+                    value=[],
+                    multiselect=True,
+                    label=label,
+                    visible=bool(facets.choices(name)),
+                )
+                for name, label in (
+                    ("category", "Category"),
+                    ("colour", "Colour"),
+                    ("brand", "Brand"),
+                )
+            ]
+        low, high = facets.price_range or (None, None)
+        with gr.Row():
+            prices = [
+                gr.Number(
+                    label=label,
+                    value=None,
+                    placeholder=f"{bound:g}" if bound is not None else None,
+                    visible=facets.price_field is not None,
+                )
+                for label, bound in (("Price from", low), ("Price to", high))
+            ]
+            limit = gr.Slider(1, MAX_RESULTS, value=DEFAULT_RESULTS, step=1, label="Results")
+    return [*selects, *prices, limit]
+
+
+def _gallery(elem_id: str) -> gr.Gallery:
+    return gr.Gallery(
+        label="Results",
+        columns=4,
+        height="auto",
+        object_fit="contain",
+        allow_preview=False,
+        elem_id=elem_id,
+    )
+
+
+def _describe_examples(state: dict) -> str:
+    """ "More like: …  Less like: …" with captions, so the page shows what steers the results."""
+    names = state.get("names", {})
+    parts = []
+    for key, title in (("like", "More like"), ("unlike", "Less like")):
+        if state.get(key):
+            chosen = ", ".join(f"`{names.get(i, i)}`" for i in state[key])
+            parts.append(f"**{title}:** {chosen}")
+    return " · ".join(parts)
+
+
+def bind(handler: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
+    """`handler` with `backend` filled in, keeping the other parameters' names.
+
+    Gradio names API parameters after the function's own, so `gradio_client` users get
+    `query=`, `limit=`, … rather than `param_0`.
+    """
+
+    @functools.wraps(handler)
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return handler(backend, *args, **kwargs)
+
+    signature = inspect.signature(handler)
+    bound.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:]
+    )
+    return bound

@@ -1,0 +1,162 @@
+"""Search filters built from what the collection holds: multi-selects and a price range.
+
+The choices come from the collection's payload indexes (a keyword field gets a multi-select
+filled with its values, counted by the store's facets) and are read once, when the app is
+built. The same `Facets` also give the classify tab its label presets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fashion_clip.errors import FashionCLIPError, InvalidInputError
+from fashion_clip.store import Collection, Filter, Range
+
+log = logging.getLogger(__name__)
+
+# The filters the app offers, and the payload field names each may go by in a catalog.
+FILTER_FIELDS: dict[str, tuple[str, ...]] = {
+    "category": ("category", "categories", "product_type", "type"),
+    "colour": ("color", "colour", "colors", "colours"),
+    "brand": ("brand", "brands", "designer"),
+}
+PRESET_FIELDS: dict[str, tuple[str, ...]] = {
+    "category": FILTER_FIELDS["category"],
+    "colour": FILTER_FIELDS["colour"],
+    "pattern": ("pattern", "patterns", "print"),
+}
+PRICE_FIELDS = ("price", "price_usd", "price_eur")
+MAX_CHOICES = 200  # a multi-select longer than this is no help; the most frequent stay
+PRICE_SCAN_LIMIT = 20_000  # points read to find the price range (it only labels the inputs)
+
+# Label presets for a collection without those fields (e.g. one indexed from a bare catalog).
+DEFAULT_PRESETS = {
+    "category": "dress, shirt, t-shirt, trousers, skirt, jacket, shoes, bag",
+    "colour": "red, blue, green, black, white, yellow, pink, grey",
+    "pattern": "solid, striped, checked, dotted, floral",
+}
+
+
+@dataclass(frozen=True)
+class Facets:
+    """The filterable fields of one collection and their values.
+
+    `fields` maps each offered filter (`category`, `colour`, `brand`) to the payload field
+    that holds it; `values` maps the same names to their values, most frequent first.
+    """
+
+    fields: dict[str, str] = field(default_factory=dict)
+    values: dict[str, list[str]] = field(default_factory=dict)
+    price_field: str | None = None
+    price_range: tuple[float, float] | None = None
+    presets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
+
+    def choices(self, name: str) -> list[str]:
+        return self.values.get(name, [])
+
+
+def read_facets(collection: Collection) -> Facets:
+    """Look at the collection's payload indexes and count the values of the useful ones."""
+    indexes = collection.info().payload_indexes
+
+    def pick(candidates: Sequence[str], kinds: tuple[str, ...]) -> str | None:
+        return next((name for name in candidates if indexes.get(name) in kinds), None)
+
+    fields: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
+    presets = dict(DEFAULT_PRESETS)
+    for name, candidates in {**FILTER_FIELDS, **PRESET_FIELDS}.items():
+        key = pick(candidates, ("keyword",))
+        if key is None:
+            continue
+        try:
+            counts = collection.facet(key, limit=MAX_CHOICES)
+        except FashionCLIPError as exc:  # a filter we cannot offer is not worth failing for
+            log.warning("no %s filter: %s", name, exc)
+            continue
+        found = [str(value) for value, _ in sorted(counts.items(), key=lambda kv: -kv[1])]
+        if not found:
+            continue
+        if name in FILTER_FIELDS:
+            fields[name], values[name] = key, found
+        if name in PRESET_FIELDS:
+            presets[name] = ", ".join(found[:30])
+
+    price_field = pick(PRICE_FIELDS, ("float", "integer"))
+    return Facets(
+        fields=fields,
+        values=values,
+        price_field=price_field,
+        price_range=_value_range(collection, price_field) if price_field else None,
+        presets=presets,
+    )
+
+
+def _value_range(collection: Collection, key: str) -> tuple[float, float] | None:
+    low, high = math.inf, -math.inf
+    for i, point in enumerate(collection.iter_points(batch_size=1024)):
+        if i >= PRICE_SCAN_LIMIT:
+            break
+        value = point.payload.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            low, high = min(low, value), max(high, value)
+    return (float(low), float(high)) if low <= high else None
+
+
+def build_filter(
+    facets: Facets,
+    categories: Sequence[str] | None = None,
+    colours: Sequence[str] | None = None,
+    brands: Sequence[str] | None = None,
+    price_min: float | None = None,
+    price_max: float | None = None,
+    exclude_ids: Sequence[str | int] = (),
+) -> Filter | None:
+    """The store filter for the chosen values; None when nothing narrows the search.
+
+    A multi-select with nothing chosen does not filter. Choosing values of a field this
+    collection does not have is refused, so a typo in an API call does not silently match
+    nothing.
+    """
+    any_of: dict[str, list[str]] = {}
+    for name, chosen in (("category", categories), ("colour", colours), ("brand", brands)):
+        chosen = [str(value) for value in (chosen or []) if str(value).strip()]
+        if not chosen:
+            continue
+        if name not in facets.fields:
+            raise InvalidInputError(
+                f"this collection has no {name} field to filter on; leave the {name} filter empty"
+            )
+        any_of[facets.fields[name]] = chosen
+
+    ranges: dict[str, Range] = {}
+    low, high = _number(price_min, "price from"), _number(price_max, "price to")
+    if low is not None or high is not None:
+        if facets.price_field is None:
+            raise InvalidInputError(
+                "this collection has no price field; leave the price range empty"
+            )
+        if low is not None and high is not None and low > high:
+            raise InvalidInputError(
+                f"the price range is upside down ({low:g} to {high:g}); swap the two values"
+            )
+        ranges[facets.price_field] = Range(gte=low, lte=high)
+
+    result = Filter(any_of=any_of, ranges=ranges, exclude_ids=list(exclude_ids))
+    return None if result.is_empty() else result
+
+
+def _number(value: float | str | None, name: str) -> float | None:
+    """A bound from a number box; None or blank means no bound."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{name} must be a finite number, not {value!r}")
+    return number

@@ -1,0 +1,293 @@
+"""What each tab (and API endpoint) does, as plain functions of a `Backend` and the inputs.
+
+These run without a browser or a server, so the tests call them directly. The library
+raises `FashionCLIPError`s; `user_errors` turns them into `gr.Error` messages here, at the
+edge, and anything unexpected into a short apology (with the traceback in the log), so one
+bad request never stops the app.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities, parse_labels
+from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
+from fashion_clip.images import load_image
+from fashion_clip.model import ClipModel
+from fashion_clip.store import Collection, Hit
+from space.filters import Facets, build_filter
+from space.results import GalleryItem, Pictures, hit_record
+
+log = logging.getLogger(__name__)
+
+MAX_RESULTS = 48
+DEFAULT_RESULTS = 12
+MAX_LABELS = 64
+MAX_OVERLAY_SIDE = 1024  # the overlay shown; the peak is still in the input's pixels
+MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads ~77 tokens
+NEGATIVE_WEIGHT = 0.5  # "less of" text and disliked examples pull half as hard as the query
+MODIFIER_WEIGHT = 1.0  # "same, but in blue": the text counts as much as the picture
+IMAGE_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class Backend:
+    """Everything the handlers need, loaded once at start-up and shared by all requests."""
+
+    model: ClipModel
+    collection: Collection
+    facets: Facets
+    pictures: Pictures
+
+
+SearchOutput = tuple[list[GalleryItem], list[dict[str, Any]]]
+
+
+# ---------------------------------------------------------------------- errors at the edge
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Answer library errors with `gr.Error` messages that say what to do."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ImageLoadError as exc:
+            raise gr.Error(
+                f"Cannot read the image {_short(exc.source)}: {exc.problem}. {IMAGE_HINT}"
+            ) from exc
+        except FashionCLIPError as exc:
+            raise gr.Error(_sentence(str(exc))) from exc
+        except Exception as exc:
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(
+                f"Something went wrong on our side ({type(exc).__name__}); please try again."
+            ) from exc
+
+    return wrapper
+
+
+def _short(source: str) -> str:
+    """An upload's file name rather than the server's temporary path."""
+    if source.startswith(("http://", "https://", "s3://", "<")):
+        return source
+    return Path(source).name or source
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] if text else "Invalid input."
+
+
+# ---------------------------------------------------------------------- inputs
+def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
+    """Whitespace-normalised text; an empty required one is refused with `hint`."""
+    text = " ".join(str(value or "").split())
+    if required and not text:
+        raise InvalidInputError(f"the {what} is empty: {hint or 'type some text'}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInputError(
+            f"the {what} is {len(text)} characters long; keep it under {MAX_TEXT_CHARS}"
+        )
+    return text
+
+
+def read_limit(limit: float | None) -> int:
+    if limit is None:
+        return DEFAULT_RESULTS
+    try:
+        count = int(limit)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"the number of results must be a whole number, not {limit!r}"
+        ) from None
+    if not 1 <= count <= MAX_RESULTS:
+        raise InvalidInputError(f"the number of results must be between 1 and {MAX_RESULTS}")
+    return count
+
+
+def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
+    """Catalog ids from comma-separated text or a list (ids are matched as text)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def read_image(image: Any, url: str | None = None) -> Image.Image:
+    """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        if url and url.strip():
+            return load_image(url.strip())
+        raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image.astype(np.uint8))
+    return load_image(image)
+
+
+def _image_vector(model: ClipModel, image: Image.Image) -> np.ndarray:
+    """(dim,) unit embedding of one image."""
+    return model.encode_pixels(model.preprocessor([image]))[0]
+
+
+# ---------------------------------------------------------------------- search
+@user_errors
+def text_search(
+    backend: Backend,
+    query: str | None,
+    negative: str | None = None,
+    categories: Sequence[str] | None = None,
+    colours: Sequence[str] | None = None,
+    brands: Sequence[str] | None = None,
+    price_min: float | None = None,
+    price_max: float | None = None,
+    limit: float | None = DEFAULT_RESULTS,
+    like_ids: str | Sequence[str] | None = None,
+    unlike_ids: str | Sequence[str] | None = None,
+) -> SearchOutput:
+    """Products for a text query, optionally steered by examples.
+
+    With liked examples it is "more like these, less like those" over their pictures (the
+    query text only says where the examples came from). Without, the query's embedding,
+    minus the "less of" text and the captions of disliked examples, searches the pictures.
+    """
+    like, unlike = read_ids(like_ids), read_ids(unlike_ids)
+    query = read_text(
+        query,
+        "query",
+        required=not like,
+        hint="type what you are looking for, e.g. 'red summer dress'",
+    )
+    negative = read_text(negative, "'less of' text")
+    count = read_limit(limit)
+    collection = backend.collection
+    where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
+    if like:
+        hits = collection.recommend(like, unlike, using="image", filter=where, limit=count)
+        return _answer(backend, hits)
+
+    texts = [query, negative] if negative else [query]
+    vectors = backend.model.encode_text(texts)  # (1 or 2, dim), unit
+    terms = [(vectors[0], 1.0)]
+    if negative:
+        terms.append((vectors[1], -NEGATIVE_WEIGHT))
+    if unlike:
+        # A disliked example's caption embedding sits in the same (text) space as the query,
+        # so it steers away at the query's scale; its picture would swamp the query.
+        for point in collection.retrieve(unlike, with_vectors=True):
+            if "text" in point.vectors:
+                terms.append((point.vectors["text"], -NEGATIVE_WEIGHT))
+        where = build_filter(
+            backend.facets, categories, colours, brands, price_min, price_max, unlike
+        )
+    if len(terms) == 1:
+        hits = collection.search(vectors[0], using="image", filter=where, limit=count)
+    else:
+        hits = collection.search_composed(terms, using="image", filter=where, limit=count)
+    return _answer(backend, hits)
+
+
+@user_errors
+def image_search(
+    backend: Backend,
+    image: Any,
+    modifier: str | None = None,
+    categories: Sequence[str] | None = None,
+    colours: Sequence[str] | None = None,
+    brands: Sequence[str] | None = None,
+    price_min: float | None = None,
+    price_max: float | None = None,
+    limit: float | None = DEFAULT_RESULTS,
+    url: str | None = None,
+) -> SearchOutput:
+    """Products that look like the image; a modifier text composes with it ("but in blue")."""
+    picture = read_image(image, url)
+    modifier = read_text(modifier, "modifier")
+    count = read_limit(limit)
+    where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
+    vector = _image_vector(backend.model, picture)
+    if modifier:
+        text = backend.model.encode_text([modifier])[0]
+        terms = [(vector, 1.0), (text, MODIFIER_WEIGHT)]
+        hits = backend.collection.search_composed(terms, using="image", filter=where, limit=count)
+    else:
+        hits = backend.collection.search(vector, using="image", filter=where, limit=count)
+    return _answer(backend, hits)
+
+
+def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
+    return backend.pictures.gallery(hits), [hit_record(hit) for hit in hits]
+
+
+# ---------------------------------------------------------------------- classify, localize
+@user_errors
+def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -> dict[str, float]:
+    """Label -> probability for the image, as the model was trained to score them."""
+    names = parse_labels(labels or "")
+    if len(names) > MAX_LABELS:
+        raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
+    picture = read_image(image)
+    vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
+    probabilities = label_probabilities(backend.model, vector, names, DEFAULT_TEMPLATES)[0]
+    return {name: float(p) for name, p in zip(names, probabilities, strict=True)}
+
+
+@user_errors
+def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Image, dict[str, Any]]:
+    """Where in the image the text's concept sits: a heatmap overlay and its peak.
+
+    The peak is `[x, y]` and the size `[width, height]`, both in the input image's pixels.
+    """
+    from fashion_clip.localize import heatmap_peak
+    from fashion_clip.localize import localize as locate
+    from fashion_clip.overlay import draw_heatmap
+
+    concept = read_text(
+        text, "text", required=True, hint="type what to find in the image, e.g. 'collar'"
+    )
+    picture = read_image(image)
+    heatmap = locate(backend.model, picture, concept)  # (H, W) in [0, 1], the picture's size
+    x, y = heatmap_peak(heatmap)
+    overlay = draw_heatmap(picture, heatmap)  # the peak is ringed
+    if max(overlay.size) > MAX_OVERLAY_SIDE:  # a phone photo would cost more to send than to map
+        overlay.thumbnail((MAX_OVERLAY_SIDE, MAX_OVERLAY_SIDE))
+    return overlay, {"peak": [x, y], "size": list(picture.size), "text": concept}
+
+
+def add_example(
+    hits: Sequence[dict[str, Any]] | None,
+    index: int | None,
+    mode: str | None,
+    like: Sequence[str],
+    unlike: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """The example lists after a click on hit `index`: liked, or disliked when `mode` says so.
+
+    An id moves between the lists rather than sitting in both.
+    """
+    if not hits or index is None or not 0 <= int(index) < len(hits):
+        raise InvalidInputError("that result is no longer on the page; search again")
+    chosen = str(hits[int(index)]["id"])
+    like = [i for i in like if i != chosen]
+    unlike = [i for i in unlike if i != chosen]
+    if mode and mode.lower().startswith("less"):
+        return like, [*unlike, chosen]
+    return [*like, chosen], unlike
+
+
+def ping() -> str:
+    """A trivial endpoint: the floor of a round trip, for the load test and health checks."""
+    return "ok"

@@ -1,0 +1,105 @@
+"""Search hits as the app shows them: gallery pictures with captions, and JSON records.
+
+A hit's picture is whatever its catalog row's image reference resolved to at indexing time:
+a local file (served in place, never copied), an `http(s)://` URL (the browser fetches it)
+or an `s3://` object (fetched once and kept as a thumbnail). A picture that cannot be shown
+becomes a grey placeholder, so the gallery and the JSON list stay aligned hit for hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from fashion_clip.errors import FashionCLIPError
+from fashion_clip.images import load_image
+from fashion_clip.store import Hit
+
+log = logging.getLogger(__name__)
+
+SOURCE_FIELD = "_image_source"  # written by the indexer: the resolved image reference
+THUMBNAIL_SIDE = 384
+GalleryItem = tuple[str, str]  # (picture: a path or URL, caption)
+
+
+def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's own fields: the indexer's bookkeeping (`_…` keys) left out."""
+    return {k: v for k, v in payload.items() if not k.startswith("_")}
+
+
+def hit_record(hit: Hit) -> dict[str, Any]:
+    """`{id, score, caption, payload}`: one hit as the API returns it."""
+    payload = public_payload(hit.payload)
+    return {
+        "id": hit.id,
+        "score": round(float(hit.score), 6),
+        "caption": payload.get("caption") or str(hit.id),
+        "payload": payload,
+    }
+
+
+class Pictures:
+    """Finds something the gallery can display for each hit, cheaply and safely.
+
+    `roots` are the local image folders of the collection; files under them are served as
+    Gradio static files. Anything else local or on S3 is decoded once into `cache_dir`.
+    """
+
+    def __init__(self, roots: Sequence[Path] = (), cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir or Path(tempfile.mkdtemp(prefix="fashion-clip-pictures-"))
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.roots = [Path(root).resolve() for root in roots if Path(root).is_dir()]
+        self._placeholder = self.cache_dir / "placeholder.png"
+        if not self._placeholder.exists():
+            Image.new("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE), (225, 225, 225)).save(
+                self._placeholder
+            )
+
+    @property
+    def static_paths(self) -> list[Path]:
+        """Folders whose files the app may serve as they are."""
+        return [*self.roots, self.cache_dir]
+
+    def __call__(self, payload: dict[str, Any]) -> str:
+        source = str(payload.get(SOURCE_FIELD) or payload.get("image") or "")
+        if source.startswith(("http://", "https://")):
+            return source
+        if not source:
+            return str(self._placeholder)
+        if not source.startswith("s3://"):
+            path = Path(source)
+            if not path.is_absolute() and self.roots:
+                path = self.roots[0] / path  # an older point without the resolved source
+            resolved = path.resolve()
+            if resolved.is_file() and any(resolved.is_relative_to(r) for r in self.roots):
+                return str(resolved)
+        return self._thumbnail(source)
+
+    def _thumbnail(self, source: str) -> str:
+        target = self.cache_dir / (hashlib.sha1(source.encode()).hexdigest() + ".jpg")
+        if target.exists():
+            return str(target)
+        try:
+            image = load_image(source)
+        except FashionCLIPError as exc:
+            log.warning("cannot show %s: %s", source, exc)
+            return str(self._placeholder)
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        partial = target.with_suffix(".part")
+        image.save(partial, "JPEG", quality=85)
+        partial.replace(target)  # never serve half a file to a concurrent request
+        return str(target)
+
+    def gallery(self, hits: Sequence[Hit]) -> list[GalleryItem]:
+        """One `(picture, "caption · score")` per hit, in rank order."""
+        items = []
+        for hit in hits:
+            caption = public_payload(hit.payload).get("caption") or str(hit.id)
+            items.append((self(hit.payload), f"{caption} · {hit.score:.3f}"))
+        return items

@@ -1,0 +1,120 @@
+"""Start-up steps of the Space: find the collection (indexing the demo when the store is
+empty), and the options `launch()` gets from the settings and the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fashion_clip.errors import ModelMismatchError, StoreError
+from fashion_clip.model import ClipModel
+from fashion_clip.settings import DEFAULT_COLLECTION, Settings
+from fashion_clip.store import Collection, Store
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD = "25mb"  # Gradio refuses bigger uploads before they reach a handler
+SHARE_ENV = "FASHION_CLIP_SHARE"
+
+
+def choose_collection(settings: Settings, store: Store) -> str:
+    """`FASHION_CLIP_COLLECTION`, else the most recently indexed catalog, else `demo`."""
+    if settings.collection:
+        return settings.collection
+    others = [name for name in store.list_collections() if name != DEFAULT_COLLECTION]
+    if not others:
+        return DEFAULT_COLLECTION
+    if len(others) > 1:
+        others.sort(key=lambda name: _indexed_at(store, name), reverse=True)
+        log.info(
+            "collections %s: showing %r, the last indexed (set FASHION_CLIP_COLLECTION to choose)",
+            others,
+            others[0],
+        )
+    return others[0]
+
+
+def _indexed_at(store: Store, name: str) -> str:
+    try:
+        with store.open(name) as collection:
+            return str(collection.info().extra.get("indexed_at") or "")
+    except StoreError:
+        return ""
+
+
+def open_collection(settings: Settings, store: Store, model: ClipModel) -> Collection:
+    """The collection the app searches, guarded against a model mismatch.
+
+    The demo collection is (re)built from the bundled catalog when it is missing, was never
+    finished (an interrupted first start) or holds another model's vectors; any other
+    collection must exist already.
+    """
+    name = choose_collection(settings, store)
+    info = model.info
+    if name != DEFAULT_COLLECTION:
+        if not store.exists(name):
+            raise StoreError(
+                f"collection {name!r} does not exist in the {store.kind} store at "
+                f"{store.location}; index a catalog into it (`python -m indexer index CATALOG "
+                f"--collection {name}`) or unset FASHION_CLIP_COLLECTION to use the demo"
+            )
+        return store.open(name, model_id=info.name, model_revision=info.revision, dim=info.dim)
+    if store.exists(name):
+        try:
+            collection = store.open(
+                name, model_id=info.name, model_revision=info.revision, dim=info.dim
+            )
+        except ModelMismatchError as exc:
+            log.warning("rebuilding the demo collection for model %r: %s", info.name, exc)
+        else:
+            if collection.count() and collection.info().extra.get("indexed_at"):
+                return collection
+            collection.close()
+    return index_demo(store, model, name)
+
+
+def index_demo(store: Store, model: ClipModel, name: str = DEFAULT_COLLECTION) -> Collection:
+    """Index the bundled demo catalog into `name` with the indexer, showing progress."""
+    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
+    from indexer.job import collection_spec, index_catalog, open_catalog
+    from indexer.pipeline import IndexOptions
+    from indexer.report import Reporter
+    from indexer.sources import ImageRoot
+
+    if not DEMO_CATALOG_FILE.is_file():
+        raise StoreError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
+    log.info("indexing the bundled demo catalog into %r with model %r", name, model.info.name)
+    with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
+        root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
+        spec = collection_spec(model, catalog)
+        try:
+            collection = store.open_or_create(name, spec)
+        except ModelMismatchError:  # derived data: rebuilding it loses nothing
+            collection = store.create(name, spec, recreate=True)
+        with Reporter(on_skip=lambda skip: log.warning("demo catalog %s", skip.message())) as r:
+            summary = index_catalog(
+                catalog, root, collection, model, r, IndexOptions(progress=True)
+            )
+    log.info("demo collection %r: %s", name, summary.line())
+    return collection
+
+
+def share_requested(flag: bool, environ: dict[str, str] | None = None) -> bool:
+    """`--share`, or `FASHION_CLIP_SHARE` set to 1/true/yes."""
+    value = (environ if environ is not None else os.environ).get(SHARE_ENV, "")
+    return flag or value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def launch_options(settings: Settings, *, share: bool = False) -> dict[str, Any]:
+    """Keyword arguments for `Blocks.launch`.
+
+    Host and port are left to Gradio, which reads `GRADIO_SERVER_NAME` and
+    `GRADIO_SERVER_PORT` (7860 by default, as Spaces expects).
+    """
+    options: dict[str, Any] = {"max_file_size": MAX_UPLOAD, "share": share}
+    if settings.auth:
+        options["auth"] = settings.auth
+        options["auth_message"] = "FashionCLIP Space: sign in (FASHION_CLIP_AUTH)"
+    return options

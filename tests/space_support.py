@@ -1,0 +1,79 @@
+"""Helpers for the Space tests: a small indexed store, a live server on a free port.
+
+A slice of the bundled demo catalog (its real payloads and pictures) is indexed through the
+indexer's own pipeline into a temporary embedded store, with whatever model the test uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
+from fashion_clip.model import ClipModel
+from fashion_clip.settings import Settings
+from fashion_clip.store import Collection, open_store
+
+
+def demo_slice(folder: Path, rows: int = 60) -> Path:
+    """The first `rows` items of the demo catalog, image paths made absolute."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = DEMO_CATALOG_FILE.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    # Every 7th row: spread over categories and colours, not only the first few.
+    chosen = records[:: max(1, len(records) // rows)][:rows]
+    for record in chosen:
+        record["image"] = str((DEMO_CATALOG_DIR / record["image"]).resolve())
+    path = folder / "catalog.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in chosen), encoding="utf-8")
+    return path
+
+
+def index_slice(model: ClipModel, store_dir: Path, rows: int = 60) -> Settings:
+    """Index a demo slice into collection `shop` under `store_dir`; settings that point at it."""
+    from indexer.job import collection_spec, index_catalog, open_catalog
+    from indexer.pipeline import IndexOptions
+    from indexer.report import Reporter
+    from indexer.sources import ImageRoot
+
+    catalog_path = demo_slice(store_dir.parent / f"{store_dir.name}-catalog", rows)
+    settings = Settings(model=model.info.name, qdrant_path=store_dir, collection="shop")
+    with open_store(settings) as store, open_catalog(str(catalog_path)) as catalog:
+        root = ImageRoot(str(DEMO_CATALOG_DIR), str(catalog_path))
+        with store.create("shop", collection_spec(model, catalog)) as collection, Reporter() as r:
+            summary = index_catalog(catalog, root, collection, model, r, IndexOptions(workers=2))
+    assert summary.skipped == 0, summary
+    return settings
+
+
+def open_shop(settings: Settings, model: ClipModel) -> Collection:
+    info = model.info
+    store = open_store(settings)
+    return store.open("shop", model_id=info.name, model_revision=info.revision, dim=info.dim)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(demo: Any, **launch: Any) -> Iterator[str]:
+    """Launch `demo` on a free local port in this process; yield its URL; close it after."""
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        **launch,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
