@@ -1,7 +1,7 @@
 """The Space's entry point: settings → model → store (the demo indexed if empty) → app → launch.
 
-    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
-    python app.py --share    # also a public share link (or FASHION_CLIP_SHARE=1)
+python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
+python app.py --share    # also a public share link (or FASHION_CLIP_SHARE=1)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FashionCLIP Space: search, classify, localize")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     from fashion_clip.errors import FashionCLIPError
     from fashion_clip.runtime import load_configured_model
