@@ -137,15 +137,16 @@ class ClipModel:
         elif _wants_bf16_text(text_precision, chosen):
             import torch
 
-            # (the projection too: get_text_features feeds the pooled output straight into it)
             torch_model.text_model.to(torch.bfloat16)
-            torch_model.text_projection.to(torch.bfloat16)
+            # CLIP projects the pooled output in a separate layer; SigLIP's head is inside.
+            if getattr(torch_model, "text_projection", None) is not None:
+                torch_model.text_projection.to(torch.bfloat16)
         kind = "siglip" if config.model_type.startswith("siglip") else "clip"
         dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
         text_positions = int(config.text_config.max_position_embeddings)
         info = ModelInfo(
             name=display if not is_local or display.lower() == "demo" else str(Path(source)),
-            revision=getattr(config, "_commit_hash", None),
+            revision=None if is_local else _cached_commit(source, revision),
             kind=kind,
             dim=dim,
         )
@@ -335,6 +336,14 @@ def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> Mo
         return ModelUnavailableError(f"model {display!r} cannot be fetched: {exc}")
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelLoadError(f"model {display!r} could not be loaded: {first_line}")
+
+
+def _cached_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit hash of the hub snapshot just loaded (its cache folder is named by it)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    return Path(path).parent.name if isinstance(path, str) else None
 
 
 def _hub_endpoint() -> str:
