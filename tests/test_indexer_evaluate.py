@@ -1,0 +1,106 @@
+"""`evaluate`: streamed exact ranks equal a brute-force reference; zero-shot metrics by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fashion_clip.errors import CatalogError
+from fashion_clip.metrics import classification_metrics, retrieval_metrics
+from fashion_clip.store import CollectionSpec, Point
+from fashion_clip.store.embedded import EmbeddedStore
+from indexer import evaluate as evaluate_module
+from indexer.catalog import Row
+from indexer.evaluate import evaluate
+
+DIM = 8
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class FakeModel:
+    """Texts map to fixed vectors: captions to given ones, label prompts to axis vectors."""
+
+    logit_scale = 100.0
+    logit_bias = None
+
+    def __init__(self, captions: dict[str, np.ndarray], labels: list[str]) -> None:
+        self.vectors = dict(captions)
+        for i, label in enumerate(labels):
+            self.vectors[f"a photo of a {label}"] = np.eye(DIM, dtype=np.float32)[i]
+
+    def encode_text(self, texts, *, batch_size: int = 32) -> np.ndarray:
+        return np.stack([self.vectors[text] for text in texts])
+
+
+@pytest.fixture
+def collection(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = ["dress", "shirt", "skirt"]
+    truth = [labels[i % 3] for i in range(n)]
+    # Images lean towards their label's axis, with noise: some are misclassified.
+    images = unit(np.eye(DIM)[[i % 3 for i in range(n)]] + rng.normal(0, 0.6, (n, DIM)))
+    captions = unit(images + rng.normal(0, 0.5, (n, DIM)))  # noisy: ranks spread past 10
+    extra = unit(rng.normal(size=(15, DIM)))  # in the collection, not in the catalog
+    store = EmbeddedStore(tmp_path / "q")
+    col = store.create("c", CollectionSpec(model_id="fake", dim=DIM))
+    col.upsert([Point(f"p{i}", {"image": images[i]}, {}) for i in range(n)])
+    col.upsert([Point(f"x{i}", {"image": extra[i]}, {}) for i in range(15)])
+    rows = [
+        Row(i + 1, f"p{i}", f"{i}.jpg", f"caption {i}", {"category": truth[i]}) for i in range(n)
+    ]
+    rows.append(Row(n + 1, "not-indexed", "z.jpg", "caption z", {"category": "dress"}))
+    model = FakeModel(
+        {f"caption {i}": captions[i] for i in range(n)} | {"caption z": captions[0]}, labels
+    )
+    yield col, rows, model, images, captions, extra, truth, labels
+    store.close()
+
+
+def test_ranks_and_classification_match_brute_force(collection, monkeypatch):
+    col, rows, model, images, captions, extra, truth, labels = collection
+    monkeypatch.setattr(evaluate_module, "QUERY_BLOCK", 16)  # several blocks
+    monkeypatch.setattr(evaluate_module, "PAGE", 7)  # several pages per scan
+    result = evaluate(rows, col, model, "category")
+
+    # Brute force over all 75 images: query i's answer is image i; the extra images compete.
+    everything = np.concatenate([images, extra])
+    scores = captions @ everything.T
+    ranks = 1 + np.sum(scores > np.sum(captions * images, axis=1)[:, None] + 1e-6, axis=1)
+    assert result.recall_at_1 == pytest.approx(np.mean(ranks <= 1))
+    assert result.recall_at_5 == pytest.approx(np.mean(ranks <= 5))
+    assert result.recall_at_10 == pytest.approx(np.mean(ranks <= 10))
+    assert result.mrr == pytest.approx(np.mean(1 / ranks))
+    assert 0 < result.recall_at_1 < result.recall_at_10 < 1  # a test that can tell
+
+    predicted = [labels[i] for i in np.argmax(images[:, :3], axis=1)]
+    expected = classification_metrics(truth, predicted)
+    assert result.zero_shot_accuracy == pytest.approx(expected["accuracy"])
+    assert result.weighted_f1 == pytest.approx(expected["weighted_f1"])
+    assert 0 < result.zero_shot_accuracy < 1
+    assert (result.queries, result.labelled, result.labels) == (60, 60, 3)
+    assert result.not_indexed == 1 and result.collection_size == 75
+
+
+def test_without_distractors_it_matches_the_shared_metrics(collection):
+    col, rows, model, images, captions, *_ = collection
+    col.delete([f"x{i}" for i in range(15)])
+    result = evaluate(rows, col, model, "category")
+    reference = retrieval_metrics(captions, images)
+    assert result.recall_at_1 == pytest.approx(reference["recall@1"])
+    assert result.recall_at_10 == pytest.approx(reference["recall@10"])
+    assert result.mrr == pytest.approx(reference["mrr"])
+
+
+def test_rows_without_captions_or_labels(collection):
+    col, rows, model, *_ = collection
+    bare = [Row(r.number, r.id, r.image, None, {}) for r in rows]
+    with pytest.raises(CatalogError, match="label column 'category'"):
+        evaluate(bare, col, model, "category")
+    half = [Row(r.number, r.id, r.image, None, r.payload) for r in rows]
+    result = evaluate(half, col, model, "category")
+    assert result.recall_at_1 is None and result.mrr is None and result.queries == 0
+    assert result.labelled == 60 and result.zero_shot_accuracy is not None
