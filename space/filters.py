@@ -145,7 +145,7 @@ def build_filter(
             )
         ranges[facets.price_field] = Range(gte=low, lte=high)
 
-    result = Filter(any_of=any_of, ranges=ranges, exclude_ids=list(exclude_ids))
+    result = Filter(any_of=any_of, ranges=ranges, exclude_ids=tuple(exclude_ids))
     return None if result.is_empty() else result
 
 

@@ -131,6 +131,11 @@ def read_image(image: Any, url: str | None = None) -> Image.Image:
     """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image."""
     if image is None or (isinstance(image, str) and not image.strip()):
         if url and url.strip():
+            # Only the web: a path or s3:// URI here would let callers read the server's files.
+            if not url.strip().lower().startswith(("http://", "https://")):
+                raise InvalidInputError(
+                    f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
+                )
             return load_image(url.strip())
         raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
     if isinstance(image, np.ndarray):

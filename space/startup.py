@@ -94,10 +94,7 @@ def index_demo(store: Store, model: ClipModel, name: str = DEFAULT_COLLECTION) -
         except ModelMismatchError:  # derived data: rebuilding it loses nothing
             collection = store.create(name, spec, recreate=True)
         with Reporter(on_skip=lambda skip: log.warning("demo catalog %s", skip.message())) as r:
-            summary = index_catalog(
-                catalog, root, collection, model, r, IndexOptions(progress=True)
-            )
-    log.info("demo collection %r: %s", name, summary.line())
+            index_catalog(catalog, root, collection, model, r, IndexOptions(progress=True))
     return collection
 
 

@@ -1,0 +1,290 @@
+"""The Space's handlers as plain functions: no server, no browser.
+
+A tiny random CLIP and 60 demo-catalog items in a temporary embedded store: the answers
+are meaningless, the plumbing (filters, examples, composed queries, errors) is real.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_clip.demo import DEMO_CATALOG_DIR
+from fashion_clip.settings import Settings
+from fashion_clip.store import Filter, Range
+from space import handlers
+from space.filters import Facets, build_filter, read_facets
+from space.handlers import Backend
+from space.results import Pictures, hit_record
+from space.startup import choose_collection, launch_options, open_collection, share_requested
+from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
+from tests.space_support import index_slice, open_shop
+
+PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model, tmp_path_factory) -> Backend:
+    settings = index_slice(tiny_model, tmp_path_factory.mktemp("space") / "store")
+    collection = open_shop(settings, tiny_model)
+    facets = read_facets(collection)
+    yield Backend(tiny_model, collection, facets, Pictures([DEMO_CATALOG_DIR]))
+    collection.close()
+
+
+def search(backend: Backend, query: str = "red dress", **kwargs):
+    return handlers.text_search(backend, query, **kwargs)
+
+
+# ---------------------------------------------------------------------- text search
+def test_text_search_returns_aligned_gallery_and_hits(backend):
+    gallery, hits = search(backend, limit=7)
+    assert len(gallery) == len(hits) == 7
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    for (picture, caption), hit in zip(gallery, hits, strict=True):
+        assert set(hit) == {"id", "score", "caption", "payload"}
+        assert Path(picture).is_file() and Path(picture).name == f"{hit['id']}.jpg"
+        assert caption.startswith(hit["caption"]) and f"{hit['score']:.3f}" in caption
+        assert not any(key.startswith("_") for key in hit["payload"])  # no bookkeeping
+
+
+def test_filters_narrow_the_results(backend):
+    _, hits = search(backend, colours=["red", "blue"], limit=48)
+    assert hits and {h["payload"]["color"] for h in hits} <= {"red", "blue"}
+    category = backend.facets.choices("category")[0]
+    brand = backend.facets.choices("brand")[0]
+    _, hits = search(backend, categories=[category], brands=[brand], limit=48)
+    assert all(h["payload"]["category"] == category for h in hits)
+    assert all(h["payload"]["brand"] == brand for h in hits)
+    _, hits = search(backend, price_min=20, price_max=40, limit=48)
+    assert hits and all(20 <= h["payload"]["price"] <= 40 for h in hits)
+
+
+def test_negative_text_and_disliked_examples_steer_away(backend):
+    _, plain = search(backend, limit=10)
+    _, steered = search(backend, negative="striped", limit=10)
+    assert [h["id"] for h in steered] != [h["id"] for h in plain]
+    disliked = plain[0]["id"]
+    _, hits = search(backend, unlike_ids=disliked, limit=10)
+    assert disliked not in [h["id"] for h in hits]
+
+
+def test_liked_examples_run_more_like_this(backend):
+    _, hits = search(backend, limit=5)
+    liked = hits[0]["id"]
+    _, similar = search(backend, "", like_ids=[liked], limit=5)
+    assert len(similar) == 5 and liked not in [h["id"] for h in similar]
+    nearest = backend.collection.recommend([liked], limit=5)
+    assert [h["id"] for h in similar] == [h.id for h in nearest]
+
+
+def test_add_example_moves_ids_between_lists():
+    hits = [{"id": "a", "caption": "A"}, {"id": "b", "caption": "B"}]
+    assert handlers.add_example(hits, 0, "More like this", [], []) == (["a"], [])
+    assert handlers.add_example(hits, 1, "Less like this", ["a"], []) == (["a"], ["b"])
+    assert handlers.add_example(hits, 0, "Less like this", ["a"], ["b"]) == ([], ["b", "a"])
+    with pytest.raises(Exception, match="search again"):
+        handlers.add_example(hits, 5, "More like this", [], [])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"query": "   "}, "query is empty"),
+        ({"limit": 0}, "between 1 and"),
+        ({"limit": "many"}, "whole number"),
+        ({"price_min": 50, "price_max": 10}, "upside down"),
+        ({"like_ids": "no-such-id"}, "no-such-id"),
+        ({"query": "x" * 600}, "characters long"),
+    ],
+)
+def test_text_search_refuses_bad_input_with_advice(backend, kwargs, message):
+    kwargs = {"query": "red dress", **kwargs}
+    with pytest.raises(gr.Error, match="(?i)" + message):
+        handlers.text_search(backend, **kwargs)
+
+
+def test_filter_on_a_field_the_collection_lacks_is_refused(backend):
+    bare = Backend(backend.model, backend.collection, Facets(), backend.pictures)
+    with pytest.raises(gr.Error, match="(?i)no brand field"):
+        search(bare, brands=["Northwind"])
+    with pytest.raises(gr.Error, match="(?i)no price field"):
+        search(bare, price_max=10)
+
+
+# ---------------------------------------------------------------------- image search
+def test_image_search_by_upload_array_and_modifier(backend):
+    gallery, hits = handlers.image_search(backend, str(PICTURE), limit=5)
+    assert len(gallery) == len(hits) == 5
+    assert hits[0]["id"] == "demo-0001"  # the catalog's own picture is its nearest neighbour
+    array = np.asarray(Image.open(PICTURE).convert("RGB"))
+    _, from_array = handlers.image_search(backend, array, limit=5)
+    assert from_array[0]["id"] == "demo-0001"
+    _, modified = handlers.image_search(backend, str(PICTURE), "same, but in blue", limit=5)
+    assert [h["id"] for h in modified] != [h["id"] for h in hits]
+    _, filtered = handlers.image_search(backend, str(PICTURE), colours=["blue"], limit=5)
+    assert all(h["payload"]["color"] == "blue" for h in filtered)
+
+
+def test_image_search_needs_an_image_and_only_web_urls(backend):
+    with pytest.raises(gr.Error, match="(?i)no image given"):
+        handlers.image_search(backend, None)
+    with pytest.raises(gr.Error, match="(?i)must start with http"):
+        handlers.image_search(backend, None, url="/etc/passwd")
+    with pytest.raises(gr.Error, match="(?i)must start with http"):
+        handlers.image_search(backend, None, url="s3://bucket/key.jpg")
+
+
+# ---------------------------------------------------------------------- classify, localize
+def test_classify_gives_probabilities_per_label(backend):
+    result = handlers.classify(backend, str(PICTURE), "dress, shirt , t-shirt,, dress")
+    assert list(result) == ["dress", "shirt", "t-shirt"]
+    assert abs(sum(result.values()) - 1) < 1e-5 and all(0 <= p <= 1 for p in result.values())
+
+
+def test_classify_refuses_empty_and_oversized_label_lists(backend):
+    for labels in ("", " , ,", None):
+        with pytest.raises(gr.Error, match="(?i)no labels"):
+            handlers.classify(backend, str(PICTURE), labels)
+    many = ", ".join(f"label {i}" for i in range(handlers.MAX_LABELS + 1))
+    with pytest.raises(gr.Error, match="(?i)at most"):
+        handlers.classify(backend, str(PICTURE), many)
+
+
+def test_localize_returns_overlay_and_peak_in_input_pixels(backend, tmp_path):
+    path = tmp_path / "wide.jpg"
+    path.write_bytes(jpeg_bytes(photo(300, 200)))
+    overlay, peak = handlers.localize(backend, str(path), "collar")
+    assert overlay.size == (300, 200)
+    assert peak["size"] == [300, 200]
+    x, y = peak["peak"]
+    assert 0 <= x < 300 and 0 <= y < 200
+    with pytest.raises(gr.Error, match="(?i)text is empty"):
+        handlers.localize(backend, str(path), "  ")
+
+
+def test_localize_shrinks_a_huge_overlay_but_not_the_peak(backend, tmp_path):
+    path = tmp_path / "big.jpg"
+    path.write_bytes(jpeg_bytes(photo(2400, 1200)))
+    overlay, peak = handlers.localize(backend, str(path), "collar")
+    assert max(overlay.size) == handlers.MAX_OVERLAY_SIDE
+    assert peak["size"] == [2400, 1200]
+
+
+# ---------------------------------------------------------------------- bad uploads
+@pytest.mark.parametrize("name", sorted(bad_files()))
+def test_bad_uploads_get_a_message_naming_the_file(backend, tmp_path, name):
+    data, word = bad_files()[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    for call in (
+        lambda: handlers.classify(backend, str(path), "dress, shirt"),
+        lambda: handlers.image_search(backend, str(path)),
+        lambda: handlers.localize(backend, str(path), "collar"),
+    ):
+        with pytest.raises(gr.Error) as caught:
+            call()
+        message = caught.value.message
+        assert name in message and word.lower() in message.lower(), message
+        assert str(tmp_path) not in message  # the server's temporary path stays private
+        assert "Upload a JPEG" in message
+
+
+@pytest.mark.parametrize("name", sorted(good_files()))
+def test_odd_but_valid_uploads_work(backend, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(good_files()[name])
+    assert len(handlers.classify(backend, str(path), "dress, shirt")) == 2
+
+
+def test_unexpected_failures_become_a_short_apology(backend, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(backend.collection, "search", broken)
+    with pytest.raises(gr.Error, match="(?i)went wrong on our side") as caught:
+        search(backend)
+    assert "disk on fire" not in caught.value.message
+
+
+# ---------------------------------------------------------------------- filters, pictures
+def test_facets_come_from_the_payload(backend):
+    facets = backend.facets
+    assert facets.fields == {"category": "category", "colour": "color", "brand": "brand"}
+    assert "red" in facets.choices("colour") and facets.price_field == "price"
+    low, high = facets.price_range
+    assert 0 < low < high
+    assert "solid" in facets.presets["pattern"] and "red" in facets.presets["colour"]
+
+
+def test_build_filter():
+    facets = Facets(fields={"colour": "color"}, values={"colour": ["red"]}, price_field="price")
+    assert build_filter(facets) is None
+    assert build_filter(facets, colours=[], price_min=None, price_max="") is None
+    assert build_filter(facets, colours=["red"], price_max=30) == Filter(
+        any_of={"color": ["red"]}, ranges={"price": Range(gte=None, lte=30.0)}
+    )
+    assert build_filter(facets, exclude_ids=["a"]) == Filter(exclude_ids=("a",))
+
+
+def test_pictures_serve_local_files_in_place_and_never_fail(tmp_path):
+    pictures = Pictures([DEMO_CATALOG_DIR], cache_dir=tmp_path / "cache")
+    assert pictures({"_image_source": str(PICTURE)}) == str(PICTURE.resolve())
+    assert pictures({"image": "images/demo-0001.jpg"}) == str(PICTURE.resolve())
+    url = "https://example.com/a.jpg"
+    assert pictures({"_image_source": url}) == url
+    placeholder = pictures({"_image_source": str(tmp_path / "missing.jpg")})
+    assert Path(placeholder).name == "placeholder.png"
+    outside = tmp_path / "outside.jpg"  # not under a served root: shown as a cached thumbnail
+    outside.write_bytes(jpeg_bytes(photo(900, 600)))
+    thumb = Path(pictures({"_image_source": str(outside)}))
+    assert thumb.parent == tmp_path / "cache" and max(Image.open(thumb).size) == 384
+    assert hit_record(type("H", (), {"id": 1, "score": 0.5, "payload": {}})())["caption"] == "1"
+
+
+# ---------------------------------------------------------------------- start-up
+def test_empty_store_gets_the_demo_catalog_then_reopens_it(tiny_model, tmp_path):
+    settings = Settings(model="tiny", qdrant_path=tmp_path / "store")
+    from fashion_clip.store import open_store
+
+    with open_store(settings) as store:
+        collection = open_collection(settings, store, tiny_model)
+        assert collection.name == "demo" and collection.count() == 400
+        assert collection.info().extra["indexed_at"]
+        collection.close()
+        again = open_collection(settings, store, tiny_model)  # no re-indexing the second time
+        assert again.count() == 400
+        again.close()
+
+
+def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
+    from fashion_clip.errors import StoreError
+    from fashion_clip.store import open_store
+
+    settings = Settings(qdrant_path=tmp_path / "store", collection="shop")
+    with open_store(settings) as store, pytest.raises(StoreError, match="indexer index"):
+        open_collection(settings, store, tiny_model)
+    assert choose_collection(Settings(qdrant_path=tmp_path / "none"), store) == "demo"
+
+
+def test_share_and_auth_options():
+    assert share_requested(True, {}) and share_requested(False, {"FASHION_CLIP_SHARE": "1"})
+    assert not share_requested(False, {"FASHION_CLIP_SHARE": "0"})
+    assert "auth" not in launch_options(Settings())
+    options = launch_options(Settings(auth=("ann", "secret")), share=True)
+    assert options["auth"] == ("ann", "secret") and options["share"] is True
+
+
+def test_importing_the_app_loads_no_model_or_store_engine():
+    code = (
+        "import sys, space.app, space.handlers, space.startup\n"
+        "heavy = {'torch', 'transformers', 'qdrant_edge', 'qdrant_client'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
