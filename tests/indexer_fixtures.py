@@ -17,6 +17,7 @@ import numpy as np
 
 from tests.image_corpus import jpeg_bytes, photo
 
+REPO = Path(__file__).resolve().parent.parent
 COLORS = ["red", "blue", "green", "black"]
 CATEGORIES = ["dress", "shirt", "skirt"]
 

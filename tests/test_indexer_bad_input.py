@@ -109,3 +109,15 @@ def test_help_explains_every_command(capsys):
                    "--prune", "--report", "--workers", "--timeout", "--retries"):  # fmt: skip
         assert option in out
     assert "exit status" in out
+
+
+def test_console_script_is_declared_and_callable(capsys):
+    import tomllib
+
+    from tests.indexer_fixtures import REPO
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["indexer"] == "indexer.__main__:main"
+    module, _, name = scripts["indexer"].partition(":")
+    main = getattr(__import__(module, fromlist=[name]), name)
+    assert main(["info", "--help"]) == 0 and "--collection" in capsys.readouterr().out

@@ -19,6 +19,7 @@ import pytest
 
 from indexer.__main__ import main
 from tests.indexer_fixtures import (
+    REPO,
     assert_same_points,
     points,
     product_rows,
@@ -26,7 +27,6 @@ from tests.indexer_fixtures import (
     write_photos,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 BATCH = "4"
 
 
