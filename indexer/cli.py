@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     index.set_defaults(run="index")
 
-    demo = command("demo", 'index the bundled demo catalog into collection "demo"')
+    demo = command(
+        "demo",
+        'index the bundled demo catalog into collection "demo" (rebuilt when it holds another '
+        "model's vectors)",
+    )
     _indexing_options(demo)
     demo.set_defaults(run="demo")
 

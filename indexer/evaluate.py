@@ -6,7 +6,9 @@
 - zero-shot: each indexed image is classified among the label column's distinct values
   ("a photo of a {label}"); accuracy and F1 per label, averaged weighted by support.
 
-Queries go in blocks and the collection is scanned page by page, so memory stays flat.
+Captions are ranked in blocks, each against one page-by-page scan of the collection, so
+memory holds one block of query vectors and one page of image vectors (plus the catalog's
+ids, captions and labels).
 """
 
 from __future__ import annotations
