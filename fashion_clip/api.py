@@ -2,12 +2,17 @@
 
 Same names and arguments as `patrickjohncyh/fashion-clip` (`FashionCLIP(model_name,
 dataset, normalize, approx, auth_token)`, `encode_images`, `encode_text`,
-`zero_shot_classification`), but nothing happens at construction beyond loading the model:
-no prints, no hard-coded dimension, and any CLIP-family checkpoint or local folder loads.
+`zero_shot_classification`, `retrieval`), with none of its surprises: no prints, no
+hard-coded dimension, any CLIP-family checkpoint or local folder loads, and a dataset's
+vectors live in Qdrant, keyed by the dataset's content hash and the model, so they are
+computed once (or pulled from an S3 snapshot) instead of on every start.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +22,9 @@ from fashion_clip.classify import DEFAULT_TEMPLATES, best_labels, label_probabil
 from fashion_clip.embed import encode_images
 from fashion_clip.images import ImageSource
 from fashion_clip.model import ClipModel
-from fashion_clip.settings import load_settings
+from fashion_clip.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 class FashionCLIP:
@@ -34,15 +41,42 @@ class FashionCLIP:
         device: str | None = None,
         quantize: str | None = None,
         model: ClipModel | None = None,
+        store: Any = None,
+        settings: Settings | None = None,
+        snapshots: str | None = None,
     ) -> None:
-        token = auth_token if auth_token is not None else load_settings().hf_token
+        """Load the model; with a `dataset`, make sure its vectors are in the store.
+
+        `store` defaults to the one the settings name (embedded, or `QDRANT_URL`);
+        `snapshots` (default: `FASHION_CLIP_SNAPSHOTS`) is a folder or `s3://` prefix where a
+        snapshot named after the collection is looked for before computing anything.
+        """
+        self.settings = settings or load_settings()
+        token = auth_token if auth_token is not None else self.settings.hf_token
         self.model = model or ClipModel.load(
-            model_name, token=token, device=device, quantize=quantize
+            model_name, token=token, device=device or self.settings.device, quantize=quantize
         )
         self.model_name = self.model.info.name
         self.dataset = dataset
         self.normalize = normalize
         self.approx = approx
+        self.collection = None
+        self.vectors_source: str | None = None  # "store", "snapshot" or "computed"
+        if dataset is not None:
+            from fashion_clip.catalog_vectors import ensure_dataset_vectors
+
+            self._store = store
+            if self._store is None:
+                from fashion_clip.store import open_store
+
+                self._store = open_store(self.settings)
+            self.collection, self.vectors_source = ensure_dataset_vectors(
+                dataset,
+                self.model,
+                self._store,
+                collection_name(dataset, self.model),
+                snapshots=snapshots if snapshots is not None else self.settings.snapshots,
+            )
 
     @property
     def dim(self) -> int:
@@ -86,3 +120,56 @@ class FashionCLIP:
             images, text_labels, templates=templates, batch_size=batch_size
         )
         return best_labels(probabilities, text_labels)
+
+    # ------------------------------------------------------------------ with a dataset
+    def _bound(self) -> Any:
+        if self.collection is None:
+            from fashion_clip.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "this FashionCLIP has no dataset: pass one, e.g. FashionCLIP('demo', "
+                "FCLIPDataset('demo'))"
+            )
+        return self.collection
+
+    def retrieval(self, queries: Sequence[str] | str, top_k: int = 10) -> list[list[str | int]]:
+        """Catalog ids of the `top_k` products best matching each text query, best first.
+
+        `approx=True` searches the HNSW index; `approx=False` compares with every product.
+        """
+        texts = [queries] if isinstance(queries, str) else list(queries)
+        vectors = self.model.encode_text(texts)
+        return self._search(vectors, top_k)
+
+    def image_retrieval(
+        self, images: Sequence[ImageSource], top_k: int = 10
+    ) -> list[list[str | int]]:
+        """Catalog ids of the products whose images look most like each query image."""
+        return self._search(encode_images(self.model, list(images)), top_k)
+
+    def _search(self, vectors: np.ndarray, top_k: int) -> list[list[str | int]]:
+        collection = self._bound()
+        return [
+            [hit.id for hit in collection.search(vector, limit=top_k, exact=not self.approx)]
+            for vector in vectors
+        ]
+
+    def localize(self, image: ImageSource, text: str, **options: Any) -> np.ndarray:
+        """`(H, W)` float32 map in [0, 1]: where in `image` the `text` concept sits."""
+        from fashion_clip.localize import localize
+
+        return localize(self.model, image, text, **options)
+
+    def close(self) -> None:
+        """Close the collection (and the store this object opened)."""
+        if self.collection is not None:
+            self.collection.close()
+            self.collection = None
+
+
+def collection_name(dataset: Any, model: ClipModel) -> str:
+    """`{dataset}-{content hash}-{model digest}`: one collection per (dataset, model) pair."""
+    model_key = f"{model.info.name}@{model.info.revision or ''}"
+    model_digest = hashlib.sha256(model_key.encode()).hexdigest()[:8]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", dataset.name).strip("_")[:40] or "dataset"
+    return f"{slug}-{dataset.hash[:12]}-{model_digest}"

@@ -32,6 +32,7 @@ class Settings:
     aws_endpoint_url: str | None = None
     auth: tuple[str, str] | None = None
     device: str | None = None  # None: cuda, then mps, then cpu
+    snapshots: str | None = None  # folder or s3:// prefix of precomputed dataset snapshots
 
     @property
     def uses_remote_store(self) -> bool:
@@ -89,6 +90,7 @@ def load_settings(
         aws_endpoint_url=get("AWS_ENDPOINT_URL"),
         auth=auth,
         device=get("FASHION_CLIP_DEVICE"),
+        snapshots=get("FASHION_CLIP_SNAPSHOTS"),
     )
 
 

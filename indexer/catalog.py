@@ -89,7 +89,7 @@ def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row 
     try:
         with open(path, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as text:
             for number, record in enumerate(_records(text, fmt, name), start=1):
-                row = _check(number, record)
+                row = check_record(number, record)
                 if row.id is not None:
                     key = str(row.id)
                     if key in first_seen:
@@ -231,7 +231,8 @@ def _json_array(text: IO[str], name: str) -> Iterator[Any]:
             )
 
 
-def _check(number: int, record: dict[str, Any] | str) -> Row | RowProblem:
+def check_record(number: int, record: dict[str, Any] | str) -> Row | RowProblem:
+    """Validate one catalog record (row `number`, 1-based) into a `Row` or a `RowProblem`."""
     if isinstance(record, str):
         return RowProblem(number, None, record)
     raw_id = record.get("id")

@@ -1,0 +1,89 @@
+"""A dataset's vectors in the store: reuse them, pull a snapshot, or compute them once.
+
+`FashionCLIP(model, dataset)` calls `ensure_dataset_vectors`: the collection is named after
+the dataset's content hash and the model, so a second construction with the same pair finds
+its vectors, a changed catalog gets a new collection, and nothing is re-encoded needlessly.
+Computing goes through the indexer's pipeline (the same code as `python -m indexer index`),
+so bad images are skipped and logged rather than fatal, and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from fashion_clip.model import ClipModel
+
+log = logging.getLogger(__name__)
+
+COMPLETE_KEY = "dataset_complete"  # set in the collection's record once a build finished
+
+
+def ensure_dataset_vectors(
+    dataset: Any, model: ClipModel, store: Any, name: str, *, snapshots: str | None = None
+) -> tuple[Any, str]:
+    """Open (or build) collection `name` holding `dataset`'s vectors for `model`.
+
+    Returns the open collection and where its vectors came from: "store" (already there),
+    "snapshot" (pulled from `snapshots`) or "computed".
+    """
+    guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
+    if store.exists(name):
+        collection = store.open(name, **guard)
+        if collection.info().extra.get(COMPLETE_KEY) == dataset.hash:
+            return collection, "store"
+        log.info("collection %s is incomplete (an interrupted build?); finishing it", name)
+        _build(dataset, model, collection)
+        return collection, "computed"
+    snapshot = _snapshot_uri(snapshots, name)
+    if snapshot is not None:
+        from fashion_clip.store.snapshot import pull_snapshot
+
+        log.info("pulling the vectors of %s from %s", name, snapshot)
+        pull_snapshot(store, snapshot, name, **guard)
+        return store.open(name, **guard), "snapshot"
+    from fashion_clip.store import CollectionSpec, infer_payload_indexes
+
+    spec = CollectionSpec(
+        model_id=model.info.name,
+        dim=model.dim,
+        model_revision=model.info.revision,
+        catalog=f"FCLIPDataset:{dataset.name}",
+        payload_indexes=infer_payload_indexes(dataset.catalog[:1000]),
+    )
+    collection = store.create(name, spec)
+    _build(dataset, model, collection)
+    return collection, "computed"
+
+
+def _build(dataset: Any, model: ClipModel, collection: Any) -> None:
+    """Index every product (skipping and logging bad images), then mark the build complete."""
+    from indexer.catalog import check_record
+    from indexer.pipeline import IndexOptions, index_rows
+    from indexer.report import Reporter
+    from indexer.sources import ImageRoot
+
+    rows = (check_record(number, dict(row)) for number, row in enumerate(dataset, start=1))
+    root = ImageRoot(dataset.image_source_path or ".")
+    with Reporter(on_skip=lambda skip: log.warning("%s", skip.message())) as reporter:
+        summary = index_rows(
+            rows, collection, model, root, reporter, IndexOptions(progress=True), total=len(dataset)
+        )
+    log.info("dataset %s: %s", dataset.name, summary.line())
+    collection.set_extra({COMPLETE_KEY: dataset.hash})
+    collection.optimize()
+
+
+def _snapshot_uri(snapshots: str | None, name: str) -> str | None:
+    """`{snapshots}/{name}.snapshot` if such a snapshot exists, else None."""
+    if not snapshots:
+        return None
+    if snapshots.startswith("s3://"):
+        from fashion_clip import s3
+
+        uri = s3.join_s3(snapshots, f"{name}.snapshot")
+        return uri if s3.exists(uri) else None
+    path = Path(os.path.expanduser(snapshots)) / f"{name}.snapshot"
+    return str(path) if path.is_file() else None
