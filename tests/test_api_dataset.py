@@ -1,0 +1,176 @@
+"""The original Python API over a catalog: FCLIPDataset, and FashionCLIP bound to a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_clip import FashionCLIP, FCLIPDataset
+from fashion_clip.api import collection_name
+from fashion_clip.embed import encode_images
+from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.model import ClipModel
+from fashion_clip.store.embedded import EmbeddedStore
+from fashion_clip.store.snapshot import push_snapshot
+from tests.image_corpus import photo
+
+COLORS = ["red", "blue", "green", "black", "white", "pink"]
+KINDS = ["dress", "shirt", "skirt", "bag"]
+
+
+def _catalog(folder: Path, n: int = 24) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        photo(80, 100, seed=i).save(folder / f"p{i}.jpg")
+        caption = f"{COLORS[i % len(COLORS)]} {KINDS[i % len(KINDS)]}"
+        rows.append({"id": f"sku-{i}", "image": f"p{i}.jpg", "caption": caption, "price": 10 + i})
+    return rows
+
+
+class CountingModel(ClipModel):
+    """The real model, counting how often the image tower runs."""
+
+    pixel_calls = 0
+
+    def encode_pixels(self, pixel_values, *, normalize=True):
+        type(self).pixel_calls += len(pixel_values)
+        return super().encode_pixels(pixel_values, normalize=normalize)
+
+
+@pytest.fixture
+def counting_model(tiny_model: ClipModel) -> CountingModel:
+    CountingModel.pixel_calls = 0
+    model = CountingModel.__new__(CountingModel)
+    model.__dict__.update(tiny_model.__dict__)
+    return model
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> FCLIPDataset:
+    folder = tmp_path / "images"
+    return FCLIPDataset("shop", image_source_path=str(folder), catalog=_catalog(folder))
+
+
+def test_dataset_lookup_hash_and_grid(dataset: FCLIPDataset, tmp_path: Path) -> None:
+    assert len(dataset) == 24 and "sku-3" in dataset
+    assert dataset["sku-3"]["caption"] == "black bag"
+    assert dataset.image_source("sku-3") == str((tmp_path / "images" / "p3.jpg").resolve())
+    # The hash ignores key order and object identity, and sees any change of content.
+    reordered = [dict(reversed(list(row.items()))) for row in dataset.catalog]
+    same = FCLIPDataset("shop", str(tmp_path / "images"), catalog=reordered)
+    assert same.hash == dataset.hash
+    changed = dataset.catalog
+    changed[5]["caption"] = "purple hat"
+    assert FCLIPDataset("shop", str(tmp_path / "images"), catalog=changed).hash != dataset.hash
+    grid = dataset.display_products(["sku-0", "sku-1", "sku-2", "sku-3", "sku-4"], columns=3)
+    assert isinstance(grid, Image.Image) and grid.size == (3 * 192, 2 * (192 + 34))
+    with pytest.raises(KeyError, match="sku-99"):
+        dataset["sku-99"]
+
+
+def test_dataset_errors_name_the_rows(tmp_path: Path) -> None:
+    rows = [
+        {"id": 1, "image": "a.jpg", "caption": "a"},
+        {"id": 2, "image": "b.jpg"},
+        {"id": 1, "image": "c.jpg", "caption": "c"},
+        "not a dict",
+    ]
+    with pytest.raises(CatalogError) as caught:
+        FCLIPDataset("bad", catalog=rows)
+    message = str(caught.value)
+    assert "row 2: missing caption" in message
+    assert "row 3: duplicate id 1 (first in row 1)" in message
+    assert "row 4: not a dict" in message
+    with pytest.raises(CatalogError, match="available: demo"):
+        FCLIPDataset("no-such-dataset")
+    with pytest.raises(ConfigurationError, match="image_source_type"):
+        FCLIPDataset("x", "s3://b/p", image_source_type="ftp", catalog=rows[:1])
+    with pytest.raises(ConfigurationError, match="s3://bucket/prefix"):
+        FCLIPDataset("x", "some/folder", image_source_type="s3", catalog=rows[:1])
+    with pytest.raises(ConfigurationError, match="no such directory"):
+        FCLIPDataset("x", str(tmp_path / "missing"), catalog=rows[:1])
+
+
+def test_pre_included_demo_dataset() -> None:
+    demo = FCLIPDataset("demo")
+    assert len(demo) >= 300
+    first = demo.ids[0]
+    assert demo.image(first).mode == "RGB"
+    assert demo.hash == FCLIPDataset("demo").hash
+
+
+def test_vectors_are_computed_once_then_reused(
+    dataset: FCLIPDataset, counting_model: CountingModel, tmp_path: Path
+) -> None:
+    store = EmbeddedStore(tmp_path / "qdrant")
+    first = FashionCLIP(model=counting_model, dataset=dataset, store=store)
+    assert first.vectors_source == "computed"
+    assert CountingModel.pixel_calls == len(dataset)
+    assert first.collection.count() == len(dataset)
+    first.close()
+
+    CountingModel.pixel_calls = 0
+    second = FashionCLIP(model=counting_model, dataset=dataset, store=store)
+    assert second.vectors_source == "store"
+    assert CountingModel.pixel_calls == 0  # nothing re-encoded
+    assert second.collection.name == collection_name(dataset, counting_model)
+    second.close()
+
+    changed = dataset.catalog
+    changed.append({"id": "sku-new", "image": "p0.jpg", "caption": "new red dress"})
+    bigger = FCLIPDataset("shop", dataset.image_source_path, catalog=changed)
+    third = FashionCLIP(model=counting_model, dataset=bigger, store=store)
+    assert third.vectors_source == "computed"
+    assert third.collection.name != collection_name(dataset, counting_model)
+    assert third.collection.count() == len(bigger)
+    third.close()
+    store.close()
+
+
+def test_exact_retrieval_equals_brute_force(
+    dataset: FCLIPDataset, tiny_model: ClipModel, tmp_path: Path
+) -> None:
+    store = EmbeddedStore(tmp_path / "qdrant")
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, store=store, approx=False)
+    queries = ["red dress", "black bag", "a green skirt"]
+    found = fclip.retrieval(queries, top_k=5)
+    images = encode_images(tiny_model, [dataset.image_source(i) for i in dataset.ids])
+    scores = tiny_model.encode_text(queries) @ images.T
+    expected = [[dataset.ids[j] for j in np.argsort(-row, kind="stable")[:5]] for row in scores]
+    assert found == expected
+    by_image = fclip.image_retrieval([dataset.image_source("sku-7")], top_k=1)
+    assert by_image == [["sku-7"]]
+    fclip.close()
+    store.close()
+
+
+def test_vectors_come_from_an_s3_snapshot(
+    dataset: FCLIPDataset, counting_model: CountingModel, tmp_path: Path, s3_bucket: str
+) -> None:
+    built = EmbeddedStore(tmp_path / "built")
+    source = FashionCLIP(model=counting_model, dataset=dataset, store=built)
+    name = source.collection.name
+    expected = source.retrieval(["red dress"], top_k=3)
+    source.close()
+    push_snapshot(built, name, f"s3://{s3_bucket}/snapshots/{name}.snapshot")
+    built.close()
+
+    CountingModel.pixel_calls = 0
+    space = EmbeddedStore(tmp_path / "space")
+    pulled = FashionCLIP(
+        model=counting_model, dataset=dataset, store=space, snapshots=f"s3://{s3_bucket}/snapshots"
+    )
+    assert pulled.vectors_source == "snapshot"
+    assert CountingModel.pixel_calls == 0
+    assert pulled.retrieval(["red dress"], top_k=3) == expected
+    pulled.close()
+    space.close()
+
+
+def test_retrieval_without_a_dataset_says_what_to_do(tiny_model: ClipModel) -> None:
+    with pytest.raises(ConfigurationError, match="no dataset"):
+        FashionCLIP(model=tiny_model).retrieval(["red dress"])
