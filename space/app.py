@@ -166,27 +166,46 @@ def build_demo(
             # ------------------------------------------------------------ localize
             with gr.Tab("Localize", id="localize"), gr.Row():
                 with gr.Column():
-                    localize_image = uploaded_image(label="Image", height=320)
-                    concept = gr.Textbox(label="What to find", placeholder="collar")
+                    localize_image = uploaded_image(
+                        label="Image", height=320, elem_id="localize-image"
+                    )
+                    concept = gr.Textbox(
+                        label="What to find", placeholder="collar", elem_id="concept"
+                    )
                     localize_button = gr.Button(
                         "Localize", variant="primary", elem_id="localize-button"
                     )
                 with gr.Column():
-                    heatmap = gr.Image(label="Heatmap", type="pil", format="jpeg")
-                    peak = gr.JSON(label="Peak")
+                    heatmap = gr.Image(
+                        label="Heatmap", type="pil", format="jpeg", elem_id="heatmap"
+                    )
+                    peak = gr.JSON(label="Peak", elem_id="peak")
 
         # ---------------------------------------------------------------- wiring
         filters_in = [query, negative, *text_filters]
 
-        def pick(hits: Any, state: dict, how: str, *values: Any, evt: gr.SelectData) -> Any:
+        def pick(
+            hits: list[dict[str, Any]] | None,
+            state: dict[str, Any],
+            how: str,
+            query: str | None,
+            negative: str | None,
+            categories: list[str] | None,
+            colours: list[str] | None,
+            brands: list[str] | None,
+            price_min: float | None,
+            price_max: float | None,
+            limit: float | None,
+            evt: gr.SelectData,
+        ) -> tuple[Any, ...]:
+            """A click on a result: like (or dislike) it, and search again with the examples."""
             like, unlike = handlers.add_example(
                 hits, evt.index, how, state["like"], state["unlike"]
             )
+            values = (query, negative, categories, colours, brands, price_min, price_max, limit)
             gallery, found = handlers.text_search(backend, *values, like, unlike)
-            names = {
-                **state.get("names", {}),
-                str(hits[evt.index]["id"]): hits[evt.index]["caption"],
-            }
+            chosen = hits[evt.index]  # type: ignore[index] (add_example checked it)
+            names = {**state.get("names", {}), str(chosen["id"]): chosen["caption"]}
             return gallery, found, {"like": like, "unlike": unlike, "names": names}
 
         search = gr.on(

@@ -272,6 +272,7 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
     return overlay, {"peak": [x, y], "size": list(picture.size), "text": concept}
 
 
+@user_errors
 def add_example(
     hits: Sequence[dict[str, Any]] | None,
     index: int | None,

@@ -1,0 +1,124 @@
+"""The Space in a real browser: Debian's headless Chromium driven by Playwright.
+
+It loads the page, runs a text search and sees results, clicks a result for "more like
+this", follows a `?q=` deep link, and localizes an uploaded picture; screenshots go to
+`tests/artifacts/`. `.ci/run` installs Chromium; without it these tests are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fashion_clip.demo import DEMO_CATALOG_DIR
+from space.app import build_demo
+from tests.space_support import index_slice, open_shop, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"
+WAIT_MS = 60_000  # generous: the machine running the tests may be busy
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium; .ci/run)"
+    ),
+    # Gradio's queue analytics use pandas options that pandas 3 deprecates.
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+
+@pytest.fixture(scope="module")
+def url(tiny_model, tmp_path_factory):
+    settings = index_slice(tiny_model, tmp_path_factory.mktemp("browser") / "store")
+    collection = open_shop(settings, tiny_model)
+    demo = build_demo(tiny_model, collection, settings, notice="the demo model stands in")
+    with serving(demo) as address:
+        yield address
+    collection.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"space-{name}.png"), full_page=True)
+
+
+def results(page, gallery: str = "#text-results"):
+    return page.locator(f"{gallery} img")
+
+
+def test_text_search_shows_results_and_more_like_this(page, url):
+    page.goto(url)
+    page.locator("#header").get_by_text("shop").wait_for()
+    page.locator("#notice").get_by_text("the demo model stands in").wait_for()
+    page.locator("#query textarea, #query input").first.fill("red striped dress")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    assert results(page).count() == 12
+    first_caption = page.locator("#text-results").inner_text()
+    assert "·" in first_caption  # "caption · score"
+    shot(page, "text-search")
+
+    results(page).first.click()  # "more like this"
+    page.locator("#examples").get_by_text("More like").wait_for()
+    results(page).first.wait_for(state="visible")
+    shot(page, "more-like-this")
+
+
+def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):
+    page.goto(url)
+    page.locator("#search-button").click()
+    page.get_by_text("query is empty").first.wait_for()
+    page.locator("#query textarea, #query input").first.fill("blue shirt")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+
+
+def test_deep_link_fills_and_runs_the_search(page, url):
+    page.goto(url + "?q=red+dress")
+    results(page).first.wait_for(state="visible")
+    assert page.locator("#query textarea, #query input").first.input_value() == "red dress"
+    shot(page, "deep-link")
+
+
+def test_localize_tab_draws_a_heatmap(page, url):
+    page.goto(url)
+    page.get_by_role("tab", name="Localize").click()
+    page.locator("#localize-image input[type=file]").set_input_files(str(PICTURE))
+    page.locator("#localize-image img").first.wait_for(state="visible")  # the upload's preview
+    page.locator("#concept textarea, #concept input").first.fill("collar")
+    page.locator("#localize-button").click()
+    page.locator("#heatmap img").first.wait_for(state="visible")
+    page.locator("#peak").get_by_text('"peak"').wait_for()
+    shot(page, "localize")

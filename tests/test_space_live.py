@@ -1,0 +1,205 @@
+"""The Space as users' scripts see it: a live server on a free port, called with gradio_client.
+
+Every public endpoint is called, bad input included; the server must answer each bad call
+with a message that says what to do, and keep serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import pytest
+
+from fashion_clip.demo import DEMO_CATALOG_DIR
+from space.app import build_demo
+from space.startup import launch_options
+from tests.image_corpus import bomb_png
+from tests.space_support import index_slice, open_shop, serving
+
+pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+pytestmark = [  # Gradio's queue analytics use pandas options that pandas 3 deprecates
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"
+ENDPOINTS = {"/text_search", "/image_search", "/classify", "/localize"}
+
+
+@pytest.fixture(scope="module")
+def shop(tiny_model, tmp_path_factory):
+    settings = index_slice(tiny_model, tmp_path_factory.mktemp("live") / "store")
+    collection = open_shop(settings, tiny_model)
+    yield settings, collection
+    collection.close()
+
+
+@pytest.fixture(scope="module")
+def url(shop, tiny_model):
+    settings, collection = shop
+    demo = build_demo(tiny_model, collection, settings, notice="the demo model stands in")
+    with serving(demo, **launch_options(settings)) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    return Client(url, verbose=False, download_files=False)
+
+
+@pytest.fixture(scope="module")
+def picture_server():
+    """The demo pictures over plain HTTP, for the image-URL input."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(DEMO_CATALOG_DIR / "images")
+    )
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_every_endpoint_is_documented_with_named_parameters(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    named = api["named_endpoints"]
+    assert set(named) == ENDPOINTS  # /ping works but stays out of the documentation
+    names = [p["parameter_name"] for p in named["/text_search"]["parameters"]]
+    assert names[:8] == [
+        "query", "negative", "categories", "colours", "brands", "price_min", "price_max", "limit",
+    ]  # fmt: skip
+    assert [p["parameter_name"] for p in named["/localize"]["parameters"]] == ["image", "text"]
+    optional = {p["parameter_name"] for p in named["/text_search"]["parameters"][1:]}
+    required = {
+        p["parameter_name"]
+        for p in named["/text_search"]["parameters"]
+        if not p["parameter_has_default"]
+    }
+    assert required == {"query"} and "limit" in optional
+    assert client.predict(api_name="/ping") == "ok"
+
+
+def test_text_search(client):
+    gallery, hits = client.predict("red dress", limit=5, api_name="/text_search")
+    assert len(gallery) == len(hits) == 5
+    assert {"id", "score", "caption", "payload"} <= set(hits[0])
+    assert gallery[0]["caption"].startswith(hits[0]["caption"])
+    assert gallery[0]["image"]["url"].startswith("http")
+    _, red = client.predict("dress", colours=["red"], price_max=60, api_name="/text_search")
+    assert red and all(h["payload"]["color"] == "red" and h["payload"]["price"] <= 60 for h in red)
+    _, similar = client.predict("", like_ids=hits[0]["id"], limit=3, api_name="/text_search")
+    assert len(similar) == 3 and hits[0]["id"] not in {h["id"] for h in similar}
+
+
+def test_image_search_by_upload_and_by_url(client, picture_server):
+    _, hits = client.predict(handle_file(str(PICTURE)), limit=4, api_name="/image_search")
+    assert len(hits) == 4 and hits[0]["id"] == "demo-0001"
+    _, composed = client.predict(
+        handle_file(str(PICTURE)), "same, but in blue", limit=4, api_name="/image_search"
+    )
+    assert len(composed) == 4
+    _, by_url = client.predict(
+        None, url=f"{picture_server}/demo-0001.jpg", limit=4, api_name="/image_search"
+    )
+    assert by_url[0]["id"] == "demo-0001"
+
+
+def test_classify(client):
+    label = client.predict(handle_file(str(PICTURE)), "dress, shirt, shoes", api_name="/classify")
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == {"dress", "shirt", "shoes"}
+    assert abs(sum(confidences.values()) - 1) < 1e-4
+    assert label["label"] == max(confidences, key=confidences.get)
+
+
+def test_localize(client):
+    overlay, peak = client.predict(handle_file(str(PICTURE)), "collar", api_name="/localize")
+    assert overlay["url"].startswith("http")
+    assert peak["size"] == [256, 256]
+    assert all(0 <= v < 256 for v in peak["peak"])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (("not a picture",), "not an image"),
+        (("empty",), "empty"),
+        (("bomb",), "pixel"),
+    ],
+)
+def test_bad_uploads_are_answered_and_the_server_keeps_serving(client, tmp_path, call, message):
+    kind = call[0]
+    path = tmp_path / {"not a picture": "notes.jpg", "empty": "empty.png", "bomb": "bomb.png"}[kind]
+    path.write_bytes(
+        {"not a picture": b"just some text, no pixels\n" * 4, "empty": b"", "bomb": bomb_png()}[
+            kind
+        ]
+    )
+    for endpoint, args in (
+        ("/classify", (handle_file(str(path)), "dress, shirt")),
+        ("/image_search", (handle_file(str(path)),)),
+        ("/localize", (handle_file(str(path)), "collar")),
+    ):
+        with pytest.raises(AppError) as caught:
+            client.predict(*args, api_name=endpoint)
+        text = str(caught.value)
+        assert message in text.lower() and path.name in text and "Upload a JPEG" in text, text
+    assert client.predict(api_name="/ping") == "ok"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "args", "message"),
+    [
+        ("/text_search", ("  ",), "query is empty"),
+        ("/classify", (handle_file(str(PICTURE)), " , "), "no labels"),
+        ("/localize", (handle_file(str(PICTURE)), ""), "text is empty"),
+        ("/image_search", (None,), "no image given"),
+        ("/image_search", (None, "", [], [], [], None, None, 5, "file:///etc/passwd"), "http"),
+    ],
+)
+def test_empty_and_bad_input_get_advice(client, endpoint, args, message):
+    with pytest.raises(AppError, match=f"(?i){message}"):
+        client.predict(*args, api_name=endpoint)
+
+
+def test_oversized_upload_is_refused_before_the_handler(client, tmp_path):
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(b"\xff" * (26 * 1024 * 1024))  # over the 25 MB upload cap
+    with pytest.raises(Exception, match="(?i)size|large|exceed"):
+        client.predict(handle_file(str(path)), "dress", api_name="/classify")
+    assert client.predict(api_name="/ping") == "ok"
+
+
+def test_page_shows_header_and_banner(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        page = response.read().decode()
+    assert "collection `shop`" in page and "60 items" in page
+    assert "the demo model stands in" in page
+
+
+def test_auth_puts_the_app_behind_a_login(shop, tiny_model):
+    settings, collection = shop
+    from dataclasses import replace
+
+    locked = replace(settings, auth=("ann", "s3cret"))
+    demo = build_demo(tiny_model, collection, locked)
+    with serving(demo, **launch_options(locked)) as address:
+        with pytest.raises(Exception):  # noqa: B017 (the client's error type varies by version)
+            Client(address, verbose=False)
+        signed_in = Client(address, auth=("ann", "s3cret"), verbose=False, download_files=False)
+        assert signed_in.predict(api_name="/ping") == "ok"
+
+
+def test_model_bound_events_share_one_concurrency_group(shop, tiny_model):
+    settings, collection = shop
+    demo = build_demo(tiny_model, collection, settings)
+    groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()}
+    bound = [groups[name] for name in ("text_search", "image_search", "classify", "localize")]
+    assert len(set(bound)) == 1 and bound[0][1] == 2
+    assert demo.enable_queue is not False
