@@ -168,8 +168,13 @@ def rss_now_mb() -> float:
 
 def measure(args, kind: str, workdir: Path, data, meta, query_file: Path, plain: int, filt: int):
     root = workdir / kind
-    print(f"[{kind}] loading {len(data):,} points ...", file=sys.stderr, flush=True)
-    figures = load(args, kind, root, data, meta)
+    saved = workdir / f"{kind}-load.json"
+    if args.reuse and saved.is_file():  # measure again (another --ef) without rebuilding
+        figures = json.loads(saved.read_text())
+    else:
+        print(f"[{kind}] loading {len(data):,} points ...", file=sys.stderr, flush=True)
+        figures = load(args, kind, root, data, meta)
+        saved.write_text(json.dumps(figures))
     print(f"[{kind}] loaded: {figures}; reopening in a fresh process", file=sys.stderr, flush=True)
     job = {"kind": kind, "root": str(root), "queries": str(query_file), "ef": args.ef,
            "plain": plain, "filtered": filt}  # fmt: skip
@@ -193,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ef-construct", type=int, default=100)
     parser.add_argument("--quantization", action="store_true", help="int8 + rescoring")
     parser.add_argument("--no-reference", action="store_true", help="skip local mode")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None, help="kept when given")
+    parser.add_argument("--reuse", action="store_true", help="reuse stores built in --workdir")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -201,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="search-", dir=_out()))
+    workdir.mkdir(parents=True, exist_ok=True)
     clusters = max(16, args.n // 200)
     data = clustered(args.n, args.dim, seed=7, clusters=clusters)
     meta = payloads(args.n, seed=7)
