@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from fashion_clip.errors import ConfigurationError, ModelMismatchError
 from fashion_clip.settings import Settings
+
+if TYPE_CHECKING:
+    from indexer.job import OpenCatalog
+    from indexer.report import Skip
+    from indexer.sources import ImageRoot
 
 
 def _note(message: str) -> None:
@@ -46,8 +51,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _index(
     args: argparse.Namespace,
     settings: Settings,
-    catalog: Any,
-    root: Any,
+    catalog: OpenCatalog,
+    root: ImageRoot,
     name: str,
     *,
     rebuild_on_mismatch: bool,
@@ -90,7 +95,7 @@ def _index(
     return 1 if summary.skipped else 0
 
 
-def _print_skip(skip: Any) -> None:
+def _print_skip(skip: Skip) -> None:
     _note(skip.message())
 
 
