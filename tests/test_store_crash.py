@@ -41,8 +41,8 @@ WRITER = textwrap.dedent(
             print(batch, flush=True)
             batch += 1
     elif mode == "optimize":  # get killed while the HNSW index is being built
-        v = unit(rng, 3000)
-        col.upsert([Point(f"q{j}", {"image": v[j]}, {"n": j}) for j in range(3000)])
+        v = unit(rng, 1500)
+        col.upsert([Point(f"q{j}", {"image": v[j]}, {"n": j}) for j in range(1500)])
         print("loaded", flush=True)
         col.optimize()
         print("optimized", flush=True)
@@ -103,8 +103,8 @@ def test_kill_during_index_build_leaves_a_working_collection(tmp_path):
         kill(writer)  # most likely mid-optimize; either way nothing may be lost
     store = EmbeddedStore(tmp_path)
     col = store.open("crash")
-    assert col.count() == 3000
-    v = unit(np.random.default_rng(0), 3000)
+    assert col.count() == 1500
+    v = unit(np.random.default_rng(0), 1500)
     assert col.search(v[42], limit=1, exact=True)[0].id == "q42"
     col.optimize()
     assert col.search(v[42], limit=1)[0].id == "q42"

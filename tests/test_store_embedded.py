@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_index_build_keeps_results_and_new_points_stay_searchable(tmp_path):
     cat = catalog(n=2000, dim=32)
     store = EmbeddedStore(tmp_path)
-    col = store.create("big", spec(indexing_threshold_kb=10))
+    col = store.create("big", spec(indexing_threshold_kb=10, payload_indexes={}))
     col.upsert(cat.points())
     assert col.indexed_count() == 0  # before the build: searched by brute force
     assert col.optimize() is True
@@ -46,7 +46,10 @@ def test_index_build_keeps_results_and_new_points_stay_searchable(tmp_path):
 def test_quantized_on_disk_collection_rescoring_finds_exact_neighbours(tmp_path):
     cat = catalog(n=1500, dim=32)
     store = EmbeddedStore(tmp_path)
-    col = store.create("q", spec(quantization=True, on_disk_vectors=True, indexing_threshold_kb=10))
+    col = store.create(
+        "q",
+        spec(quantization=True, on_disk_vectors=True, indexing_threshold_kb=10, payload_indexes={}),
+    )
     col.upsert(cat.points())
     col.optimize()
     for q in (3, 300, 1200):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import tarfile
 
@@ -46,18 +47,27 @@ def bucket(s3_endpoint, monkeypatch):
     return "s3://snapshots"
 
 
-@pytest.fixture
-def source(tmp_path):
-    """An indexed (HNSW-built) collection "shop" in its own store, closed again."""
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """An indexed (HNSW-built) collection "shop", built once for the module."""
     cat = catalog(n=600)
-    store = EmbeddedStore(tmp_path / "built")
+    root = tmp_path_factory.mktemp("built")
+    store = EmbeddedStore(root)
     col = store.create("shop", spec(indexing_threshold_kb=10))
     col.upsert(cat.points())
     col.optimize()
     col.set_extra({"built_by": "test"})
     expected = [h.id for h in col.search(cat.image[9], limit=10)]
     store.close()
-    return store, cat, expected
+    return root, cat, expected
+
+
+@pytest.fixture
+def source(tmp_path, built):
+    """A private copy of the built store (closed), its catalog and a query's expected ids."""
+    root, cat, expected = built
+    shutil.copytree(root, tmp_path / "built")
+    return EmbeddedStore(tmp_path / "built"), cat, expected
 
 
 def test_file_round_trip_keeps_points_index_and_record(tmp_path, source):
