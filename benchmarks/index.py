@@ -1,6 +1,6 @@
 """Indexing speed end to end: a JPEG catalog into the embedded store, beside the reference.
 
-    python -m benchmarks.index [--n 256] [--batch-size 32] [--no-int8]
+    python -m benchmarks.index [--n 256] [--batch-size 32] [--repeat 1] [--no-int8]
 
 N product photos of 1000x1333 (made once) and a JSONL catalog of them are indexed with a
 random ViT-B/32 CLIP (FashionCLIP's compute) three ways, each in a fresh process so that peak
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="number of 1000x1333 JPEGs")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per role; the best counts")
     parser.add_argument("--role", help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,14 +175,19 @@ def main() -> None:
         return
 
     roles = ["model_only", "ours", "reference"] + ([] if args.no_int8 else ["int8"])
-    results, vectors = {}, {}
+    results: dict[str, dict] = {}
+    vectors = {}
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
-        for role in roles:
-            work = Path(tmp) / role
-            work.mkdir()
-            results[role] = in_subprocess(role, args, work)
-            if (work / "vectors.npy").exists():
-                vectors[role] = np.load(work / "vectors.npy")
+        for attempt in range(args.repeat):  # interleaved, so a busy spell hits every role
+            for role in roles:
+                work = Path(tmp) / f"{role}-{attempt}"
+                work.mkdir()
+                run = in_subprocess(role, args, work)
+                best = results.setdefault(role, run)
+                best["seconds"] = min(best["seconds"], run["seconds"])
+                best["peak_rss_mb"] = max(best["peak_rss_mb"], run["peak_rss_mb"])
+                if (work / "vectors.npy").exists():
+                    vectors[role] = np.load(work / "vectors.npy")
 
     n = args.n
     rate = {role: n / results[role]["seconds"] for role in roles}
@@ -205,7 +211,10 @@ def main() -> None:
             "int8_cosine_min": float(int8_cosine.min()),
         }
     print(f"machine: {machine()}; GPU: none in this run (CPU figures only)")
-    print(f"{n} JPEGs of 1000x1333 -> embedded store, batch {args.batch_size}; fresh process each")
+    print(
+        f"{n} JPEGs of 1000x1333 -> embedded store, batch {args.batch_size}; a fresh process "
+        f"per run, best of {args.repeat}"
+    )
     rows = []
     for role in roles:
         run = results[role]
