@@ -34,6 +34,7 @@ from fashion_clip.store.meta import check_index_type, merge_extra, to_info
 from fashion_clip.store.points import prepare
 from fashion_clip.store.query import check_query, group_by_overfetch
 
+FLUSH_EVERY_POINTS = 20_000  # bounds the WAL (~50 MB at 512-d) during bulk loads
 OVERSAMPLING = 2.0  # quantized search: candidates fetched per result, then rescored
 _SCHEMAS = {
     "keyword": qe.PayloadSchemaType.Keyword,
@@ -118,6 +119,7 @@ class EdgeCollection(Collection):
             self._rescore = qe.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
         # Writers are serialised so that a snapshot can hold them off while it copies files.
         self.write_lock = threading.RLock()
+        self._unflushed = 0
 
     @property
     def shard(self) -> Any:
@@ -136,6 +138,16 @@ class EdgeCollection(Collection):
         edge_points = [qe.Point(*p) for p in prepare(self, points)]
         if edge_points:
             self._update("upsert points", qe.UpdateOperation.upsert_points(edge_points))
+            self._maybe_flush(len(edge_points))
+
+    def _maybe_flush(self, written: int) -> None:
+        # Edge never flushes on its own, so a bulk load would pile every point into the WAL
+        # (about 2.5 KB per 512-d point) and make a reopen after a crash replay all of it.
+        with self.write_lock:
+            self._unflushed += written
+            if self._unflushed >= FLUSH_EVERY_POINTS:
+                _engine("flush", self.shard.flush)
+                self._unflushed = 0
 
     def delete(self, ids: Sequence[Any]) -> None:
         if ids:
@@ -281,6 +293,7 @@ class EdgeCollection(Collection):
     def flush(self) -> None:
         with self.write_lock:
             _engine("flush", self.shard.flush)
+            self._unflushed = 0
 
     def close(self) -> None:
         with self.write_lock:
