@@ -14,6 +14,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -92,7 +93,7 @@ def build_demo(
     if pictures is None:
         roots = [collection.info().extra.get("images_root")]
         pictures = Pictures([r for r in roots if r and "://" not in r])
-    gr.set_static_paths(pictures.static_paths)  # catalog images are served, never copied
+    serve_in_place(pictures.static_paths)
     backend = Backend(model, collection, facets, pictures)
     model_bound = {"concurrency_id": MODEL_GROUP, "concurrency_limit": MODEL_CONCURRENCY}
     private = {"api_visibility": "private", "queue": False}
@@ -329,6 +330,24 @@ def _gallery(elem_id: str) -> gr.Gallery:
         allow_preview=False,
         elem_id=elem_id,
     )
+
+
+def serve_in_place(folders: list[Path]) -> None:
+    """Let Gradio serve the catalog's pictures from where they are, never copying them.
+
+    Gradio checks every file a gallery returns against its static folders in order, resolving
+    both paths each time (~0.15 ms a pair); with ours first, a 12-hit gallery costs one
+    comparison per picture instead of three (Gradio's own icons come first otherwise).
+    """
+    gr.set_static_paths(folders)
+    try:
+        from gradio.data_classes import _StaticFiles
+
+        ours = {Path(folder).resolve() for folder in folders}
+        rest = [path for path in _StaticFiles.all_paths if path not in ours]
+        _StaticFiles.all_paths[:] = [*dict.fromkeys(Path(f).resolve() for f in folders), *rest]
+    except (ImportError, AttributeError):  # another Gradio: only slower, never wrong
+        log.debug("cannot reorder Gradio's static paths")
 
 
 def _describe_examples(state: dict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +204,13 @@ def test_model_bound_events_share_one_concurrency_group(shop, tiny_model):
     bound = [groups[name] for name in ("text_search", "image_search", "classify", "localize")]
     assert len(set(bound)) == 1 and bound[0][1] == 2
     assert demo.enable_queue is not False
+
+
+def test_readme_api_example_runs_against_a_local_server(url, capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Using the API", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "http://127.0.0.1:7860/" in code
+    exec(compile(code.replace("http://127.0.0.1:7860/", url), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "'peak'" in printed and "demo-" in printed

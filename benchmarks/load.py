@@ -1,0 +1,275 @@
+"""Load test of the Space: concurrent `gradio_client` callers over mixed endpoints.
+
+    python -m benchmarks.load                          # demo model, demo catalog (400 items)
+    python -m benchmarks.load --model vitb32 --points 100000
+
+The app runs in its own process (as on a Space), the callers in this one: each of `--clients`
+threads holds its own `Client` and, for `--seconds`, calls an endpoint drawn from a fixed mix
+(mostly text search, plus image search, classify, localize and the hidden trivial `/ping`),
+timing every round trip. `/ping` does nothing, so its latency in the same run is the floor of
+Gradio's queue and the client's round trip on this machine; what text search adds to it is
+the app's own cost. Files come back as URLs (`download_files=False`), as a browser gets them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import OUT, machine, print_table, result_line
+
+# Endpoint mix (weights): a search UI is mostly text queries.
+MIX = {"text_search": 60, "ping": 20, "image_search": 8, "classify": 8, "localize": 4}
+COLOURS = ["red", "blue", "green", "black", "white", "pink", "yellow", "brown", "purple"]
+PATTERNS = ["striped", "dotted", "checked", "solid", "floral"]
+KINDS = ["dress", "shirt", "t-shirt", "skirt", "trousers", "jacket", "shoes", "bag", "shorts"]
+BRANDS = ["Urban Loom", "Atelier Nova", "Northwind", "Kestrel", "Maison Verde", "Lumen & Co"]
+
+
+# ---------------------------------------------------------------------- the server process
+def build_store(model_name: str, points: int, folder: Path) -> tuple[object, object]:
+    """Model and collection: the demo catalog indexed, or `points` random vectors."""
+    from fashion_clip.model import ClipModel
+    from fashion_clip.settings import Settings
+    from fashion_clip.store import open_store
+
+    if model_name == "vitb32":
+        from benchmarks.common import vitb32_folder
+
+        model = ClipModel.load(str(vitb32_folder()))
+    else:
+        model = ClipModel.load(model_name)
+    settings = Settings(model=model.info.name, qdrant_path=folder, collection="load")
+    store = open_store(settings)
+    if not points:
+        from space.startup import index_demo
+
+        return model, index_demo(store, model, "load")
+    return model, random_collection(store, model, points)
+
+
+def random_collection(store, model, points: int):
+    """`points` random unit vectors with catalog-like payloads (built once, then reused)."""
+    from fashion_clip.demo import DEMO_CATALOG_DIR
+    from fashion_clip.store import CollectionSpec, Point
+
+    info = model.info
+    if store.exists("load"):
+        collection = store.open("load", model_id=info.name, dim=info.dim)
+        if collection.count() == points and collection.info().extra.get("complete"):
+            return collection
+        collection.close()
+    spec = CollectionSpec(
+        model_id=info.name,
+        model_revision=info.revision,
+        dim=info.dim,
+        payload_indexes={"category": "keyword", "color": "keyword", "brand": "keyword",
+                         "pattern": "keyword", "price": "float"},
+    )  # fmt: skip
+    collection = store.create("load", spec, recreate=True)
+    pictures = sorted((DEMO_CATALOG_DIR / "images").glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    batch = 2000
+    for start in range(0, points, batch):
+        n = min(batch, points - start)
+        vectors = rng.normal(size=(n, info.dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        chunk = []
+        for i in range(n):
+            k = start + i
+            colour, pattern, kind = COLOURS[k % 9], PATTERNS[k % 5], KINDS[(k // 45) % 9]
+            chunk.append(
+                Point(
+                    id=f"item-{k:06d}",
+                    vectors={"image": vectors[i]},
+                    payload={
+                        "caption": f"{colour} {pattern} {kind}",
+                        "category": kind,
+                        "color": colour,
+                        "pattern": pattern,
+                        "brand": BRANDS[k % 6],
+                        "price": round(10 + (k * 7919 % 19000) / 100, 2),
+                        "_image_source": str(pictures[k % len(pictures)]),
+                    },
+                )
+            )
+        collection.upsert(chunk)
+        logging.info("upserted %d / %d points", start + n, points)
+    logging.info("building the HNSW index (minutes for 100,000 points)")
+    collection.optimize()
+    collection.set_extra({"complete": True, "images_root": str(DEMO_CATALOG_DIR)})
+    return collection
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Run the app until killed; print `READY <url>` once it answers."""
+    from space.app import build_demo
+
+    folder = OUT / f"load-store-{args.model}-{args.points}"
+    model, collection = build_store(args.model, args.points, folder)
+    demo = build_demo(model, collection)
+    demo.launch(
+        server_name="127.0.0.1", server_port=args.port, prevent_thread_lock=True, quiet=True
+    )
+    print(f"READY http://127.0.0.1:{args.port}/ {collection.count()}", flush=True)
+    threading.Event().wait()
+
+
+# ---------------------------------------------------------------------- the callers
+def caller(
+    url: str, seed: int, until: float, samples: dict, failures: dict, lock, ssl_verify: bool
+) -> None:
+    from gradio_client import Client, handle_file
+
+    from fashion_clip.demo import DEMO_CATALOG_DIR
+
+    rng = random.Random(seed)
+    # gradio_client 2.7 builds two httpx clients per call, each loading the CA bundle (~35 ms
+    # of CPU here) even for http://; skipping that keeps the callers from starving the app.
+    client = Client(
+        url, verbose=False, download_files=False, ssl_verify=ssl_verify, analytics_enabled=False
+    )
+    pictures = sorted((DEMO_CATALOG_DIR / "images").glob("*.jpg"))[:50]
+    names, weights = list(MIX), list(MIX.values())
+    while time.perf_counter() < until:
+        name = rng.choices(names, weights)[0]
+        words = f"{rng.choice(COLOURS)} {rng.choice(PATTERNS)} {rng.choice(KINDS)}"
+        picture = handle_file(str(rng.choice(pictures)))
+        if name == "text_search":
+            kwargs = {"query": words, "limit": 12}
+            if rng.random() < 0.3:
+                kwargs["colours"] = [rng.choice(COLOURS)]
+            if rng.random() < 0.2:
+                kwargs["negative"] = rng.choice(PATTERNS)
+            call = (), kwargs
+        elif name == "image_search":
+            call = (picture,), {"limit": 12}
+        elif name == "classify":
+            call = (picture, ", ".join(KINDS)), {}
+        elif name == "localize":
+            call = (picture, rng.choice(KINDS)), {}
+        else:
+            call = (), {}
+        start = time.perf_counter()
+        try:
+            client.predict(*call[0], api_name=f"/{name}", **call[1])
+            ok = True
+        except Exception as exc:
+            ok = False
+            logging.warning("%s failed: %s", name, exc)
+        elapsed = (time.perf_counter() - start) * 1000
+        with lock:
+            (samples if ok else failures)[name].append(elapsed)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo", help="demo, vitb32 or a model name/folder")
+    parser.add_argument("--points", type=int, default=0, help="random points (0: demo catalog)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--port", type=int, default=7893)
+    parser.add_argument(
+        "--ssl-verify", action="store_true", help="callers load the CA bundle on every call"
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.serve:
+        serve(args)
+        return
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "benchmarks.load", "--serve", "--model", args.model,
+               "--points", str(args.points), "--port", str(args.port)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        line = ""
+        while not line.startswith("READY"):
+            line = server.stdout.readline()
+            if not line and server.poll() is not None:
+                raise SystemExit("the app process exited before it was ready")
+        _, url, count = line.split()
+        # Warm up (first calls load lazy parts of Gradio and torch), then measure.
+        run_callers(url, args.clients, args.warmup, args.ssl_verify)
+        started = time.perf_counter()
+        samples, failures = run_callers(url, args.clients, args.seconds, args.ssl_verify)
+        wall = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report(args, samples, failures, wall, int(count))
+
+
+def run_callers(
+    url: str, clients: int, seconds: float, ssl_verify: bool = False
+) -> tuple[dict, dict]:
+    samples: dict[str, list[float]] = defaultdict(list)
+    failures: dict[str, list[float]] = defaultdict(list)
+    lock = threading.Lock()
+    until = time.perf_counter() + seconds
+    threads = [
+        threading.Thread(
+            target=caller, args=(url, seed, until, samples, failures, lock, ssl_verify)
+        )
+        for seed in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples, failures
+
+
+def report(args, samples: dict, failures: dict, wall: float, count: int) -> None:
+    print(f"machine: {machine()}")
+    print(
+        f"model {args.model}, {count} points, {args.clients} callers, {args.seconds:.0f} s, "
+        f"mix {json.dumps(MIX)}"
+    )
+    rows = []
+    figures: dict[str, float] = {}
+    total = 0
+    for name in MIX:
+        values = samples.get(name, [])
+        total += len(values)
+        p50 = statistics.median(values) if values else float("nan")
+        p99 = percentile(values, 99) if values else float("nan")
+        rows.append((name, str(len(values)), str(len(failures.get(name, []))),
+                     f"{p50:.0f}", f"{p99:.0f}"))  # fmt: skip
+        key = "trivial" if name == "ping" else name
+        figures[f"{key}_p50_ms"] = p50
+        figures[f"{key}_p99_ms"] = p99
+    print_table(rows, ("endpoint", "calls", "failures", "p50 ms", "p99 ms"))
+    figures["failures"] = sum(len(v) for v in failures.values())
+    figures["text_search_added_p50_ms"] = figures["text_search_p50_ms"] - figures["trivial_p50_ms"]
+    figures["requests_per_s"] = total / wall
+    figures["points"] = count
+    print(
+        f"text search adds {figures['text_search_added_p50_ms']:.0f} ms p50 to the trivial "
+        f"endpoint; {figures['requests_per_s']:.0f} requests/s in all"
+    )
+    print(result_line(figures))
+
+
+if __name__ == "__main__":
+    main()
