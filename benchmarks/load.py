@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -117,7 +118,8 @@ def serve(args: argparse.Namespace) -> None:
     """Run the app until killed; print `READY <url>` once it answers."""
     from space.app import build_demo
 
-    folder = OUT / f"load-store-{args.model}-{args.points}"
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model).strip("_")
+    folder = OUT / f"load-store-{tag}-{args.points}"
     model, collection = build_store(args.model, args.points, folder)
     demo = build_demo(model, collection)
     demo.launch(

@@ -114,12 +114,12 @@ def build_demo(
                         "Search", variant="primary", scale=1, elem_id="search-button"
                     )
                 text_filters = _filter_controls(facets)
-                with gr.Row(equal_height=True):
+                with gr.Row():
                     mode = gr.Radio(
                         [MORE, LESS], value=MORE, label="Clicking a result shows", scale=2
                     )
                     examples_note = gr.Markdown(elem_id="examples")
-                    clear_button = gr.Button("Clear examples", size="sm", scale=0)
+                    clear_button = gr.Button("Clear examples", size="sm", scale=0, min_width=140)
                 text_gallery = _gallery("text-results")
                 with gr.Accordion("Results as JSON", open=False):
                     text_hits = gr.JSON(label="Hits")
@@ -207,7 +207,9 @@ def build_demo(
             gallery, found = handlers.text_search(backend, *values, like, unlike)
             chosen = hits[evt.index]  # type: ignore[index] (add_example checked it)
             names = {**state.get("names", {}), str(chosen["id"]): chosen["caption"]}
-            return gallery, found, {"like": like, "unlike": unlike, "names": names}
+            chosen_now = {"like": like, "unlike": unlike, "names": names}
+            # New results: no tile stays highlighted from the click that asked for them.
+            return gr.Gallery(value=gallery, selected_index=None), found, chosen_now
 
         search = gr.on(
             [search_button.click, query.submit, negative.submit],
