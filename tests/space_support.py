@@ -50,6 +50,21 @@ def index_slice(model: ClipModel, store_dir: Path, rows: int = 60) -> Settings:
     return settings
 
 
+_INDEXED: dict[tuple[str, int], Settings] = {}
+
+
+def shared_shop(model: ClipModel, tmp_path_factory: Any, rows: int = 60) -> Settings:
+    """`index_slice` once per test session and model; later callers reuse the store.
+
+    (The embedded store lets one holder open a collection at a time: each test module opens
+    it in its fixture and closes it at its teardown, and modules run one after another.)
+    """
+    key = (model.info.name, rows)
+    if key not in _INDEXED:
+        _INDEXED[key] = index_slice(model, tmp_path_factory.mktemp("space-shop") / "store", rows)
+    return _INDEXED[key]
+
+
 def open_shop(settings: Settings, model: ClipModel) -> Collection:
     info = model.info
     store = open_store(settings)

@@ -13,7 +13,7 @@ import pytest
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from space.app import build_demo
-from tests.space_support import index_slice, open_shop, serving
+from tests.space_support import open_shop, serving, shared_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -32,7 +32,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def url(tiny_model, tmp_path_factory):
-    settings = index_slice(tiny_model, tmp_path_factory.mktemp("browser") / "store")
+    settings = shared_shop(tiny_model, tmp_path_factory)
     collection = open_shop(settings, tiny_model)
     demo = build_demo(tiny_model, collection, settings, notice="the demo model stands in")
     with serving(demo) as address:
@@ -80,7 +80,7 @@ def results(page, gallery: str = "#text-results"):
 
 def test_text_search_shows_results_and_more_like_this(page, url):
     page.goto(url)
-    page.locator("#header").get_by_text("shop").wait_for()
+    page.locator("#header").get_by_text("shop", exact=True).wait_for()
     page.locator("#notice").get_by_text("the demo model stands in").wait_for()
     page.locator("#query textarea, #query input").first.fill("red striped dress")
     page.locator("#search-button").click()

@@ -24,14 +24,14 @@ from space.handlers import Backend
 from space.results import Pictures, hit_record
 from space.startup import choose_collection, launch_options, open_collection, share_requested
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
-from tests.space_support import index_slice, open_shop
+from tests.space_support import open_shop, shared_shop
 
 PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"
 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model, tmp_path_factory) -> Backend:
-    settings = index_slice(tiny_model, tmp_path_factory.mktemp("space") / "store")
+    settings = shared_shop(tiny_model, tmp_path_factory)
     collection = open_shop(settings, tiny_model)
     facets = read_facets(collection)
     yield Backend(tiny_model, collection, facets, Pictures([DEMO_CATALOG_DIR]))

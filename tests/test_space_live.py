@@ -17,7 +17,7 @@ from fashion_clip.demo import DEMO_CATALOG_DIR
 from space.app import build_demo
 from space.startup import launch_options
 from tests.image_corpus import bomb_png
-from tests.space_support import index_slice, open_shop, serving
+from tests.space_support import open_shop, serving, shared_shop
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
@@ -33,7 +33,7 @@ ENDPOINTS = {"/text_search", "/image_search", "/classify", "/localize"}
 
 @pytest.fixture(scope="module")
 def shop(tiny_model, tmp_path_factory):
-    settings = index_slice(tiny_model, tmp_path_factory.mktemp("live") / "store")
+    settings = shared_shop(tiny_model, tmp_path_factory)
     collection = open_shop(settings, tiny_model)
     yield settings, collection
     collection.close()
