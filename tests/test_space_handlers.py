@@ -24,7 +24,7 @@ from space.handlers import Backend
 from space.results import Pictures, hit_record
 from space.startup import choose_collection, launch_options, open_collection, share_requested
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
-from tests.space_support import open_shop, shared_shop
+from tests.space_support import demo_slice, open_shop, shared_shop
 
 PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"
 
@@ -249,17 +249,19 @@ def test_pictures_serve_local_files_in_place_and_never_fail(tmp_path):
 
 
 # ---------------------------------------------------------------------- start-up
-def test_empty_store_gets_the_demo_catalog_then_reopens_it(tiny_model, tmp_path):
-    settings = Settings(model="tiny", qdrant_path=tmp_path / "store")
+def test_empty_store_gets_the_demo_catalog_then_reopens_it(tiny_model, tmp_path, monkeypatch):
     from fashion_clip.store import open_store
 
+    # A 40-row demo catalog keeps this quick; the code path is the one `python app.py` takes.
+    monkeypatch.setattr("fashion_clip.demo.DEMO_CATALOG_FILE", demo_slice(tmp_path / "cat", 40))
+    settings = Settings(model="tiny", qdrant_path=tmp_path / "store")
     with open_store(settings) as store:
         collection = open_collection(settings, store, tiny_model)
-        assert collection.name == "demo" and collection.count() == 400
+        assert collection.name == "demo" and collection.count() == 40
         assert collection.info().extra["indexed_at"]
         collection.close()
         again = open_collection(settings, store, tiny_model)  # no re-indexing the second time
-        assert again.count() == 400
+        assert again.count() == 40
         again.close()
 
 
