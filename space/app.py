@@ -100,7 +100,8 @@ def build_demo(
 
     with gr.Blocks(title="FashionCLIP Space") as demo:
         gr.Markdown(header_line(model, collection, settings), elem_id="header")
-        gr.Markdown(f"⚠️ {notice}", visible=bool(notice), elem_id="notice")
+        banner = f"⚠️ {notice[:1].upper()}{notice[1:]}" if notice else ""
+        gr.Markdown(banner, visible=bool(notice), elem_id="notice")
 
         with gr.Tabs():
             # ------------------------------------------------------------ text search

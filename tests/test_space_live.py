@@ -181,7 +181,7 @@ def test_page_shows_header_and_banner(url):
     with urllib.request.urlopen(url, timeout=30) as response:
         page = response.read().decode()
     assert "collection `shop`" in page and "60 items" in page
-    assert "the demo model stands in" in page
+    assert "The demo model stands in" in page
 
 
 def test_auth_puts_the_app_behind_a_login(shop, tiny_model):
