@@ -8,6 +8,8 @@ bad request never stops the app.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -123,6 +125,10 @@ def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
     """Catalog ids from comma-separated text or a list (ids are matched as text)."""
     if value is None:
         return []
+    if isinstance(value, str) and value.strip().startswith("["):
+        # A list sent to the API's text box arrives as its repr (or as JSON).
+        with contextlib.suppress(ValueError, SyntaxError):
+            value = [str(v) for v in ast.literal_eval(value.strip())]
     items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
     return list(dict.fromkeys(item.strip() for item in items if item.strip()))
 

@@ -94,6 +94,11 @@ def test_text_search(client):
     assert red and all(h["payload"]["color"] == "red" and h["payload"]["price"] <= 60 for h in red)
     _, similar = client.predict("", like_ids=hits[0]["id"], limit=3, api_name="/text_search")
     assert len(similar) == 3 and hits[0]["id"] not in {h["id"] for h in similar}
+    liked = [hits[0]["id"], hits[1]["id"]]  # a list works as well as comma-separated text
+    _, both = client.predict(
+        "", like_ids=liked, unlike_ids=[hits[2]["id"]], api_name="/text_search"
+    )
+    assert not set(liked) & {h["id"] for h in both}
 
 
 def test_image_search_by_upload_and_by_url(client, picture_server):
