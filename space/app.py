@@ -281,7 +281,10 @@ def build_demo(
             api_visibility="private",
             **model_bound,
         )
-        gr.api(handlers.ping, api_name="ping", api_visibility="undocumented")
+        # Unlimited: a health check (and the load test's floor) must not wait behind anything.
+        gr.api(
+            handlers.ping, api_name="ping", api_visibility="undocumented", concurrency_limit=None
+        )
 
     demo.queue(default_concurrency_limit=MODEL_CONCURRENCY)
     return demo
