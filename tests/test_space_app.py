@@ -1,0 +1,101 @@
+"""`python app.py` as a new user runs it: an empty store gets the demo catalog, then it serves.
+
+Each test starts the real entry point in a subprocess (its own working directory, store and
+port) and talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fashion_clip.demo import DEMO_MODEL_DIR
+from tests.space_support import free_port
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+START_TIMEOUT_S = 180  # indexes 400 pictures first; the machine may be busy
+
+
+def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "QDRANT_PATH": str(tmp_path / "store"),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **env,
+    }
+    environment.pop("FASHION_CLIP_COLLECTION", None)
+    process = subprocess.Popen(
+        [sys.executable, str(APP)],
+        cwd=tmp_path,  # no developer's .env
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def wait_for_page(process: subprocess.Popen, url: str) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"app.py exited ({process.returncode}): {process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    raise AssertionError(f"app.py did not answer on {url} within {START_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    try:
+        out, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out
+
+
+def test_first_start_indexes_the_demo_catalog_then_serves(tmp_path, tiny_model_dir):
+    process, url = start(tmp_path, FASHION_CLIP_MODEL=str(tiny_model_dir))
+    try:
+        page = wait_for_page(process, url)
+    finally:
+        log = stop(process)
+    assert "collection `demo`" in page and "400 items" in page
+    assert "indexing the bundled demo catalog" in log and "indexed 400" in log
+
+
+def test_a_model_that_cannot_load_stops_with_its_name(tmp_path):
+    process, _ = start(tmp_path, FASHION_CLIP_MODEL=str(tmp_path / "no-such-model"))
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "cannot start" in out and "no-such-model" in out
+
+
+@pytest.mark.skipif(not DEMO_MODEL_DIR.is_dir(), reason="the bundled demo model is not built")
+def test_offline_default_model_falls_back_to_the_demo_model_with_a_banner(tmp_path):
+    process, url = start(
+        tmp_path,
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),  # nothing cached
+        FASHION_CLIP_MODEL="",
+    )
+    try:
+        page = wait_for_page(process, url)
+    finally:
+        log = stop(process)
+    assert "using the bundled demo model" in page  # the banner
+    assert "using the bundled demo model" in log
+    assert "model `demo`" in page
