@@ -8,7 +8,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -33,17 +32,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def env(tmp_path, monkeypatch, tiny_model_dir):
     use_store(monkeypatch, tmp_path / "qdrant", tiny_model_dir)
@@ -52,14 +40,8 @@ def env(tmp_path, monkeypatch, tiny_model_dir):
 
 
 @pytest.fixture
-def bucket(s3_endpoint, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    name = f"shop-{uuid.uuid4().hex[:8]}"
-    s3.s3_client().create_bucket(Bucket=name)
-    return name
+def bucket(s3_bucket):
+    return s3_bucket
 
 
 def test_catalog_and_images_in_s3(env, bucket, capsys):

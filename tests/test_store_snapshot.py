@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tarfile
 
 import numpy as np
@@ -24,27 +23,9 @@ from fashion_clip.store.snapshot import (
 from tests.store_fixtures import DIM, MODEL, catalog, spec
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def bucket(s3_endpoint, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    s3.s3_client().create_bucket(Bucket="snapshots")
-    return "s3://snapshots"
+def bucket(s3_bucket):
+    return f"s3://{s3_bucket}"
 
 
 @pytest.fixture(scope="module")
