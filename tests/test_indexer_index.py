@@ -114,8 +114,11 @@ def test_recreate_embeds_everything_again(shop, capsys):
     catalog = write_catalog(shop / "c.jsonl", product_rows(N))
     args = ("index", catalog, "--images", shop / "images", "--collection", "shop")
     assert run_indexer(capsys, *args)[0] == 0
-    code, out, _ = run_indexer(capsys, *args, "--recreate", "--batch-size", "5")
+    code, out, err = run_indexer(capsys, *args, "--recreate", "--batch-size", "5", "--progress")
     assert code == 0 and f"indexed {N}, unchanged 0" in out
+    assert f"{N}/{N}" in err and "row/s" in err  # the bar: count of total, rate (and ETA)
+    code, out, err = run_indexer(capsys, *args, "--no-progress")
+    assert code == 0 and "row/s" not in err
 
 
 def test_another_model_is_refused_with_both_names(shop, capsys, tmp_path):
