@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from fashion_clip.errors import ConfigurationError, StoreError
+from fashion_clip.errors import StoreError
 from fashion_clip.store.base import (
-    ID_FIELD,
     VECTOR_NAMES,
     Collection,
     CollectionInfo,
@@ -31,7 +30,7 @@ from fashion_clip.store.base import (
 )
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.meta import check_index_type, merge_extra, to_info
-from fashion_clip.store.points import prepare
+from fashion_clip.store.points import examples, prepare, to_hit, to_point
 from fashion_clip.store.query import check_query, group_by_overfetch
 
 FLUSH_EVERY_POINTS = 20_000  # bounds the WAL (~50 MB at 512-d) during bulk loads
@@ -161,7 +160,7 @@ class EdgeCollection(Collection):
     def retrieve(self, ids: Sequence[Any], with_vectors: bool = False) -> list[Point]:
         uuids = [point_id(i) for i in ids]
         records = _engine("retrieve points", self.shard.retrieve, uuids, True, with_vectors)
-        return [_point(r, with_vectors) for r in records]
+        return [to_point(r, with_vectors) for r in records]
 
     def scroll(
         self,
@@ -175,7 +174,7 @@ class EdgeCollection(Collection):
             with_vector=with_vectors,
         )  # fmt: skip
         records, next_offset = _engine("scroll points", self.shard.scroll, request)
-        return [_point(r, with_vectors) for r in records], (
+        return [to_point(r, with_vectors) for r in records], (
             None if next_offset is None else str(next_offset)
         )
 
@@ -206,13 +205,8 @@ class EdgeCollection(Collection):
         score_threshold: float | None = None,
         exact: bool = False,
     ) -> list[Hit]:
-        if not positive:
-            raise ConfigurationError("'more like this' needs at least one positive example")
         check_query(np.zeros(self.dim), self.dim, using)
-        found = {str(p.id): p for p in self.retrieve([*positive, *negative], with_vectors=True)}
-        missing = [i for i in [*positive, *negative] if str(i) not in found]
-        if missing:
-            raise StoreError(f"collection {self.name!r} has no points with ids {missing}")
+        found = examples(self, positive, negative)
 
         def vectors(ids: Sequence[Any]) -> list[list[float]]:
             held = [found[str(i)].vectors.get(using) for i in ids]
@@ -330,7 +324,7 @@ class EdgeCollection(Collection):
             with_payload=True,
         )
         points = _engine("search", self.shard.query, request)
-        return [Hit(p.payload[ID_FIELD], float(p.score), p.payload) for p in points]
+        return [to_hit(p) for p in points]
 
 
 def _filter(filter: Filter | None) -> Any:
@@ -359,11 +353,3 @@ def _filter(filter: Filter | None) -> Any:
     if filter.exclude_ids:
         must_not.append(qe.HasIdCondition({point_id(i) for i in filter.exclude_ids}))
     return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def _point(record: Any, with_vectors: bool) -> Point:
-    payload = dict(record.payload or {})
-    vectors: dict[str, np.ndarray] = {}
-    if with_vectors and isinstance(record.vector, dict):
-        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in record.vector.items()}
-    return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)

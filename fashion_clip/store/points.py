@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import ModelMismatchError, StoreError
-from fashion_clip.store.base import ID_FIELD, VECTOR_NAMES, Collection, Point
+from fashion_clip.errors import ConfigurationError, ModelMismatchError, StoreError
+from fashion_clip.store.base import ID_FIELD, VECTOR_NAMES, CatalogId, Collection, Hit, Point
 from fashion_clip.store.ids import point_id
 
 Prepared = tuple[str, dict[str, list[float]], dict[str, Any]]
@@ -71,3 +71,32 @@ def _json(point: Any, key: str, value: Any) -> Any:
         f"point {point!r}: payload field {key!r} holds a {type(value).__name__}, which JSON "
         "cannot store; convert it to text or a number"
     )
+
+
+def examples(
+    collection: Collection, positive: Sequence[CatalogId], negative: Sequence[CatalogId]
+) -> dict[str, Point]:
+    """The example points of a recommendation, with vectors, by id as text; all must exist."""
+    if not positive:
+        raise ConfigurationError("'more like this' needs at least one positive example")
+    wanted = [*positive, *negative]
+    found = {str(p.id): p for p in collection.retrieve(wanted, with_vectors=True)}
+    missing = [i for i in wanted if str(i) not in found]
+    if missing:
+        raise StoreError(f"collection {collection.name!r} has no points with ids {missing}")
+    return found
+
+
+def to_hit(record: Any) -> Hit:
+    """A scored point of either library as our `Hit` (the catalog id comes from the payload)."""
+    payload = dict(record.payload or {})
+    return Hit(id=payload.get(ID_FIELD, str(record.id)), score=float(record.score), payload=payload)
+
+
+def to_point(record: Any, with_vectors: bool) -> Point:
+    """A stored record of either library as our `Point`, vectors as float32 arrays."""
+    payload = dict(record.payload or {})
+    vectors: dict[str, np.ndarray] = {}
+    if with_vectors and isinstance(record.vector, dict):
+        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in record.vector.items()}
+    return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)

@@ -17,7 +17,6 @@ from qdrant_client import models as qm
 
 from fashion_clip.errors import ConfigurationError, StoreError
 from fashion_clip.store.base import (
-    ID_FIELD,
     VECTOR_NAMES,
     Collection,
     CollectionInfo,
@@ -40,7 +39,7 @@ from fashion_clip.store.meta import (
     parse_meta,
     to_info,
 )
-from fashion_clip.store.points import prepare
+from fashion_clip.store.points import examples, prepare, to_hit, to_point
 from fashion_clip.store.query import check_query
 
 _SCHEMAS = {
@@ -224,7 +223,7 @@ class RemoteCollection(Collection):
             "retrieve points", self._c.retrieve, [point_id(i) for i in ids],
             with_payload=True, with_vectors=with_vectors,
         )  # fmt: skip
-        return [_point(r, with_vectors) for r in records]
+        return [to_point(r, with_vectors) for r in records]
 
     def scroll(
         self,
@@ -237,7 +236,7 @@ class RemoteCollection(Collection):
             "scroll points", self._c.scroll, scroll_filter=_filter(filter), limit=limit,
             offset=offset, with_payload=True, with_vectors=with_vectors,
         )  # fmt: skip
-        return [_point(r, with_vectors) for r in records], (
+        return [to_point(r, with_vectors) for r in records], (
             None if next_offset is None else str(next_offset)
         )
 
@@ -268,13 +267,8 @@ class RemoteCollection(Collection):
         score_threshold: float | None = None,
         exact: bool = False,
     ) -> list[Hit]:
-        if not positive:
-            raise ConfigurationError("'more like this' needs at least one positive example")
         check_query(np.zeros(self.dim), self.dim, using)
-        found = {str(p.id) for p in self.retrieve([*positive, *negative])}
-        missing = [i for i in [*positive, *negative] if str(i) not in found]
-        if missing:  # checked here so both backends word it alike
-            raise StoreError(f"collection {self.name!r} has no points with ids {missing}")
+        examples(self, positive, negative)  # so both backends refuse missing ids alike
         query = qm.RecommendQuery(
             recommend=qm.RecommendInput(
                 positive=[point_id(i) for i in positive],
@@ -303,7 +297,7 @@ class RemoteCollection(Collection):
             query_filter=_filter(filter), search_params=self._params(exact, None),
             limit=limit, group_size=group_size, with_payload=True,
         )  # fmt: skip
-        return [Group(value=g.id, hits=[_hit(p) for p in g.hits]) for g in result.groups]
+        return [Group(value=g.id, hits=[to_hit(p) for p in g.hits]) for g in result.groups]
 
     def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
         try:
@@ -366,7 +360,7 @@ class RemoteCollection(Collection):
             limit=limit, offset=offset or None, score_threshold=score_threshold,
             with_payload=True,
         )  # fmt: skip
-        return [_hit(p) for p in response.points]
+        return [to_hit(p) for p in response.points]
 
 
 def _filter(filter: Filter | None) -> qm.Filter | None:
@@ -391,16 +385,3 @@ def _filter(filter: Filter | None) -> qm.Filter | None:
     if filter.exclude_ids:
         must_not.append(qm.HasIdCondition(has_id=[point_id(i) for i in filter.exclude_ids]))
     return qm.Filter(must=must or None, must_not=must_not or None)
-
-
-def _hit(p: Any) -> Hit:
-    payload = dict(p.payload or {})
-    return Hit(id=payload.get(ID_FIELD, str(p.id)), score=float(p.score), payload=payload)
-
-
-def _point(record: Any, with_vectors: bool) -> Point:
-    payload = dict(record.payload or {})
-    vectors: dict[str, np.ndarray] = {}
-    if with_vectors and isinstance(record.vector, dict):
-        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in record.vector.items()}
-    return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)
