@@ -36,6 +36,9 @@ MIX = {"text_search": 60, "ping": 20, "image_search": 8, "classify": 8, "localiz
 COLOURS = ["red", "blue", "green", "black", "white", "pink", "yellow", "brown", "purple"]
 PATTERNS = ["striped", "dotted", "checked", "solid", "floral"]
 KINDS = ["dress", "shirt", "t-shirt", "skirt", "trousers", "jacket", "shoes", "bag", "shorts"]
+STYLES = ["long", "short", "slim", "oversized", "vintage", "summer", "winter", "cotton",
+          "linen", "leather", "casual", "formal"]  # fmt: skip
+AUDIENCES = ["", "for women", "for men", "for kids", "for the office"]
 BRANDS = ["Urban Loom", "Atelier Nova", "Northwind", "Kestrel", "Maison Verde", "Lumen & Co"]
 
 
@@ -120,6 +123,10 @@ def serve(args: argparse.Namespace) -> None:
 
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model).strip("_")
     folder = OUT / f"load-store-{tag}-{args.points}"
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     model, collection = build_store(args.model, args.points, folder)
     demo = build_demo(model, collection)
     demo.launch(
@@ -131,7 +138,14 @@ def serve(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------- the callers
 def caller(
-    url: str, seed: int, until: float, samples: dict, failures: dict, lock, ssl_verify: bool
+    url: str,
+    seed: int,
+    until: float,
+    mix: dict[str, int],
+    ssl_verify: bool,
+    samples: dict,
+    failures: dict,
+    lock: threading.Lock,
 ) -> None:
     from gradio_client import Client, handle_file
 
@@ -139,15 +153,20 @@ def caller(
 
     rng = random.Random(seed)
     # gradio_client 2.7 builds two httpx clients per call, each loading the CA bundle (~35 ms
-    # of CPU here) even for http://; skipping that keeps the callers from starving the app.
+    # of CPU here) even for http://. That is the stock client users run (and the floor the
+    # issue measured); `--lean-client` skips it, so the callers saturate the app instead.
     client = Client(
         url, verbose=False, download_files=False, ssl_verify=ssl_verify, analytics_enabled=False
     )
     pictures = sorted((DEMO_CATALOG_DIR / "images").glob("*.jpg"))[:50]
-    names, weights = list(MIX), list(MIX.values())
+    names, weights = list(mix), list(mix.values())
     while time.perf_counter() < until:
         name = rng.choices(names, weights)[0]
-        words = f"{rng.choice(COLOURS)} {rng.choice(PATTERNS)} {rng.choice(KINDS)}"
+        # ~24,000 distinct queries: the app's text cache rarely helps, as with real traffic.
+        words = (
+            f"{rng.choice(STYLES)} {rng.choice(COLOURS)} {rng.choice(PATTERNS)} "
+            f"{rng.choice(KINDS)} {rng.choice(AUDIENCES)}"
+        ).strip()
         picture = handle_file(str(rng.choice(pictures)))
         if name == "text_search":
             kwargs = {"query": words, "limit": 12}
@@ -190,8 +209,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=7893)
     parser.add_argument(
-        "--ssl-verify", action="store_true", help="callers load the CA bundle on every call"
+        "--lean-client",
+        action="store_true",
+        help="callers skip loading the CA bundle on every call (ssl_verify=False): ~70 ms less "
+        "client CPU per call, so 16 callers saturate the app (a stress test)",
     )
+    parser.add_argument(
+        "--mix",
+        default=",".join(f"{k}={v}" for k, v in MIX.items()),
+        help="endpoint weights, e.g. text_search=80,ping=20",
+    )
+    parser.add_argument("--torch-threads", type=int, default=0, help="0: the app's choice")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -201,8 +229,10 @@ def main() -> None:
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
+    mix = parse_mix(args.mix)
     command = [sys.executable, "-m", "benchmarks.load", "--serve", "--model", args.model,
-               "--points", str(args.points), "--port", str(args.port)]  # fmt: skip
+               "--points", str(args.points), "--port", str(args.port),
+               "--torch-threads", str(args.torch_threads)]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         line = ""
@@ -212,18 +242,30 @@ def main() -> None:
                 raise SystemExit("the app process exited before it was ready")
         _, url, count = line.split()
         # Warm up (first calls load lazy parts of Gradio and torch), then measure.
-        run_callers(url, args.clients, args.warmup, args.ssl_verify)
+        run_callers(url, args.clients, args.warmup, mix, not args.lean_client)
         started = time.perf_counter()
-        samples, failures = run_callers(url, args.clients, args.seconds, args.ssl_verify)
+        samples, failures = run_callers(url, args.clients, args.seconds, mix, not args.lean_client)
         wall = time.perf_counter() - started
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report(args, samples, failures, wall, int(count))
+    report(args, mix, samples, failures, wall, int(count))
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    mix = {}
+    for item in text.split(","):
+        name, _, weight = item.partition("=")
+        if name.strip() not in MIX:
+            raise SystemExit(f"--mix: unknown endpoint {name!r}; use {', '.join(MIX)}")
+        mix[name.strip()] = int(weight or 1)
+    if "text_search" not in mix or "ping" not in mix:
+        raise SystemExit("--mix must include text_search and ping (the floor)")
+    return mix
 
 
 def run_callers(
-    url: str, clients: int, seconds: float, ssl_verify: bool = False
+    url: str, clients: int, seconds: float, mix: dict[str, int], ssl_verify: bool = True
 ) -> tuple[dict, dict]:
     samples: dict[str, list[float]] = defaultdict(list)
     failures: dict[str, list[float]] = defaultdict(list)
@@ -231,7 +273,7 @@ def run_callers(
     until = time.perf_counter() + seconds
     threads = [
         threading.Thread(
-            target=caller, args=(url, seed, until, samples, failures, lock, ssl_verify)
+            target=caller, args=(url, seed, until, mix, ssl_verify, samples, failures, lock)
         )
         for seed in range(clients)
     ]
@@ -242,16 +284,23 @@ def run_callers(
     return samples, failures
 
 
-def report(args, samples: dict, failures: dict, wall: float, count: int) -> None:
+def report(
+    args: argparse.Namespace,
+    mix: dict[str, int],
+    samples: dict,
+    failures: dict,
+    wall: float,
+    count: int,
+) -> None:
     print(f"machine: {machine()}")
     print(
         f"model {args.model}, {count} points, {args.clients} callers, {args.seconds:.0f} s, "
-        f"mix {json.dumps(MIX)}"
+        f"{'lean' if args.lean_client else 'stock'} gradio_client, mix {json.dumps(mix)}"
     )
     rows = []
     figures: dict[str, float] = {}
     total = 0
-    for name in MIX:
+    for name in mix:
         values = samples.get(name, [])
         total += len(values)
         p50 = statistics.median(values) if values else float("nan")

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,6 +28,7 @@ from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Hit
 from space.filters import Facets, build_filter
 from space.results import GalleryItem, Pictures, hit_record
+from space.textcache import CachedText
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ class Backend:
     collection: Collection
     facets: Facets
     pictures: Pictures
+    texts: CachedText = field(init=False)  # query and label embeddings, remembered
+
+    def __post_init__(self) -> None:
+        self.texts = CachedText(self.model)
 
 
 SearchOutput = tuple[list[GalleryItem], list[dict[str, Any]]]
@@ -191,7 +196,7 @@ def text_search(
         return _answer(backend, hits)
 
     texts = [query, negative] if negative else [query]
-    vectors = backend.model.encode_text(texts)  # (1 or 2, dim), unit
+    vectors = backend.texts.encode_text(texts)  # (1 or 2, dim), unit
     terms = [(vectors[0], 1.0)]
     if negative:
         terms.append((vectors[1], -NEGATIVE_WEIGHT))
@@ -231,7 +236,7 @@ def image_search(
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     vector = _image_vector(backend.model, picture)
     if modifier:
-        text = backend.model.encode_text([modifier])[0]
+        text = backend.texts.encode_text([modifier])[0]
         terms = [(vector, 1.0), (text, MODIFIER_WEIGHT)]
         hits = backend.collection.search_composed(terms, using="image", filter=where, limit=count)
     else:
@@ -252,7 +257,7 @@ def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -
         raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
     picture = read_image(image)
     vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
-    probabilities = label_probabilities(backend.model, vector, names, DEFAULT_TEMPLATES)[0]
+    probabilities = label_probabilities(backend.texts, vector, names, DEFAULT_TEMPLATES)[0]
     return {name: float(p) for name, p in zip(names, probabilities, strict=True)}
 
 

@@ -290,3 +290,23 @@ def test_importing_the_app_loads_no_model_or_store_engine():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_text_cache_gives_the_model_vectors_and_forgets_the_oldest(tiny_model):
+    from space.textcache import CachedText
+
+    cache = CachedText(tiny_model, size=2)
+    texts = ["red dress", "blue shirt", "red dress"]
+    vectors = cache.encode_text(texts)
+    np.testing.assert_allclose(vectors, tiny_model.encode_text(texts), atol=1e-6)
+    assert (cache.hits, cache.misses) == (0, 2)  # a repeat inside one call is encoded once
+    cache.encode_text(["blue shirt"])
+    assert cache.hits == 1
+    cache.encode_text(["green skirt"])  # evicts "red dress", the least recently used
+    cache.encode_text(["red dress"])
+    assert cache.misses == 4
+    assert cache.encode_text([]).shape == (0, tiny_model.dim)
+    returned = cache.encode_text(["blue shirt"])
+    returned[0, 0] = 9.0  # callers get a copy: the remembered vector stays as it was
+    np.testing.assert_allclose(cache.encode_text(["blue shirt"]), vectors[1:2], atol=1e-6)
+    assert cache.logit_scale == tiny_model.logit_scale
