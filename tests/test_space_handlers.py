@@ -285,7 +285,7 @@ def test_share_and_auth_options():
 
 def test_importing_the_app_loads_no_model_or_store_engine():
     code = (
-        "import sys, space.app, space.handlers, space.startup\n"
+        "import sys, space.app, space.handlers, space.startup, space.components\n"
         "heavy = {'torch', 'transformers', 'qdrant_edge', 'qdrant_client'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
