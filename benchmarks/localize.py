@@ -27,18 +27,19 @@ SEED = 1  # the tests use seed 0; the benchmark measures on other composites
 # (label, method, options) rows measured on the demo model; the ablations show why the
 # default rewires the last block (ClearCLIP/SCLIP-style) instead of reading patch tokens.
 DEMO_ROWS: list[tuple[str, str, dict[str, Any]]] = [
-    ("default", "default", {}),
-    ("default @192", "default", {"resolution": 192}),
+    ("default (groups)", "default", {}),
+    ("groups @192", "groups", {"resolution": 192}),
     ("masking", "masking", {}),
     ("masking @192", "masking", {"resolution": 192}),
-    ("patch tokens (qk+res+mlp)", "surgery", {"attention": "qk", "residual": True, "mlp": True}),
-    ("maskclip (v only)", "surgery", {"attention": "none"}),
-    ("surgery vv", "surgery", {"attention": "vv"}),
+    ("surgery (ClearCLIP: qq+kk)", "surgery", {}),
+    ("surgery vv (CLIP Surgery)", "surgery", {"attention": "vv"}),
+    ("surgery v only (MaskCLIP)", "surgery", {"attention": "none"}),
+    ("raw patch tokens", "surgery", {"attention": "qk", "residual": True, "mlp": True}),
 ]
 VITB32_ROWS: list[tuple[str, str, dict[str, Any]]] = [
-    ("default", "default", {}),
-    ("default @336", "default", {"resolution": 336}),
-    ("default @448", "default", {"resolution": 448}),
+    ("default (groups)", "default", {}),
+    ("groups @336", "groups", {"resolution": 336}),
+    ("surgery", "surgery", {}),
     ("masking", "masking", {}),
 ]
 
@@ -79,12 +80,13 @@ def main(argv: list[str] | None = None) -> None:
         latency = seconds_per_heatmap(demo, method, options, 1 if args.quick else runs, timing_case)
         rows.append(_row("demo", label, method, options.get("resolution") or native_size(demo),
                          figures, latency))  # fmt: skip
-        if label in ("default", "masking"):
+        key = label.split()[0]
+        if key in ("default", "masking") and "@" not in label:
             result.update({
-                f"pointing_{label}": figures["pointing"],
-                f"energy_{label}": figures["energy"],
-                f"iou_{label}": figures["iou"],
-                f"{label}_latency_demo_s": latency,
+                f"pointing_{key}": figures["pointing"],
+                f"energy_{key}": figures["energy"],
+                f"iou_{key}": figures["iou"],
+                f"{key}_latency_demo_s": latency,
             })  # fmt: skip
 
     vitb32 = ClipModel.load(str(vitb32_folder()))
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> None:
                                       timing_case)  # fmt: skip
         side = options.get("resolution") or native_size(vitb32)
         rows.append(_row("ViT-B/32 (random)", label, method, side, None, latency))
-        if label in ("default", "masking"):
-            result[f"{label}_latency_vitb32_s"] = latency
-        elif label == "default @336":
-            result["default336_latency_vitb32_s"] = latency
+        if label.split()[0] in ("default", "masking"):
+            result[f"{label.split()[0]}_latency_vitb32_s"] = latency
+        elif label == "groups @336":
+            result["groups336_latency_vitb32_s"] = latency
 
     header = ("model", "method", "input", "passes", "pointing", "energy in box", "IoU@0.5",
               "s / heatmap")  # fmt: skip

@@ -9,9 +9,10 @@ side, or to `resolution` (e.g. 336 or 448; position embeddings are interpolated)
 is cut back out of the letterbox and resized, so it is aligned pixel for pixel with the
 input image, whatever its shape; nothing of the image is cropped away.
 
-Methods: "surgery" (one forward pass, see `localize_methods`), "masking" (the original
-package's reference, ~200 passes) and "default" (the one the benchmark picked). Models the
-single-pass method cannot serve (SigLIP, non-ViT towers) fall back to masking.
+Methods (see `localize_methods`): "groups" (one pass with a CLS token per patch that sees
+only the patches like its own), "surgery" (one pass, ClearCLIP-style last block), "masking"
+(occlusion, 197 passes: the reference) and "default" (the one the benchmark picked). Models
+the single-pass methods cannot serve (SigLIP, non-ViT towers) fall back to masking.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ __all__ = ["DEFAULT_METHOD", "METHODS", "heatmap_peak", "localize", "resolve_met
 
 log = logging.getLogger(__name__)
 
-FAST_METHOD = "surgery"
-DEFAULT_METHOD = FAST_METHOD  # measured in BENCHMARKS.md (Localization)
-METHODS = ("default", FAST_METHOD, "masking")
+DEFAULT_METHOD = "groups"  # measured in BENCHMARKS.md (Localization)
+METHODS = ("default", "groups", "surgery", "masking")
+_RUN = {"groups": methods.groups, "surgery": methods.surgery, "masking": methods.masking}
 _OPTIONS = {
-    FAST_METHOD: ("attention", "residual", "mlp"),
-    "masking": ("grid", "batch_size", "iterations"),
+    "groups": ("share",),
+    "surgery": ("attention", "residual", "mlp"),
+    "masking": ("grid", "window", "batch_size"),
 }
 
 
@@ -83,8 +85,7 @@ def localize(
     canvas, box = letterbox(picture, side, model.preprocessor.resample)
     pixels = _normalise(canvas, model.preprocessor)[None]  # (1, 3, side, side)
     vector = model.encode_text([query])[0]  # (dim,) unit
-    run = methods.masking if name == "masking" else methods.surgery
-    grid = run(model, pixels, vector, **options)  # (g, g) over the square view, in [0, 1]
+    grid = _RUN[name](model, pixels, vector, **options)  # (g, g) over the square view, in [0, 1]
     return unletterbox(grid, side, box, picture.size)
 
 
