@@ -18,7 +18,7 @@ from typing import Any
 
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, CollectionSpec, infer_payload_indexes
-from indexer.catalog import Row, catalog_format, local_copy, read_rows
+from indexer.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
 from indexer.pipeline import IndexOptions, index_rows
 from indexer.report import Reporter, Summary
 from indexer.sources import ImageRoot
@@ -38,7 +38,7 @@ class OpenCatalog:
     total: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
 
-    def rows(self) -> Iterator[Any]:
+    def rows(self) -> Iterator[Row | RowProblem]:
         return read_rows(self.path, self.fmt, name=self.location)
 
 
