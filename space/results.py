@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,11 @@ class Pictures:
     """
 
     def __init__(self, roots: Sequence[Path] = (), cache_dir: Path | None = None) -> None:
-        self.cache_dir = cache_dir or Path(tempfile.mkdtemp(prefix="fashion-clip-pictures-"))
+        if cache_dir is None:
+            cache_dir = Path(tempfile.mkdtemp(prefix="fashion-clip-pictures-"))
+            # Ours to remove: when this object goes, or at the latest when the process exits.
+            weakref.finalize(self, shutil.rmtree, cache_dir, ignore_errors=True)
+        self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.roots = [Path(root).resolve() for root in roots if Path(root).is_dir()]
         self._placeholder = self.cache_dir / "placeholder.png"

@@ -6,8 +6,11 @@ with a message that says what to do, and keep serving.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
+import re
+import tempfile
 import threading
 from pathlib import Path
 
@@ -211,11 +214,22 @@ def test_model_bound_events_share_one_concurrency_group(shop, tiny_model):
     assert demo.enable_queue is not False
 
 
-def test_readme_api_example_runs_against_a_local_server(url, capsys):
+def test_readme_api_example_runs_against_a_local_server(url, capsys, tmp_path):
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Using the API", 1)[1].split("\n## ", 1)[0]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    assert "http://127.0.0.1:7860/" in code
-    exec(compile(code.replace("http://127.0.0.1:7860/", url), "README.md", "exec"), {})
+    local = 'Client("http://127.0.0.1:7860/")'
+    assert local in code
+    # The same call, with the test server's port and the downloads kept in the test's folder.
+    code = code.replace(local, f"Client({url!r}, download_files={str(tmp_path)!r})")
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.iterdir())
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:  # gradio_client 2.7 leaves an empty temporary folder behind per downloaded file
+        for left in set(temp.iterdir()) - before:
+            if re.fullmatch(r"[0-9a-f]{40}", left.name) and left.is_dir():
+                with contextlib.suppress(OSError):
+                    left.rmdir()  # only if empty
     printed = capsys.readouterr().out
     assert "'peak'" in printed and "demo-" in printed
