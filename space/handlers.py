@@ -203,7 +203,14 @@ def text_search(
     if unlike:
         # A disliked example's caption embedding sits in the same (text) space as the query,
         # so it steers away at the query's scale; its picture would swamp the query.
-        for point in collection.retrieve(unlike, with_vectors=True):
+        held = collection.retrieve(unlike, with_vectors=True)
+        missing = sorted(set(unlike) - {str(point.id) for point in held})
+        if missing:
+            raise InvalidInputError(
+                f"collection {collection.name!r} has no products with ids {missing}; "
+                "use ids from the hits"
+            )
+        for point in held:
             if "text" in point.vectors:
                 terms.append((point.vectors["text"], -NEGATIVE_WEIGHT))
         where = build_filter(

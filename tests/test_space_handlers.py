@@ -101,6 +101,7 @@ def test_add_example_moves_ids_between_lists():
         ({"limit": "many"}, "whole number"),
         ({"price_min": 50, "price_max": 10}, "upside down"),
         ({"like_ids": "no-such-id"}, "no-such-id"),
+        ({"unlike_ids": "demo-0001, nope"}, "nope"),
         ({"query": "x" * 600}, "characters long"),
     ],
 )
