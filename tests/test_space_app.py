@@ -67,16 +67,6 @@ def stop(process: subprocess.Popen) -> str:
     return out
 
 
-def test_first_start_indexes_the_demo_catalog_then_serves(tmp_path, tiny_model_dir):
-    process, url = start(tmp_path, FASHION_CLIP_MODEL=str(tiny_model_dir))
-    try:
-        page = wait_for_page(process, url)
-    finally:
-        log = stop(process)
-    assert "collection `demo`" in page and "400 items" in page
-    assert "indexing the bundled demo catalog" in log and "indexed 400" in log
-
-
 def test_a_model_that_cannot_load_stops_with_its_name(tmp_path):
     process, _ = start(tmp_path, FASHION_CLIP_MODEL=str(tmp_path / "no-such-model"))
     out, _ = process.communicate(timeout=120)
@@ -85,7 +75,8 @@ def test_a_model_that_cannot_load_stops_with_its_name(tmp_path):
 
 
 @pytest.mark.skipif(not DEMO_MODEL_DIR.is_dir(), reason="the bundled demo model is not built")
-def test_offline_default_model_falls_back_to_the_demo_model_with_a_banner(tmp_path):
+def test_first_start_offline_falls_back_indexes_the_demo_and_serves(tmp_path):
+    """The README's first command on a fresh clone without network: the whole path."""
     process, url = start(
         tmp_path,
         HF_HUB_OFFLINE="1",
@@ -96,6 +87,7 @@ def test_offline_default_model_falls_back_to_the_demo_model_with_a_banner(tmp_pa
         page = wait_for_page(process, url)
     finally:
         log = stop(process)
-    assert "using the bundled demo model" in page  # the banner
-    assert "using the bundled demo model" in log
-    assert "model `demo`" in page
+    assert "using the bundled demo model" in page  # the banner ...
+    assert "using the bundled demo model" in log  # ... and the log
+    assert "model `demo`" in page and "collection `demo`" in page and "400 items" in page
+    assert "indexing the bundled demo catalog" in log and "indexed 400" in log
