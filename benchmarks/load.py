@@ -119,7 +119,11 @@ def random_collection(store, model, points: int):
 
 def serve(args: argparse.Namespace) -> None:
     """Run the app until killed; print `READY <url>` once it answers."""
+    import space.app
     from space.app import build_demo
+
+    if args.concurrency:
+        space.app.MODEL_CONCURRENCY = args.concurrency
 
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model).strip("_")
     folder = OUT / f"load-store-{tag}-{args.points}"
@@ -220,6 +224,9 @@ def main() -> None:
         help="endpoint weights, e.g. text_search=80,ping=20",
     )
     parser.add_argument("--torch-threads", type=int, default=0, help="0: the app's choice")
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="model group size (0: the app's choice)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -232,7 +239,8 @@ def main() -> None:
     mix = parse_mix(args.mix)
     command = [sys.executable, "-m", "benchmarks.load", "--serve", "--model", args.model,
                "--points", str(args.points), "--port", str(args.port),
-               "--torch-threads", str(args.torch_threads)]  # fmt: skip
+               "--torch-threads", str(args.torch_threads),
+               "--concurrency", str(args.concurrency)]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         line = ""
