@@ -9,6 +9,8 @@ threads holds its own `Client` and, for `--seconds`, calls an endpoint drawn fro
 timing every round trip. `/ping` does nothing, so its latency in the same run is the floor of
 Gradio's queue and the client's round trip on this machine; what text search adds to it is
 the app's own cost. Files come back as URLs (`download_files=False`), as a browser gets them.
+Then one caller calls each endpoint `--alone` times: with nothing queued, that is what each
+endpoint costs by itself (round trip, and the app's CPU time per call).
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def caller(
     failures: dict,
     lock: threading.Lock,
 ) -> None:
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     from fashion_clip.demo import DEMO_CATALOG_DIR
 
@@ -166,30 +168,10 @@ def caller(
     names, weights = list(mix), list(mix.values())
     while time.perf_counter() < until:
         name = rng.choices(names, weights)[0]
-        # ~24,000 distinct queries: the app's text cache rarely helps, as with real traffic.
-        words = (
-            f"{rng.choice(STYLES)} {rng.choice(COLOURS)} {rng.choice(PATTERNS)} "
-            f"{rng.choice(KINDS)} {rng.choice(AUDIENCES)}"
-        ).strip()
-        picture = handle_file(str(rng.choice(pictures)))
-        if name == "text_search":
-            kwargs = {"query": words, "limit": 12}
-            if rng.random() < 0.3:
-                kwargs["colours"] = [rng.choice(COLOURS)]
-            if rng.random() < 0.2:
-                kwargs["negative"] = rng.choice(PATTERNS)
-            call = (), kwargs
-        elif name == "image_search":
-            call = (picture,), {"limit": 12}
-        elif name == "classify":
-            call = (picture, ", ".join(KINDS)), {}
-        elif name == "localize":
-            call = (picture, rng.choice(KINDS)), {}
-        else:
-            call = (), {}
+        args, kwargs = make_call(name, rng, pictures)
         start = time.perf_counter()
         try:
-            client.predict(*call[0], api_name=f"/{name}", **call[1])
+            client.predict(*args, api_name=f"/{name}", **kwargs)
             ok = True
         except Exception as exc:
             ok = False
@@ -197,6 +179,69 @@ def caller(
         elapsed = (time.perf_counter() - start) * 1000
         with lock:
             (samples if ok else failures)[name].append(elapsed)
+
+
+def make_call(name: str, rng: random.Random, pictures: list[Path]) -> tuple[tuple, dict]:
+    """Arguments for one call of endpoint `name`."""
+    from gradio_client import handle_file
+
+    # ~24,000 distinct queries: the app's text cache rarely helps, as with real traffic.
+    words = (
+        f"{rng.choice(STYLES)} {rng.choice(COLOURS)} {rng.choice(PATTERNS)} "
+        f"{rng.choice(KINDS)} {rng.choice(AUDIENCES)}"
+    ).strip()
+    picture = handle_file(str(rng.choice(pictures)))
+    if name == "text_search":
+        kwargs: dict = {"query": words, "limit": 12}
+        if rng.random() < 0.3:
+            kwargs["colours"] = [rng.choice(COLOURS)]
+        if rng.random() < 0.2:
+            kwargs["negative"] = rng.choice(PATTERNS)
+        return (), kwargs
+    if name == "image_search":
+        return (picture,), {"limit": 12}
+    if name == "classify":
+        return (picture, ", ".join(KINDS)), {}
+    if name == "localize":
+        return (picture, rng.choice(KINDS)), {}
+    return (), {}
+
+
+def one_at_a_time(
+    url: str, server_pid: int, mix: dict[str, int], calls: int, ssl_verify: bool
+) -> dict[str, tuple[float, float]]:
+    """Each endpoint called `calls` times by one caller: (p50 wall ms, app CPU ms per call).
+
+    Without concurrency nothing queues, so this is what each endpoint itself costs; the app's
+    CPU time (all its threads, from /proc) is robust to other load on the machine.
+    """
+    from gradio_client import Client
+
+    from fashion_clip.demo import DEMO_CATALOG_DIR
+
+    client = Client(
+        url, verbose=False, download_files=False, ssl_verify=ssl_verify, analytics_enabled=False
+    )
+    pictures = sorted((DEMO_CATALOG_DIR / "images").glob("*.jpg"))[:50]
+    rng = random.Random(1)
+    figures = {}
+    for name in mix:
+        walls = []
+        cpu_before = process_cpu_s(server_pid)
+        for _ in range(calls):
+            args, kwargs = make_call(name, rng, pictures)
+            start = time.perf_counter()
+            client.predict(*args, api_name=f"/{name}", **kwargs)
+            walls.append((time.perf_counter() - start) * 1000)
+        cpu_ms = (process_cpu_s(server_pid) - cpu_before) * 1000 / calls
+        figures[name] = (statistics.median(walls), cpu_ms)
+    return figures
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -222,6 +267,9 @@ def main() -> None:
         "--mix",
         default=",".join(f"{k}={v}" for k, v in MIX.items()),
         help="endpoint weights, e.g. text_search=80,ping=20",
+    )
+    parser.add_argument(
+        "--alone", type=int, default=20, help="calls per endpoint by a single caller, after"
     )
     parser.add_argument("--torch-threads", type=int, default=0, help="0: the app's choice")
     parser.add_argument(
@@ -254,10 +302,11 @@ def main() -> None:
         started = time.perf_counter()
         samples, failures = run_callers(url, args.clients, args.seconds, mix, not args.lean_client)
         wall = time.perf_counter() - started
+        alone = one_at_a_time(url, server.pid, mix, args.alone, not args.lean_client)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report(args, mix, samples, failures, wall, int(count))
+    report(args, mix, samples, failures, wall, int(count), alone)
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -299,6 +348,7 @@ def report(
     failures: dict,
     wall: float,
     count: int,
+    alone: dict[str, tuple[float, float]],
 ) -> None:
     print(f"machine: {machine()}")
     print(
@@ -327,6 +377,15 @@ def report(
         f"text search adds {figures['text_search_added_p50_ms']:.0f} ms p50 to the trivial "
         f"endpoint; {figures['requests_per_s']:.0f} requests/s in all"
     )
+    print(f"\none caller at a time, {args.alone} calls per endpoint:")
+    rows = [(name, f"{wall_ms:.0f}", f"{cpu_ms:.0f}") for name, (wall_ms, cpu_ms) in alone.items()]
+    print_table(rows, ("endpoint", "p50 ms", "app CPU ms/call"))
+    for name, (wall_ms, cpu_ms) in alone.items():
+        key = "trivial" if name == "ping" else name
+        figures[f"alone_{key}_p50_ms"] = wall_ms
+        figures[f"alone_{key}_cpu_ms"] = cpu_ms
+    figures["alone_text_search_added_p50_ms"] = alone["text_search"][0] - alone["ping"][0]
+    print(f"alone, text search adds {figures['alone_text_search_added_p50_ms']:.0f} ms p50")
     print(result_line(figures))
 
 
