@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         model, fallback_note = load_configured_model(settings)  # note: the demo model stood in
+        if fallback_note:
+            log.warning("%s (shown as a banner on the page)", fallback_note)
         store = open_store(settings)
         collection = open_collection(settings, store, model)
         demo = build_demo(model, collection, settings, notice=fallback_note)
