@@ -125,7 +125,7 @@ def serve(args: argparse.Namespace) -> None:
     from space.app import build_demo
 
     if args.concurrency:
-        space.app.MODEL_CONCURRENCY = args.concurrency
+        space.app.VISION_CONCURRENCY = args.concurrency
 
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model).strip("_")
     folder = OUT / f"load-store-{tag}-{args.points}"
@@ -273,7 +273,7 @@ def main() -> None:
     )
     parser.add_argument("--torch-threads", type=int, default=0, help="0: the app's choice")
     parser.add_argument(
-        "--concurrency", type=int, default=0, help="model group size (0: the app's choice)"
+        "--concurrency", type=int, default=0, help="vision group size (0: the app's choice)"
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -4,8 +4,9 @@
     demo.launch()
 
 Every tab is also an API endpoint (`/text_search`, `/image_search`, `/classify`,
-`/localize`); see the README's "Using the API". Events that run the model share one
-concurrency group, sized for a 2-vCPU Space.
+`/localize`); see the README's "Using the API". Events that run the model queue in two
+concurrency groups, sized for a 2-vCPU Space: searches by text (cheap) never wait behind
+requests that run the vision tower (tens to hundreds of ms each).
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from space.filters import Facets, read_facets
 from space.handlers import DEFAULT_RESULTS, MAX_RESULTS, Backend
 from space.results import Pictures
 
-# Two requests at a time: on 2 vCPUs a third would only queue inside torch, and the queue
-# keeps waiting requests cheap and ordered instead.
-MODEL_CONCURRENCY = 2
-MODEL_GROUP = "model"
+# Text searches (a text tower pass and an HNSW search, a few ms) and vision requests (image
+# search, classify, localize: a vision tower pass, up to hundreds of ms on CPU) queue apart,
+# so a search box stays quick while someone localizes. On 2 vCPUs: two searches at a time,
+# one vision request (a second would only queue inside torch); the queue keeps waiting
+# requests cheap and ordered instead.
+SEARCH_GROUP, SEARCH_CONCURRENCY = "search", 2
+VISION_GROUP, VISION_CONCURRENCY = "vision", 1
 MORE, LESS = "More like this", "Less like this"
 NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
 
@@ -65,7 +69,8 @@ def build_demo(
         pictures = Pictures([r for r in roots if r and "://" not in r])
     serve_in_place(pictures.static_paths)
     backend = Backend(model, collection, facets, pictures)
-    model_bound = {"concurrency_id": MODEL_GROUP, "concurrency_limit": MODEL_CONCURRENCY}
+    search_bound = {"concurrency_id": SEARCH_GROUP, "concurrency_limit": SEARCH_CONCURRENCY}
+    vision_bound = {"concurrency_id": VISION_GROUP, "concurrency_limit": VISION_CONCURRENCY}
     private = {"api_visibility": "private", "queue": False}
 
     with gr.Blocks(title="FashionCLIP Space") as demo:
@@ -190,7 +195,7 @@ def build_demo(
             api_name="text_search",
             api_description="Products for a text query: gallery and hits {id, score, caption, "
             "payload}. Optional: 'less of' text, filters, result count, liked/disliked ids.",
-            **model_bound,
+            **search_bound,
         )
         # A new search starts over: the examples clicked for the old one no longer apply.
         search.success(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
@@ -200,7 +205,7 @@ def build_demo(
             [text_hits, examples, mode, *filters_in],
             [text_gallery, text_hits, examples],
             api_visibility="private",
-            **model_bound,
+            **search_bound,
         ).success(_describe_examples, examples, examples_note, **private)
 
         image_button.click(
@@ -210,7 +215,7 @@ def build_demo(
             api_name="image_search",
             api_description="Products that look like the image (optionally changed by a text, "
             "e.g. 'same, but in blue'): gallery and hits.",
-            **model_bound,
+            **vision_bound,
         )
 
         for name, button in presets.items():
@@ -222,7 +227,7 @@ def build_demo(
             probabilities,
             api_name="classify",
             api_description="Zero-shot probabilities of comma-separated labels for the image.",
-            **model_bound,
+            **vision_bound,
         )
 
         gr.on(
@@ -233,7 +238,7 @@ def build_demo(
             api_name="localize",
             api_description="Heatmap of where the text's concept is in the image, and its "
             "peak {peak: [x, y], size: [width, height]} in the image's pixels.",
-            **model_bound,
+            **vision_bound,
         )
 
         def deep_link(request: gr.Request) -> tuple[Any, ...]:
@@ -249,14 +254,14 @@ def build_demo(
             None,
             [query, text_gallery, text_hits],
             api_visibility="private",
-            **model_bound,
+            **search_bound,
         )
         # Unlimited: a health check (and the load test's floor) must not wait behind anything.
         gr.api(
             handlers.ping, api_name="ping", api_visibility="undocumented", concurrency_limit=None
         )
 
-    demo.queue(default_concurrency_limit=MODEL_CONCURRENCY)
+    demo.queue(default_concurrency_limit=VISION_CONCURRENCY)
     return demo
 
 

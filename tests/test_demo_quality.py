@@ -1,7 +1,8 @@
 """Quality of the bundled demo model on the shipped demo catalog (never used in training).
 
-The issue's thresholds: caption->image recall@10 >= 0.90 and colour accuracy >= 0.85 are
-asserted as they stand; zero-shot category accuracy >= 0.90 is not reached yet (see below).
+The issue's thresholds, asserted as they stand: caption->image recall@10 >= 0.90, zero-shot
+category accuracy >= 0.90 and colour accuracy >= 0.85. Recall@1, MRR and pattern accuracy
+are held to floors a little under what the shipped model reaches, so a worse retrain shows.
 Everything is measured through the library's own path.
 """
 
@@ -49,17 +50,14 @@ def test_caption_to_image_retrieval(demo_model, catalog, image_vectors) -> None:
     figures = retrieval_metrics(captions, image_vectors, ks=(1, 5, 10))
     log.info("demo retrieval: %s", figures)
     assert figures["recall@10"] >= 0.90, figures
-    assert figures["recall@1"] >= 0.2, figures  # far above chance (1/400)
-    assert figures["mrr"] >= 0.4, figures
+    assert figures["recall@1"] >= 0.85, figures  # chance is 1/400
+    assert figures["mrr"] >= 0.90, figures
 
 
-# The issue asks for category accuracy >= 0.90. The demo model trained so far reaches about
-# 0.25 (its vision tower has learned colour and pattern, barely shape), so issue 2 stays open
-# and this asserts the floor it does reach, well above chance (0.10), until it is retrained.
-CATEGORY_FLOOR = 0.20
-
-
-@pytest.mark.parametrize(("field", "threshold"), [("category", CATEGORY_FLOOR), ("color", 0.85)])
+@pytest.mark.parametrize(
+    ("field", "threshold"),
+    [("category", 0.90), ("color", 0.85), ("pattern", 0.85)],  # chance: 0.10, 0.10, 0.25
+)
 def test_zero_shot_classification(demo_model, catalog, image_vectors, field, threshold) -> None:
     labels = sorted({item[field] for item in catalog})
     probabilities = label_probabilities(demo_model, image_vectors, labels)

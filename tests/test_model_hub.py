@@ -41,7 +41,11 @@ def _load(hub_url: str, cache: Path, name: str, token: str | None = None) -> dic
     env.pop("HF_HUB_OFFLINE", None)
     done = subprocess.run(
         [sys.executable, "-c", LOAD, name, token or ""],
-        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -205,12 +205,14 @@ def test_auth_puts_the_app_behind_a_login(shop, tiny_model):
         assert signed_in.predict(api_name="/ping") == "ok"
 
 
-def test_model_bound_events_share_one_concurrency_group(shop, tiny_model):
+def test_text_search_queues_apart_from_the_vision_tower(shop, tiny_model):
     settings, collection = shop
     demo = build_demo(tiny_model, collection, settings)
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()}
-    bound = [groups[name] for name in ("text_search", "image_search", "classify", "localize")]
-    assert len(set(bound)) == 1 and bound[0][1] == 2
+    vision = {groups[name] for name in ("image_search", "classify", "localize")}
+    assert vision == {("vision", 1)}, groups
+    assert groups["text_search"] == ("search", 2), groups
+    assert groups["ping"][1] is None  # the health check never queues
     assert demo.enable_queue is not False
 
 

@@ -10,27 +10,30 @@ it through plain transformers, as any user of the saved folder would.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
+from transformers import (
+    AutoTokenizer,
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    PreTrainedTokenizerBase,
+)
 
 from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_MODEL_DIR
-from fashion_clip.demo.garments import CATEGORIES, COLORS, PATTERNS, render_array
+from fashion_clip.demo.garments import CATEGORIES, COLORS, PATTERNS
 from fashion_clip.demo.make_catalog import CATALOG_SEED, JPEG_QUALITY
 from fashion_clip.demo.phrases import all_phrases, phrase
 from fashion_clip.demo.tokenizer import build_tokenizer
+from fashion_clip.demo.trainset import SIZES, TrainingPool
 
 __all__ = ["TRAIN_SEED", "evaluate_folder", "make_config", "train"]
 
@@ -38,6 +41,8 @@ TRAIN_SEED = 7
 IMAGE_SIZE = 96
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's; any fixed pair works if saved
 STD = (0.26862954, 0.26130258, 0.27577711)
+ZOOM_SHARE = 0.4  # of each batch shown small and off-centre (see `_zoom_out`)
+ZOOM_SMALLEST = 0.3  # of the side
 ZERO_SHOT_TEMPLATE = "a photo of a {}"
 
 log = logging.getLogger(__name__)
@@ -58,76 +63,81 @@ def make_config(vocab_size: int, bos: int, eos: int, pad: int) -> CLIPConfig:
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=128)
 
 
-def _render_pool(n: int, seed: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n` training images (n, 96, 96, 3) uint8 and their attributes (n, 3) as indices.
-
-    Every combination appears equally often (up to rounding), in a seeded random order.
-    """
-    sizes = (len(CATEGORIES), len(COLORS), len(PATTERNS))
-    combos = list(itertools.product(*(range(s) for s in sizes)))
-    order = np.random.default_rng([seed, 1]).permutation(np.resize(np.arange(len(combos)), n))
-    attrs = np.array([combos[i] for i in order], np.int64)
-    names = [(CATEGORIES[c], COLORS[k], PATTERNS[p]) for c, k, p in attrs]
-    chunk = math.ceil(n / max(1, workers * 4))
-    starts = list(range(0, n, chunk))
-    render = partial(render_array, size=256, out_size=IMAGE_SIZE, jpeg_quality=JPEG_QUALITY)
-    # fork: works from any caller (spawn re-imports __main__); the children only run numpy and
-    # PIL, so torch's thread pool in the parent cannot hang them
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-        parts = pool.map(
-            render, [names[s : s + chunk] for s in starts], [seed] * len(starts), starts
-        )
-        images = np.concatenate(list(parts))
-    return images, attrs
-
-
 def _pixels(images: np.ndarray) -> torch.Tensor:
     """uint8 (n, h, w, 3) -> normalised float (n, 3, h, w), exactly as CLIPImageProcessor."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
-def _batch(attrs: np.ndarray, by_combo: list[np.ndarray], size: int,
-           rng: np.random.Generator) -> np.ndarray:  # fmt: skip
-    """Pool indices: half at random, half in groups of 4 that differ in one attribute only.
+def _zoom_out(pixels: torch.Tensor, rng: np.random.Generator, share: float = ZOOM_SHARE,
+              smallest: float = ZOOM_SMALLEST) -> torch.Tensor:  # fmt: skip
+    """Shrink a `share` of the images (normalised, (n, 3, s, s)) to a random 'smallest'..1 of
+    their side and place each at a random spot on its own backdrop colour.
 
-    The groups are the hard negatives: a red striped dress next to red dotted and red checked
-    dresses forces the model to read the pattern, not just the colour and shape.
+    Catalog photos show one garment filling the frame; in a scene, and in the heatmap's
+    per-patch views (`localize_methods.groups`), a garment is small and anywhere. Training on
+    both keeps the model's view of colour, pattern and shape from depending on scale and place.
     """
-    chosen = list(rng.integers(len(attrs), size=size // 2))
-    sizes = (len(CATEGORIES), len(COLORS), len(PATTERNS))
-    while len(chosen) < size:
-        anchor = attrs[rng.integers(len(attrs))].copy()
-        # colour is learned first and easily; shape and pattern need the harder contrasts
-        axis = int(rng.choice(3, p=[0.5, 0.15, 0.35]))
-        for value in rng.choice(sizes[axis], size=min(4, sizes[axis]), replace=False):
-            anchor[axis] = value
-            combo = (anchor[0] * sizes[1] + anchor[1]) * sizes[2] + anchor[2]
-            chosen.append(int(rng.choice(by_combo[combo])))
-    return np.array(chosen[:size])
-
-
-def _loss(logits: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE with several positives: `match` (images, texts) is True where
-    the text describes the image; the target spreads evenly over all true pairs."""
-    target = match.float()
-    i2t = -(F.log_softmax(logits, 1) * target / target.sum(1, keepdim=True)).sum(1).mean()
-    t2i = -(F.log_softmax(logits, 0) * target / target.sum(0, keepdim=True)).sum(0).mean()
-    return (i2t + t2i) / 2
+    out = pixels.clone()
+    side = pixels.shape[-1]
+    for i in np.flatnonzero(rng.random(len(pixels)) < share):
+        new = max(8, round(side * rng.uniform(smallest, 1.0)))
+        corners = pixels[i, :, [0, 0, -1, -1], [0, -1, 0, -1]].mean(1)  # the backdrop's colour
+        out[i] = corners[:, None, None]
+        x, y = rng.integers(0, side - new + 1, size=2)
+        small = F.interpolate(pixels[i : i + 1], size=(new, new), mode="bilinear", antialias=True)
+        out[i, :, y : y + new, x : x + new] = small[0]
+    return out
 
 
 def _texts(attrs: np.ndarray, rng: np.random.Generator) -> tuple[list[str], torch.Tensor]:
-    """Two texts per image, the full description and a partial one ("red", "dress", ...),
-    and the match matrix (images, texts): True where a text fits an image."""
+    """The texts of one batch and the match matrix (images, paired texts).
+
+    Per image, two paired texts: its full description and a partial one ("red", "dress", ...);
+    `match` is True where a paired text fits an image. Then one label text per category,
+    colour and pattern ("a photo of a dress", "red", ...), in that order, for `_loss`.
+    """
     texts, specs = [], []
     for kind in ("ckp", None):
         for c, k, p in attrs:
             text, spec = phrase(int(c), int(k), int(p), rng, kind)
             texts.append(text)
             specs.append(spec)
-    spec = torch.tensor(specs)[None]  # (1, texts, 3), -1 where the text is silent
+    for field, kind in enumerate("ckp"):
+        for value in range(SIZES[field]):
+            attr = [0, 0, 0]
+            attr[field] = value
+            texts.append(phrase(*attr, rng, kind)[0])
+    spec = torch.tensor(specs)[None]  # (1, paired texts, 3), -1 where the text is silent
     attr = torch.from_numpy(attrs)[:, None]  # (images, 1, 3)
     return texts, ((spec == -1) | (spec == attr)).all(-1)
+
+
+def _loss(
+    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, match: torch.Tensor,
+    attrs: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """CLIP's symmetric InfoNCE, with several positives, plus zero-shot label terms.
+
+    `image` (images, dim) and `text` (texts, dim) are unit length, the texts as `_texts` made
+    them; `match` is (images, paired texts), `attrs` (images, 3). On the paired texts the
+    target spreads evenly over all true pairs. Each image also picks its category, colour and
+    pattern among that attribute's label texts, and each label text picks itself among its
+    kind: with both towers starting with all labels alike, a category prompt would otherwise
+    give the image tower no direction to learn shapes in.
+    """
+    logits = scale * image @ text.T  # (images, texts)
+    n = match.shape[1]
+    paired, target = logits[:, :n], match.float()
+    i2t = -(F.log_softmax(paired, 1) * target / target.sum(1, keepdim=True)).sum(1).mean()
+    t2i = -(F.log_softmax(paired, 0) * target / target.sum(0, keepdim=True)).sum(0).mean()
+    loss = (i2t + t2i) / 2
+    for field, size in enumerate(SIZES):
+        labels = text[n : n + size]  # (size, dim)
+        loss = loss + F.cross_entropy(logits[:, n : n + size], attrs[:, field])
+        loss = loss + F.cross_entropy(scale * labels @ labels.T, torch.arange(size))
+        n += size
+    return loss
 
 
 class _ThreadPicker:
@@ -161,64 +171,85 @@ class _ThreadPicker:
         return self
 
 
+def _step(
+    model: CLIPModel,
+    tokenizer: PreTrainedTokenizerBase,
+    opt: torch.optim.Optimizer,
+    pool: TrainingPool,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """One optimisation step on a fresh batch; returns the loss."""
+    pool.refresh()
+    idx = pool.batch(batch_size, rng)
+    pixels = _pixels(pool.images[idx])
+    if rng.random() < 0.5:  # the renderer already flips; this doubles the poses seen
+        pixels = pixels.flip(3)
+    pixels = _zoom_out(pixels, rng)
+    texts, match = _texts(pool.attrs[idx], rng)
+    tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    out = model(**tokens, pixel_values=pixels)
+    scale = model.logit_scale.exp()
+    loss = _loss(out.image_embeds, out.text_embeds, scale, match, torch.from_numpy(pool.attrs[idx]))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+    opt.step()
+    with torch.no_grad():  # CLIP's cap on the temperature
+        model.logit_scale.clamp_(0, math.log(100))
+    return loss
+
+
 def train(out_dir: Path = DEMO_MODEL_DIR, minutes: float = 14.0, seed: int = TRAIN_SEED,
-          steps: int = 1000, pool_size: int = 8000, batch_size: int = 128,
-          lr: float = 1.5e-3) -> dict[str, float]:  # fmt: skip
-    """Render a training pool, train, save a Hugging Face model folder to `out_dir`.
+          steps: int = 1900, pool_size: int = 6000, batch_size: int = 64,
+          lr: float = 1e-3) -> dict[str, float]:  # fmt: skip
+    """Train a demo CLIP on freshly rendered garments; save a model folder to `out_dir`.
 
     Training stops at `steps` or when the wall-clock budget of `minutes` (counted from the
     call, rendering included) runs out, whichever comes first; the learning-rate schedule
     follows whichever is further along, so a slow machine still ends on a cooled-down model.
-    Returns a summary: steps done, seconds spent, last loss.
+    Images are rendered in the background (up to `pool_size`) while training runs, so the run
+    is not bit-for-bit repeatable. Returns a summary: steps, images, seconds, last loss.
     """
     start = time.monotonic()
     deadline = start + minutes * 60 - 20  # leave time to save
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 2])
+    pool = TrainingPool(pool_size, seed, IMAGE_SIZE, JPEG_QUALITY)
 
     tokenizer = build_tokenizer(all_phrases())
     ids = (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
     model = CLIPModel(make_config(len(tokenizer), *ids))
-    images, attrs = _render_pool(pool_size, seed, workers=2)
-    combo_ids = (attrs[:, 0] * len(COLORS) + attrs[:, 1]) * len(PATTERNS) + attrs[:, 2]
-    by_combo = [np.flatnonzero(combo_ids == c) for c in range(combo_ids.max() + 1)]
-    log.info("rendered %d training images in %.0fs", len(images), time.monotonic() - start)
-
+    with torch.no_grad():
+        # CLIP's init gives position embeddings 1/40 the scale of the patch content, so the
+        # ViT starts blind to where things are and learns silhouettes very slowly
+        model.vision_model.embeddings.position_embedding.weight.normal_(0, 2.0)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     groups = [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}]
     # fused: one kernel for all tensors instead of ~1000 tiny ops, each a thread sync
     opt = torch.optim.AdamW(groups, lr=lr, fused=True)
     threads = _ThreadPicker()
-    train_start, warmup, step, loss = time.monotonic(), 20, 0, torch.tensor(0.0)
-    model.train()
-    while True:
-        progress = max(step / steps, (time.monotonic() - train_start) / (deadline - train_start))
-        if progress >= 1:
-            break
-        scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
-        for group in opt.param_groups:
-            group["lr"] = lr * scale
 
-        with threads.at(step):
-            idx = _batch(attrs, by_combo, batch_size, rng)
-            pixels = _pixels(images[idx])
-            if rng.random() < 0.5:  # the renderer already flips; this doubles the poses seen
-                pixels = pixels.flip(3)
-            texts, match = _texts(attrs[idx], rng)
-            tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-            loss = _loss(model(**tokens, pixel_values=pixels).logits_per_image, match)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-            opt.step()
-            with torch.no_grad():  # CLIP's cap on the temperature
-                model.logit_scale.clamp_(0, math.log(100))
-        step += 1
-        if step % 25 == 0:
-            elapsed = time.monotonic() - start
-            log.info("step %d  loss %.3f  lr %.2e  threads %d  %.0fs", step, loss.item(),
-                     lr * scale, threads.best, elapsed)  # fmt: skip
+    with pool:
+        pool.refresh(wait=True)
+        train_start, warmup, step, loss = time.monotonic(), 20, 0, torch.tensor(0.0)
+        model.train()
+        while True:
+            elapsed = (time.monotonic() - train_start) / (deadline - train_start)
+            progress = max(step / steps, elapsed)
+            if progress >= 1:
+                break
+            scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+            with threads.at(step):
+                loss = _step(model, tokenizer, opt, pool, batch_size, rng)
+            step += 1
+            if step % 50 == 0:
+                log.info("step %d  loss %.3f  lr %.2e  images %d  threads %d  %.0fs", step,
+                         loss.item(), lr * scale, pool.refresh(), threads.best,
+                         time.monotonic() - start)  # fmt: skip
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
@@ -231,7 +262,12 @@ def train(out_dir: Path = DEMO_MODEL_DIR, minutes: float = 14.0, seed: int = TRA
         image_mean=list(MEAN),
         image_std=list(STD),
     ).save_pretrained(out_dir)
-    return {"steps": step, "seconds": time.monotonic() - start, "loss": float(loss.item())}
+    return {
+        "steps": step,
+        "images": pool.ready,
+        "seconds": round(time.monotonic() - start, 1),
+        "loss": round(float(loss.item()), 4),
+    }
 
 
 @torch.no_grad()
@@ -283,8 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEMO_MODEL_DIR)
     parser.add_argument("--minutes", type=float, default=14.0, help="wall-clock budget")
     parser.add_argument("--seed", type=int, default=TRAIN_SEED)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--pool", type=int, default=8000, help="training images rendered")
+    parser.add_argument("--steps", type=int, default=1900)
+    parser.add_argument("--pool", type=int, default=6000, help="training images to render")
     args = parser.parse_args(argv)
     if args.seed == CATALOG_SEED:
         parser.error(f"--seed {CATALOG_SEED} is the shipped catalog's; training must not see it")
