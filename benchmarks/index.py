@@ -1,6 +1,6 @@
 """Indexing speed end to end: a JPEG catalog into the embedded store, beside the reference.
 
-    python -m benchmarks.index [--n 256] [--batch-size 32] [--repeat 1] [--no-int8]
+    python -m benchmarks.index [--n 256] [--batch-size 32] [--repeat 1] [--no-int8] [--bf16]
 
 N product photos of 1000x1333 (made once) and a JSONL catalog of them are indexed with a
 random ViT-B/32 CLIP (FashionCLIP's compute) three ways, each in a fresh process so that peak
@@ -10,7 +10,9 @@ memory is its own:
   and preprocessing in threads overlapped with the fp32 model, batched upserts, index build);
 - reference: what a typical user writes: sequential full PIL decode, `CLIPImageProcessor`,
   fp32 `get_image_features` in batches of 32, `qdrant-client` local mode upserts;
-- int8: ours with the opt-in dynamic int8 model.
+- int8: ours with the opt-in dynamic int8 model;
+- bf16 (with `--bf16`): ours with the opt-in bfloat16 model (`--quantize bf16`), fast only
+  on CPUs with native bf16 kernels (AVX-512 BF16 / AMX) and on GPUs.
 
 Model loading is left out of every timing; creating the collection and writing every point
 durably is in. The model alone on ready-made pixel batches gives the ceiling.
@@ -173,6 +175,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="number of 1000x1333 JPEGs")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 run")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also run --quantize bf16 (fast on native-bf16 CPUs)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per role; the best counts")
     parser.add_argument("--role", help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -185,6 +190,7 @@ def main() -> None:
         runs = {
             "ours": lambda: run_ours(catalog, photos, args.work, args.batch_size, None),
             "int8": lambda: run_ours(catalog, photos, args.work, args.batch_size, "int8"),
+            "bf16": lambda: run_ours(catalog, photos, args.work, args.batch_size, "bf16"),
             "reference": lambda: run_reference(catalog, photos, args.work, args.batch_size),
             "model_only": lambda: run_model_only(photos, args.n, args.batch_size),
         }
@@ -192,6 +198,8 @@ def main() -> None:
         return
 
     roles = ["model_only", "ours", "reference"] + ([] if args.no_int8 else ["int8"])
+    if args.bf16:
+        roles.append("bf16")
     results: dict[str, dict] = {}
     vectors = {}
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
@@ -232,6 +240,13 @@ def main() -> None:
             "int8_ratio": rate["int8"] / rate["reference"],
             "int8_peak_rss_mb": results["int8"]["peak_rss_mb"],
             "int8_cosine_min": float(int8_cosine.min()),
+        }
+    if "bf16" in rate:
+        bf16_cosine = np.sum(vectors["bf16"] * vectors["ours"], axis=1)
+        figures |= {
+            "bf16_images_per_s": rate["bf16"],
+            "bf16_ratio": rate["bf16"] / rate["reference"],
+            "bf16_cosine_min": float(bf16_cosine.min()),
         }
     print(f"machine: {machine()}; {gpu()}")
     print(

@@ -126,6 +126,9 @@ def serve(args: argparse.Namespace) -> None:
 
     if args.concurrency:
         space.app.VISION_CONCURRENCY = args.concurrency
+    if args.search_concurrency:  # -1: no limit, no queue
+        limit = args.search_concurrency
+        space.app.SEARCH_CONCURRENCY = None if limit < 0 else limit
 
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model).strip("_")
     folder = OUT / f"load-store-{tag}-{args.points}"
@@ -275,6 +278,12 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=0, help="vision group size (0: the app's choice)"
     )
+    parser.add_argument(
+        "--search-concurrency",
+        type=int,
+        default=0,
+        help="text search group size (0: the app's choice, -1: no limit)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -288,7 +297,8 @@ def main() -> None:
     command = [sys.executable, "-m", "benchmarks.load", "--serve", "--model", args.model,
                "--points", str(args.points), "--port", str(args.port),
                "--torch-threads", str(args.torch_threads),
-               "--concurrency", str(args.concurrency)]  # fmt: skip
+               "--concurrency", str(args.concurrency),
+               "--search-concurrency", str(args.search_concurrency)]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         line = ""
