@@ -9,6 +9,7 @@ CLIP checkpoints load as `CLIPModel` (softmax scores), SigLIP ones as `SiglipMod
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import urllib.parse
@@ -37,7 +38,7 @@ class ModelInfo:
     """What a vector collection records about the model that filled it."""
 
     name: str  # as the user gave it, aliases resolved ("demo", a hub id or a folder)
-    revision: str | None  # hub commit hash where known
+    revision: str | None  # hub commit hash where known; the bundled demo: its weights digest
     kind: str  # "clip" or "siglip"
     dim: int
 
@@ -146,7 +147,9 @@ class ClipModel:
         text_positions = int(config.text_config.max_position_embeddings)
         info = ModelInfo(
             name=display if not is_local or display.lower() == "demo" else str(Path(source)),
-            revision=None if is_local else _cached_commit(source, revision),
+            revision=_local_revision(source, display)
+            if is_local
+            else _cached_commit(source, revision),
             kind=kind,
             dim=dim,
         )
@@ -336,6 +339,20 @@ def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> Mo
         return ModelUnavailableError(f"model {display!r} cannot be fetched: {exc}")
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelLoadError(f"model {display!r} could not be loaded: {first_line}")
+
+
+def _local_revision(source: str, display: str) -> str | None:
+    """A digest of the bundled demo's weights; None for other local folders.
+
+    The demo model ships with the code and changes when it is retrained, while collections
+    built with it persist (a Space's /data volume): the digest makes the store's model guard
+    tell the old vectors from the new model's. Other folders are not hashed, as reading
+    gigabytes of weights would cost seconds at every start.
+    """
+    if display.lower() != "demo":
+        return None
+    digest = hashlib.sha256((Path(source) / "model.safetensors").read_bytes()).hexdigest()
+    return f"sha256:{digest[:12]}"
 
 
 def _cached_commit(repo_id: str, revision: str | None) -> str | None:

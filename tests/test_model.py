@@ -228,3 +228,20 @@ def test_siglip_checkpoints_load_with_sigmoid_scores(tmp_path: Path) -> None:
     assert probabilities.shape == (1, 3)
     assert np.all((probabilities > 0) & (probabilities < 1))
     assert not np.isclose(probabilities.sum(), 1.0)  # independent sigmoids, not a softmax
+
+
+def test_the_demo_model_is_versioned_by_its_weights(demo_model, tiny_model) -> None:
+    """A retrained demo model must not pass the store's guard with the old one's vectors."""
+    import hashlib
+
+    from fashion_clip.demo import DEMO_MODEL_DIR
+    from fashion_clip.errors import ModelMismatchError
+    from fashion_clip.store.meta import guard
+
+    weights = (DEMO_MODEL_DIR / "model.safetensors").read_bytes()
+    assert demo_model.info.revision == "sha256:" + hashlib.sha256(weights).hexdigest()[:12]
+    assert tiny_model.info.revision is None  # other folders are not hashed
+    meta = {"model_id": "demo", "model_revision": "sha256:000000000000", "dim": demo_model.dim,
+            "distance": "cosine"}  # fmt: skip
+    with pytest.raises(ModelMismatchError, match="sha256"):
+        guard("demo", meta, "demo", demo_model.info.revision, demo_model.dim)
