@@ -311,3 +311,43 @@ def test_text_cache_gives_the_model_vectors_and_forgets_the_oldest(tiny_model):
     returned[0, 0] = 9.0  # callers get a copy: the remembered vector stays as it was
     np.testing.assert_allclose(cache.encode_text(["blue shirt"]), vectors[1:2], atol=1e-6)
     assert cache.logit_scale == tiny_model.logit_scale
+
+
+def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
+    """Text queries run on one core, the vision tower on torch's choice, per serving thread."""
+    import threading
+
+    import torch
+
+    from fashion_clip.model import ClipModel
+
+    assert backend.threads["query"] == 1 and backend.threads["vision"] >= 1
+    seen: list[tuple[str, int]] = []
+    real_text, real_pixels = ClipModel.encode_text, ClipModel.encode_pixels
+
+    def text(self, *args, **kwargs):
+        seen.append(("text", torch.get_num_threads()))
+        return real_text(self, *args, **kwargs)
+
+    def pixels(self, *args, **kwargs):
+        seen.append(("pixels", torch.get_num_threads()))
+        return real_pixels(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClipModel, "encode_text", text)
+    monkeypatch.setattr(ClipModel, "encode_pixels", pixels)
+    after: list[int] = []
+
+    def serve() -> None:  # one server thread, taking one request after another
+        torch.set_num_threads(3)  # the thread's own setting, to be left as it was
+        search(backend, "a query only this test sends")
+        handlers.classify(backend, photo(64, 64), "a label only this test sends")
+        after.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    worker.join()
+    vision = backend.threads["vision"]
+    assert seen[0] == ("text", 1), seen
+    assert seen[1:] and all(threads == vision for _, threads in seen[1:]), seen
+    assert {kind for kind, _ in seen[1:]} == {"pixels", "text"}  # classify: image and labels
+    assert after == [3]
