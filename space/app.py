@@ -28,8 +28,9 @@ from space.results import Pictures
 # requests (image search, classify, localize: a vision tower pass, up to hundreds of ms on
 # CPU) queue apart, so a search box stays quick while someone localizes. Searches are not
 # limited: short calls sharing the CPU finish sooner than short calls waiting in line (the
-# load test, 16 callers on 2 vCPUs: text search +123 ms over the trivial endpoint unlimited,
-# +144 ms at 8, +648 ms at 2). Vision requests run one at a time: a second would only queue
+# load test, 16 callers on 2 vCPUs, demo model: text search +648 ms over the trivial endpoint
+# at 2, +144 ms at 8, +123 ms unlimited, +72 ms with one torch thread per query, see
+# `handlers.thread_plan`). Vision requests run one at a time: a second would only queue
 # inside torch, and the queue keeps waiting requests cheap and ordered instead.
 SEARCH_GROUP, SEARCH_CONCURRENCY = "search", None
 VISION_GROUP, VISION_CONCURRENCY = "vision", 1
