@@ -156,3 +156,14 @@ def test_importing_the_store_loads_no_engine():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_filtered_searches_look_wider_unless_told() -> None:
+    from fashion_clip.store.base import FILTERED_EF, Filter, search_breadth
+
+    some = Filter(equals={"category": "dress"})
+    assert search_breadth(None, some, exact=False) == FILTERED_EF
+    assert search_breadth(64, some, exact=False) == 64  # the caller's choice wins
+    assert search_breadth(None, None, exact=False) is None  # the engine's default
+    assert search_breadth(None, Filter(), exact=False) is None  # an empty filter is none
+    assert search_breadth(None, some, exact=True) is None  # exact search has no breadth

@@ -59,6 +59,20 @@ class Point:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+# HNSW search breadth for filtered searches that ask for none. A filter leaves the graph's
+# walk fewer usable nodes: at 1,000,000 points (benchmarks/search.py, a filter keeping 2.5 %)
+# recall@10 was 0.80 at ef 128 and 0.93 at 512, for 8.6 -> 11.6 ms p50. Unfiltered searches
+# keep the engine's default (recall 1.00 at 1M there).
+FILTERED_EF = 512
+
+
+def search_breadth(ef: int | None, filter: Filter | None, exact: bool) -> int | None:
+    """The `ef` to send: the caller's, else `FILTERED_EF` for filtered approximate searches."""
+    if ef is not None or exact or filter is None or filter.is_empty():
+        return ef
+    return FILTERED_EF
+
+
 @dataclass(frozen=True)
 class Hit:
     """A search result: the catalog id, its score (cosine similarity, higher is closer), payload."""

@@ -27,6 +27,7 @@ from fashion_clip.store.base import (
     Hit,
     Point,
     Scalar,
+    search_breadth,
 )
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.meta import check_index_type, merge_extra, to_info
@@ -320,7 +321,9 @@ class EdgeCollection(Collection):
             query=query,
             filter=_filter(filter),
             score_threshold=score_threshold,
-            params=qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=self._rescore),
+            params=qe.SearchParams(
+                hnsw_ef=search_breadth(ef, filter, exact), exact=exact, quantization=self._rescore
+            ),
             with_payload=True,
         )
         points = _engine("search", self.shard.query, request)

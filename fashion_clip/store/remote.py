@@ -27,6 +27,7 @@ from fashion_clip.store.base import (
     Point,
     Scalar,
     Store,
+    search_breadth,
 )
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.meta import (
@@ -294,7 +295,7 @@ class RemoteCollection(Collection):
         result = self._call(
             "search groups", self._c.query_points_groups, group_by=group_by,
             query=check_query(vector, self.dim, using), using=using,
-            query_filter=_filter(filter), search_params=self._params(exact, None),
+            query_filter=_filter(filter), search_params=self._params(exact, None, filter),
             limit=limit, group_size=group_size, with_payload=True,
         )  # fmt: skip
         return [Group(value=g.id, hits=[to_hit(p) for p in g.hits]) for g in result.groups]
@@ -337,11 +338,13 @@ class RemoteCollection(Collection):
         self._call("save the collection record", update, metadata={META_KEY: meta})
         self.meta = meta
 
-    def _params(self, exact: bool, ef: int | None) -> qm.SearchParams:
+    def _params(self, exact: bool, ef: int | None, filter: Filter | None) -> qm.SearchParams:
         rescore = None
         if self.meta.get("quantization"):  # int8 search, rescored with the originals
             rescore = qm.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
-        return qm.SearchParams(hnsw_ef=ef, exact=exact, quantization=rescore)
+        return qm.SearchParams(
+            hnsw_ef=search_breadth(ef, filter, exact), exact=exact, quantization=rescore
+        )
 
     def _query(
         self,
@@ -356,7 +359,7 @@ class RemoteCollection(Collection):
     ) -> list[Hit]:
         response = self._call(
             "search", self._c.query_points, query=query, using=using,
-            query_filter=_filter(filter), search_params=self._params(exact, ef),
+            query_filter=_filter(filter), search_params=self._params(exact, ef, filter),
             limit=limit, offset=offset or None, score_threshold=score_threshold,
             with_payload=True,
         )  # fmt: skip
