@@ -28,10 +28,11 @@ from space.results import Pictures
 # requests (image search, classify, localize: a vision tower pass, up to hundreds of ms on
 # CPU) queue apart, so a search box stays quick while someone localizes. Searches are not
 # limited: short calls sharing the CPU finish sooner than short calls waiting in line (the
-# load test, 16 callers on 2 vCPUs, demo model: text search +648 ms over the trivial endpoint
-# at 2, +144 ms at 8, +123 ms unlimited, +72 ms with one torch thread per query, see
-# `handlers.thread_plan`). Vision requests run one at a time: a second would only queue
-# inside torch, and the queue keeps waiting requests cheap and ordered instead.
+# load test, 16 callers on 2 vCPUs, ViT-B/32 over 100,000 points: text search +189 ms over the
+# trivial endpoint at 2, +103 ms unlimited, +67-73 ms with one torch thread per query, see
+# `handlers.thread_plan`; demo model +648 ms at 2, +72-123 ms unlimited). Vision requests run
+# one at a time: a second would only queue inside torch, and the queue keeps waiting
+# requests cheap and ordered instead.
 SEARCH_GROUP, SEARCH_CONCURRENCY = "search", None
 VISION_GROUP, VISION_CONCURRENCY = "vision", 1
 MORE, LESS = "More like this", "Less like this"
