@@ -45,7 +45,9 @@ BRANDS = ["Urban Loom", "Atelier Nova", "Northwind", "Kestrel", "Maison Verde", 
 
 
 # ---------------------------------------------------------------------- the server process
-def build_store(model_name: str, points: int, folder: Path) -> tuple[object, object]:
+def build_store(
+    model_name: str, points: int, folder: Path, text_precision: str = "auto"
+) -> tuple[object, object]:
     """Model and collection: the demo catalog indexed, or `points` random vectors."""
     from fashion_clip.model import ClipModel
     from fashion_clip.settings import Settings
@@ -54,9 +56,8 @@ def build_store(model_name: str, points: int, folder: Path) -> tuple[object, obj
     if model_name == "vitb32":
         from benchmarks.common import vitb32_folder
 
-        model = ClipModel.load(str(vitb32_folder()))
-    else:
-        model = ClipModel.load(model_name)
+        model_name = str(vitb32_folder())
+    model = ClipModel.load(model_name, text_precision=text_precision)
     settings = Settings(model=model.info.name, qdrant_path=folder, collection="load")
     store = open_store(settings)
     if not points:
@@ -136,7 +137,7 @@ def serve(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    model, collection = build_store(args.model, args.points, folder)
+    model, collection = build_store(args.model, args.points, folder, args.text_precision)
     demo = build_demo(model, collection)
     demo.launch(
         server_name="127.0.0.1", server_port=args.port, prevent_thread_lock=True, quiet=True
@@ -279,6 +280,9 @@ def main() -> None:
         "--concurrency", type=int, default=0, help="vision group size (0: the app's choice)"
     )
     parser.add_argument(
+        "--text-precision", default="auto", help="the app's text tower: auto, fp32, bf16, int8"
+    )
+    parser.add_argument(
         "--search-concurrency",
         type=int,
         default=0,
@@ -298,7 +302,8 @@ def main() -> None:
                "--points", str(args.points), "--port", str(args.port),
                "--torch-threads", str(args.torch_threads),
                "--concurrency", str(args.concurrency),
-               "--search-concurrency", str(args.search_concurrency)]  # fmt: skip
+               "--search-concurrency", str(args.search_concurrency),
+               "--text-precision", args.text_precision]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         line = ""

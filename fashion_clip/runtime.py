@@ -23,16 +23,21 @@ def load_configured_model(
     name: str | None = None,
     *,
     quantize: str | None = None,
-    text_precision: str = "auto",
+    text_precision: str | None = None,
 ) -> tuple[ClipModel, str | None]:
-    """Load `name` (default: `settings.model`) with the settings' token and device.
+    """Load `name` (default: `settings.model`) with the settings' token, device and text
+    precision (`text_precision` overrides the last).
 
     Returns the model and a note for the user, or None. The note is set only when the
     default hub model (`patrickjohncyh/fashion-clip`) was unavailable and the bundled demo
     model was loaded in its place; callers show it (log, page banner, stderr).
     """
     requested = resolve_model_name(name or settings.model)
-    options = {"quantize": quantize, "text_precision": text_precision, "device": settings.device}
+    options = {
+        "quantize": quantize,
+        "text_precision": text_precision or settings.text_precision,
+        "device": settings.device,
+    }
     try:
         return ClipModel.load(requested, token=settings.hf_token, **options), None
     except ModelUnavailableError as exc:

@@ -33,6 +33,7 @@ class Settings:
     auth: tuple[str, str] | None = None
     device: str | None = None  # None: cuda, then mps, then cpu
     snapshots: str | None = None  # folder or s3:// prefix of precomputed dataset snapshots
+    text_precision: str = "auto"  # the query (text) tower: auto, fp32, bf16 or int8
 
     @property
     def uses_remote_store(self) -> bool:
@@ -91,6 +92,7 @@ def load_settings(
         auth=auth,
         device=get("FASHION_CLIP_DEVICE"),
         snapshots=get("FASHION_CLIP_SNAPSHOTS"),
+        text_precision=(get("FASHION_CLIP_TEXT_PRECISION") or "auto").lower(),
     )
 
 

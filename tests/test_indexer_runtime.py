@@ -42,6 +42,14 @@ def test_name_overrides_the_settings_and_token_is_passed(loads):
     assert name == "org/model"
     assert kwargs["token"] == "hf_secret" and kwargs["device"] == "cpu"
     assert kwargs["quantize"] == "int8"
+    assert kwargs["text_precision"] == "auto"  # the settings' default
+
+
+def test_the_text_precision_setting_reaches_the_model(loads):
+    settings = load_settings({"FASHION_CLIP_TEXT_PRECISION": "int8"})
+    runtime.load_configured_model(settings, "org/model")
+    runtime.load_configured_model(settings, "org/model", text_precision="fp32")
+    assert [kwargs["text_precision"] for _, kwargs in loads] == ["int8", "fp32"]
 
 
 @pytest.mark.parametrize("configured", [DEFAULT_MODEL, "fashion-clip"])

@@ -107,6 +107,11 @@ def test_fast_precisions_stay_close_to_fp32(tiny_model_dir: Path, tiny_model: Cl
     reference_images = FashionCLIP(model=tiny_model).encode_images(images)
     bf16_text = ClipModel.load(str(tiny_model_dir), text_precision="bf16")
     assert np.min(np.sum(bf16_text.encode_text(texts) * reference_text, axis=1)) > 0.999
+    int8_text = ClipModel.load(str(tiny_model_dir), text_precision="int8")
+    assert np.min(np.sum(int8_text.encode_text(texts) * reference_text, axis=1)) > 0.99
+    # only the text tower changes: images come out exactly as in fp32
+    same = FashionCLIP(model=int8_text).encode_images(images)
+    np.testing.assert_allclose(same, reference_images, atol=1e-6)
     for mode in ("int8", "bf16"):
         fast = ClipModel.load(str(tiny_model_dir), quantize=mode)
         assert np.min(np.sum(fast.encode_text(texts) * reference_text, axis=1)) > 0.99
@@ -245,3 +250,23 @@ def test_the_demo_model_is_versioned_by_its_weights(demo_model, tiny_model) -> N
             "distance": "cosine"}  # fmt: skip
     with pytest.raises(ModelMismatchError, match="sha256"):
         guard("demo", meta, "demo", demo_model.info.revision, demo_model.dim)
+
+
+def test_an_int8_text_tower_keeps_the_demo_models_retrieval(demo_model) -> None:
+    """The opt-in int8 query tower, on a trained model: same ranking quality as fp32."""
+    import json
+
+    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
+    from fashion_clip.embed import encode_images
+    from fashion_clip.metrics import retrieval_metrics
+
+    rows = [json.loads(line) for line in DEMO_CATALOG_FILE.read_text().splitlines() if line]
+    images = encode_images(demo_model, [DEMO_CATALOG_DIR / row["image"] for row in rows])
+    captions = [row["caption"] for row in rows]
+    fp32 = ClipModel.load("demo", text_precision="fp32").encode_text(captions)
+    int8 = ClipModel.load("demo", text_precision="int8").encode_text(captions)
+    assert np.min(np.sum(int8 * fp32, axis=1)) > 0.99
+    exact = retrieval_metrics(fp32, images, ks=(1, 10))
+    fast = retrieval_metrics(int8, images, ks=(1, 10))
+    assert fast["recall@10"] >= exact["recall@10"] - 0.01, (fast, exact)
+    assert fast["recall@1"] >= exact["recall@1"] - 0.03, (fast, exact)

@@ -32,6 +32,7 @@ def test_every_variable_is_read() -> None:
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
             "FASHION_CLIP_AUTH": "ada:pass:word",
             "FASHION_CLIP_SNAPSHOTS": "s3://b/snaps",
+            "FASHION_CLIP_TEXT_PRECISION": "INT8",
         }
     )
     assert settings.model == "demo" and settings.hf_token == "hf_x"
@@ -41,6 +42,7 @@ def test_every_variable_is_read() -> None:
     assert settings.aws_region == "eu-west-1" and settings.aws_endpoint_url.endswith(":9000")
     assert settings.auth == ("ada", "pass:word")  # only the first colon separates
     assert settings.snapshots == "s3://b/snaps"
+    assert settings.text_precision == "int8"
 
 
 def test_dotenv_is_read_and_the_real_environment_wins(
