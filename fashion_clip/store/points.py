@@ -74,13 +74,20 @@ def _json(point: Any, key: str, value: Any) -> Any:
 
 
 def examples(
-    collection: Collection, positive: Sequence[CatalogId], negative: Sequence[CatalogId]
+    collection: Collection,
+    positive: Sequence[CatalogId],
+    negative: Sequence[CatalogId],
+    *,
+    with_vectors: bool = True,
 ) -> dict[str, Point]:
-    """The example points of a recommendation, with vectors, by id as text; all must exist."""
+    """The example points of a recommendation, by id as text; all must exist.
+
+    `with_vectors=False` only checks that they exist (an engine that recommends by id needs
+    no vectors sent back)."""
     if not positive:
         raise ConfigurationError("'more like this' needs at least one positive example")
     wanted = [*positive, *negative]
-    found = {str(p.id): p for p in collection.retrieve(wanted, with_vectors=True)}
+    found = {str(p.id): p for p in collection.retrieve(wanted, with_vectors=with_vectors)}
     missing = [i for i in wanted if str(i) not in found]
     if missing:
         raise StoreError(f"collection {collection.name!r} has no points with ids {missing}")

@@ -269,7 +269,8 @@ class RemoteCollection(Collection):
         exact: bool = False,
     ) -> list[Hit]:
         check_query(np.zeros(self.dim), self.dim, using)
-        examples(self, positive, negative)  # so both backends refuse missing ids alike
+        # only checked, so both backends refuse missing ids alike; the server has the vectors
+        examples(self, positive, negative, with_vectors=False)
         query = qm.RecommendQuery(
             recommend=qm.RecommendInput(
                 positive=[point_id(i) for i in positive],
