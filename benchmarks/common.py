@@ -14,6 +14,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,17 +100,26 @@ def product_photo(width: int = 1000, height: int = 1333, seed: int = 0) -> Image
 
 
 def write_photos(folder: Path, n: int, size: tuple[int, int] = (1000, 1333)) -> list[Path]:
-    """`n` JPEG product photos (quality 90), made once and reused between runs."""
+    """`n` JPEG product photos (quality 90), made once (on every core) and reused between runs."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        path = folder / f"photo-{size[0]}x{size[1]}-{i:05d}.jpg"
-        if not path.exists():
-            buffer = io.BytesIO()
-            product_photo(*size, seed=i).save(buffer, "JPEG", quality=90)
-            path.write_bytes(buffer.getvalue())
-        paths.append(path)
+    paths = [folder / f"photo-{size[0]}x{size[1]}-{i:05d}.jpg" for i in range(n)]
+    missing = [(path, i, size) for i, path in enumerate(paths) if not path.exists()]
+    if len(missing) > 8:
+        with ProcessPoolExecutor() as pool:  # ~0.4 s of CPU per photo
+            list(pool.map(_write_photo, missing, chunksize=8))
+    else:
+        for job in missing:
+            _write_photo(job)
     return paths
+
+
+def _write_photo(job: tuple[Path, int, tuple[int, int]]) -> None:
+    path, seed, size = job
+    buffer = io.BytesIO()
+    product_photo(*size, seed=seed).save(buffer, "JPEG", quality=90)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(path)  # a killed run leaves no half-written photo behind
 
 
 def vitb32_folder() -> Path:

@@ -111,20 +111,33 @@ class ImagePreprocessor:
         box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
         return image.resize((crop_w, crop_h), self.resample, box=box)
 
+    def crop_pixels(self, image: Image.Image) -> np.ndarray:
+        """The model's view of an RGB image as (H, W, 3) uint8: resized and cropped, not scaled.
+
+        A quarter of the bytes of the float32 input: the indexer passes these between
+        processes and to the GPU, and `ClipModel.encode_crops` normalises them there.
+        """
+        return np.asarray(self.resize_and_crop(image), dtype=np.uint8)
+
+    def scale_and_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel float32 (3,) factors: model input = uint8 pixel * scale + shift."""
+        if not self.do_normalize:
+            return np.full(3, self.rescale_factor, dtype=np.float32), np.zeros(3, dtype=np.float32)
+        # (x * rescale - mean) / std folded into one multiply-add per channel.
+        std = np.asarray(self.std, dtype=np.float32)
+        scale = (self.rescale_factor / std).astype(np.float32)
+        shift = (-np.asarray(self.mean, dtype=np.float32) / std).astype(np.float32)
+        return scale, shift
+
     def to_array(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, 3, H, W) float32, normalised; images must already be RGB."""
         out_h, out_w = self.output_size
         batch = np.empty((len(images), 3, out_h, out_w), dtype=np.float32)
-        # (x * rescale - mean) / std folded into one multiply-add per channel.
-        scale = (self.rescale_factor / np.asarray(self.std, dtype=np.float32)).astype(np.float32)
-        shift = -np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
-        if not self.do_normalize:
-            scale = np.full(3, self.rescale_factor, dtype=np.float32)
-            shift = np.zeros(3, dtype=np.float32)
+        scale, shift = self.scale_and_shift()
         for i, image in enumerate(images):
-            pixels = np.asarray(self.resize_and_crop(image), dtype=np.float32)  # (H, W, 3)
+            pixels = self.crop_pixels(image).astype(np.float32)  # (H, W, 3)
             np.multiply(pixels.transpose(2, 0, 1), scale[:, None, None], out=batch[i])
-            batch[i] += shift.astype(np.float32)[:, None, None]
+            batch[i] += shift[:, None, None]
         return batch
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -123,8 +123,8 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         "FASHION_CLIP_MODEL, else patrickjohncyh/fashion-clip)",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=_positive, default=32, metavar="N",
-        help="images per model call and per upsert (default: 32)",
+        "--batch-size", type=_positive, metavar="N",
+        help="images per model call and per upsert (default: 32 on the CPU, 256 on a GPU)",
     )  # fmt: skip
     parser.add_argument(
         "--recreate", action="store_true",
@@ -135,8 +135,9 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         help="write each skipped row as a JSON line {row, id, reason, image} to FILE",
     )  # fmt: skip
     parser.add_argument(
-        "--workers", type=_positive, default=4, metavar="N",
-        help="threads fetching and decoding images (default: 4; more for slow URLs or S3)",
+        "--workers", type=_positive, metavar="N",
+        help="threads fetching and decoding images (default: one per CPU core, at least 4, "
+        "at most 32; more for slow URLs or S3)",
     )  # fmt: skip
     parser.add_argument(
         "--timeout", type=float, default=15.0, metavar="S",

@@ -60,7 +60,7 @@ def _index(
     from fashion_clip.runtime import load_configured_model
     from fashion_clip.store import open_store
     from indexer.job import collection_spec, index_catalog
-    from indexer.pipeline import IndexOptions
+    from indexer.pipeline import IndexOptions, default_batch_size, default_workers
     from indexer.report import Reporter
 
     # fp32 text: stored caption vectors should not depend on which rows shared their batch
@@ -71,8 +71,8 @@ def _index(
     if note:
         _note(f"note: {note}")
     options = IndexOptions(
-        batch_size=args.batch_size,
-        workers=args.workers,
+        batch_size=args.batch_size or default_batch_size(model.device),
+        workers=args.workers or default_workers(),
         prune=getattr(args, "prune", False),
         progress=args.progress,
         max_bytes=int(args.max_image_mb * 1024 * 1024),

@@ -91,7 +91,7 @@ def index_catalog(
             "catalog_source": catalog.location,
             "images_root": str(root),
             "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "last_run": {k: round(v, 3) for k, v in summary.as_dict().items()},
+            "last_run": summary.as_dict(),
         }
     )
     if summary.indexed or summary.deleted:

@@ -1,35 +1,41 @@
 """The indexing pipeline: rows → fetch, hash, decode (threads) → embed (batched) → upsert.
 
-Worker threads fetch each row's image, hash it and compare the row's fingerprint with the one
-stored in its point; only rows that changed are decoded and preprocessed. While the model
-encodes one batch, the workers are already preparing the next two, so on a CPU the model is
-nearly all that is left of the cost. Memory holds at most three batches, whatever the catalog
-size (plus the set of catalog ids, which `--prune` needs).
+Worker threads (one per CPU core by default) fetch each row's image, hash it and compare the
+row's fingerprint with the one stored in its point; only rows that changed are decoded and
+cropped, in the same thread on a CPU and in worker processes when the model is on a GPU
+(`decoding` says why). While the model encodes one batch, the workers are already preparing
+the next two and a writer thread is storing the previous one, so on a CPU the model is nearly
+all that is left of the cost. Crops travel as uint8, a quarter of the model input's bytes,
+and memory holds at most four batches, whatever the catalog size (plus the set of catalog
+ids, which `--prune` needs).
 
-Each batch is written with one upsert carrying vectors and fingerprints together; the store
-returns once it is durable. So a run killed at any moment leaves whole points only, and a
-re-run skips exactly the rows already written.
+Each batch is written with one upsert carrying vectors and fingerprints together, in catalog
+order by a single writer; the store returns once it is durable. So a run killed at any
+moment leaves whole batches only, and a re-run skips exactly the rows already written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from fashion_clip.errors import CatalogError, ImageLoadError
-from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES, decode_image, fetch_bytes
+from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES, fetch_bytes
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Point
 from indexer.catalog import Row, RowProblem
+from indexer.decoding import Decoder, DecoderFailed, decode_mode
 from indexer.report import Reporter, Skip, Summary
 from indexer.sources import ImageRoot
 from indexer.state import (
@@ -48,18 +54,38 @@ LOOKAHEAD = 2  # batches being fetched and decoded while the model works on the 
 _DELETE_BATCH = 512
 
 
+def default_batch_size(device: str) -> int:
+    """Images per model call and upsert: 32 on the CPU, 256 on a GPU, where each call's fixed
+    cost is a larger share (BENCHMARKS.md: 562 rows/s at 32 on an H100, 757 images/s at 256)."""
+    return 32 if device == "cpu" else 256
+
+
+def default_workers() -> int:
+    """One fetch-and-decode thread per usable CPU core, at least 4 (network waits), at most 32.
+
+    Decoding releases the GIL, so threads scale with cores; on a GPU, where the model is fast,
+    they are what sets the pace.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers)
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 4
+    return min(32, max(4, cores))
+
+
 @dataclass(frozen=True)
 class IndexOptions:
     """How a run fetches, batches and reports. Sizes in bytes, times in seconds."""
 
     batch_size: int = 32
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)
     prune: bool = False
     progress: bool | None = None  # None: a progress bar when stderr is a terminal
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
     retries: int = HTTP_RETRIES
     precision: str = "fp32"
+    decode: str = "auto"  # "threads", "processes", or auto: processes when the model is on a GPU
 
 
 @dataclass
@@ -69,7 +95,7 @@ class _Prepared:
     kind: str
     row: Row
     payload: dict[str, Any] | None = None
-    pixels: np.ndarray | None = None  # (3, H, W) float32, for kind == "embed"
+    crop: np.ndarray | None = None  # (H, W, 3) uint8, for kind == "embed"
     reason: str = ""
 
 
@@ -97,7 +123,12 @@ def index_rows(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
         smoothing=0.1, dynamic_ncols=True,
     )  # fmt: skip
+    decoder = Decoder(
+        model.preprocessor, decode_mode(options.decode, model.device), options.workers
+    )
     pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
+    writing: Future[None] | None = None
 
     def submit() -> None:
         chunk = next(chunks, None)
@@ -109,7 +140,7 @@ def index_rows(
         held = collection.retrieve([r.id for r in good]) if good else []
         stored = {str(p.id): p.payload for p in held}
         futures = [
-            pool.submit(_prepare, row, stored.get(str(row.id)), root, tag, model, options)
+            pool.submit(_prepare, row, stored.get(str(row.id)), root, tag, decoder, options)
             for row in good
         ]
         pending.append((problems, futures))
@@ -119,25 +150,42 @@ def index_rows(
             submit()
         while pending:
             problems, futures = pending.popleft()
-            prepared = [future.result() for future in futures]
+            with _timed(summary.stages, "wait_s"):
+                prepared = [future.result() for future in futures]
             submit()  # the workers prepare the next batch while the model encodes this one
             skips = [Skip(p.number, p.id, p.reason) for p in problems]
-            skips += _write(prepared, collection, model, summary, options)
-            for skip in sorted(skips, key=lambda s: s.row):  # in catalog order
+            with _timed(summary.stages, "encode_s"):
+                points, failed = _embed(prepared, collection, model, summary, options)
+            with _timed(summary.stages, "write_s"):
+                if writing is not None:
+                    writing.result()  # at most one batch in the writer: memory stays bounded
+                writing = writer.submit(collection.upsert, points) if points else None
+            summary.indexed += len(points)
+            summary.unchanged += sum(item.kind == "unchanged" for item in prepared)
+            for skip in sorted(skips + failed, key=lambda s: s.row):  # in catalog order
                 summary.skipped += 1
                 reporter.skip(skip)
             bar.update(len(problems) + len(prepared))
+        with _timed(summary.stages, "write_s"):
+            if writing is not None:
+                writing.result()
     finally:
         bar.close()
         for _, futures in pending:
             for future in futures:
                 future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+        writer.shutdown(wait=True)  # a write in progress finishes: points stay whole
+        decoder.close()
 
     if options.prune:
         summary.deleted = prune(collection, seen)
     summary.seconds = time.perf_counter() - started
     log.info("%s: %s", collection.name, summary.line())
+    log.info(  # what bounded the run: see _timed
+        "%s: seconds spent waiting for images %.1f, in the model %.1f, waiting for the store %.1f",
+        collection.name, *(summary.stages.get(k, 0.0) for k in ("wait_s", "encode_s", "write_s")),
+    )  # fmt: skip
     return summary
 
 
@@ -159,10 +207,10 @@ def _prepare(
     stored: dict[str, Any] | None,
     root: ImageRoot,
     tag: ModelTag,
-    model: ClipModel,
+    decoder: Decoder,
     options: IndexOptions,
 ) -> _Prepared:
-    """Runs in a worker: fetch, hash, compare with `stored`, decode and preprocess if needed."""
+    """Runs in a worker: fetch, hash, compare with `stored`, decode and crop if needed."""
     try:
         source = root.resolve(row.image)
         data = fetch_bytes(
@@ -177,30 +225,33 @@ def _prepare(
                 return _Prepared("unchanged", row)
             if stored.get(VECTORS_FIELD) == key:
                 return _Prepared("reuse", row, payload)
-        preprocessor = model.preprocessor
-        image = decode_image(data, name=source, min_side=preprocessor.min_decode_side)
-        return _Prepared("embed", row, payload, pixels=preprocessor([image])[0])
+        crop, problem = decoder(data, source)
+        if crop is None:
+            return _Prepared("failed", row, reason=problem)
+        return _Prepared("embed", row, payload, crop=crop)
     except ImageLoadError as exc:
         return _Prepared("failed", row, reason=str(exc))
+    except DecoderFailed:
+        raise  # not this row's fault: the run stops (a re-run resumes)
     except Exception as exc:  # a decoder or network surprise costs one row, not the run
         return _Prepared("failed", row, reason=f"unexpected {type(exc).__name__}: {exc}")
 
 
-def _write(
+def _embed(
     prepared: list[_Prepared],
     collection: Collection,
     model: ClipModel,
     summary: Summary,
     options: IndexOptions,
-) -> list[Skip]:
-    """Embed what changed, keep the vectors of what did not, and upsert the batch at once.
+) -> tuple[list[Point], list[Skip]]:
+    """Embed what changed and keep the vectors of what did not: the batch's points to upsert.
 
-    Returns the rows that failed, for the caller to report.
+    Also returns the rows that failed, for the caller to report.
     """
     points: list[Point] = []
     embed = [p for p in prepared if p.kind == "embed"]
     if embed:
-        images = model.encode_pixels(np.stack([p.pixels for p in embed]))  # (n, dim), unit
+        images = model.encode_crops(np.stack([p.crop for p in embed]))  # (n, dim), unit
         captioned = [i for i, p in enumerate(embed) if p.row.caption]
         texts = model.encode_text(
             [embed[i].row.caption for i in captioned], batch_size=options.batch_size
@@ -224,15 +275,26 @@ def _write(
             points.append(Point(item.row.id, vectors, item.payload))
             summary.reused_vectors += 1
 
-    if points:
-        collection.upsert(points)  # one durable write: vectors and fingerprints together
-    summary.indexed += len(points)
-    summary.unchanged += sum(item.kind == "unchanged" for item in prepared)
-    return [
+    failed = [
         Skip(item.row.number, item.row.id, item.reason, item.row.image)
         for item in prepared
         if item.kind == "failed"
     ]
+    return points, failed
+
+
+@contextlib.contextmanager
+def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the seconds spent in the block to `stages[name]`.
+
+    The stages say what bounds a run: `wait_s` large means fetching and decoding (more
+    --workers), `encode_s` the model, `write_s` the store.
+    """
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
 
 
 def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +40,8 @@ class Summary:
     deleted: int = 0
     seconds: float = 0.0
     reused_vectors: int = 0  # of `indexed`: payload changed, image and caption did not
+    # Seconds the run spent waiting for images, in the model and waiting for the store.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         rate = (self.indexed + self.unchanged) / self.seconds if self.seconds > 0 else 0.0
@@ -49,7 +51,11 @@ class Summary:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The counts and seconds (rounded to the millisecond), stages as a nested dict."""
+        figures = asdict(self)
+        figures["seconds"] = round(self.seconds, 3)
+        figures["stages"] = {name: round(s, 3) for name, s in self.stages.items()}
+        return figures
 
 
 class Reporter:

@@ -1,0 +1,80 @@
+"""Decoding and cropping the indexer's images, in its worker threads or in worker processes.
+
+On a CPU the model takes ~50 ms per image and decoding ~4, so the fetch threads decode too.
+On a GPU the model takes a fraction of a millisecond, and sixteen threads decoding beside the
+thread that drives the GPU slow that thread down: they contend with it for the GIL, which
+every PyTorch call gives up and takes back (H100, BENCHMARKS.md: 643 images/s decoding in
+threads, 757 in processes, the model alone 3,500). So there each image's bytes go to a pool
+of worker processes (spawned: forking once CUDA or threads are running is unsafe) and come
+back as a (H, W, 3) uint8 crop, a quarter of the float32 input's size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+
+from fashion_clip.errors import FashionCLIPError, ImageLoadError
+from fashion_clip.images import decode_image
+from fashion_clip.preprocess import ImagePreprocessor
+
+DECODE_MODES = ("auto", "threads", "processes")
+
+
+class DecoderFailed(FashionCLIPError):
+    """The decoding processes died (killed, or a decoder crashed); the run cannot go on."""
+
+
+def decode_crop(
+    data: bytes, source: str, preprocessor: ImagePreprocessor
+) -> tuple[np.ndarray | None, str]:
+    """(crop, "") or (None, why the image was refused). Runs in a thread or a process."""
+    try:
+        image = decode_image(data, name=source, min_side=preprocessor.min_decode_side)
+        return preprocessor.crop_pixels(image), ""
+    except ImageLoadError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a decoder surprise costs one row, not the run
+        return None, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def decode_mode(mode: str, device: str) -> str:
+    """ "threads" or "processes": `mode`, with "auto" meaning processes when the model is on
+    a GPU (or any accelerator) and threads on the CPU."""
+    if mode not in DECODE_MODES:
+        raise ValueError(f"decode mode {mode!r} is not one of {', '.join(DECODE_MODES)}")
+    if mode == "auto":
+        return "threads" if device == "cpu" else "processes"
+    return mode
+
+
+class Decoder:
+    """Decodes in the calling thread, or hands the work to `processes` spawned workers."""
+
+    def __init__(self, preprocessor: ImagePreprocessor, mode: str, processes: int) -> None:
+        self.mode = mode
+        self._preprocessor = preprocessor
+        self._pool = None
+        if mode == "processes":
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+
+    def __call__(self, data: bytes, source: str) -> tuple[np.ndarray | None, str]:
+        if self._pool is None:
+            return decode_crop(data, source, self._preprocessor)
+        try:
+            return self._pool.submit(decode_crop, data, source, self._preprocessor).result()
+        except BrokenProcessPool as exc:
+            raise DecoderFailed(
+                f"the image decoding processes stopped while decoding {source} (killed, out "
+                "of memory, or unable to start from this program: decode='threads' needs "
+                "none); re-run to go on where this run stopped"
+            ) from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

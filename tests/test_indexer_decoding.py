@@ -1,0 +1,111 @@
+"""Where the indexer decodes: its threads or spawned processes, the uint8 crops, the stages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from fashion_clip.images import load_image
+from fashion_clip.store.embedded import EmbeddedStore
+from indexer.decoding import Decoder, DecoderFailed, decode_mode
+from indexer.job import collection_spec, index_catalog, open_catalog
+from indexer.pipeline import IndexOptions, default_batch_size, default_workers
+from indexer.report import Reporter
+from indexer.sources import ImageRoot
+from tests.image_corpus import jpeg_bytes, photo
+from tests.indexer_fixtures import product_rows, write_catalog, write_photos
+
+N = 10
+
+
+def index_with(tmp_path, model, decode: str, name: str):
+    """Index the catalog under `tmp_path` into collection `name`; (summary, skips, vectors)."""
+    store = EmbeddedStore(tmp_path / "qdrant")
+    with open_catalog(str(tmp_path / "c.jsonl")) as catalog, Reporter() as reporter:
+        skips = []
+        reporter._on_skip = skips.append
+        with store.create(name, collection_spec(model, catalog)) as collection:
+            options = IndexOptions(batch_size=4, workers=2, decode=decode, progress=False)
+            root = ImageRoot(str(tmp_path / "images"))
+            summary = index_catalog(catalog, root, collection, model, reporter, options)
+            stored = {str(p.id): p for p in collection.iter_points(with_vectors=True)}
+            extra = collection.info().extra
+    store.close()
+    return summary, skips, stored, extra
+
+
+@pytest.fixture
+def catalog_with_a_bad_image(tmp_path):
+    write_photos(tmp_path / "images", N)
+    (tmp_path / "images" / "img-6.jpg").write_bytes(b"GIF89a and then nothing")
+    write_catalog(tmp_path / "c.jsonl", product_rows(N))
+    return tmp_path
+
+
+def test_processes_index_exactly_what_threads_do(tiny_model, catalog_with_a_bad_image):
+    threads = index_with(catalog_with_a_bad_image, tiny_model, "threads", "by_threads")
+    processes = index_with(catalog_with_a_bad_image, tiny_model, "processes", "by_processes")
+    for summary, skips, stored, _ in (threads, processes):
+        assert (summary.indexed, summary.skipped) == (N - 1, 1)
+        assert [(s.row, s.id) for s in skips] == [(7, "sku-6")]
+        assert "img-6.jpg" in skips[0].reason and "not an image" in skips[0].reason
+        assert len(stored) == N - 1
+    for key, point in threads[2].items():
+        np.testing.assert_array_equal(point.vectors["image"], processes[2][key].vectors["image"])
+
+
+def test_a_run_records_where_its_time_went(tiny_model, catalog_with_a_bad_image):
+    summary, _, _, extra = index_with(catalog_with_a_bad_image, tiny_model, "auto", "timed")
+    assert set(summary.stages) == {"wait_s", "encode_s", "write_s"}
+    assert all(seconds >= 0 for seconds in summary.stages.values())
+    assert summary.stages["encode_s"] > 0  # the model ran
+    last_run = extra["last_run"]
+    assert last_run["indexed"] == N - 1 and set(last_run["stages"]) == set(summary.stages)
+    json.dumps(last_run)  # stored in the collection's metadata: plain JSON
+
+
+def test_auto_decodes_in_threads_on_the_cpu_and_in_processes_elsewhere():
+    assert decode_mode("auto", "cpu") == "threads"
+    assert decode_mode("auto", "cuda") == "processes"
+    assert decode_mode("auto", "mps") == "processes"
+    assert decode_mode("threads", "cuda") == "threads"
+    with pytest.raises(ValueError, match="'gpu' is not one of auto, threads, processes"):
+        decode_mode("gpu", "cpu")
+
+
+def test_crops_embed_exactly_as_the_float_preprocessing(tiny_model):
+    images = [photo(300, 400, seed=i) for i in range(3)]
+    crops = np.stack([tiny_model.preprocessor.crop_pixels(image) for image in images])
+    height, width = tiny_model.preprocessor.output_size
+    assert crops.dtype == np.uint8 and crops.shape == (3, height, width, 3)
+    expected = tiny_model.encode_pixels(tiny_model.preprocessor(images))
+    np.testing.assert_allclose(tiny_model.encode_crops(crops), expected, atol=1e-6)
+
+
+def test_a_decoder_process_that_dies_stops_the_run_with_a_message(tiny_model, tmp_path):
+    data = jpeg_bytes(photo(64, 48))
+    decoder = Decoder(tiny_model.preprocessor, "processes", processes=1)
+    try:
+        crop, problem = decoder(data, "first.jpg")
+        assert problem == "" and crop.shape == (*tiny_model.preprocessor.output_size, 3)
+        path = tmp_path / "first.jpg"
+        path.write_bytes(data)
+        side = tiny_model.preprocessor.min_decode_side
+        expected = tiny_model.preprocessor.crop_pixels(load_image(path, min_side=side))
+        np.testing.assert_array_equal(crop, expected)
+        for pid in list(decoder._pool._processes):  # what the OOM killer would do
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(DecoderFailed, match="second.jpg.*re-run"):
+            decoder(data, "second.jpg")
+    finally:
+        decoder.close()
+
+
+def test_defaults_follow_the_cores_and_the_device():
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers() == min(32, max(4, cores))
+    assert (default_batch_size("cpu"), default_batch_size("cuda")) == (32, 256)
