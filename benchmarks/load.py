@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import QUERY_PRECISION
 from benchmarks.common import OUT, machine, print_table, result_line
 
 # Endpoint mix (weights): a search UI is mostly text queries.
@@ -46,7 +47,7 @@ BRANDS = ["Urban Loom", "Atelier Nova", "Northwind", "Kestrel", "Maison Verde", 
 
 # ---------------------------------------------------------------------- the server process
 def build_store(
-    model_name: str, points: int, folder: Path, text_precision: str = "auto"
+    model_name: str, points: int, folder: Path, text_precision: str = QUERY_PRECISION
 ) -> tuple[object, object]:
     """Model and collection: the demo catalog indexed, or `points` random vectors."""
     from fashion_clip.model import ClipModel
@@ -280,8 +281,10 @@ def main() -> None:
         "--concurrency", type=int, default=0, help="vision group size (0: the app's choice)"
     )
     parser.add_argument(
-        "--text-precision", default="auto", help="the app's text tower: auto, fp32, bf16, int8"
-    )
+        "--text-precision", default=QUERY_PRECISION,
+        help=f"the app's text tower: auto, fast, fp32, bf16, int8 (default: {QUERY_PRECISION}, "
+        "the app's)",
+    )  # fmt: skip
     parser.add_argument(
         "--search-concurrency",
         type=int,

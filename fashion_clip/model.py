@@ -89,6 +89,7 @@ class ClipModel:
         text_padding: str | bool = True,
         max_text_length: int = 77,
         vision_dtype: Any = None,
+        text_precision: str = "fp32",
     ) -> None:
         self.torch_model = torch_model
         self.tokenizer = tokenizer
@@ -98,6 +99,7 @@ class ClipModel:
         self._text_padding = text_padding
         self._max_text_length = max_text_length
         self._vision_dtype = vision_dtype  # None: float32 input
+        self.text_precision = text_precision  # what the text tower runs in: fp32, bf16, int8
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -120,8 +122,9 @@ class ClipModel:
         `text_precision="auto"` runs the text tower in bfloat16 on CPUs with native bf16
         matrix kernels (cosine ~0.9999 to fp32): a single query is bound by reading the
         weights, so halving their bytes halves its latency. "fp32" or "bf16" force a choice;
-        "int8" (CPU, opt-in) quantizes the text tower's linear layers: about 2x faster than
-        bf16 per query, cosine ~0.998 to fp32 (BENCHMARKS.md).
+        "int8" (CPU) quantizes the text tower's linear layers: about 2x faster than bf16
+        per query, cosine ~0.998 to fp32 (BENCHMARKS.md). "fast" is int8 on the CPU and
+        "auto" elsewhere: the Space's choice for queries.
         """
         source, is_local = resolve_source(name)
         display = resolve_model_name(name)
@@ -130,6 +133,7 @@ class ClipModel:
         chosen = select_device(device)
         torch_model.eval().to(chosen)
         vision_dtype = None
+        text_mode = _text_mode(text_precision, chosen)
         if quantize == "bf16":
             import torch
 
@@ -137,7 +141,7 @@ class ClipModel:
             vision_dtype = torch.bfloat16
         elif quantize:
             torch_model = _quantize(torch_model, quantize, chosen)
-        elif (text_mode := _text_mode(text_precision, chosen)) == "bf16":
+        elif text_mode == "bf16":
             import torch
 
             torch_model.text_model.to(torch.bfloat16)
@@ -168,6 +172,7 @@ class ClipModel:
             text_padding="max_length" if kind == "siglip" else True,
             max_text_length=min(text_positions, int(getattr(tokenizer, "model_max_length", 77))),
             vision_dtype=vision_dtype,
+            text_precision=quantize or text_mode,
         )
 
     # ------------------------------------------------------------------ encoding
@@ -253,7 +258,7 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
     return array
 
 
-TEXT_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+TEXT_PRECISIONS = ("auto", "fast", "fp32", "bf16", "int8")
 
 
 def _text_mode(text_precision: str, device: str) -> str:
@@ -263,6 +268,8 @@ def _text_mode(text_precision: str, device: str) -> str:
             f"text_precision={text_precision!r} is not supported; use one of "
             + ", ".join(repr(p) for p in TEXT_PRECISIONS)
         )
+    if text_precision == "fast":
+        return "int8" if device == "cpu" else _text_mode("auto", device)
     if text_precision != "auto":
         return text_precision
     if device != "cpu":

@@ -24,9 +24,11 @@ def load_configured_model(
     *,
     quantize: str | None = None,
     text_precision: str | None = None,
+    default_text_precision: str = "auto",
 ) -> tuple[ClipModel, str | None]:
     """Load `name` (default: `settings.model`) with the settings' token, device and text
-    precision (`text_precision` overrides the last).
+    precision (`text_precision` overrides the last; `default_text_precision` applies where
+    neither says).
 
     Returns the model and a note for the user, or None. The note is set only when the
     default hub model (`patrickjohncyh/fashion-clip`) was unavailable and the bundled demo
@@ -35,7 +37,7 @@ def load_configured_model(
     requested = resolve_model_name(name or settings.model)
     options = {
         "quantize": quantize,
-        "text_precision": text_precision or settings.text_precision,
+        "text_precision": text_precision or settings.text_precision or default_text_precision,
         "device": settings.device,
     }
     try:

@@ -33,7 +33,9 @@ class Settings:
     auth: tuple[str, str] | None = None
     device: str | None = None  # None: cuda, then mps, then cpu
     snapshots: str | None = None  # folder or s3:// prefix of precomputed dataset snapshots
-    text_precision: str = "auto"  # the query (text) tower: auto, fp32, bf16 or int8
+    # The query (text) tower: auto, fast, fp32, bf16 or int8. None: the caller's default
+    # (the library and the indexer: auto or fp32; the Space: fast).
+    text_precision: str | None = None
 
     @property
     def uses_remote_store(self) -> bool:
@@ -92,7 +94,7 @@ def load_settings(
         auth=auth,
         device=get("FASHION_CLIP_DEVICE"),
         snapshots=get("FASHION_CLIP_SNAPSHOTS"),
-        text_precision=(get("FASHION_CLIP_TEXT_PRECISION") or "auto").lower(),
+        text_precision=(get("FASHION_CLIP_TEXT_PRECISION") or "").lower() or None,
     )
 
 

@@ -49,7 +49,17 @@ def test_the_text_precision_setting_reaches_the_model(loads):
     settings = load_settings({"FASHION_CLIP_TEXT_PRECISION": "int8"})
     runtime.load_configured_model(settings, "org/model")
     runtime.load_configured_model(settings, "org/model", text_precision="fp32")
-    assert [kwargs["text_precision"] for _, kwargs in loads] == ["int8", "fp32"]
+    runtime.load_configured_model(settings, "org/model", default_text_precision="fast")
+    unset = load_settings({})
+    runtime.load_configured_model(unset, "org/model", default_text_precision="fast")  # the app
+    runtime.load_configured_model(unset, "org/model")
+    assert [kwargs["text_precision"] for _, kwargs in loads] == [
+        "int8",
+        "fp32",
+        "int8",
+        "fast",
+        "auto",
+    ]
 
 
 @pytest.mark.parametrize("configured", [DEFAULT_MODEL, "fashion-clip"])

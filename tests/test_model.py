@@ -109,6 +109,10 @@ def test_fast_precisions_stay_close_to_fp32(tiny_model_dir: Path, tiny_model: Cl
     assert np.min(np.sum(bf16_text.encode_text(texts) * reference_text, axis=1)) > 0.999
     int8_text = ClipModel.load(str(tiny_model_dir), text_precision="int8")
     assert np.min(np.sum(int8_text.encode_text(texts) * reference_text, axis=1)) > 0.99
+    fast_text = ClipModel.load(str(tiny_model_dir), text_precision="fast")  # the Space's
+    assert (fast_text.text_precision, int8_text.text_precision) == ("int8", "int8")
+    np.testing.assert_allclose(fast_text.encode_text(texts), int8_text.encode_text(texts))
+    assert (tiny_model.text_precision, bf16_text.text_precision) == ("fp32", "bf16")
     # only the text tower changes: images come out exactly as in fp32
     same = FashionCLIP(model=int8_text).encode_images(images)
     np.testing.assert_allclose(same, reference_images, atol=1e-6)
@@ -122,6 +126,13 @@ def test_fast_precisions_stay_close_to_fp32(tiny_model_dir: Path, tiny_model: Cl
         ClipModel.load(str(tiny_model_dir), quantize="int4")
     with pytest.raises(ConfigurationError, match="text_precision"):
         ClipModel.load(str(tiny_model_dir), text_precision="fp8")
+
+
+def test_fast_text_is_int8_on_the_cpu_only() -> None:
+    from fashion_clip.model import _text_mode
+
+    assert _text_mode("fast", "cpu") == "int8"
+    assert _text_mode("fast", "cuda") == _text_mode("auto", "cuda") == "fp32"
 
 
 def test_zero_shot_classification(tiny_model: ClipModel) -> None:

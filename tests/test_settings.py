@@ -15,6 +15,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert settings.model == DEFAULT_MODEL
     assert settings.qdrant_url is None and not settings.uses_remote_store
     assert settings.collection is None and settings.auth is None and settings.hf_token is None
+    assert settings.text_precision is None  # each entry point's own default
 
 
 def test_every_variable_is_read() -> None:
