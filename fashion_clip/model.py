@@ -124,7 +124,8 @@ class ClipModel:
         weights, so halving their bytes halves its latency. "fp32" or "bf16" force a choice;
         "int8" (CPU) quantizes the text tower's linear layers: about 2x faster than bf16
         per query, cosine ~0.998 to fp32 (BENCHMARKS.md). "fast" is int8 on the CPU and
-        "auto" elsewhere: the Space's choice for queries.
+        fp32 elsewhere: the Space's choice for queries. "auto" and "fast" keep small text
+        towers (under 4 M parameters, such as the demo model's) in fp32, fastest there.
         """
         source, is_local = resolve_source(name)
         display = resolve_model_name(name)
@@ -133,7 +134,8 @@ class ClipModel:
         chosen = select_device(device)
         torch_model.eval().to(chosen)
         vision_dtype = None
-        text_mode = _text_mode(text_precision, chosen)
+        text_parameters = sum(p.numel() for p in torch_model.text_model.parameters())
+        text_mode = _text_mode(text_precision, chosen, text_parameters)
         if quantize == "bf16":
             import torch
 
@@ -261,19 +263,25 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
 TEXT_PRECISIONS = ("auto", "fast", "fp32", "bf16", "int8")
 
 
-def _text_mode(text_precision: str, device: str) -> str:
+# Below this many parameters a text tower's query time is per-operation overhead, not
+# reading weights, and fp32 is the fastest (the demo model's 0.7 M: fp32 1.5 ms, int8 1.8,
+# bf16 2.0 per query on one core; ViT-B/32's 63 M: fp32 36, bf16 20, int8 9).
+SMALL_TEXT_TOWER = 4_000_000
+
+
+def _text_mode(text_precision: str, device: str, text_parameters: int | None = None) -> str:
     """The text tower's precision: "fp32", "bf16" or "int8" (the latter two opt-in or auto)."""
     if text_precision not in TEXT_PRECISIONS:
         raise ConfigurationError(
             f"text_precision={text_precision!r} is not supported; use one of "
             + ", ".join(repr(p) for p in TEXT_PRECISIONS)
         )
-    if text_precision == "fast":
-        return "int8" if device == "cpu" else _text_mode("auto", device)
-    if text_precision != "auto":
+    if text_precision not in ("auto", "fast"):
         return text_precision
-    if device != "cpu":
+    if device != "cpu" or (text_parameters is not None and text_parameters < SMALL_TEXT_TOWER):
         return "fp32"
+    if text_precision == "fast":
+        return "int8"
     import torch
 
     # True where oneDNN has native bf16 kernels (AVX-512 and newer); on AVX2-only CPUs

@@ -91,4 +91,4 @@ def test_first_start_offline_falls_back_indexes_the_demo_and_serves(tmp_path):
     assert "using the bundled demo model" in log  # ... and the log
     assert "model `demo`" in page and "collection `demo`" in page and "400 items" in page
     assert "indexing the bundled demo catalog" in log and "indexed 400" in log
-    assert "model demo on cpu, text queries in int8" in log  # the Space's fast query tower
+    assert "model demo on cpu, text queries in fp32" in log  # "fast": fp32 for a small tower
