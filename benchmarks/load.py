@@ -16,6 +16,7 @@ endpoint costs by itself (round trip, and the app's CPU time per call).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -132,6 +133,9 @@ def serve(args: argparse.Namespace) -> None:
         limit = args.search_concurrency
         space.app.SEARCH_CONCURRENCY = None if limit < 0 else limit
 
+    if args.null_search:
+        _answer_every_text_search_with_one_result()
+
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model).strip("_")
     folder = OUT / f"load-store-{tag}-{args.points}"
     if args.torch_threads:
@@ -145,6 +149,24 @@ def serve(args: argparse.Namespace) -> None:
     )
     print(f"READY http://127.0.0.1:{args.port}/ {collection.count()}", flush=True)
     threading.Event().wait()
+
+
+def _answer_every_text_search_with_one_result() -> None:
+    """`--null-search`: text search keeps its inputs, outputs and queue but does no work (its
+    first answer is returned to every call), so what it adds is Gradio's cost for an endpoint
+    of its shape: the floor under the real handler."""
+    from space import handlers
+
+    real = handlers.text_search
+    answer: list = []
+
+    @functools.wraps(real)
+    def text_search(backend: object, *args: object, **kwargs: object) -> object:
+        if not answer:
+            answer.append(real(backend, "red dress"))
+        return answer[0]
+
+    handlers.text_search = text_search
 
 
 # ---------------------------------------------------------------------- the callers
@@ -291,6 +313,10 @@ def main() -> None:
         default=0,
         help="text search group size (0: the app's choice, -1: no limit)",
     )
+    parser.add_argument(
+        "--null-search", action="store_true",
+        help="text search does no work (one cached answer): Gradio's floor for its shape",
+    )  # fmt: skip
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -307,6 +333,8 @@ def main() -> None:
                "--concurrency", str(args.concurrency),
                "--search-concurrency", str(args.search_concurrency),
                "--text-precision", args.text_precision]  # fmt: skip
+    if args.null_search:
+        command.append("--null-search")
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         line = ""
@@ -372,6 +400,7 @@ def report(
     print(
         f"model {args.model}, {count} points, {args.clients} callers, {args.seconds:.0f} s, "
         f"{'lean' if args.lean_client else 'stock'} gradio_client, mix {json.dumps(mix)}"
+        + (", text search does no work (--null-search)" if args.null_search else "")
     )
     rows = []
     figures: dict[str, float] = {}
