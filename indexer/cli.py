@@ -152,6 +152,11 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         help="refuse image files larger than this (default: 50)",
     )  # fmt: skip
     parser.add_argument(
+        "--decode", choices=("auto", "threads", "processes"), default="auto",
+        help="where images are decoded: in the fetch threads, or in one process per core "
+        "(default: auto, processes when the model is on a GPU)",
+    )  # fmt: skip
+    parser.add_argument(
         "--quantize", choices=("int8", "bf16"),
         help="run the model in int8 (CPU) or bfloat16: 2-3x faster, cosine >= 0.99 to fp32",
     )  # fmt: skip

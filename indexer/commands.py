@@ -74,6 +74,7 @@ def _index(
         batch_size=args.batch_size or default_batch_size(model.device),
         workers=args.workers or default_workers(),
         prune=getattr(args, "prune", False),
+        decode=args.decode,
         progress=args.progress,
         max_bytes=int(args.max_image_mb * 1024 * 1024),
         timeout=args.timeout,

@@ -11,7 +11,13 @@ back as a (H, W, 3) uint8 crop, a quarter of the float32 input's size.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -60,7 +66,12 @@ class Decoder:
         self._pool = None
         if mode == "processes":
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=processes,
+                mp_context=context,
+                initializer=_become_a_decoder,
+                initargs=(os.getpid(),),
+            )
 
     def __call__(self, data: bytes, source: str) -> tuple[np.ndarray | None, str]:
         if self._pool is None:
@@ -70,11 +81,30 @@ class Decoder:
         except BrokenProcessPool as exc:
             raise DecoderFailed(
                 f"the image decoding processes stopped while decoding {source} (killed, out "
-                "of memory, or unable to start from this program: decode='threads' needs "
-                "none); re-run to go on where this run stopped"
+                "of memory, or unable to start from this program); re-run to go on where this "
+                "run stopped, or decode in threads (--decode threads) if it stops at the same "
+                "image again"
             ) from exc
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _become_a_decoder(parent: int) -> None:
+    """Set up a decoding process: it ignores Ctrl-C (the indexer stops it) and dies with the
+    indexer, even one killed by SIGKILL, instead of waiting on its queue forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1  # from <sys/prctl.h>: a signal for us when the parent dies
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL) == 0 and os.getppid() == parent:
+            return
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)

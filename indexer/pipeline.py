@@ -11,7 +11,7 @@ ids, which `--prune` needs).
 
 Each batch is written with one upsert carrying vectors and fingerprints together, in catalog
 order by a single writer; the store returns once it is durable. So a run killed at any
-moment leaves whole batches only, and a re-run skips exactly the rows already written.
+moment leaves whole points only, and a re-run skips exactly the rows already written.
 """
 
 from __future__ import annotations
@@ -66,11 +66,15 @@ def default_workers() -> int:
     Decoding releases the GIL, so threads scale with cores; on a GPU, where the model is fast,
     they are what sets the pace.
     """
+    return min(32, max(4, _usable_cores()))
+
+
+def _usable_cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))  # the cores this process may use (containers)
+        # The cores this process may run on (taskset, cpusets); a CPU quota is not seen.
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 4
-    return min(32, max(4, cores))
+        return os.cpu_count() or 4
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,10 @@ class IndexOptions:
     timeout: float = HTTP_TIMEOUT_S
     retries: int = HTTP_RETRIES
     precision: str = "fp32"
-    decode: str = "auto"  # "threads", "processes", or auto: processes when the model is on a GPU
+    # "threads", "processes", or "auto": processes when the model is on a GPU. Threads by
+    # default here: spawned processes need the calling script to guard its top level with
+    # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
+    decode: str = "threads"
 
 
 @dataclass
@@ -116,7 +123,7 @@ def index_rows(
     started = time.perf_counter()
     summary = Summary()
     seen: set[str] = set()
-    tag = ModelTag(model.info.name, model.info.revision, options.precision)
+    tag = ModelTag(model.info.name, model.info.revision, _precision(options, model))
     chunks = _chunks(rows, options.batch_size)
     pending: deque[tuple[list[RowProblem], list[Future[_Prepared]]]] = deque()
     bar = tqdm(
@@ -124,7 +131,9 @@ def index_rows(
         smoothing=0.1, dynamic_ncols=True,
     )  # fmt: skip
     decoder = Decoder(
-        model.preprocessor, decode_mode(options.decode, model.device), options.workers
+        model.preprocessor,
+        decode_mode(options.decode, model.device),
+        processes=min(options.workers, _usable_cores()),  # more threads may wait on I/O
     )
     pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch")
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
@@ -157,8 +166,9 @@ def index_rows(
             with _timed(summary.stages, "encode_s"):
                 points, failed = _embed(prepared, collection, model, summary, options)
             with _timed(summary.stages, "write_s"):
-                if writing is not None:
-                    writing.result()  # at most one batch in the writer: memory stays bounded
+                if writing is not None:  # at most one batch in the writer: memory stays bounded
+                    stored, writing = writing, None
+                    stored.result()
                 writing = writer.submit(collection.upsert, points) if points else None
             summary.indexed += len(points)
             summary.unchanged += sum(item.kind == "unchanged" for item in prepared)
@@ -168,7 +178,14 @@ def index_rows(
             bar.update(len(problems) + len(prepared))
         with _timed(summary.stages, "write_s"):
             if writing is not None:
-                writing.result()
+                stored, writing = writing, None
+                stored.result()
+    except BaseException:
+        if writing is not None:  # a batch was being stored when this run failed: say how it went
+            writer.shutdown(wait=True)
+            if not writing.cancelled() and writing.exception() is not None:
+                log.error("storing the last batch failed too: %s", writing.exception())
+        raise
     finally:
         bar.close()
         for _, futures in pending:
@@ -295,6 +312,15 @@ def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
+
+
+def _precision(options: IndexOptions, model: ClipModel) -> str:
+    """What the vectors were computed in, for their fingerprints: `options.precision` (the
+    model's), plus the text tower's where only it differs (the Space indexes with its query
+    model), so that a later run with an fp32 text tower re-embeds those captions."""
+    if options.precision == "fp32" and model.text_precision != "fp32":
+        return f"fp32, text {model.text_precision}"
+    return options.precision
 
 
 def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:

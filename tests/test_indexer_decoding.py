@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,18 +20,20 @@ from indexer.pipeline import IndexOptions, default_batch_size, default_workers
 from indexer.report import Reporter
 from indexer.sources import ImageRoot
 from tests.image_corpus import jpeg_bytes, photo
-from tests.indexer_fixtures import product_rows, write_catalog, write_photos
+from tests.indexer_fixtures import REPO, product_rows, write_catalog, write_photos
 
 N = 10
 
 
-def index_with(tmp_path, model, decode: str, name: str):
+def index_with(tmp_path, model, decode: str, name: str, *, recreate: bool = True):
     """Index the catalog under `tmp_path` into collection `name`; (summary, skips, vectors)."""
     store = EmbeddedStore(tmp_path / "qdrant")
     with open_catalog(str(tmp_path / "c.jsonl")) as catalog, Reporter() as reporter:
         skips = []
         reporter._on_skip = skips.append
-        with store.create(name, collection_spec(model, catalog)) as collection:
+        spec = collection_spec(model, catalog)
+        opened = store.create(name, spec) if recreate else store.open_or_create(name, spec)
+        with opened as collection:
             options = IndexOptions(batch_size=4, workers=2, decode=decode, progress=False)
             root = ImageRoot(str(tmp_path / "images"))
             summary = index_catalog(catalog, root, collection, model, reporter, options)
@@ -61,8 +66,8 @@ def test_processes_index_exactly_what_threads_do(tiny_model, catalog_with_a_bad_
 def test_a_run_records_where_its_time_went(tiny_model, catalog_with_a_bad_image):
     summary, _, _, extra = index_with(catalog_with_a_bad_image, tiny_model, "auto", "timed")
     assert set(summary.stages) == {"wait_s", "encode_s", "write_s"}
-    assert all(seconds >= 0 for seconds in summary.stages.values())
     assert summary.stages["encode_s"] > 0  # the model ran
+    assert sum(summary.stages.values()) <= summary.seconds  # parts of the run, not more
     last_run = extra["last_run"]
     assert last_run["indexed"] == N - 1 and set(last_run["stages"]) == set(summary.stages)
     json.dumps(last_run)  # stored in the collection's metadata: plain JSON
@@ -105,7 +110,62 @@ def test_a_decoder_process_that_dies_stops_the_run_with_a_message(tiny_model, tm
         decoder.close()
 
 
-def test_defaults_follow_the_cores_and_the_device():
-    cores = len(os.sched_getaffinity(0))
-    assert default_workers() == min(32, max(4, cores))
+@pytest.mark.parametrize(("cores", "workers"), [(1, 4), (2, 4), (16, 16), (96, 32)])
+def test_defaults_follow_the_cores_and_the_device(monkeypatch, cores, workers):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert default_workers() == workers
     assert (default_batch_size("cpu"), default_batch_size("cuda")) == (32, 256)
+
+
+def test_captions_embedded_by_a_faster_text_tower_are_embedded_again_in_fp32(
+    tiny_model_dir, tiny_model, catalog_with_a_bad_image
+):
+    """The Space indexes with its query model (int8 text on a CPU); the indexer's fp32 run
+    must not take those caption vectors for its own."""
+    from fashion_clip.model import ClipModel
+
+    int8_text = ClipModel.load(str(tiny_model_dir), text_precision="int8")
+    first = index_with(catalog_with_a_bad_image, int8_text, "threads", "shop")
+    again = index_with(catalog_with_a_bad_image, int8_text, "threads", "shop", recreate=False)
+    exact = index_with(catalog_with_a_bad_image, tiny_model, "threads", "shop", recreate=False)
+    assert (first[0].indexed, again[0].unchanged) == (N - 1, N - 1)
+    assert (exact[0].indexed, exact[0].unchanged, exact[0].reused_vectors) == (N - 1, 0, 0)
+    reference = index_with(catalog_with_a_bad_image, tiny_model, "threads", "reference")[2]
+    for key, point in exact[2].items():
+        np.testing.assert_array_equal(point.vectors["text"], reference[key].vectors["text"])
+
+
+def test_decoding_processes_die_with_a_killed_indexer(tmp_path):
+    """SIGKILL leaves no orphaned decoders waiting forever on their queue."""
+    script = tmp_path / "indexer_stand_in.py"
+    script.write_text(
+        "import sys, time\n"
+        "from fashion_clip.preprocess import ImagePreprocessor\n"
+        "from indexer.decoding import Decoder\n"
+        "from tests.image_corpus import jpeg_bytes, photo\n"
+        "if __name__ == '__main__':\n"
+        "    decoder = Decoder(ImagePreprocessor(), 'processes', processes=2)\n"
+        "    decoder(jpeg_bytes(photo(64, 48)), 'x.jpg')\n"
+        "    print(*decoder._pool._processes, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    indexer = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    decoders = [int(pid) for pid in indexer.stdout.readline().split()]
+    assert decoders and all(_alive(pid) for pid in decoders)
+    indexer.kill()
+    indexer.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in decoders) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in decoders)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
