@@ -19,7 +19,7 @@ from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
 from space import handlers
-from space.components import bind, serve_in_place, uploaded_image
+from space.components import bind, serve_in_place, uploaded_image, with_gallery_data
 from space.filters import Facets, read_facets
 from space.handlers import DEFAULT_RESULTS, MAX_RESULTS, Backend
 from space.results import Pictures
@@ -193,12 +193,19 @@ def build_demo(
 
         search = gr.on(
             [search_button.click, query.submit, negative.submit],
-            bind(handlers.text_search, backend),
+            with_gallery_data(bind(handlers.text_search, backend)),
             [*filters_in, like_ids, unlike_ids],
             [text_gallery, text_hits],
             api_name="text_search",
             api_description="Products for a text query: gallery and hits {id, score, caption, "
             "payload}. Optional: 'less of' text, filters, result count, liked/disliked ids.",
+            # Gradio's pre- and postprocessing would hand each of the 10 inputs and 2 outputs
+            # to a worker thread in turn; the raw values are what the handler reads anyway
+            # (it checks them itself), and it returns the gallery's own data. Under 16
+            # callers that is the difference between +121-127 ms and -17 to +20 ms over the
+            # trivial endpoint (demo model, BENCHMARKS.md).
+            preprocess=False,
+            postprocess=False,
             **search_bound,
         )
         # A new search starts over: the examples clicked for the old one no longer apply.

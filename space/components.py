@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from space.handlers import IMAGE_HINT, Backend
+from space.results import gallery_data
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,18 @@ def serve_in_place(folders: list[Path]) -> None:
         _StaticFiles.all_paths[:] = [*dict.fromkeys(Path(f).resolve() for f in folders), *rest]
     except (ImportError, AttributeError):  # another Gradio: only slower, never wrong
         log.debug("cannot reorder Gradio's static paths")
+
+
+def with_gallery_data(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` returning (gallery items, hits), its gallery turned into the component's
+    data (`results.gallery_data`), for an event that runs without Gradio's postprocessing."""
+
+    @functools.wraps(handler)
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        gallery, hits = handler(*args, **kwargs)
+        return gallery_data(gallery), hits
+
+    return answer
 
 
 def bind(handler: Callable[..., Any], backend: Backend) -> Callable[..., Any]:

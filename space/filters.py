@@ -130,6 +130,14 @@ def build_filter(
             raise InvalidInputError(
                 f"this collection has no {name} field to filter on; leave the {name} filter empty"
             )
+        offered = facets.choices(name)
+        unknown = sorted(set(chosen) - set(offered))
+        if unknown:
+            raise InvalidInputError(
+                f"{name} filter: {', '.join(map(repr, unknown))} is not one of this collection's "
+                f"values; choose among {', '.join(offered[:12])}"
+                + (f" and {len(offered) - 12} more" if len(offered) > 12 else "")
+            )
         any_of[facets.fields[name]] = chosen
 
     ranges: dict[str, Range] = {}

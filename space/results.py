@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mimetypes
+import posixpath
 import shutil
 import tempfile
 import weakref
@@ -44,6 +46,25 @@ def hit_record(hit: Hit) -> dict[str, Any]:
         "caption": payload.get("caption") or str(hit.id),
         "payload": payload,
     }
+
+
+def gallery_data(items: Sequence[GalleryItem]) -> list[dict[str, Any]]:
+    """`items` as the Gallery component's own data, `[{image: FileData, caption}]`: what its
+    postprocessing makes of them, for an event that skips it (the text search, see
+    `space.app`). Local files are served in place, URLs fetched by the browser."""
+    data = []
+    for picture, caption in items:
+        name = posixpath.basename(picture.split("?", 1)[0]) or None
+        image: dict[str, Any] = {
+            "path": picture,
+            "orig_name": name,
+            "mime_type": mimetypes.guess_type(picture)[0],
+            "meta": {"_type": "gradio.FileData"},
+        }
+        if picture.startswith(("http://", "https://")):
+            image["url"] = picture
+        data.append({"image": image, "caption": caption})
+    return data
 
 
 class Pictures:

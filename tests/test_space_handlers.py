@@ -111,6 +111,29 @@ def test_text_search_refuses_bad_input_with_advice(backend, kwargs, message):
         handlers.text_search(backend, **kwargs)
 
 
+def test_a_filter_value_the_collection_lacks_is_refused_with_the_choices(backend):
+    colours = backend.facets.choices("colour")
+    refused = r"(?i)colour filter: 'reddish' is not one of .*" + colours[0]
+    with pytest.raises(gr.Error, match=refused):
+        search(backend, colours=[colours[0], "reddish"])
+    search(backend, colours=colours[:2])  # the collection's own values pass
+
+
+def test_gallery_data_is_what_the_gallery_component_makes_of_the_items(tmp_path):
+    """The text search event skips Gradio's postprocessing: its own conversion must match."""
+    from space.results import gallery_data
+
+    local = tmp_path / "a.jpg"
+    local.write_bytes(b"")
+    items = [(str(local), "red dress · 0.5"), ("https://cdn.example/x/b.png?w=2", "b · 0.4")]
+    expected = gr.Gallery().postprocess(items).model_dump()
+    ours = gallery_data(items)
+    for mine, theirs in zip(ours, expected, strict=True):
+        assert mine["caption"] == theirs["caption"]
+        for key in ("path", "orig_name", "mime_type", "meta"):
+            assert mine["image"][key] == theirs["image"][key], key
+
+
 def test_filter_on_a_field_the_collection_lacks_is_refused(backend):
     bare = Backend(backend.model, backend.collection, Facets(), backend.pictures)
     with pytest.raises(gr.Error, match="(?i)no brand field"):

@@ -164,6 +164,8 @@ def test_bad_uploads_are_answered_and_the_server_keeps_serving(client, tmp_path,
     ("endpoint", "args", "message"),
     [
         ("/text_search", ("  ",), "query is empty"),
+        ("/text_search", ("dress", "", [], ["mauve-ish"]), "'mauve-ish' is not one of"),
+        ("/text_search", ("dress", "", [], [], [], 90, 10), "upside down"),
         ("/classify", (handle_file(str(PICTURE)), " , "), "no labels"),
         ("/localize", (handle_file(str(PICTURE)), ""), "text is empty"),
         ("/image_search", (None,), "no image given"),
