@@ -30,7 +30,8 @@ from space.results import Pictures
 # limited: short calls sharing the CPU finish sooner than short calls waiting in line (the
 # load test, 16 callers on 2 vCPUs, ViT-B/32 over 100,000 points: text search +189 ms over the
 # trivial endpoint at 2, +103 ms unlimited, +67-73 ms with one torch thread per query, see
-# `handlers.thread_plan`; demo model +648 ms at 2, +72-123 ms unlimited). Vision requests run
+# `handlers.thread_plan`; demo model +648 ms at 2, +72-123 ms unlimited; as shipped, with
+# the event below skipping Gradio's processing: +5 to +21 ms for both). Vision requests run
 # one at a time: a second would only queue inside torch, and the queue keeps waiting
 # requests cheap and ordered instead.
 SEARCH_GROUP, SEARCH_CONCURRENCY = "search", None
