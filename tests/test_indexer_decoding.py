@@ -91,6 +91,18 @@ def test_crops_embed_exactly_as_the_float_preprocessing(tiny_model):
     np.testing.assert_allclose(tiny_model.encode_crops(crops), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("quantize", ["int8", "bf16"])
+def test_crops_embed_as_the_float_preprocessing_in_the_fast_precisions(tiny_model_dir, quantize):
+    from fashion_clip.model import ClipModel
+
+    model = ClipModel.load(str(tiny_model_dir), quantize=quantize)
+    images = [photo(200, 260, seed=i) for i in range(3)]
+    crops = np.stack([model.preprocessor.crop_pixels(image) for image in images])
+    ours = model.encode_crops(crops)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, model.encode_pixels(model.preprocessor(images)), atol=1e-6)
+
+
 def test_a_decoder_process_that_dies_stops_the_run_with_a_message(tiny_model, tmp_path):
     data = jpeg_bytes(photo(64, 48))
     decoder = Decoder(tiny_model.preprocessor, "processes", processes=1)
