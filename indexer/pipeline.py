@@ -139,6 +139,13 @@ def index_rows(
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
     writing: Future[None] | None = None
 
+    def finish_writing() -> None:
+        """Wait for the batch in the writer (if any); its error, if any, is raised here."""
+        nonlocal writing
+        if writing is not None:
+            done, writing = writing, None
+            done.result()
+
     def submit() -> None:
         chunk = next(chunks, None)
         if chunk is None:
@@ -166,9 +173,7 @@ def index_rows(
             with _timed(summary.stages, "encode_s"):
                 points, failed = _embed(prepared, collection, model, summary, options)
             with _timed(summary.stages, "write_s"):
-                if writing is not None:  # at most one batch in the writer: memory stays bounded
-                    stored, writing = writing, None
-                    stored.result()
+                finish_writing()  # at most one batch in the writer: memory stays bounded
                 writing = writer.submit(collection.upsert, points) if points else None
             summary.indexed += len(points)
             summary.unchanged += sum(item.kind == "unchanged" for item in prepared)
@@ -177,9 +182,7 @@ def index_rows(
                 reporter.skip(skip)
             bar.update(len(problems) + len(prepared))
         with _timed(summary.stages, "write_s"):
-            if writing is not None:
-                stored, writing = writing, None
-                stored.result()
+            finish_writing()
     except BaseException:
         if writing is not None:  # a batch was being stored when this run failed: say how it went
             writer.shutdown(wait=True)

@@ -26,11 +26,12 @@ N = 10
 
 
 def index_with(tmp_path, model, decode: str, name: str, *, recreate: bool = True):
-    """Index the catalog under `tmp_path` into collection `name`; (summary, skips, vectors)."""
+    """Index the catalog under `tmp_path` into collection `name`: (summary, skips, points by
+    id, collection extra)."""
     store = EmbeddedStore(tmp_path / "qdrant")
-    with open_catalog(str(tmp_path / "c.jsonl")) as catalog, Reporter() as reporter:
-        skips = []
-        reporter._on_skip = skips.append
+    skips = []
+    reporter = Reporter(on_skip=skips.append)
+    with open_catalog(str(tmp_path / "c.jsonl")) as catalog, reporter:
         spec = collection_spec(model, catalog)
         opened = store.create(name, spec) if recreate else store.open_or_create(name, spec)
         with opened as collection:
