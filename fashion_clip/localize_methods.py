@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fashion_clip.vision import is_clip_vit
+
 GROUP_SHARE = 0.05  # of the patches each CLS token sees (tuned on composites, seed 2)
 MASKING_GRID = 14  # 14 x 14 occluded copies + the intact view = 197 passes, as the original
 MASKING_WINDOW = 2.0  # occluder side in grid cells (32 px at 224)
@@ -36,18 +38,7 @@ def masking_passes(grid: int = MASKING_GRID) -> int:
 
 def supports_single_pass(model: Any) -> bool:
     """True for CLIP ViTs as `transformers` builds them (FashionCLIP's architecture)."""
-    tm = model.torch_model
-    vm = getattr(tm, "vision_model", None)
-    if model.info.kind != "clip" or vm is None or not hasattr(tm, "visual_projection"):
-        return False
-    layers = getattr(getattr(vm, "encoder", None), "layers", None)
-    attn = getattr(layers[-1], "self_attn", None) if layers else None
-    return (
-        hasattr(vm, "pre_layrnorm")
-        and hasattr(vm, "post_layernorm")
-        and hasattr(getattr(vm, "embeddings", None), "class_embedding")
-        and all(hasattr(attn, name) for name in ("q_proj", "k_proj", "v_proj", "out_proj"))
-    )
+    return model.info.kind == "clip" and is_clip_vit(model.torch_model)
 
 
 def patch_size(model: Any) -> int:

@@ -4,10 +4,12 @@ Worker threads (one per CPU core by default) fetch each row's image, hash it and
 row's fingerprint with the one stored in its point; only rows that changed are decoded and
 cropped, in the same thread on a CPU and in worker processes when the model is on a GPU
 (`decoding` says why). While the model encodes one batch, the workers are already preparing
-the next two and a writer thread is storing the previous one, so on a CPU the model is nearly
-all that is left of the cost. Crops travel as uint8, a quarter of the model input's bytes,
-and memory holds at most four batches, whatever the catalog size (plus the set of catalog
-ids, which `--prune` needs).
+the next two and a writer thread is storing the previous one. On a CPU, where the model's
+threads use every core, the workers fetch and hash meanwhile but decode between batches:
+decoding beside the model would stall its threads (BENCHMARKS.md). What is left of the cost
+is the model and the decode's own CPU time. Crops travel as uint8, a quarter of the model
+input's bytes, and memory holds at most four batches, whatever the catalog size (plus the set
+of catalog ids, which `--prune` needs).
 
 Each batch is written with one upsert carrying vectors and fingerprints together, in catalog
 order by a single writer; the store returns once it is durable. So a run killed at any
@@ -20,9 +22,10 @@ import contextlib
 import itertools
 import logging
 import os
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +138,12 @@ def index_rows(
         decode_mode(options.decode, model.device),
         processes=min(options.workers, _usable_cores()),  # more threads may wait on I/O
     )
+    # On the CPU the model's threads use every core, so a decode beside them costs twice:
+    # its own time and the model's threads stalled waiting for the one it displaced. Workers
+    # decode while the model is idle instead (fetching and hashing go on meanwhile).
+    model_idle = threading.Event()
+    model_idle.set()
+    wait_for_cores = model_idle.wait if model.device == "cpu" else None
     pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch")
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
     writing: Future[None] | None = None
@@ -156,7 +165,9 @@ def index_rows(
         held = collection.retrieve([r.id for r in good]) if good else []
         stored = {str(p.id): p.payload for p in held}
         futures = [
-            pool.submit(_prepare, row, stored.get(str(row.id)), root, tag, decoder, options)
+            pool.submit(
+                _prepare, row, stored.get(str(row.id)), root, tag, decoder, options, wait_for_cores
+            )
             for row in good
         ]
         pending.append((problems, futures))
@@ -171,7 +182,11 @@ def index_rows(
             submit()  # the workers prepare the next batch while the model encodes this one
             skips = [Skip(p.number, p.id, p.reason) for p in problems]
             with _timed(summary.stages, "encode_s"):
-                points, failed = _embed(prepared, collection, model, summary, options)
+                model_idle.clear()
+                try:
+                    points, failed = _embed(prepared, collection, model, summary, options)
+                finally:
+                    model_idle.set()
             with _timed(summary.stages, "write_s"):
                 finish_writing()  # at most one batch in the writer: memory stays bounded
                 writing = writer.submit(collection.upsert, points) if points else None
@@ -229,8 +244,12 @@ def _prepare(
     tag: ModelTag,
     decoder: Decoder,
     options: IndexOptions,
+    wait_for_cores: Callable[[], object] | None = None,
 ) -> _Prepared:
-    """Runs in a worker: fetch, hash, compare with `stored`, decode and crop if needed."""
+    """Runs in a worker: fetch, hash, compare with `stored`, decode and crop if needed.
+
+    `wait_for_cores`, if given, blocks until the decode may use the CPU.
+    """
     try:
         source = root.resolve(row.image)
         data = fetch_bytes(
@@ -245,6 +264,8 @@ def _prepare(
                 return _Prepared("unchanged", row)
             if stored.get(VECTORS_FIELD) == key:
                 return _Prepared("reuse", row, payload)
+        if wait_for_cores is not None:
+            wait_for_cores()
         crop, problem = decoder(data, source)
         if crop is None:
             return _Prepared("failed", row, reason=problem)

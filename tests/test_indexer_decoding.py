@@ -74,6 +74,35 @@ def test_a_run_records_where_its_time_went(tiny_model, catalog_with_a_bad_image)
     json.dumps(last_run)  # stored in the collection's metadata: plain JSON
 
 
+def test_on_the_cpu_images_are_decoded_between_batches_not_beside_the_model(
+    tiny_model, catalog_with_a_bad_image, monkeypatch
+):
+    import indexer.decoding
+
+    decode_starts: list[float] = []
+    encoding: list[tuple[float, float]] = []
+    decode, encode = indexer.decoding.decode_crop, tiny_model.encode_crops
+
+    def recorded_decode(*args):
+        decode_starts.append(time.perf_counter())
+        return decode(*args)
+
+    def slow_encode(*args, **kwargs):
+        start = time.perf_counter()
+        time.sleep(0.05)  # room for the workers to decode beside the model, were they allowed
+        try:
+            return encode(*args, **kwargs)
+        finally:
+            encoding.append((start, time.perf_counter()))
+
+    monkeypatch.setattr(indexer.decoding, "decode_crop", recorded_decode)
+    monkeypatch.setattr(tiny_model, "encode_crops", slow_encode)
+    summary, *_ = index_with(catalog_with_a_bad_image, tiny_model, "threads", "gated")
+    assert summary.indexed == N - 1 and len(encoding) == 3 and len(decode_starts) == N
+    beside_the_model = [t for t in decode_starts for s, e in encoding if s < t < e]
+    assert beside_the_model == []
+
+
 def test_auto_decodes_in_threads_on_the_cpu_and_in_processes_elsewhere():
     assert decode_mode("auto", "cpu") == "threads"
     assert decode_mode("auto", "cuda") == "processes"
