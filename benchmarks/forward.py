@@ -1,18 +1,20 @@
-"""Where the fp32 image forward pass's speed comes from: each change alone, side by side.
+"""The image forward pass alone: what each of ours' changes is worth, side by side.
 
     python -m benchmarks.forward [--rounds 2] [--batch-size 32]
 
-A random ViT-B/32 CLIP (FashionCLIP's compute) encodes ready-made pixel batches four ways,
-each in a fresh process (the malloc setting is process-wide), interleaved over `--rounds`:
+A random ViT-B/32 CLIP (FashionCLIP's compute) encodes ready-made pixel batches five ways,
+each in a fresh process (the malloc setting is process-wide, and no run inherits another's
+heap), interleaved over `--rounds`:
 
-- transformers: `get_image_features`, glibc's malloc as it comes (the reference's model);
-- + malloc: the same with `fashion_clip.allocator.keep_freed_memory()`;
-- + class-token path: `fashion_clip.vision.image_features` (the last layer for the class
-  token alone, QuickGELU folded into the matrix products), malloc as it comes;
-- ours: both, as `ClipModel.load` and `encode_pixels` run on a CPU.
+- transformers: `get_image_features` (what the reference runs);
+- class-token path: `fashion_clip.vision.image_features` (the last layer for the class
+  token alone, QuickGELU folded into the matrix products), glibc's malloc as it comes;
+- ours: `ClipModel.load` and `encode_pixels`, which add the malloc tuning
+  (`fashion_clip.allocator`);
+- int8 and int8, malloc as it comes: the opt-in dynamic int8 model with and without it.
 
-Each figure is the best of 5 timed batches after 2 warm-up batches; minor page faults are
-per batch. The cosine of ours to `get_image_features` shows the result is the same.
+Each figure is the best of 5 timed batches after 2 warm-up batches; minor page faults (pages
+mapped anew) are per batch. The cosine to `get_image_features` (fp32) shows what changed.
 """
 
 from __future__ import annotations
@@ -26,31 +28,35 @@ import time
 
 from benchmarks.common import machine, print_table, result_line, vitb32_folder
 
-VARIANTS = {
-    "transformers": (False, False),
-    "+ malloc": (True, False),
-    "+ class-token path": (False, True),
-    "ours": (True, True),
-}
+VARIANTS = ("transformers", "class-token path", "ours", "int8, malloc as it comes", "int8")
 
 
 def child(variant: str, batch: int) -> dict[str, float]:
     import torch
     from transformers import CLIPModel
 
-    from fashion_clip.allocator import keep_freed_memory
+    import fashion_clip.allocator
+    from fashion_clip.model import ClipModel
     from fashion_clip.vision import image_features
 
-    tuned, class_token_path = VARIANTS[variant]
-    if tuned and not keep_freed_memory():
-        raise SystemExit("glibc's mallopt is not available here")
-    model = CLIPModel.from_pretrained(str(vitb32_folder())).eval()
+    folder = str(vitb32_folder())
     pixels = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    reference = CLIPModel.from_pretrained(folder).eval()
+    if variant in ("transformers", "class-token path"):
+        model = reference
 
-    def encode() -> torch.Tensor:
-        if class_token_path:
-            return image_features(model, pixels)
-        return model.get_image_features(pixel_values=pixels).pooler_output
+        def encode() -> torch.Tensor:
+            if variant == "class-token path":
+                return image_features(model, pixels)
+            return model.get_image_features(pixel_values=pixels).pooler_output
+    else:
+        if variant.endswith("as it comes"):
+            fashion_clip.allocator.keep_freed_memory = lambda: False  # what ClipModel.load calls
+        quantize = "int8" if variant.startswith("int8") else None
+        ours = ClipModel.load(folder, quantize=quantize, text_precision="fp32")
+
+        def encode() -> torch.Tensor:
+            return torch.from_numpy(ours.encode_pixels(pixels.numpy(), normalize=False))
 
     with torch.inference_mode():
         for _ in range(2):
@@ -61,7 +67,7 @@ def child(variant: str, batch: int) -> dict[str, float]:
             out = encode()
             times.append(time.perf_counter() - start)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-        expected = model.get_image_features(pixel_values=pixels).pooler_output
+        expected = reference.get_image_features(pixel_values=pixels).pooler_output
         cosine = torch.nn.functional.cosine_similarity(out, expected).min()
     return {
         "ms_per_image": min(times) / batch * 1e3,
@@ -74,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.batch_size)))
@@ -103,11 +109,15 @@ def main() -> None:
         for variant, f in best.items()
     ]
     print_table(rows, ("forward", "ms/image", "speed", "page faults/batch", "cosine min"))
-    keys = {"transformers": "transformers", "+ malloc": "malloc", "+ class-token path": "path"}
-    keys["ours"] = "ours"
-    figures = {f"{keys[v]}_ms_per_image": f["ms_per_image"] for v, f in best.items()}
-    figures |= {f"{keys[v]}_speedup": base / f["ms_per_image"] for v, f in best.items()}
-    figures["ours_cosine_min"] = best["ours"]["cosine_min"]
+    keys = ("transformers", "path", "ours", "int8_untuned", "int8")
+    names = dict(zip(VARIANTS, keys, strict=True))
+    figures = {f"{names[v]}_ms_per_image": f["ms_per_image"] for v, f in best.items()}
+    figures |= {f"{names[v]}_faults_per_batch": f["faults_per_batch"] for v, f in best.items()}
+    figures["speedup"] = base / best["ours"]["ms_per_image"]
+    figures["cosine_min"] = best["ours"]["cosine_min"]
+    figures["int8_malloc_speedup"] = (
+        best["int8, malloc as it comes"]["ms_per_image"] / best["int8"]["ms_per_image"]
+    )
     print(result_line(figures))
 
 

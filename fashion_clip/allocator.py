@@ -2,11 +2,13 @@
 
 A CPU forward pass allocates and frees large activation tensors (a ViT-B/32 batch of 32
 makes MLP outputs of 20 MB each). glibc serves blocks that size with fresh `mmap`s and gives
-them back on `free`, so every batch touches its activations' pages anew: 80,000-190,000 page
-faults per batch of 32, measured, about 6% of the fp32 forward pass (BENCHMARKS.md). Raising
-glibc's mmap threshold to its maximum (32 MiB on 64-bit) and its trim threshold to 256 MiB
-keeps those blocks in the heap, where the next batch reuses them; the process keeps at most
-256 MiB of freed memory beyond what it still uses (peak RSS unchanged, measured).
+them back on `free` whenever its adaptive mmap threshold sits below them, so the next batch
+touches those pages anew. Measured through `ClipModel.encode_crops` (BENCHMARKS.md): the
+opt-in int8 model took 220,000 page faults per batch of 32 and ran 1.4x faster without
+them; fp32 took 36,000-39,000 and gained 1-4%. Raising glibc's mmap threshold to its maximum
+(32 MiB on 64-bit) and its trim threshold to 256 MiB keeps those blocks in the heap, where
+the next batch reuses them; the process keeps at most 256 MiB of freed memory beyond what it
+still uses (peak RSS unchanged, measured).
 
 This is process-wide. `ClipModel.load` calls it for models on the CPU; elsewhere (musl,
 macOS, Windows) it does nothing.
