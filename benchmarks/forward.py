@@ -53,7 +53,7 @@ def child(variant: str, batch: int) -> dict[str, float]:
         if variant.endswith("as it comes"):
             fashion_clip.allocator.keep_freed_memory = lambda: False  # what ClipModel.load calls
         quantize = "int8" if variant.startswith("int8") else None
-        ours = ClipModel.load(folder, quantize=quantize, text_precision="fp32")
+        ours = ClipModel.load(folder, quantize=quantize, text_precision="fp32", device="cpu")
 
         def encode() -> torch.Tensor:
             return torch.from_numpy(ours.encode_pixels(pixels.numpy(), normalize=False))

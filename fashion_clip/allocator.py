@@ -7,19 +7,21 @@ touches those pages anew. Measured through `ClipModel.encode_crops` (BENCHMARKS.
 opt-in int8 model took 220,000 page faults per batch of 32 and ran 1.4x faster without
 them; fp32 took 36,000-39,000 and gained 1-4%. Raising glibc's mmap threshold to its maximum
 (32 MiB on 64-bit) and its trim threshold to 256 MiB keeps those blocks in the heap, where
-the next batch reuses them; the process keeps at most 256 MiB of freed memory beyond what it
-still uses (peak RSS unchanged, measured).
+the next batch reuses them. The cost: freed memory is handed back to the kernel later (up to
+256 MiB at the main heap's top; peak RSS unchanged in the benchmarks). Tensors over 32 MiB
+(a ViT-L/14's activations at batch 32) are still mapped anew.
 
-This is process-wide. `ClipModel.load` calls it for models on the CPU; elsewhere (musl,
-macOS, Windows) it does nothing.
+This is process-wide. `ClipModel.load` calls it for models on the CPU. It does nothing where
+malloc is not glibc's, or where the user already tuned it (`MALLOC_TRIM_THRESHOLD_`,
+`MALLOC_MMAP_THRESHOLD_`, or malloc settings in `GLIBC_TUNABLES`): setting one of those
+also opts out.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
-import sys
+import os
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest accepted value on 64-bit systems
 TRIM_THRESHOLD = 256 * 1024 * 1024
+USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 _applied = False
 
@@ -37,12 +40,11 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied:
         return True
-    if not sys.platform.startswith("linux"):
+    if not _is_glibc() or _user_tuned():
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        mallopt = ctypes.CDLL(None).mallopt  # the libc this process already runs on
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -53,3 +55,16 @@ def keep_freed_memory() -> bool:
     )
     log.debug("malloc tuned for tensor reuse: %s", _applied)
     return _applied
+
+
+def _is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # not POSIX, or not glibc
+        return False
+
+
+def _user_tuned() -> bool:
+    return any(name in os.environ for name in USER_SETTINGS) or "malloc" in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    )

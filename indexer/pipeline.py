@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +109,36 @@ class _Prepared:
     reason: str = ""
 
 
+class _CpuTurns:
+    """On the CPU, workers decode while the model is idle, not beside it.
+
+    The model's threads use every core, so a decode beside them costs twice: its own time and
+    the model's threads stalled waiting for the one it displaced. Fetching and hashing go on
+    meanwhile. On a GPU the model leaves the cores free and nothing waits.
+    """
+
+    def __init__(self, active: bool) -> None:
+        self._active = active
+        self._model_idle = threading.Event()
+        self._model_idle.set()
+
+    def wait_for_the_model(self) -> None:
+        if self._active:
+            self._model_idle.wait()
+
+    @contextlib.contextmanager
+    def model_running(self) -> Iterator[None]:
+        if self._active:
+            self._model_idle.clear()
+        try:
+            yield
+        finally:
+            self._model_idle.set()
+
+    def release(self) -> None:
+        self._model_idle.set()
+
+
 def index_rows(
     rows: Iterable[Row | RowProblem],
     collection: Collection,
@@ -138,12 +168,7 @@ def index_rows(
         decode_mode(options.decode, model.device),
         processes=min(options.workers, _usable_cores()),  # more threads may wait on I/O
     )
-    # On the CPU the model's threads use every core, so a decode beside them costs twice:
-    # its own time and the model's threads stalled waiting for the one it displaced. Workers
-    # decode while the model is idle instead (fetching and hashing go on meanwhile).
-    model_idle = threading.Event()
-    model_idle.set()
-    wait_for_cores = model_idle.wait if model.device == "cpu" else None
+    turns = _CpuTurns(model.device == "cpu")
     pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch")
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
     writing: Future[None] | None = None
@@ -165,9 +190,7 @@ def index_rows(
         held = collection.retrieve([r.id for r in good]) if good else []
         stored = {str(p.id): p.payload for p in held}
         futures = [
-            pool.submit(
-                _prepare, row, stored.get(str(row.id)), root, tag, decoder, options, wait_for_cores
-            )
+            pool.submit(_prepare, row, stored.get(str(row.id)), root, tag, decoder, options, turns)
             for row in good
         ]
         pending.append((problems, futures))
@@ -182,11 +205,7 @@ def index_rows(
             submit()  # the workers prepare the next batch while the model encodes this one
             skips = [Skip(p.number, p.id, p.reason) for p in problems]
             with _timed(summary.stages, "encode_s"):
-                model_idle.clear()
-                try:
-                    points, failed = _embed(prepared, collection, model, summary, options)
-                finally:
-                    model_idle.set()
+                points, failed = _embed(prepared, collection, model, summary, options, turns)
             with _timed(summary.stages, "write_s"):
                 finish_writing()  # at most one batch in the writer: memory stays bounded
                 writing = writer.submit(collection.upsert, points) if points else None
@@ -205,6 +224,7 @@ def index_rows(
                 log.error("storing the last batch failed too: %s", writing.exception())
         raise
     finally:
+        turns.release()  # no worker stays blocked: the pool's threads are joined at exit
         bar.close()
         for _, futures in pending:
             for future in futures:
@@ -244,12 +264,9 @@ def _prepare(
     tag: ModelTag,
     decoder: Decoder,
     options: IndexOptions,
-    wait_for_cores: Callable[[], object] | None = None,
+    turns: _CpuTurns,
 ) -> _Prepared:
-    """Runs in a worker: fetch, hash, compare with `stored`, decode and crop if needed.
-
-    `wait_for_cores`, if given, blocks until the decode may use the CPU.
-    """
+    """Runs in a worker: fetch, hash, compare with `stored`, decode and crop if needed."""
     try:
         source = root.resolve(row.image)
         data = fetch_bytes(
@@ -264,8 +281,7 @@ def _prepare(
                 return _Prepared("unchanged", row)
             if stored.get(VECTORS_FIELD) == key:
                 return _Prepared("reuse", row, payload)
-        if wait_for_cores is not None:
-            wait_for_cores()
+        turns.wait_for_the_model()
         crop, problem = decoder(data, source)
         if crop is None:
             return _Prepared("failed", row, reason=problem)
@@ -284,6 +300,7 @@ def _embed(
     model: ClipModel,
     summary: Summary,
     options: IndexOptions,
+    turns: _CpuTurns,
 ) -> tuple[list[Point], list[Skip]]:
     """Embed what changed and keep the vectors of what did not: the batch's points to upsert.
 
@@ -292,11 +309,12 @@ def _embed(
     points: list[Point] = []
     embed = [p for p in prepared if p.kind == "embed"]
     if embed:
-        images = model.encode_crops(np.stack([p.crop for p in embed]))  # (n, dim), unit
         captioned = [i for i, p in enumerate(embed) if p.row.caption]
-        texts = model.encode_text(
-            [embed[i].row.caption for i in captioned], batch_size=options.batch_size
-        )  # (n_captioned, dim), unit
+        with turns.model_running():
+            images = model.encode_crops(np.stack([p.crop for p in embed]))  # (n, dim), unit
+            texts = model.encode_text(
+                [embed[i].row.caption for i in captioned], batch_size=options.batch_size
+            )  # (n_captioned, dim), unit
         text_of = dict(zip(captioned, texts, strict=True))
         for i, item in enumerate(embed):
             vectors = {"image": images[i]}
