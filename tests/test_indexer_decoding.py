@@ -101,8 +101,11 @@ def test_on_the_cpu_images_are_decoded_between_batches_not_beside_the_model(
     monkeypatch.setattr(tiny_model, "encode_crops", slow_encode)
     summary, *_ = index_with(catalog_with_a_bad_image, tiny_model, "threads", "gated")
     assert summary.indexed == N - 1 and len(encoding) == 3 and len(decode_starts) == N
-    beside_the_model = [t for t in decode_starts for s, e in encoding if s < t < e]
-    assert beside_the_model == []
+    # Ungated, the first 50 ms encode has the next two batches (6 rows) decoded beside it.
+    # Gated, a worker that passed the gate just before the model started may still decode
+    # once beside it: at most one image per worker (index_with runs 2) in each batch.
+    beside_the_model = [sum(s < t < e for t in decode_starts) for s, e in encoding]
+    assert max(beside_the_model) <= 2, beside_the_model
 
 
 def test_auto_decodes_in_threads_on_the_cpu_and_in_processes_elsewhere():
