@@ -131,10 +131,9 @@ def _last_block(layer: Any, hidden: torch.Tensor, attention: str, residual: bool
     attn = layer.self_attn
     normed = layer.layer_norm1(hidden)
     b, n, width = normed.shape
-    heads = attn.num_heads
 
     def split(t: torch.Tensor) -> torch.Tensor:  # (b, n, width) -> (b, heads, n, head_dim)
-        return t.view(b, n, heads, width // heads).transpose(1, 2)
+        return t.view(b, n, -1, attn.head_dim).transpose(1, 2)
 
     v = split(attn.v_proj(normed))
     if attention == "none":
