@@ -2,6 +2,7 @@
 
     python -m benchmarks.index [--n 256] [--batch-size 32] [--repeat 1] [--no-int8] [--bf16]
         [--workers N] [--distinct N] [--reference-n N] [--switch-interval SECONDS]
+        [--decode auto|threads|processes] [--pipeline-only]
 
 N product photos of 1000x1333 (made once) and a JSONL catalog of them are indexed with a
 random ViT-B/32 CLIP (FashionCLIP's compute) three ways, each in a fresh process so that peak
@@ -25,6 +26,10 @@ making a photo costs ~0.4 s of CPU), and `--reference-n 1024` times the sequenti
 on its first 1024 rows only (it runs at tens of images/s; its rate does not depend on N).
 `--switch-interval 0.0005` adds a run of ours with a shorter GIL switch interval (`switched`
 says why), for the GPU, where the thread driving the model competes for the GIL.
+`--pipeline-only` adds a run of ours with the image model replaced by free unit vectors: how
+fast the pipeline around the model goes on its own (`pipeline_only_images_per_s`). Ours' CPU
+is also split between the main thread (the loop and the model), the process's other threads
+and the decoding processes (`cpu_split` says why that matters on a GPU).
 """
 
 from __future__ import annotations
@@ -70,8 +75,39 @@ def write_catalog(n: int, distinct: int) -> tuple[Path, Path]:
 def cpu_seconds() -> float:
     """CPU time of this process (all threads) and its finished children (decoding processes),
     user + system: the work done, whatever the load."""
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
+    return sum(cpu_split().values())
+
+
+def cpu_split() -> dict[str, float]:
+    """CPU seconds so far of this thread (where the indexer runs its loop and the model), the
+    process's other threads, and its finished children (the decoding processes).
+
+    On a GPU the main thread gives up the GIL at every PyTorch call and waits to get it back
+    while another thread of the process runs Python: the other threads' CPU is what it
+    competes with. (On a CPU they include the model's own intra-op threads.)
+    """
+    process, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    main = time.thread_time()
+    return {
+        "main_thread": main,
+        "other_threads": process.ru_utime + process.ru_stime - main,
+        "children": children.ru_utime + children.ru_stime,
+    }
+
+
+class FreeModel:
+    """Stands in for the model's image tower: unit vectors at no cost, so that a run measures
+    the pipeline around the model (fetch, hash, decode, hand-over, store) on its own."""
+
+    def __init__(self, model) -> None:
+        rng = np.random.default_rng(0)
+        vectors = rng.standard_normal((4096, model.dim)).astype(np.float32)
+        self._vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def __call__(self, crops: np.ndarray, *, normalize: bool = True) -> np.ndarray:
+        return self._vectors[: len(crops)]
 
 
 def gpu() -> str:
@@ -95,6 +131,8 @@ def run_ours(
     quantize: str | None,
     workers: int | None,
     decode: str,
+    *,
+    free_model: bool = False,
 ) -> dict:
     from fashion_clip.model import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
@@ -105,6 +143,8 @@ def run_ours(
 
     model = ClipModel.load(str(vitb32_folder()), quantize=quantize, text_precision="fp32")
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
+    if free_model:
+        model.encode_crops = FreeModel(model)
     workers = workers or default_workers()
     options = IndexOptions(
         batch_size=batch,
@@ -114,14 +154,15 @@ def run_ours(
         decode=decode,
     )
     store = EmbeddedStore(work / "qdrant")
-    start, cpu_start = time.perf_counter(), cpu_seconds()
+    start, cpu_start = time.perf_counter(), cpu_split()
     with open_catalog(str(catalog)) as opened, Reporter() as reporter:
         collection = store.create("bench", collection_spec(model, opened))
         summary = index_catalog(
             opened, ImageRoot(str(photos)), collection, model, reporter, options
         )
         collection.close()
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    seconds = time.perf_counter() - start
+    cpu = {name: value - cpu_start[name] for name, value in cpu_split().items()}
     with store.open("bench") as collection:
         points = sorted(collection.iter_points(with_vectors=True), key=lambda p: str(p.id))
     np.save(work / "vectors.npy", np.stack([p.vectors["image"] for p in points]))
@@ -130,7 +171,8 @@ def run_ours(
     return {
         "images": summary.indexed,
         "seconds": seconds,
-        "cpu_seconds": cpu,
+        "cpu_seconds": sum(cpu.values()),
+        **{f"cpu_{name}_s": value for name, value in cpu.items()},
         "peak_rss_mb": peak_rss_mb(),
         "workers": workers,
         # where the time went: waiting for decoded images, the model, the store, the index
@@ -226,6 +268,8 @@ def in_subprocess(role: str, args: argparse.Namespace, work: Path) -> dict:
     command += ["--decode", args.decode]
     if args.switch_interval:
         command += ["--switch-interval", str(args.switch_interval)]
+    if args.pipeline_only:
+        command += ["--pipeline-only"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("ROLE ")]
     if result.returncode or not lines:
@@ -259,6 +303,11 @@ def main() -> None:
         "--switch-interval", type=float,
         help="also run ours with sys.setswitchinterval(SECONDS) (Python's default: 0.005)",
     )  # fmt: skip
+    parser.add_argument(
+        "--pipeline-only", action="store_true",
+        help="also run ours with the image model replaced by free unit vectors: the rate and "
+        "CPU of everything around the model",
+    )  # fmt: skip
     parser.add_argument("--role", help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -275,6 +324,9 @@ def main() -> None:
             "int8": lambda: run_ours(*ours_args, "int8", args.workers, args.decode),
             "bf16": lambda: run_ours(*ours_args, "bf16", args.workers, args.decode),
             "switch": lambda: switched(args.switch_interval, ours_args, args),
+            "pipeline": lambda: run_ours(
+                *ours_args, None, args.workers, args.decode, free_model=True
+            ),
             "reference": lambda: run_reference(
                 catalog, photos, args.work, args.batch_size, args.reference_n
             ),
@@ -291,6 +343,8 @@ def main() -> None:
         roles.append("bf16")
     if args.switch_interval:
         roles.append("switch")
+    if args.pipeline_only:
+        roles.append("pipeline")
     results: dict[str, dict] = {}
     vectors = {}
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
@@ -305,7 +359,7 @@ def main() -> None:
                     "cpu_seconds": min(best["cpu_seconds"], run["cpu_seconds"]),
                     "peak_rss_mb": max(best["peak_rss_mb"], run["peak_rss_mb"]),
                 }
-                if (work / "vectors.npy").exists():
+                if (work / "vectors.npy").exists() and role != "pipeline":
                     vectors[role] = np.load(work / "vectors.npy")
 
     n = args.n
@@ -329,11 +383,22 @@ def main() -> None:
         "cpu_ratio": cpu_ms["reference"] / cpu_ms["ours"],
         "workers": results["ours"]["workers"],
     }
-    figures |= {  # where our run's time went, in ms per image
+    figures |= {  # where our run's time and CPU went, in ms per image
         f"{name.removesuffix('_s')}_ms_per_image": 1000 * value / results["ours"]["images"]
         for name, value in results["ours"].items()
-        if name.startswith("stage_")
+        if name.startswith(("stage_", "cpu_")) and name != "cpu_seconds"
     }
+    if "pipeline" in rate:
+        figures |= {
+            "pipeline_only_images_per_s": rate["pipeline"],
+            **{
+                f"pipeline_only_{name.removesuffix('_s')}_ms_per_image": 1000
+                * value
+                / results["pipeline"]["images"]
+                for name, value in results["pipeline"].items()
+                if name.startswith("cpu_") and name != "cpu_seconds"
+            },
+        }
     if "int8" in rate:
         int8_cosine = np.sum(vectors["int8"] * vectors["ours"], axis=1)
         figures |= {

@@ -1,25 +1,21 @@
-"""Decoding and cropping the indexer's images, in its worker threads or in worker processes.
+"""Decoding and cropping the indexer's images, and where that happens.
 
 On a CPU the model takes ~50 ms per image and decoding ~4, so the fetch threads decode too.
-On a GPU the model takes a fraction of a millisecond, and sixteen threads decoding beside the
-thread that drives the GPU slow that thread down: they contend with it for the GIL, which
-every PyTorch call gives up and takes back (H100, BENCHMARKS.md: 643 images/s decoding in
-threads, 757 in processes, the model alone 3,500). So there each image's bytes go to a pool
-of worker processes (spawned: forking once CUDA or threads are running is unsafe) and come
-back as a (H, W, 3) uint8 crop, a quarter of the float32 input's size.
+On a GPU the model takes a fraction of a millisecond, and threads decoding beside the thread
+that drives the GPU slow that thread down: they contend with it for the GIL, which every
+PyTorch call gives up and takes back (H100, BENCHMARKS.md: 643 images/s decoding in threads,
+757 in processes, the model alone 3,500). So there rows are prepared in worker processes
+(`indexer.workers`) and come back as (H, W, 3) uint8 crops, a quarter of the float32 input.
 """
 
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -57,42 +53,7 @@ def decode_mode(mode: str, device: str) -> str:
     return mode
 
 
-class Decoder:
-    """Decodes in the calling thread, or hands the work to `processes` spawned workers."""
-
-    def __init__(self, preprocessor: ImagePreprocessor, mode: str, processes: int) -> None:
-        self.mode = mode
-        self._preprocessor = preprocessor
-        self._pool = None
-        if mode == "processes":
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                max_workers=processes,
-                mp_context=context,
-                initializer=_become_a_decoder,
-                initargs=(os.getpid(),),
-            )
-
-    def __call__(self, data: bytes, source: str) -> tuple[np.ndarray | None, str]:
-        if self._pool is None:
-            return decode_crop(data, source, self._preprocessor)
-        try:
-            return self._pool.submit(decode_crop, data, source, self._preprocessor).result()
-        except BrokenProcessPool as exc:
-            raise DecoderFailed(
-                f"the image decoding processes stopped while decoding {source} (killed, out "
-                "of memory, or unable to start from this program); re-run to go on where this "
-                "run stopped, or decode in threads (--decode threads) if it stops at the same "
-                "image again"
-            ) from exc
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def _become_a_decoder(parent: int) -> None:
+def become_a_decoder(parent: int) -> None:
     """Set up a decoding process: it ignores Ctrl-C (the indexer stops it) and dies with the
     indexer, even one killed by SIGKILL, instead of waiting on its queue forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

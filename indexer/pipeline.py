@@ -1,15 +1,14 @@
-"""The indexing pipeline: rows → fetch, hash, decode (threads) → embed (batched) → upsert.
+"""The indexing pipeline: rows → fetch, hash, decode (workers) → embed (batched) → upsert.
 
-Worker threads (one per CPU core by default) fetch each row's image, hash it and compare the
-row's fingerprint with the one stored in its point; only rows that changed are decoded and
-cropped, in the same thread on a CPU and in worker processes when the model is on a GPU
-(`decoding` says why). While the model encodes one batch, the workers are already preparing
-the next two and a writer thread is storing the previous one. On a CPU, where the model's
-threads use every core, the workers fetch and hash meanwhile but decode between batches:
-decoding beside the model would stall its threads (BENCHMARKS.md). What is left of the cost
-is the model and the decode's own CPU time. Crops travel as uint8, a quarter of the model
-input's bytes, and memory holds at most four batches, whatever the catalog size (plus the set
-of catalog ids, which `--prune` needs).
+Workers (`indexer.workers`: threads on a CPU, processes beside a GPU) fetch each row's image,
+hash it and compare the row's fingerprint with the one stored in its point; only rows that
+changed are decoded and cropped. While the model encodes one batch, the workers are already
+preparing the next two and a writer thread is storing the previous one. On a CPU, where the
+model's threads use every core, the workers fetch and hash meanwhile but decode between
+batches: decoding beside the model would stall its threads (BENCHMARKS.md). What is left of
+the cost is the model and the decode's own CPU time. Crops travel as uint8, a quarter of the
+model input's bytes, and memory holds at most four batches, whatever the catalog size (plus
+the set of catalog ids, which `--prune` needs).
 
 Each batch is written with one upsert carrying vectors and fingerprints together, in catalog
 order by a single writer; the store returns once it is durable. So a run killed at any
@@ -22,34 +21,25 @@ import contextlib
 import itertools
 import logging
 import os
-import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from fashion_clip.errors import CatalogError, ImageLoadError
-from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES, fetch_bytes
+from fashion_clip.errors import CatalogError
+from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Point
 from indexer.catalog import Row, RowProblem
-from indexer.decoding import Decoder, DecoderFailed, decode_mode
+from indexer.decoding import decode_mode
 from indexer.report import Reporter, Skip, Summary
 from indexer.sources import ImageRoot
-from indexer.state import (
-    FINGERPRINT_FIELD,
-    SOURCE_FIELD,
-    VECTORS_FIELD,
-    ModelTag,
-    content_hash,
-    fingerprint,
-    vectors_key,
-)
+from indexer.state import ModelTag
+from indexer.workers import CpuTurns, Prepared, PrepareSpec, Workers, stored_state
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +54,10 @@ def default_batch_size(device: str) -> int:
 
 
 def default_workers() -> int:
-    """One fetch-and-decode thread per usable CPU core, at least 4 (network waits), at most 32.
+    """Images fetched at once: one per usable CPU core, at least 4 (network waits), at most 32.
 
-    Decoding releases the GIL, so threads scale with cores; on a GPU, where the model is fast,
-    they are what sets the pace.
+    In threads, decoding releases the GIL, so they scale with cores; beside a GPU they run in
+    one process per core, each fetching its share at once.
     """
     return min(32, max(4, _usable_cores()))
 
@@ -98,47 +88,6 @@ class IndexOptions:
     decode: str = "threads"
 
 
-@dataclass
-class _Prepared:
-    """A row after its worker: `kind` is embed, reuse, unchanged or failed."""
-
-    kind: str
-    row: Row
-    payload: dict[str, Any] | None = None
-    crop: np.ndarray | None = None  # (H, W, 3) uint8, for kind == "embed"
-    reason: str = ""
-
-
-class _CpuTurns:
-    """On the CPU, workers decode while the model is idle, not beside it.
-
-    The model's threads use every core, so a decode beside them costs twice: its own time and
-    the model's threads stalled waiting for the one it displaced. Fetching and hashing go on
-    meanwhile. On a GPU the model leaves the cores free and nothing waits.
-    """
-
-    def __init__(self, active: bool) -> None:
-        self._active = active
-        self._model_idle = threading.Event()
-        self._model_idle.set()
-
-    def wait_for_the_model(self) -> None:
-        if self._active:
-            self._model_idle.wait()
-
-    @contextlib.contextmanager
-    def model_running(self) -> Iterator[None]:
-        if self._active:
-            self._model_idle.clear()
-        try:
-            yield
-        finally:
-            self._model_idle.set()
-
-    def release(self) -> None:
-        self._model_idle.set()
-
-
 def index_rows(
     rows: Iterable[Row | RowProblem],
     collection: Collection,
@@ -158,18 +107,22 @@ def index_rows(
     seen: set[str] = set()
     tag = ModelTag(model.info.name, model.info.revision, _precision(options, model))
     chunks = _chunks(rows, options.batch_size)
-    pending: deque[tuple[list[RowProblem], list[Future[_Prepared]]]] = deque()
+    pending: deque[tuple[list[RowProblem], Callable[[], list[Prepared]]]] = deque()
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
         smoothing=0.1, dynamic_ncols=True,
     )  # fmt: skip
-    decoder = Decoder(
-        model.preprocessor,
-        decode_mode(options.decode, model.device),
-        processes=min(options.workers, _usable_cores()),  # more threads may wait on I/O
+    spec = PrepareSpec(
+        root, tag, model.preprocessor, options.max_bytes, options.timeout, options.retries
     )
-    turns = _CpuTurns(model.device == "cpu")
-    pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="fetch")
+    turns = CpuTurns(model.device == "cpu")
+    workers = Workers(
+        spec,
+        decode_mode(options.decode, model.device),
+        threads=options.workers,
+        processes=min(options.workers, _usable_cores()),  # more threads may wait on I/O
+        turns=turns,
+    )
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
     writing: Future[None] | None = None
 
@@ -189,19 +142,16 @@ def index_rows(
         seen.update(str(item.id) for item in chunk if item.id is not None)
         held = collection.retrieve([r.id for r in good]) if good else []
         stored = {str(p.id): p.payload for p in held}
-        futures = [
-            pool.submit(_prepare, row, stored.get(str(row.id)), root, tag, decoder, options, turns)
-            for row in good
-        ]
-        pending.append((problems, futures))
+        states = [stored_state(stored.get(str(row.id))) for row in good]
+        pending.append((problems, workers.submit(good, states)))
 
     try:
         for _ in range(LOOKAHEAD):
             submit()
         while pending:
-            problems, futures = pending.popleft()
+            problems, waiting = pending.popleft()
             with _timed(summary.stages, "wait_s"):
-                prepared = [future.result() for future in futures]
+                prepared = waiting()
             submit()  # the workers prepare the next batch while the model encodes this one
             skips = [Skip(p.number, p.id, p.reason) for p in problems]
             with _timed(summary.stages, "encode_s"):
@@ -226,12 +176,8 @@ def index_rows(
     finally:
         turns.release()  # no worker stays blocked: the pool's threads are joined at exit
         bar.close()
-        for _, futures in pending:
-            for future in futures:
-                future.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        workers.close()
         writer.shutdown(wait=True)  # a write in progress finishes: points stay whole
-        decoder.close()
 
     if options.prune:
         summary.deleted = prune(collection, seen)
@@ -257,50 +203,13 @@ def prune(collection: Collection, keep: set[str]) -> int:
     return len(stale)
 
 
-def _prepare(
-    row: Row,
-    stored: dict[str, Any] | None,
-    root: ImageRoot,
-    tag: ModelTag,
-    decoder: Decoder,
-    options: IndexOptions,
-    turns: _CpuTurns,
-) -> _Prepared:
-    """Runs in a worker: fetch, hash, compare with `stored`, decode and crop if needed."""
-    try:
-        source = root.resolve(row.image)
-        data = fetch_bytes(
-            source, max_bytes=options.max_bytes, timeout=options.timeout, retries=options.retries
-        )
-        key = vectors_key(tag, content_hash(data), row.caption)
-        payload = {**row.payload, SOURCE_FIELD: source}
-        payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
-        payload[VECTORS_FIELD] = key
-        if stored is not None:
-            if stored.get(FINGERPRINT_FIELD) == payload[FINGERPRINT_FIELD]:
-                return _Prepared("unchanged", row)
-            if stored.get(VECTORS_FIELD) == key:
-                return _Prepared("reuse", row, payload)
-        turns.wait_for_the_model()
-        crop, problem = decoder(data, source)
-        if crop is None:
-            return _Prepared("failed", row, reason=problem)
-        return _Prepared("embed", row, payload, crop=crop)
-    except ImageLoadError as exc:
-        return _Prepared("failed", row, reason=str(exc))
-    except DecoderFailed:
-        raise  # not this row's fault: the run stops (a re-run resumes)
-    except Exception as exc:  # a decoder or network surprise costs one row, not the run
-        return _Prepared("failed", row, reason=f"unexpected {type(exc).__name__}: {exc}")
-
-
 def _embed(
-    prepared: list[_Prepared],
+    prepared: list[Prepared],
     collection: Collection,
     model: ClipModel,
     summary: Summary,
     options: IndexOptions,
-    turns: _CpuTurns,
+    turns: CpuTurns,
 ) -> tuple[list[Point], list[Skip]]:
     """Embed what changed and keep the vectors of what did not: the batch's points to upsert.
 

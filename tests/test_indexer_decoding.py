@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -14,11 +15,14 @@ import pytest
 
 from fashion_clip.images import load_image
 from fashion_clip.store.embedded import EmbeddedStore
-from indexer.decoding import Decoder, DecoderFailed, decode_mode
+from indexer.catalog import Row
+from indexer.decoding import DecoderFailed, decode_mode
 from indexer.job import collection_spec, index_catalog, open_catalog
 from indexer.pipeline import IndexOptions, default_batch_size, default_workers
 from indexer.report import Reporter
 from indexer.sources import ImageRoot
+from indexer.state import ModelTag
+from indexer.workers import CpuTurns, PrepareSpec, Workers
 from tests.image_corpus import jpeg_bytes, photo
 from tests.indexer_fixtures import REPO, product_rows, write_catalog, write_photos
 
@@ -77,13 +81,13 @@ def test_a_run_records_where_its_time_went(tiny_model, catalog_with_a_bad_image)
 def test_on_the_cpu_images_are_decoded_between_batches_not_beside_the_model(
     tiny_model, catalog_with_a_bad_image, monkeypatch
 ):
-    import indexer.decoding
+    import indexer.workers
 
     if tiny_model.device != "cpu":
         pytest.skip("the model runs on a GPU here: decoding goes on beside it by design")
     decode_starts: list[float] = []
     encoding: list[tuple[float, float]] = []
-    decode, encode = indexer.decoding.decode_crop, tiny_model.encode_crops
+    decode, encode = indexer.workers.decode_crop, tiny_model.encode_crops
 
     def recorded_decode(*args):
         decode_starts.append(time.perf_counter())
@@ -97,9 +101,11 @@ def test_on_the_cpu_images_are_decoded_between_batches_not_beside_the_model(
         finally:
             encoding.append((start, time.perf_counter()))
 
-    monkeypatch.setattr(indexer.decoding, "decode_crop", recorded_decode)
-    monkeypatch.setattr(tiny_model, "encode_crops", slow_encode)
-    summary, *_ = index_with(catalog_with_a_bad_image, tiny_model, "threads", "gated")
+    monkeypatch.setattr(indexer.workers, "decode_crop", recorded_decode)
+    # A copy: monkeypatch would leave the session's model holding a bound method afterwards.
+    model = copy.copy(tiny_model)
+    model.encode_crops = slow_encode
+    summary, *_ = index_with(catalog_with_a_bad_image, model, "threads", "gated")
     assert summary.indexed == N - 1 and len(encoding) == 3 and len(decode_starts) == N
     # Ungated, the first 50 ms encode has the next two batches (6 rows) decoded beside it.
     # Gated, a worker that passed the gate just before the model started may still decode
@@ -138,23 +144,30 @@ def test_crops_embed_as_the_float_preprocessing_in_the_fast_precisions(tiny_mode
     np.testing.assert_allclose(ours, model.encode_pixels(model.preprocessor(images)), atol=1e-6)
 
 
+def process_workers(folder, preprocessor, processes: int = 1) -> Workers:
+    spec = PrepareSpec(ImageRoot(str(folder)), ModelTag("m", None), preprocessor, 1 << 20, 5.0, 0)
+    return Workers(spec, "processes", threads=processes, processes=processes, turns=CpuTurns(False))
+
+
 def test_a_decoder_process_that_dies_stops_the_run_with_a_message(tiny_model, tmp_path):
-    data = jpeg_bytes(photo(64, 48))
-    decoder = Decoder(tiny_model.preprocessor, "processes", processes=1)
+    (tmp_path / "first.jpg").write_bytes(jpeg_bytes(photo(64, 48)))
+    rows = [Row(n, f"sku-{n}", "first.jpg", None, {"image": "first.jpg"}) for n in (1, 2)]
+    workers = process_workers(tmp_path, tiny_model.preprocessor)
     try:
-        crop, problem = decoder(data, "first.jpg")
-        assert problem == "" and crop.shape == (*tiny_model.preprocessor.output_size, 3)
-        path = tmp_path / "first.jpg"
-        path.write_bytes(data)
+        prepared = workers.submit(rows, [None, None])()
+        assert [(p.kind, p.row) for p in prepared] == [("embed", rows[0]), ("embed", rows[1])]
         side = tiny_model.preprocessor.min_decode_side
-        expected = tiny_model.preprocessor.crop_pixels(load_image(path, min_side=side))
-        np.testing.assert_array_equal(crop, expected)
-        for pid in list(decoder._pool._processes):  # what the OOM killer would do
+        expected = tiny_model.preprocessor.crop_pixels(
+            load_image(tmp_path / "first.jpg", min_side=side)
+        )
+        np.testing.assert_array_equal(prepared[0].crop, expected)
+        for pid in list(workers._processes._processes):  # what the OOM killer would do
             os.kill(pid, signal.SIGKILL)
-        with pytest.raises(DecoderFailed, match="second.jpg.*re-run"):
-            decoder(data, "second.jpg")
+        later = [Row(n, f"sku-{n}", "second.jpg", None, {}) for n in (3, 4)]
+        with pytest.raises(DecoderFailed, match="rows 3-4 .*second.jpg.*re-run"):
+            workers.submit(later, [None, None])()
     finally:
-        decoder.close()
+        workers.close()
 
 
 @pytest.mark.parametrize(("cores", "workers"), [(1, 4), (2, 4), (16, 16), (96, 32)])
@@ -188,16 +201,18 @@ def test_decoding_processes_die_with_a_killed_indexer(tmp_path):
     script.write_text(
         "import sys, time\n"
         "from fashion_clip.preprocess import ImagePreprocessor\n"
-        "from indexer.decoding import Decoder\n"
-        "from tests.image_corpus import jpeg_bytes, photo\n"
+        "from indexer.catalog import Row\n"
+        "from tests.test_indexer_decoding import process_workers\n"
         "if __name__ == '__main__':\n"
-        "    decoder = Decoder(ImagePreprocessor(), 'processes', processes=2)\n"
-        "    decoder(jpeg_bytes(photo(64, 48)), 'x.jpg')\n"
-        "    print(*decoder._pool._processes, flush=True)\n"
+        "    workers = process_workers(sys.argv[1], ImagePreprocessor(), processes=2)\n"
+        "    rows = [Row(n, n, 'x.jpg', None) for n in range(4)]\n"
+        "    assert {p.kind for p in workers.submit(rows, [None] * 4)()} == {'embed'}\n"
+        "    print(*workers._processes._processes, flush=True)\n"
         "    time.sleep(60)\n"
     )
+    (tmp_path / "x.jpg").write_bytes(jpeg_bytes(photo(64, 48)))
     indexer = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     decoders = [int(pid) for pid in indexer.stdout.readline().split()]

@@ -44,7 +44,8 @@ def bucket(s3_bucket):
     return s3_bucket
 
 
-def test_catalog_and_images_in_s3(env, bucket, capsys):
+@pytest.mark.parametrize("decode", ["threads", "processes"])
+def test_catalog_and_images_in_s3(env, bucket, capsys, decode):
     for i in range(N):
         s3.upload_file(env / "images" / f"img-{i}.jpg", f"s3://{bucket}/shop/media/img-{i}.jpg")
     rows = product_rows(N, prefix="media/")
@@ -55,6 +56,7 @@ def test_catalog_and_images_in_s3(env, bucket, capsys):
 
     # No --images: relative paths are relative to the catalog's own S3 prefix.
     args = ("index", f"s3://{bucket}/shop/catalog.jsonl", "--report", env / "report.jsonl")
+    args += ("--decode", decode)  # processes: each spawned process reads S3 with its own client
     code, out, err = run_indexer(capsys, *args)
     assert code == 1 and f"catalog: indexed {N}, unchanged 0, skipped 1" in out
     assert f"s3://{bucket}/shop/media/missing.jpg: no such key" in err
@@ -126,7 +128,8 @@ def http_root(env):
     server.server_close()
 
 
-def test_images_from_an_http_server(env, http_root, capsys):
+@pytest.mark.parametrize("decode", ["threads", "processes"])
+def test_images_from_an_http_server(env, http_root, capsys, decode):
     base, hits = http_root
     rows = product_rows(N)
     rows[1]["image"] = "flaky/img-1.jpg"  # 503 once: retried, then indexed
@@ -136,6 +139,7 @@ def test_images_from_an_http_server(env, http_root, capsys):
     rows.append({"id": "refused", "image": f"http://127.0.0.1:{free_port()}/x.jpg"})
     catalog = write_catalog(env / "c.csv", rows)
     args = ("index", catalog, "--images", base + "/", "--timeout", "0.5", "--retries", "1")
+    args += ("--decode", decode)
     code, out, err = run_indexer(capsys, *args)
     assert code == 1 and f"indexed {N}, unchanged 0, skipped 3" in out
     assert "missing.jpg: HTTP 404" in err
