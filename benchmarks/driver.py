@@ -104,7 +104,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--ops", type=int, default=300, help="small PyTorch calls per batch")
     parser.add_argument("--gpu-ms", type=float, default=60.0, help="the GPU's time per batch")
-    parser.add_argument("--workers", type=int, help="decoding processes (default: the indexer's)")
+    parser.add_argument(
+        "--workers", type=int, help="the indexer's --workers (default: its own; processes: "
+        "at most one per core)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=2, help="runs per setting; the best counts")
     parser.add_argument("--role", help=argparse.SUPPRESS)  # internal: one run, this decode
     args = parser.parse_args()

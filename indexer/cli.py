@@ -136,8 +136,9 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--workers", type=_positive, metavar="N",
-        help="images fetched at once (default: one per CPU core, at least 4, at most 32; more "
-        "for slow URLs or S3)",
+        help="images fetched and decoded at once (default: one per CPU core, at least 4, at "
+        "most 32; more for slow URLs or S3); beside a GPU they are shared by min(N, cores) "
+        "decoding processes",
     )  # fmt: skip
     parser.add_argument(
         "--timeout", type=float, default=15.0, metavar="S",
@@ -153,8 +154,9 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--decode", choices=("auto", "threads", "processes"), default="auto",
-        help="where images are fetched, hashed and decoded: in threads of the indexer, or in "
-        "one process per core (default: auto, processes when the model is on a GPU)",
+        help="where images are fetched, hashed and decoded: in threads of the indexer (on a "
+        "CPU they wait while the model runs), or in decoding processes (default: auto, "
+        "processes when the model is on a GPU)",
     )  # fmt: skip
     parser.add_argument(
         "--quantize", choices=("int8", "bf16"),

@@ -23,11 +23,10 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 from tqdm import tqdm
 
 from fashion_clip.errors import CatalogError
@@ -39,7 +38,7 @@ from indexer.decoding import decode_mode
 from indexer.report import Reporter, Skip, Summary
 from indexer.sources import ImageRoot
 from indexer.state import ModelTag
-from indexer.workers import CpuTurns, Prepared, PrepareSpec, Workers, stored_state
+from indexer.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,8 @@ def default_batch_size(device: str) -> int:
 def default_workers() -> int:
     """Images fetched at once: one per usable CPU core, at least 4 (network waits), at most 32.
 
-    In threads, decoding releases the GIL, so they scale with cores; beside a GPU they run in
-    one process per core, each fetching its share at once.
+    In threads, decoding releases the GIL, so they scale with cores; beside a GPU they are
+    shared by one decoding process per core (`indexer.workers`).
     """
     return min(32, max(4, _usable_cores()))
 
@@ -107,7 +106,7 @@ def index_rows(
     seen: set[str] = set()
     tag = ModelTag(model.info.name, model.info.revision, _precision(options, model))
     chunks = _chunks(rows, options.batch_size)
-    pending: deque[tuple[list[RowProblem], Callable[[], list[Prepared]]]] = deque()
+    pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
         smoothing=0.1, dynamic_ncols=True,
@@ -149,22 +148,22 @@ def index_rows(
         for _ in range(LOOKAHEAD):
             submit()
         while pending:
-            problems, waiting = pending.popleft()
+            problems, preparing = pending.popleft()
             with _timed(summary.stages, "wait_s"):
-                prepared = waiting()
+                batch = preparing.result()
             submit()  # the workers prepare the next batch while the model encodes this one
             skips = [Skip(p.number, p.id, p.reason) for p in problems]
             with _timed(summary.stages, "encode_s"):
-                points, failed = _embed(prepared, collection, model, summary, options, turns)
+                points, failed = _embed(batch, collection, model, summary, options, turns)
             with _timed(summary.stages, "write_s"):
                 finish_writing()  # at most one batch in the writer: memory stays bounded
                 writing = writer.submit(collection.upsert, points) if points else None
             summary.indexed += len(points)
-            summary.unchanged += sum(item.kind == "unchanged" for item in prepared)
+            summary.unchanged += sum(item.kind == "unchanged" for item in batch.rows)
             for skip in sorted(skips + failed, key=lambda s: s.row):  # in catalog order
                 summary.skipped += 1
                 reporter.skip(skip)
-            bar.update(len(problems) + len(prepared))
+            bar.update(len(problems) + len(batch.rows))
         with _timed(summary.stages, "write_s"):
             finish_writing()
     except BaseException:
@@ -204,7 +203,7 @@ def prune(collection: Collection, keep: set[str]) -> int:
 
 
 def _embed(
-    prepared: list[Prepared],
+    batch: PreparedBatch,
     collection: Collection,
     model: ClipModel,
     summary: Summary,
@@ -216,11 +215,12 @@ def _embed(
     Also returns the rows that failed, for the caller to report.
     """
     points: list[Point] = []
+    prepared = batch.rows
     embed = [p for p in prepared if p.kind == "embed"]
-    if embed:
+    if batch.crops is not None:
         captioned = [i for i, p in enumerate(embed) if p.row.caption]
         with turns.model_running():
-            images = model.encode_crops(np.stack([p.crop for p in embed]))  # (n, dim), unit
+            images = model.encode_crops(batch.crops)  # (n, dim), unit
             texts = model.encode_text(
                 [embed[i].row.caption for i in captioned], batch_size=options.batch_size
             )  # (n_captioned, dim), unit

@@ -6,13 +6,14 @@ Processes (on a GPU): everything a row needs happens in a decoding process, and 
 slice of a batch travels as one message each way. On a GPU the thread driving the model gives
 up and retakes the GIL at every PyTorch call, so any Python work elsewhere in the indexer's
 process slows it down: with a task per row (threads fetching and hashing, a process decoding),
-that work came to ~0.8 ms of CPU per row on the 2-core machine, more than the model's own
-0.28 ms per image on an H100 (BENCHMARKS.md, "On a GPU").
+that work came to 1.3 ms of CPU per row on the 2-core machine, against 0.2 with slices and
+0.28 ms per image for the model itself on an H100 (BENCHMARKS.md, "On a GPU").
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import multiprocessing
 import os
@@ -66,6 +67,14 @@ class Prepared:
     payload: dict[str, Any] | None = None
     crop: np.ndarray | None = None  # (H, W, 3) uint8, for kind == "embed"
     reason: str = ""
+
+
+@dataclass
+class PreparedBatch:
+    """A batch's rows after the workers, in order, with the crops of those to embed."""
+
+    rows: list[Prepared]
+    crops: np.ndarray | None  # (number of "embed" rows, H, W, 3) uint8, in their order
 
 
 @dataclass
@@ -159,8 +168,13 @@ class CpuTurns:
 class Workers:
     """Prepares rows in `threads` of this process or in `processes` spawned ones.
 
-    `submit(rows, stored)` returns at once; the function it returns waits for the rows'
-    `Prepared`, in order.
+    `submit(rows, stored)` returns at once, with a future of the rows' `PreparedBatch`. An
+    assembler thread waits for the rows and stacks their crops into the model's batch: on a
+    GPU that 38 MB copy (a batch of 256) happens while the model works on the batch before,
+    not between batches while the GPU idles.
+
+    Processes are not held back while a CPU model runs (`CpuTurns` gates threads only): on a
+    CPU, threads are the faster choice.
     """
 
     def __init__(
@@ -172,7 +186,7 @@ class Workers:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
         if mode == "processes":
-            # Each process fetches with its share of the threads (network waits), then decodes.
+            # `threads` rows in flight across the processes (network waits), at least one each.
             threads_each = max(1, math.ceil(threads / processes))
             self._processes = ProcessPoolExecutor(
                 max_workers=processes,
@@ -183,8 +197,14 @@ class Workers:
             self._slices = processes
         else:
             self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
+        # One thread: batches come out in the order they went in.
+        self._assembler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble")
 
-    def submit(self, rows: list[Row], stored: list[Stored]) -> Callable[[], list[Prepared]]:
+    def submit(self, rows: list[Row], stored: list[Stored]) -> Future[PreparedBatch]:
+        return self._assembler.submit(_assemble, self._send(rows, stored))
+
+    def _send(self, rows: list[Row], stored: list[Stored]) -> Callable[[], list[Prepared]]:
+        """Hand the rows to the workers; the function returned waits for them, in order."""
         if self._processes is None:
             assert self._threads is not None
             futures = [
@@ -192,13 +212,16 @@ class Workers:
                 for row, state in zip(rows, stored, strict=True)
             ]
             return lambda: [future.result() for future in futures]
-        # One message per slice, as many slices as processes: every process has work.
-        size = max(1, math.ceil(len(rows) / self._slices))
-        slices = [(start, start + size) for start in range(0, len(rows), size)]
-        sent = [
-            (rows[a:b], self._processes.submit(_prepare_slice, rows[a:b], stored[a:b]))
-            for a, b in slices
-        ]
+        # One message per slice, up to one slice per process, near-equal sizes.
+        count = min(self._slices, len(rows))
+        bounds = [len(rows) * i // count for i in range(count + 1)]
+        sent = []
+        for a, b in itertools.pairwise(bounds):
+            try:
+                future = self._processes.submit(_prepare_slice, rows[a:b], stored[a:b])
+            except BrokenProcessPool as exc:  # it broke while an earlier batch was prepared
+                raise _decoders_stopped(rows[a:b]) from exc
+            sent.append((rows[a:b], future))
         return lambda: [prepared for part, future in sent for prepared in _received(part, future)]
 
     def _prepare_here(self, row: Row, stored: Stored) -> Prepared:
@@ -208,28 +231,61 @@ class Workers:
         )
 
     def close(self) -> None:
-        """Stop the workers; queued rows are dropped, a decode in progress finishes."""
+        """Stop the workers at once; rows not prepared yet are dropped (a re-run resumes).
+
+        Threads finish the row in hand (one fetch at most). Processes are terminated: they
+        only read, and a slice of slow URLs could otherwise keep a stopped run waiting for
+        minutes.
+        """
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
         if self._processes is not None:
-            self._processes.shutdown(wait=True, cancel_futures=True)
-            self._processes = None
+            pool, self._processes = self._processes, None
+            # What Python 3.14's ProcessPoolExecutor.terminate_workers does, for 3.10-3.13.
+            running = list((pool._processes or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in running:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    if process.is_alive():
+                        process.terminate()
+            for process in running:
+                process.join(timeout=5)
+        # Its waits end with the workers: their dropped rows raise there, and it stops.
+        self._assembler.shutdown(wait=False, cancel_futures=True)
+
+
+def _assemble(waiting: Callable[[], list[Prepared]]) -> PreparedBatch:
+    rows = waiting()
+    embed = [item for item in rows if item.kind == "embed"]
+    if not embed:
+        return PreparedBatch(rows, None)
+    crops = np.stack([item.crop for item in embed])
+    for item in embed:
+        item.crop = None  # the batch holds them now: one copy in memory
+    return PreparedBatch(rows, crops)
+
+
+def _decoders_stopped(rows: list[Row]) -> DecoderFailed:
+    return DecoderFailed(
+        "the image decoding processes stopped (killed, out of memory, or unable to start "
+        f"from this program) while catalog rows {rows[0].number}-{rows[-1].number} were "
+        f"waiting for them (first image: {rows[0].image}); re-run to go on where this run "
+        "stopped, or prepare images in threads (--decode threads) if it stops there again"
+    )
 
 
 def _received(rows: list[Row], future: Future[list[tuple[Any, ...]]]) -> list[Prepared]:
     try:
         results = future.result()
     except BrokenProcessPool as exc:
-        raise DecoderFailed(
-            f"the image decoding processes stopped while preparing catalog rows "
-            f"{rows[0].number}-{rows[-1].number} (first image: {rows[0].image}; killed, out of "
-            "memory, or unable to start from this program); re-run to go on where this run "
-            "stopped, or decode in threads (--decode threads) if it stops at the same rows again"
-        ) from exc
+        raise _decoders_stopped(rows) from exc
+    except Exception as exc:  # the slice's result could not come back: its rows, not the run
+        reason = f"unexpected {type(exc).__name__} in a decoding process: {exc}"
+        return [Prepared("failed", row, reason=reason) for row in rows]
     return [Prepared(kind, row, *rest) for row, (kind, *rest) in zip(rows, results, strict=True)]
 
 
-# In a decoding process: the spec and the fetch threads, set once when it starts.
+# In a decoding process: the spec and its fetch threads, set once when it starts.
 _spec: PrepareSpec | None = None
 _fetchers: ThreadPoolExecutor | None = None
 
@@ -242,17 +298,17 @@ def _start_process(parent: int, spec: PrepareSpec, threads: int) -> None:
         _fetchers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
 
+def _prepare_in_process(row: Row, stored: Stored) -> tuple[Any, ...]:
+    """One row, start to end, in a decoding process: its image bytes are dropped as soon as
+    it is decoded, so a process holds at most one image per fetch thread."""
+    assert _spec is not None, "not a decoding process"
+    prepared = _finish(row, _fetch(row, _spec), stored, _spec.preprocessor)
+    return prepared.kind, prepared.payload, prepared.crop, prepared.reason
+
+
 def _prepare_slice(rows: list[Row], stored: list[Stored]) -> list[tuple[Any, ...]]:
     """Runs in a decoding process: the slice's rows as (kind, payload, crop, reason), the row
     itself left out (the indexer has it)."""
-    spec = _spec
-    assert spec is not None, "not a decoding process"
     if _fetchers is None:
-        fetched = [_fetch(row, spec) for row in rows]
-    else:
-        fetched = list(_fetchers.map(_fetch, rows, [spec] * len(rows)))
-    out = []
-    for row, got, state in zip(rows, fetched, stored, strict=True):
-        prepared = _finish(row, got, state, spec.preprocessor)
-        out.append((prepared.kind, prepared.payload, prepared.crop, prepared.reason))
-    return out
+        return [_prepare_in_process(row, state) for row, state in zip(rows, stored, strict=True)]
+    return list(_fetchers.map(_prepare_in_process, rows, stored))

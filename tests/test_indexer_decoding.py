@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -154,20 +156,57 @@ def test_a_decoder_process_that_dies_stops_the_run_with_a_message(tiny_model, tm
     rows = [Row(n, f"sku-{n}", "first.jpg", None, {"image": "first.jpg"}) for n in (1, 2)]
     workers = process_workers(tmp_path, tiny_model.preprocessor)
     try:
-        prepared = workers.submit(rows, [None, None])()
-        assert [(p.kind, p.row) for p in prepared] == [("embed", rows[0]), ("embed", rows[1])]
+        batch = workers.submit(rows, [None, None]).result()
+        assert [(p.kind, p.row) for p in batch.rows] == [("embed", rows[0]), ("embed", rows[1])]
         side = tiny_model.preprocessor.min_decode_side
         expected = tiny_model.preprocessor.crop_pixels(
             load_image(tmp_path / "first.jpg", min_side=side)
         )
-        np.testing.assert_array_equal(prepared[0].crop, expected)
+        assert batch.crops.shape == (2, *expected.shape)  # stacked for the model, in order
+        np.testing.assert_array_equal(batch.crops[0], expected)
         for pid in list(workers._processes._processes):  # what the OOM killer would do
             os.kill(pid, signal.SIGKILL)
         later = [Row(n, f"sku-{n}", "second.jpg", None, {}) for n in (3, 4)]
         with pytest.raises(DecoderFailed, match="rows 3-4 .*second.jpg.*re-run"):
-            workers.submit(later, [None, None])()
+            workers.submit(later, [None, None]).result()
     finally:
         workers.close()
+
+
+def test_stopping_does_not_wait_for_slow_images_in_the_processes(tiny_model, tmp_path):
+    """Ctrl-C during a slice of slow URLs: the processes are stopped, not waited for."""
+    served = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            served.set()
+            time.sleep(30)  # an unresponsive image server
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    spec = PrepareSpec(
+        ImageRoot(f"http://127.0.0.1:{server.server_address[1]}/"),
+        ModelTag("m", None), tiny_model.preprocessor, 1 << 20, 60.0, 2,
+    )  # fmt: skip
+    workers = Workers(spec, "processes", threads=1, processes=1, turns=CpuTurns(False))
+    rows = [Row(n, f"sku-{n}", f"img-{n}.jpg", None) for n in range(4)]
+    preparing = workers.submit(rows, [None] * 4)
+    try:
+        assert served.wait(30)  # the process is fetching the first of its four slow images
+        [process] = workers._processes._processes.values()
+        started = time.monotonic()
+        workers.close()
+        assert time.monotonic() - started < 10 and not process.is_alive()
+        with pytest.raises(Exception):  # noqa: B017 (cancelled or broken: either ends the wait)
+            preparing.result(timeout=10)
+    finally:
+        workers.close()
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize(("cores", "workers"), [(1, 4), (2, 4), (16, 16), (96, 32)])
@@ -206,7 +245,8 @@ def test_decoding_processes_die_with_a_killed_indexer(tmp_path):
         "if __name__ == '__main__':\n"
         "    workers = process_workers(sys.argv[1], ImagePreprocessor(), processes=2)\n"
         "    rows = [Row(n, n, 'x.jpg', None) for n in range(4)]\n"
-        "    assert {p.kind for p in workers.submit(rows, [None] * 4)()} == {'embed'}\n"
+        "    batch = workers.submit(rows, [None] * 4).result()\n"
+        "    assert {p.kind for p in batch.rows} == {'embed'}\n"
         "    print(*workers._processes._processes, flush=True)\n"
         "    time.sleep(60)\n"
     )

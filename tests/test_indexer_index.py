@@ -51,10 +51,12 @@ def test_each_format_indexes_every_row(shop, capsys, suffix):
         assert np.linalg.norm(point.vectors[name]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_rerun_skips_unchanged_and_reembeds_what_changed(shop, capsys):
+@pytest.mark.parametrize("decode", ["threads", "processes"])  # the decisions made in either
+def test_rerun_skips_unchanged_and_reembeds_what_changed(shop, capsys, decode):
     rows = product_rows(N)
     catalog = write_catalog(shop / "c.jsonl", rows)
     args = ("index", catalog, "--images", shop / "images", "--collection", "shop")
+    args += ("--decode", decode, "--batch-size", "5")  # batches of 5 over 2 processes
     assert run_indexer(capsys, *args)[0] == 0
     before = points(shop / "qdrant", "shop")
 
