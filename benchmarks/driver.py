@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine, print_table, result_line, vitb32_folder
-from benchmarks.index import write_catalog
+from benchmarks.index import index_into, write_catalog
 
 
 class StandIn:
@@ -54,10 +54,7 @@ def run(args: argparse.Namespace, decode: str) -> dict:
 
     from fashion_clip.model import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
-    from indexer.job import collection_spec, index_catalog, open_catalog
     from indexer.pipeline import IndexOptions, default_workers
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
 
     torch.set_num_threads(1)  # a GPU's driving thread computes nothing itself
     catalog, photos = write_catalog(args.n, args.distinct)
@@ -79,14 +76,8 @@ def run(args: argparse.Namespace, decode: str) -> dict:
         decode=decode,
     )
     with tempfile.TemporaryDirectory(prefix="bench-driver-") as tmp:
-        store = EmbeddedStore(Path(tmp) / "qdrant")
         start = time.perf_counter()
-        with open_catalog(str(catalog)) as opened, Reporter() as reporter:
-            collection = store.create("bench", collection_spec(model, opened))
-            summary = index_catalog(
-                opened, ImageRoot(str(photos)), collection, model, reporter, options
-            )
-            collection.close()
+        summary = index_into(EmbeddedStore(Path(tmp) / "qdrant"), catalog, photos, model, options)
         seconds = time.perf_counter() - start
     batches = -(-summary.indexed // args.batch_size)
     return {

@@ -136,10 +136,7 @@ def run_ours(
 ) -> dict:
     from fashion_clip.model import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
-    from indexer.job import collection_spec, index_catalog, open_catalog
     from indexer.pipeline import IndexOptions, default_workers
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
 
     model = ClipModel.load(str(vitb32_folder()), quantize=quantize, text_precision="fp32")
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
@@ -155,19 +152,12 @@ def run_ours(
     )
     store = EmbeddedStore(work / "qdrant")
     start, cpu_start = time.perf_counter(), cpu_split()
-    with open_catalog(str(catalog)) as opened, Reporter() as reporter:
-        collection = store.create("bench", collection_spec(model, opened))
-        summary = index_catalog(
-            opened, ImageRoot(str(photos)), collection, model, reporter, options
-        )
-        collection.close()
+    summary = index_into(store, catalog, photos, model, options)
     seconds = time.perf_counter() - start
     cpu = {name: value - cpu_start[name] for name, value in cpu_split().items()}
     with store.open("bench") as collection:
         points = sorted(collection.iter_points(with_vectors=True), key=lambda p: str(p.id))
     np.save(work / "vectors.npy", np.stack([p.vectors["image"] for p in points]))
-    if summary.skipped or summary.indexed != opened.total:
-        raise RuntimeError(f"not every row was indexed: {summary.line()}")
     return {
         "images": summary.indexed,
         "seconds": seconds,
@@ -179,6 +169,24 @@ def run_ours(
         **{f"stage_{name}": value for name, value in summary.stages.items()},
         "stage_index_build_s": seconds - summary.seconds,
     }
+
+
+def index_into(store, catalog: Path, photos: Path, model, options):
+    """`indexer.job.index_catalog` of the catalog into a new collection `bench` of `store`;
+    every row must be indexed. Returns the run's summary."""
+    from indexer.job import collection_spec, index_catalog, open_catalog
+    from indexer.report import Reporter
+    from indexer.sources import ImageRoot
+
+    with open_catalog(str(catalog)) as opened, Reporter() as reporter:
+        collection = store.create("bench", collection_spec(model, opened))
+        summary = index_catalog(
+            opened, ImageRoot(str(photos)), collection, model, reporter, options
+        )
+        collection.close()
+    if summary.skipped or summary.indexed != opened.total:
+        raise RuntimeError(f"not every row was indexed: {summary.line()}")
+    return summary
 
 
 def run_reference(catalog: Path, photos: Path, work: Path, batch: int, limit: int) -> dict:
