@@ -173,6 +173,22 @@ def test_a_decoder_process_that_dies_stops_the_run_with_a_message(tiny_model, tm
         workers.close()
 
 
+def test_a_slice_that_cannot_reach_its_process_fails_its_rows_not_the_run(tiny_model, tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(photo(64, 48)))
+    good = [Row(n, f"sku-{n}", "a.jpg", None, {"n": n}) for n in (1, 2)]
+    odd = [Row(n, f"sku-{n}", "a.jpg", None, {"n": threading.Lock()}) for n in (3, 4)]
+    workers = process_workers(tmp_path, tiny_model.preprocessor, processes=2)
+    try:
+        batch = workers.submit(good + odd, [None] * 4).result()  # slices: rows 1-2 and 3-4
+        assert [p.kind for p in batch.rows] == ["embed", "embed", "failed", "failed"]
+        assert "unexpected" in batch.rows[2].reason and "lock" in batch.rows[2].reason
+        assert batch.crops.shape[0] == 2
+        again = workers.submit(good, [None, None]).result()  # the processes still serve
+        assert [p.kind for p in again.rows] == ["embed", "embed"]
+    finally:
+        workers.close()
+
+
 def test_stopping_does_not_wait_for_slow_images_in_the_processes(tiny_model, tmp_path):
     """Ctrl-C during a slice of slow URLs: the processes are stopped, not waited for."""
     served = threading.Event()
