@@ -137,8 +137,8 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=_positive, metavar="N",
         help="images fetched and decoded at once (default: one per CPU core, at least 4, at "
-        "most 32; more for slow URLs or S3); beside a GPU they are shared by min(N, cores) "
-        "decoding processes",
+        "most 32; more for slow URLs or S3); with --decode processes (auto beside a GPU) "
+        "they run in min(N, cores) processes, each with at least one at a time",
     )  # fmt: skip
     parser.add_argument(
         "--timeout", type=float, default=15.0, metavar="S",

@@ -55,8 +55,8 @@ def default_batch_size(device: str) -> int:
 def default_workers() -> int:
     """Images fetched at once: one per usable CPU core, at least 4 (network waits), at most 32.
 
-    In threads, decoding releases the GIL, so they scale with cores; beside a GPU they are
-    shared by one decoding process per core (`indexer.workers`).
+    In threads, decoding releases the GIL, so they scale with cores; beside a GPU they run in
+    min(workers, cores) decoding processes (`indexer.workers`).
     """
     return min(32, max(4, _usable_cores()))
 

@@ -6,20 +6,24 @@ Processes (on a GPU): everything a row needs happens in a decoding process, and 
 slice of a batch travels as one message each way. On a GPU the thread driving the model gives
 up and retakes the GIL at every PyTorch call, so any Python work elsewhere in the indexer's
 process slows it down: with a task per row (threads fetching and hashing, a process decoding),
-that work came to 1.3 ms of CPU per row on the 2-core machine, against 0.2 with slices and
-0.28 ms per image for the model itself on an H100 (BENCHMARKS.md, "On a GPU").
+that work came to 1.3 ms of CPU per row on the 2-core machine, against 0.2-0.3 with slices
+and 0.28 ms per image for the model itself on an H100 (BENCHMARKS.md, "On a GPU" and "Since
+then: a slice of a batch per decoding process").
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import math
 import multiprocessing
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +45,13 @@ from indexer.state import (
     fingerprint,
     vectors_key,
 )
+
+log = logging.getLogger(__name__)
+
+# Terminating a pool's processes can leave its manager thread blocked on a half-sent slice in
+# Pythons without the fix for CPython gh-94777 (in 3.12's and 3.11.7's concurrent.futures,
+# not in 3.10's): there close() waits for the slices in hand instead.
+_CAN_TERMINATE = sys.version_info >= (3, 11, 7)
 
 # What a row's stored point says about it: (fingerprint, vectors key), or None when new.
 Stored = tuple[str | None, str | None] | None
@@ -213,6 +224,8 @@ class Workers:
             ]
             return lambda: [future.result() for future in futures]
         # One message per slice, up to one slice per process, near-equal sizes.
+        if not rows:  # a chunk of bad rows only
+            return list
         count = min(self._slices, len(rows))
         bounds = [len(rows) * i // count for i in range(count + 1)]
         sent = []
@@ -237,21 +250,25 @@ class Workers:
         only read, and a slice of slow URLs could otherwise keep a stopped run waiting for
         minutes.
         """
+        # First: batches not assembled yet are dropped, not assembled from cancelled rows.
+        self._assembler.shutdown(wait=False, cancel_futures=True)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
         if self._processes is not None:
             pool, self._processes = self._processes, None
-            # What Python 3.14's ProcessPoolExecutor.terminate_workers does, for 3.10-3.13.
-            running = list((pool._processes or {}).values())
+            if not _CAN_TERMINATE:
+                pool.shutdown(wait=True, cancel_futures=True)
+                return
+            # What Python 3.14's ProcessPoolExecutor.terminate_workers does.
+            running = list(pool._processes.values())
             pool.shutdown(wait=False, cancel_futures=True)
             for process in running:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     if process.is_alive():
                         process.terminate()
+            deadline = time.monotonic() + 5
             for process in running:
-                process.join(timeout=5)
-        # Its waits end with the workers: their dropped rows raise there, and it stops.
-        self._assembler.shutdown(wait=False, cancel_futures=True)
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _assemble(waiting: Callable[[], list[Prepared]]) -> PreparedBatch:
@@ -279,7 +296,14 @@ def _received(rows: list[Row], future: Future[list[tuple[Any, ...]]]) -> list[Pr
         results = future.result()
     except BrokenProcessPool as exc:
         raise _decoders_stopped(rows) from exc
-    except Exception as exc:  # the slice's result could not come back: its rows, not the run
+    except CancelledError:
+        raise  # the run is stopping
+    except Exception as exc:
+        # The slice could not be sent (its rows did not pickle) or its process raised (a bug:
+        # logged with its traceback). Its rows are skipped, not the run.
+        log.error(
+            "preparing catalog rows %s-%s failed", rows[0].number, rows[-1].number, exc_info=exc
+        )
         reason = f"unexpected {type(exc).__name__} in a decoding process: {exc}"
         return [Prepared("failed", row, reason=reason) for row in rows]
     return [Prepared(kind, row, *rest) for row, (kind, *rest) in zip(rows, results, strict=True)]

@@ -70,6 +70,17 @@ def test_processes_index_exactly_what_threads_do(tiny_model, catalog_with_a_bad_
         np.testing.assert_array_equal(point.vectors["image"], processes[2][key].vectors["image"])
 
 
+@pytest.mark.parametrize("decode", ["threads", "processes"])
+def test_a_batch_of_bad_rows_only_is_reported_and_the_run_goes_on(tmp_path, tiny_model, decode):
+    write_photos(tmp_path / "images", N)
+    rows = product_rows(N)
+    write_catalog(tmp_path / "c.jsonl", rows + rows[:8])  # rows 11-18: duplicate ids only
+    summary, skips, stored, _ = index_with(tmp_path, tiny_model, decode, "twice")
+    assert (summary.indexed, summary.skipped) == (N, 8) and len(stored) == N
+    assert [s.row for s in skips] == list(range(N + 1, N + 9))
+    assert all("duplicate id" in s.reason for s in skips)
+
+
 def test_a_run_records_where_its_time_went(tiny_model, catalog_with_a_bad_image):
     summary, _, _, extra = index_with(catalog_with_a_bad_image, tiny_model, "auto", "timed")
     assert set(summary.stages) == {"wait_s", "encode_s", "write_s"}
