@@ -122,14 +122,15 @@ def _fetch(row: Row, spec: PrepareSpec) -> _Fetched:
         return _Fetched(problem=f"unexpected {type(exc).__name__}: {exc}")
 
 
-def _finish(
+def _prepare_row(
     row: Row,
-    fetched: _Fetched,
     stored: Stored,
-    preprocessor: ImagePreprocessor,
+    spec: PrepareSpec,
     before_decoding: Callable[[], None] | None = None,
 ) -> Prepared:
-    """Compare the fetched row with its stored point; decode and crop it if it changed."""
+    """Fetch the row's image, compare the row with its stored point, and decode and crop the
+    image if it changed (`before_decoding` first: the CPU's turns)."""
+    fetched = _fetch(row, spec)
     payload = fetched.payload
     if payload is None:
         return Prepared("failed", row, reason=fetched.problem)
@@ -140,7 +141,7 @@ def _finish(
             return Prepared("reuse", row, payload)
     if before_decoding is not None:
         before_decoding()
-    crop, problem = decode_crop(fetched.data, fetched.source, preprocessor)
+    crop, problem = decode_crop(fetched.data, fetched.source, spec.preprocessor)
     if crop is None:
         return Prepared("failed", row, reason=problem)
     return Prepared("embed", row, payload, crop=crop)
@@ -191,7 +192,6 @@ class Workers:
     def __init__(
         self, spec: PrepareSpec, mode: str, *, threads: int, processes: int, turns: CpuTurns
     ) -> None:
-        self.mode = mode
         self._spec = spec
         self._turns = turns
         self._threads: ThreadPoolExecutor | None = None
@@ -238,10 +238,7 @@ class Workers:
         return lambda: [prepared for part, future in sent for prepared in _received(part, future)]
 
     def _prepare_here(self, row: Row, stored: Stored) -> Prepared:
-        fetched = _fetch(row, self._spec)
-        return _finish(
-            row, fetched, stored, self._spec.preprocessor, self._turns.wait_for_the_model
-        )
+        return _prepare_row(row, stored, self._spec, self._turns.wait_for_the_model)
 
     def close(self) -> None:
         """Stop the workers at once; rows not prepared yet are dropped (a re-run resumes).
@@ -326,7 +323,7 @@ def _prepare_in_process(row: Row, stored: Stored) -> tuple[Any, ...]:
     """One row, start to end, in a decoding process: its image bytes are dropped as soon as
     it is decoded, so a process holds at most one image per fetch thread."""
     assert _spec is not None, "not a decoding process"
-    prepared = _finish(row, _fetch(row, _spec), stored, _spec.preprocessor)
+    prepared = _prepare_row(row, stored, _spec)
     return prepared.kind, prepared.payload, prepared.crop, prepared.reason
 
 
