@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import re
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +29,12 @@ _INT = re.compile(r"-?(?:0|[1-9]\d*)")
 _FLOAT = re.compile(r"-?(?:0|[1-9]\d*)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _TEXT_COLUMNS = frozenset({"id", "image", "caption"})  # never turned into numbers
 _CHUNK = 1 << 16
+# Python's csv module refuses cells over 128 KiB by default; product descriptions exported
+# as HTML run longer. The file is streamed a record at a time, so this only bounds one record.
+_CSV_FIELD_LIMIT = 1 << 30
+# Qdrant stores payload integers as signed 64-bit; a larger id would come back as a float,
+# and then neither match its catalog row on a re-run nor be pruned.
+_ID_MIN, _ID_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,8 @@ def _not_object(record: Any) -> str:
 
 
 def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str]:
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader = csv.reader(text)
     try:
         header = [column.strip() for column in next(reader)]
@@ -146,6 +155,7 @@ def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str]:
         raise CatalogError(
             f"{name}: the CSV header has no {' or '.join(repr(m) for m in missing)} column "
             f"(columns: {', '.join(header) or 'none'}); 'id' and 'image' are required"
+            + _separator_hint(header)
         )
     repeated = sorted({column for column in header if header.count(column) > 1})
     if repeated:
@@ -168,6 +178,15 @@ def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str]:
             for column, cell in zip(header, cells, strict=True)
             if cell != ""  # a CSV cannot tell "empty" from "absent"; treat both as absent
         }
+
+
+def _separator_hint(header: list[str]) -> str:
+    """A hint for the usual cause of a one-column header: a catalog separated by ; or tabs."""
+    if len(header) == 1:
+        for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+            if separator in header[0]:
+                return f"; the columns look separated by {name}: save the catalog with commas"
+    return ""
 
 
 def _csv_value(cell: str) -> str | int | float:
@@ -242,6 +261,10 @@ def check_record(number: int, record: dict[str, Any] | str) -> Row | RowProblem:
         return RowProblem(number, None, "missing id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         return RowProblem(number, None, f"id {raw_id!r} is not a string or an integer")
+    if isinstance(raw_id, int) and not _ID_MIN <= raw_id <= _ID_MAX:
+        return RowProblem(
+            number, None, f"id {raw_id} is outside the 64-bit integer range; write it as a string"
+        )
     image = record.get("image")
     if isinstance(image, (int, float)) and not isinstance(image, bool):
         image = str(image)  # a CSV cell "123" names the file 123
@@ -254,5 +277,24 @@ def check_record(number: int, record: dict[str, Any] | str) -> Row | RowProblem:
     caption = record.get("caption")
     caption = " ".join(str(caption).split()) if caption is not None else ""
     payload = {k: v for k, v in record.items() if k != "id" and v is not None}
+    for key, value in payload.items():
+        if _has_non_finite(value):
+            return RowProblem(
+                number,
+                raw_id,
+                f"field {key!r} holds {value!r}; numbers must be finite "
+                "(leave the field empty for no value)",
+            )
     payload["image"] = image.strip()
     return Row(number, raw_id, image.strip(), caption or None, payload)
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether `value` is or holds NaN or an infinity, which JSON (and so Qdrant) cannot hold."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    return False

@@ -141,3 +141,50 @@ def test_format_comes_from_the_extension_or_the_override():
         catalog_format("catalog.xlsx")
     with pytest.raises(ConfigurationError):
         catalog_format("x.csv", "parquet")
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path):
+    description = "<p>" + "silk " * 40_000 + "</p>"  # 200 KB, over csv's 128 KiB default
+    path = tmp_path / "c.csv"
+    path.write_text(f'id,image,description\na,a.jpg,"{description}"\n', encoding="utf-8")
+    [row] = read(path)
+    assert isinstance(row, Row) and row.payload["description"] == description
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_rows_holding_nan_or_infinity_are_skipped_alone(tmp_path, suffix):
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".csv":
+        path.write_text("id,image,price\na,a.jpg,1e999\nb,b.jpg,3\n", encoding="utf-8")
+    else:  # Python's json reads NaN and Infinity, which JSON itself does not allow
+        path.write_text(
+            '{"id": "a", "image": "a.jpg", "price": Infinity}\n'
+            '{"id": "b", "image": "b.jpg", "price": 3}\n'
+            '{"id": "c", "image": "c.jpg", "sizes": [1, NaN]}\n',
+            encoding="utf-8",
+        )
+    result = read(path)
+    assert isinstance(result[0], RowProblem) and result[0].id == "a"
+    assert "'price'" in result[0].reason and "finite" in result[0].reason
+    assert isinstance(result[1], Row) and result[1].payload["price"] == 3
+    if suffix == ".jsonl":
+        assert isinstance(result[2], RowProblem) and "'sizes'" in result[2].reason
+
+
+def test_integer_ids_beyond_64_bits_are_refused_with_advice(tmp_path):
+    path = tmp_path / "c.jsonl"
+    ids = [2**63 - 1, 2**63, -(2**63), -(2**63) - 1]
+    path.write_text(
+        "".join(json.dumps({"id": i, "image": f"{n}.jpg"}) + "\n" for n, i in enumerate(ids)),
+        encoding="utf-8",
+    )
+    result = read(path)
+    assert [type(r) for r in result] == [Row, RowProblem, Row, RowProblem]
+    assert "64-bit" in result[1].reason and "as a string" in result[1].reason
+
+
+def test_a_csv_separated_by_semicolons_gets_a_hint(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("id;image;caption\na;a.jpg;red\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match="separated by semicolons"):
+        read(path)
