@@ -25,6 +25,7 @@ def load_configured_model(
     quantize: str | None = None,
     text_precision: str | None = None,
     default_text_precision: str = "auto",
+    fallback: bool = True,
 ) -> tuple[ClipModel, str | None]:
     """Load `name` (default: `settings.model`) with the settings' token, device and text
     precision (`text_precision` overrides the last; `default_text_precision` applies where
@@ -32,7 +33,9 @@ def load_configured_model(
 
     Returns the model and a note for the user, or None. The note is set only when the
     default hub model (`patrickjohncyh/fashion-clip`) was unavailable and the bundled demo
-    model was loaded in its place; callers show it (log, page banner, stderr).
+    model was loaded in its place; callers show it (log, page banner, stderr). With
+    `fallback=False` that failure propagates too: the indexer must not fill a catalog's
+    collection with the demo model's vectors because the network was down.
     """
     requested = resolve_model_name(name or settings.model)
     options = {
@@ -43,7 +46,7 @@ def load_configured_model(
     try:
         return ClipModel.load(requested, token=settings.hf_token, **options), None
     except ModelUnavailableError as exc:
-        if requested != DEFAULT_MODEL:
+        if requested != DEFAULT_MODEL or not fallback:
             raise
         note = f"could not fetch {DEFAULT_MODEL} (offline?); using the bundled demo model"
         log.info("%s: %s", note, exc)  # callers show the note itself

@@ -33,7 +33,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     with open_catalog(args.catalog, args.format) as catalog:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
-        return _index(args, settings, catalog, root, name, rebuild_on_mismatch=False)
+        return _index(args, settings, catalog, root, name, demo=False)
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,7 +45,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
     with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
         root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
-        return _index(args, settings, catalog, root, "demo", rebuild_on_mismatch=True)
+        return _index(args, settings, catalog, root, "demo", demo=True)
 
 
 def _index(
@@ -55,8 +55,10 @@ def _index(
     root: ImageRoot,
     name: str,
     *,
-    rebuild_on_mismatch: bool,
+    demo: bool,
 ) -> int:
+    """Index `catalog` into collection `name`. Only the demo catalog (`demo`) may fall back to
+    the demo model when the hub is unreachable, and be rebuilt when its model changed."""
     from fashion_clip.runtime import load_configured_model
     from fashion_clip.store import open_store
     from indexer.job import collection_spec, index_catalog
@@ -66,7 +68,7 @@ def _index(
     # fp32 text: stored caption vectors should not depend on which rows shared their batch
     # (bf16, the query-latency default on some CPUs, moves them by ~1e-3 with the padding).
     model, note = load_configured_model(
-        settings, args.model, quantize=args.quantize, text_precision="fp32"
+        settings, args.model, quantize=args.quantize, text_precision="fp32", fallback=demo
     )
     if note:
         _note(f"note: {note}")
@@ -86,7 +88,7 @@ def _index(
         try:
             collection = store.open_or_create(name, spec, recreate=args.recreate)
         except ModelMismatchError as exc:
-            if not rebuild_on_mismatch:
+            if not demo:
                 raise
             _note(f"note: rebuilding collection {name!r}: {exc}")
             collection = store.create(name, spec, recreate=True)
@@ -157,7 +159,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     with open_catalog(args.catalog, args.format) as catalog, open_store(settings) as store:
         name = args.collection or settings.collection or catalog_name(args.catalog)
         built_with = store.open(name).info().model_id
-        model, note = load_configured_model(settings, args.model or built_with)
+        model, note = load_configured_model(settings, args.model or built_with, fallback=False)
         if note:
             _note(f"note: {note}")
         info = model.info

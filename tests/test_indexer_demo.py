@@ -49,3 +49,20 @@ def test_demo_is_rebuilt_for_another_model(env, capsys, tmp_path):
     assert "rebuilding collection 'demo'" in err and "indexed 400" in out
     code, out, _ = run_indexer(capsys, "info", "--collection", "demo", "--json")
     assert json.loads(out)["model"] == str(other)
+
+
+def test_a_catalog_is_not_indexed_with_the_demo_model_when_the_hub_is_unreachable(
+    env, capsys, tmp_path, monkeypatch
+):
+    # The default model, offline: only the app and `indexer demo` may carry on with the demo
+    # model; a catalog's collection filled with its vectors would be silently wrong.
+    monkeypatch.setenv("FASHION_CLIP_MODEL", "fashion-clip")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    catalog = tmp_path / "c.csv"
+    catalog.write_text("id,image\na,a.jpg\n", encoding="utf-8")
+    code, out, err = run_indexer(capsys, "index", catalog, "--collection", "mine")
+    assert code == 2 and out == ""
+    assert "patrickjohncyh/fashion-clip" in err and "'demo'" in err
+    assert "Traceback" not in err
+    code, out, _ = run_indexer(capsys, "info", "--json")
+    assert "mine" not in out

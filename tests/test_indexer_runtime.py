@@ -79,3 +79,10 @@ def test_other_failures_propagate(loads):
     with pytest.raises(ModelLoadError, match="no access"):
         runtime.load_configured_model(load_settings({"FASHION_CLIP_MODEL": "private/repo"}))
     assert [name for name, _ in loads] == ["someone/else", "private/repo"]
+
+
+def test_without_fallback_an_unavailable_default_model_propagates(loads):
+    settings = load_settings({"FASHION_CLIP_MODEL": "fashion-clip"})
+    with pytest.raises(ModelUnavailableError, match="fashion-clip"):
+        runtime.load_configured_model(settings, fallback=False)
+    assert [name for name, _ in loads] == [DEFAULT_MODEL]
