@@ -73,6 +73,16 @@ def collection_spec(model: ClipModel, catalog: OpenCatalog) -> CollectionSpec:
     )
 
 
+def add_payload_indexes(collection: Collection, wanted: dict[str, str]) -> None:
+    """Index the fields an existing collection lacks (a column added to the catalog), and
+    widen the `integer` indexes older versions chose for whole numbers to `float`: those
+    left out every fractional value, so a price of 19.99 matched no price filter."""
+    have = collection.info().payload_indexes
+    for name, kind in wanted.items():
+        if have.get(name) is None or (have[name], kind) == ("integer", "float"):
+            collection.create_payload_index(name, kind)
+
+
 def index_catalog(
     catalog: OpenCatalog,
     root: ImageRoot,
@@ -83,6 +93,7 @@ def index_catalog(
 ) -> Summary:
     """Index `catalog` into `collection`, record the run in its metadata, build the index."""
     options = options or IndexOptions()
+    add_payload_indexes(collection, infer_payload_indexes(catalog.sample))
     summary = index_rows(
         catalog.rows(), collection, model, root, reporter, options, total=catalog.total
     )

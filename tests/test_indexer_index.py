@@ -179,3 +179,30 @@ def test_info_evaluate_and_snapshot_commands(shop, capsys, monkeypatch):
         == 0
     )
     assert len(points(shop / "qdrant", "copy")) == N
+
+
+def test_spreadsheet_column_names_and_prices_that_turn_fractional_can_be_filtered(shop, capsys):
+    from fashion_clip.store import Filter, Range
+    from fashion_clip.store.embedded import EmbeddedStore
+
+    rows = [
+        {"id": f"sku-{i}", "image": f"img-{i}.jpg", "Variant Price": 10 * (i + 1)} for i in range(4)
+    ]  # whole prices only, as a first export often has
+    catalog = write_catalog(shop / "c.csv", rows)
+    args = ("index", catalog, "--images", shop / "images", "--collection", "shop")
+    code, _, err = run_indexer(capsys, *args)
+    assert code == 0, err
+    with EmbeddedStore(shop / "qdrant") as store, store.open("shop") as collection:
+        # What the version before this one chose for whole numbers, to see it widened below.
+        collection.create_payload_index("Variant Price", "integer")
+
+    rows[0]["Variant Price"] = 9.99
+    rows.append({"id": "sku-4", "image": "img-4.jpg", "Variant Price": 5.5, "season": "summer"})
+    write_catalog(catalog, rows)
+    code, _, err = run_indexer(capsys, *args)
+    assert code == 0, err
+    with EmbeddedStore(shop / "qdrant") as store, store.open("shop") as collection:
+        assert collection.info().payload_indexes == {"Variant Price": "float", "season": "keyword"}
+        cheap = Filter(ranges={"Variant Price": Range(lt=15)})
+        assert sorted(p.id for p in collection.iter_points(filter=cheap)) == ["sku-0", "sku-4"]
+        assert collection.count(Filter(equals={"season": "summer"})) == 1

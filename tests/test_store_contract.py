@@ -304,6 +304,35 @@ def test_facet_counts_for_filter_menus(col, cat):
     assert len(col.facet("color", limit=2)) == 2
 
 
+def test_field_names_with_spaces_and_dots_and_numbers_that_turn_fractional(store, backend):
+    # Catalog exports name columns "Variant Price"; Qdrant reads names as JSON paths, where a
+    # space is invalid and a dot means nesting. And whole prices first, fractional ones later.
+    indexes = {"Variant Price": "float", "colour.name": "keyword", "size": "float"}
+    col = store.create(backend.prefix + "odd", spec(payload_indexes=indexes))
+    prices = [20, 30, 19.99, 9.5, 40]
+    vectors = unit(np.random.default_rng(5), len(prices))
+    col.upsert([
+        Point(id=f"p{i}", vectors={"image": vectors[i]},
+              payload={"Variant Price": price, "colour.name": ["red", "blue"][i % 2], "size": i})
+        for i, price in enumerate(prices)
+    ])  # fmt: skip
+    col.optimize()
+    query = unit(np.random.default_rng(6), 1)[0]
+
+    def found(filter):
+        return sorted(h.id for h in col.search(query, filter=filter, limit=10))
+
+    assert found(Filter(ranges={"Variant Price": Range(lte=25)})) == ["p0", "p2", "p3"]
+    assert found(Filter(equals={"Variant Price": 19.99})) == ["p2"]
+    assert found(Filter(equals={"size": 3})) == ["p3"]
+    assert found(Filter(equals={"colour.name": "blue"})) == ["p1", "p3"]
+    assert found(Filter(any_of={"colour.name": ["red"]})) == ["p0", "p2", "p4"]
+    assert col.count(Filter(ranges={"Variant Price": Range(gt=25)})) == 2
+    assert col.facet("colour.name") == {"red": 3, "blue": 2}
+    with pytest.raises(ConfigurationError, match="double quote"):
+        col.count(Filter(equals={'say "hi"': "x"}))
+
+
 def test_payload_index_and_extra_metadata_are_recorded(store, col):
     col.create_payload_index("in_stock", "bool")
     assert col.info().payload_indexes["in_stock"] == "bool"

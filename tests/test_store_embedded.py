@@ -126,15 +126,18 @@ def test_payload_indexes_are_inferred_from_catalog_fields():
         {"id": 1, "image": "a.jpg", "caption": "a red dress", "color": "red", "size": 3,
          "price": 9.5, "sale": True, "tags": ["summer"], "notes": "x" * 200, "mixed": 1},
         {"id": 2, "image": "b.jpg", "caption": "shoes", "color": "blue", "size": 4,
-         "price": 10, "sale": False, "tags": ["winter", "wool"], "notes": None, "mixed": "one"},
+         "price": 10, "sale": False, "tags": ["winter", "wool"], "notes": None, "mixed": "one",
+         "Variant Price": 3, "colour.name": "red", 'say "hi"': "x"},
     ]  # fmt: skip
     assert infer_payload_indexes(rows) == {
         "color": "keyword",
-        "size": "integer",
+        "size": "float",  # whole numbers too: an integer index drops a later 3.5
         "price": "float",
         "sale": "bool",
         "tags": "keyword",
-    }
+        "Variant Price": "float",  # spreadsheet-style names are indexed, quoted for Qdrant
+        "colour.name": "keyword",
+    }  # 'say "hi"': Qdrant cannot address a name holding a double quote
 
 
 def test_open_store_follows_settings(tmp_path):

@@ -30,7 +30,7 @@ from fashion_clip.store.base import (
     search_breadth,
 )
 from fashion_clip.store.ids import point_id
-from fashion_clip.store.meta import check_index_type, merge_extra, to_info
+from fashion_clip.store.meta import check_index_type, field_path, merge_extra, to_info
 from fashion_clip.store.points import examples, prepare, to_hit, to_point
 from fashion_clip.store.query import check_query, group_by_overfetch
 
@@ -243,7 +243,7 @@ class EdgeCollection(Collection):
         return group_by_overfetch(fetch, group_by, limit, group_size)
 
     def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
-        request = qe.FacetRequest(key, limit=limit, exact=True, filter=_filter(filter))
+        request = qe.FacetRequest(field_path(key), limit=limit, exact=True, filter=_filter(filter))
         try:
             response = self.shard.facet(request)
         except Exception as exc:
@@ -267,7 +267,7 @@ class EdgeCollection(Collection):
         schema = _SCHEMAS[check_index_type(field_name, field_type)]
         self._update(
             f"index payload field {field_name!r}",
-            qe.UpdateOperation.create_field_index(field_name, schema),
+            qe.UpdateOperation.create_field_index(field_path(field_name), schema),
         )
 
     @property
@@ -335,23 +335,26 @@ def _filter(filter: Filter | None) -> Any:
         return None
     must: list[Any] = []
     for key, value in filter.equals.items():
+        path = field_path(key)
         if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
-            must.append(qe.FieldCondition(key, range=qe.RangeFloat(gte=value, lte=value)))
+            must.append(qe.FieldCondition(path, range=qe.RangeFloat(gte=value, lte=value)))
         elif isinstance(value, bool):
             # qdrant-edge-py 0.9.0 reads a Python bool as an int (True -> 1), which matches no
             # boolean payload; numpy's bool is not an int subclass and arrives as a bool.
-            must.append(qe.FieldCondition(key, match=qe.MatchValue(np.bool_(value))))
+            must.append(qe.FieldCondition(path, match=qe.MatchValue(np.bool_(value))))
         else:
-            must.append(qe.FieldCondition(key, match=qe.MatchValue(value)))
+            must.append(qe.FieldCondition(path, match=qe.MatchValue(value)))
     for key, values in filter.any_of.items():
+        path = field_path(key)
         if any(isinstance(v, bool) for v in values):  # MatchAny has the int reading too
-            options = [qe.FieldCondition(key, match=qe.MatchValue(np.bool_(v))) for v in values]
+            options = [qe.FieldCondition(path, match=qe.MatchValue(np.bool_(v))) for v in values]
             must.append(qe.Filter(should=options))
         else:
-            must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
+            must.append(qe.FieldCondition(path, match=qe.MatchAny(list(values))))
     for key, r in filter.ranges.items():
+        path = field_path(key)
         bounds = qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
-        must.append(qe.FieldCondition(key, range=bounds))
+        must.append(qe.FieldCondition(path, range=bounds))
     must_not = []
     if filter.exclude_ids:
         must_not.append(qe.HasIdCondition({point_id(i) for i in filter.exclude_ids}))

@@ -28,6 +28,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _MODEL_KEYS = ("model_id", "model_revision", "dim", "distance", "catalog")
 # Fields never worth a payload index: free text, references, bookkeeping.
 _NOT_INDEXED = {ID_FIELD, "image", "caption", "fingerprint", "_fingerprint", "description"}
+# Qdrant reads a field name as a JSON path ("a.b" is b inside a): a top-level key made of
+# anything else ("Variant Price", "color.name") must be written in double quotes, which
+# cannot themselves hold a quote or a backslash.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_UNQUOTABLE = ('"', "\\")
 _MAX_KEYWORD_LENGTH = 64  # longer strings are prose, not categories to filter on
 
 
@@ -140,11 +145,26 @@ def merge_extra(meta: dict[str, Any], values: Mapping[str, Any]) -> dict[str, An
     return {**meta, "extra": {**meta.get("extra", {}), **values}}
 
 
+def field_path(key: str) -> str:
+    """The engine's path for the top-level payload field `key` (see `_PLAIN_KEY`)."""
+    if _PLAIN_KEY.fullmatch(key):
+        return key
+    if any(c in key for c in _UNQUOTABLE):
+        raise ConfigurationError(
+            f"payload field {key!r} cannot be filtered on: Qdrant field names cannot hold "
+            "a double quote or a backslash"
+        )
+    return f'"{key}"'
+
+
 def infer_payload_indexes(rows: Iterable[Mapping[str, Any]], sample: int = 1000) -> dict[str, str]:
     """Payload index types for the catalog fields worth filtering on, from up to `sample` rows.
 
-    Short strings (and lists of them) get `keyword`, whole numbers `integer`, other numbers
-    `float`, booleans `bool`. A field whose values mix kinds, or hold long prose, gets none.
+    Short strings (and lists of them) get `keyword`, numbers `float`, booleans `bool`. A
+    field whose values mix kinds, or hold long prose, gets none; nor does a name Qdrant
+    cannot address (`field_path`). Whole numbers get `float` too: an `integer` index leaves
+    out the values that are not whole, so a price of 19.99 arriving after a sample of whole
+    prices would be missed by every price filter. A float index serves ranges and equality.
     """
     kinds: dict[str, set[str]] = {}
     for i, row in enumerate(rows):
@@ -153,10 +173,12 @@ def infer_payload_indexes(rows: Iterable[Mapping[str, Any]], sample: int = 1000)
         for key, value in row.items():
             if key in _NOT_INDEXED or key.startswith("_") or value is None or value == "":
                 continue
+            if any(c in key for c in _UNQUOTABLE):
+                continue
             kinds.setdefault(key, set()).add(_kind(value))
     result = {}
     for key, found in kinds.items():
-        if found == {"integer", "float"}:
+        if found <= {"integer", "float"}:
             found = {"float"}
         if len(found) == 1 and (kind := found.pop()) in PAYLOAD_INDEX_TYPES:
             result[key] = kind

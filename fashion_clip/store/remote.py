@@ -34,6 +34,7 @@ from fashion_clip.store.meta import (
     META_KEY,
     check_index_type,
     check_name,
+    field_path,
     guard,
     merge_extra,
     new_meta,
@@ -294,7 +295,7 @@ class RemoteCollection(Collection):
         if limit <= 0 or group_size <= 0:
             raise ConfigurationError("group search needs a positive limit and group size")
         result = self._call(
-            "search groups", self._c.query_points_groups, group_by=group_by,
+            "search groups", self._c.query_points_groups, group_by=field_path(group_by),
             query=check_query(vector, self.dim, using), using=using,
             query_filter=_filter(filter), search_params=self._params(exact, None, filter),
             limit=limit, group_size=group_size, with_payload=True,
@@ -304,8 +305,8 @@ class RemoteCollection(Collection):
     def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
         try:
             response = self._call(
-                f"count values of {key!r}", self._c.facet, key, facet_filter=_filter(filter),
-                limit=limit, exact=True,
+                f"count values of {key!r}", self._c.facet, field_path(key),
+                facet_filter=_filter(filter), limit=limit, exact=True,
             )  # fmt: skip
         except StoreError as exc:
             if "index" in str(exc).lower():
@@ -320,7 +321,7 @@ class RemoteCollection(Collection):
         schema = _SCHEMAS[check_index_type(field_name, field_type)]
         self._call(
             f"index payload field {field_name!r}", self._c.create_payload_index,
-            field_name=field_name, field_schema=schema, wait=True,
+            field_name=field_path(field_name), field_schema=schema, wait=True,
         )  # fmt: skip
 
     def create_payload_index(self, field_name: str, field_type: str) -> None:
@@ -372,19 +373,22 @@ def _filter(filter: Filter | None) -> qm.Filter | None:
         return None
     must: list[Any] = []
     for key, value in filter.equals.items():
+        path = field_path(key)
         if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
-            must.append(qm.FieldCondition(key=key, range=qm.Range(gte=value, lte=value)))
+            must.append(qm.FieldCondition(key=path, range=qm.Range(gte=value, lte=value)))
         else:
-            must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
+            must.append(qm.FieldCondition(key=path, match=qm.MatchValue(value=value)))
     for key, values in filter.any_of.items():
+        path = field_path(key)
         if any(isinstance(v, bool) for v in values):  # MatchAny takes strings or ints only
-            options = [qm.FieldCondition(key=key, match=qm.MatchValue(value=v)) for v in values]
+            options = [qm.FieldCondition(key=path, match=qm.MatchValue(value=v)) for v in values]
             must.append(qm.Filter(should=options))
         else:
-            must.append(qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))))
+            must.append(qm.FieldCondition(key=path, match=qm.MatchAny(any=list(values))))
     for key, r in filter.ranges.items():
+        path = field_path(key)
         bounds = qm.Range(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
-        must.append(qm.FieldCondition(key=key, range=bounds))
+        must.append(qm.FieldCondition(key=path, range=bounds))
     must_not: list[Any] = []
     if filter.exclude_ids:
         must_not.append(qm.HasIdCondition(has_id=[point_id(i) for i in filter.exclude_ids]))
