@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tarfile
 
@@ -101,8 +102,9 @@ def test_damaged_or_foreign_files_are_refused(tmp_path, source):
     store, _, _ = source
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all")
-    with pytest.raises(StoreError, match="not a readable snapshot"):
+    with pytest.raises(StoreError, match="not a readable snapshot") as err:
         import_snapshot(store, junk)
+    assert "\n" not in str(err.value)  # one line, not tarfile's list of tried compressions
     foreign = tmp_path / "foreign.tar"
     with tarfile.open(foreign, "w") as tar:
         tar.add(__file__, arcname="something.py")
@@ -115,6 +117,38 @@ def test_damaged_or_foreign_files_are_refused(tmp_path, source):
     with pytest.raises(StoreError):
         import_snapshot(target, truncated)
     assert target.list_collections() == []
+
+
+def test_push_to_a_folder_writes_the_collections_snapshot_file_inside_it(tmp_path, source):
+    store, _, _ = source
+    existing = tmp_path / "snaps"
+    existing.mkdir()
+    assert push_snapshot(store, "shop", str(existing)) == str(existing / "shop.snapshot")
+    new = tmp_path / "new" / "dir"
+    assert push_snapshot(store, "shop", f"{new}/") == str(new / "shop.snapshot")
+    for path in (existing, new):
+        assert read_manifest(path / "shop.snapshot")["count"] == 600
+    assert sorted(p.name for p in tmp_path.rglob("*.partial")) == []
+
+
+def test_an_unwritable_destination_is_one_error_and_leaves_no_partial_file(
+    tmp_path, source, monkeypatch
+):
+    store, _, _ = source
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(StoreError, match="cannot write the snapshot"):
+        push_snapshot(store, "shop", str(blocker / "shop.snapshot"))
+    # A disk that fills up halfway through (root ignores permissions, so no chmod here).
+    from fashion_clip.store import snapshot
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(snapshot, "_add_trimmed", disk_full)
+    with pytest.raises(StoreError, match="No space left"):
+        export_snapshot(store, "shop", tmp_path / "out" / "shop.snapshot")
+    assert list((tmp_path / "out").iterdir()) == []  # no .partial left behind
 
 
 def test_push_and_pull_through_s3(tmp_path, source, bucket):
@@ -130,6 +164,8 @@ def test_push_and_pull_through_s3(tmp_path, source, bucket):
         pull_snapshot(EmbeddedStore(tmp_path / "other"), uri, model_id="other/model")
     with pytest.raises(s3.S3Error, match="no such key"):
         pull_snapshot(EmbeddedStore(tmp_path / "other"), f"{bucket}/missing.tar.gz")
+    assert push_snapshot(store, "shop", f"{bucket}/spaces/") == f"{bucket}/spaces/shop.snapshot"
+    assert s3.exists(f"{bucket}/spaces/shop.snapshot")
     space.close()
 
 

@@ -8,6 +8,7 @@ first, so the model guard runs before anything is unpacked.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -55,23 +56,15 @@ def export_snapshot(store: Store, name: str, destination: str | os.PathLike[str]
             collection.flush()
             manifest = {"format": FORMAT, "name": name, "count": collection.count()}
             manifest["collection"] = collection.meta
-            destination.parent.mkdir(parents=True, exist_ok=True)
             partial = destination.with_name(destination.name + ".partial")
-            gz = destination.name.endswith(".gz")
-            with tarfile.open(partial, "w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as tar:
-                data = json.dumps(manifest, indent=2).encode()
-                info = tarfile.TarInfo(MANIFEST)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-                directory = store.directory(name)
-                _add_trimmed(tar, directory / META_FILE, META_FILE)
-                for path in sorted((directory / SHARD_DIR).rglob("*")):
-                    arcname = str(path.relative_to(directory))
-                    if path.is_dir():
-                        tar.add(path, arcname=arcname, recursive=False)
-                    else:
-                        _add_trimmed(tar, path, arcname)
-            os.replace(partial, destination)
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                _write_tar(partial, manifest, store.directory(name))
+                os.replace(partial, destination)
+            except OSError as exc:
+                with contextlib.suppress(OSError):  # its folder may be what failed
+                    partial.unlink()
+                raise StoreError(f"cannot write the snapshot {destination}: {exc}") from exc
     finally:
         if not was_open:
             collection.close()
@@ -88,7 +81,11 @@ def read_manifest(source: str | os.PathLike[str]) -> dict[str, Any]:
             handle = tar.extractfile(first)
             manifest = json.loads(handle.read()) if handle else None
     except (*_BROKEN, ValueError) as exc:
-        raise StoreError(f"{source}: not a readable snapshot: {exc}") from exc
+        # tarfile lists why each compression failed, one line each; the user needs one line.
+        why = "not a tar archive" if isinstance(exc, tarfile.ReadError) else str(exc)
+        raise StoreError(
+            f"{source}: not a readable snapshot ({why}); push one with `indexer snapshot push`"
+        ) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(f"{source}: unknown snapshot format; made by another version?")
     manifest["collection"] = parse_meta(
@@ -143,8 +140,28 @@ def import_snapshot(
         collection.close()
 
 
+def _write_tar(path: Path, manifest: dict[str, Any], directory: Path) -> None:
+    gz = path.name.removesuffix(".partial").endswith(".gz")
+    with tarfile.open(path, "w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as tar:
+        data = json.dumps(manifest, indent=2).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        _add_trimmed(tar, directory / META_FILE, META_FILE)
+        for path_in in sorted((directory / SHARD_DIR).rglob("*")):
+            arcname = str(path_in.relative_to(directory))
+            if path_in.is_dir():
+                tar.add(path_in, arcname=arcname, recursive=False)
+            else:
+                _add_trimmed(tar, path_in, arcname)
+
+
 def push_snapshot(store: Store, name: str, uri: str) -> str:
-    """Export collection `name` to `uri`: a file path or `s3://bucket/key`."""
+    """Export collection `name` to `uri`: a file path or `s3://bucket/key`. A folder (an
+    existing directory, or any `uri` ending in `/`) gets `{name}.snapshot` inside it, the
+    name `FASHION_CLIP_SNAPSHOTS` looks for."""
+    if uri.endswith("/") or (not uri.startswith("s3://") and Path(uri).is_dir()):
+        uri = uri.rstrip("/") + f"/{name}.snapshot"
     if not uri.startswith("s3://"):
         return str(export_snapshot(store, name, uri))
     store = _embedded(store)
