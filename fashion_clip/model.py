@@ -134,6 +134,8 @@ class ClipModel:
         display = resolve_model_name(name)
         parts = _load_parts(source, display, is_local=is_local, token=token, revision=revision)
         config, torch_model, tokenizer, processor_config = parts
+        preprocessor = ImagePreprocessor.from_config(processor_config)
+        _check_parts(display, config, tokenizer, preprocessor)
         chosen = select_device(device)
         if chosen == "cpu":
             from fashion_clip.allocator import keep_freed_memory
@@ -173,7 +175,7 @@ class ClipModel:
         return cls(
             torch_model,
             tokenizer,
-            ImagePreprocessor.from_config(processor_config),
+            preprocessor,
             info,
             chosen,
             # SigLIP was trained on texts padded to the maximum length; CLIP pools at EOS,
@@ -365,6 +367,35 @@ def _from_pretrained(
     except Exception as exc:  # hub, filesystem and format errors come in many classes
         raise _explain_load_error(display, exc, local_only=local_only) from exc
     return config, torch_model, tokenizer, processor_config
+
+
+def _check_parts(
+    display: str, config: Any, tokenizer: Any, preprocessor: ImagePreprocessor
+) -> None:
+    """Refuse parts that load without error but cannot work together.
+
+    Both cases below load silently in transformers and fail (or go wrong) only later: a
+    folder without tokenizer files gets a tokenizer of special tokens alone, so every text
+    embeds alike; a preprocessor config for another resolution fails on the first image.
+    """
+    special = set(getattr(tokenizer, "all_special_tokens", ()))
+    if not set(tokenizer.get_vocab()) - special:
+        raise ModelLoadError(
+            f"model {display!r} has no usable tokenizer: its tokenizer files are missing "
+            "(tokenizer.json, or vocab.json and merges.txt, or a sentencepiece model); "
+            "save the tokenizer next to the weights (tokenizer.save_pretrained(folder))"
+        )
+    # SigLIP 2 (NaFlex) takes variable sizes and has no fixed image_size.
+    size = getattr(config.vision_config, "image_size", None)
+    if size is not None:
+        expected = (int(size), int(size)) if isinstance(size, int) else tuple(size)
+        if preprocessor.output_size != expected:
+            height, width = preprocessor.output_size
+            raise ModelLoadError(
+                f"model {display!r}: preprocessor_config.json makes {height}x{width} images, "
+                f"but the vision model takes {expected[0]}x{expected[1]}; fix its size / "
+                "crop_size to match the model's vision_config.image_size"
+            )
 
 
 def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> ModelLoadError:
