@@ -82,13 +82,14 @@ class FashionCLIP:
     def dim(self) -> int:
         return self.model.dim
 
-    def encode_images(self, images: Sequence[ImageSource], batch_size: int = 32) -> np.ndarray:
-        """Paths, URLs, `s3://` URIs, bytes or PIL images -> float32 `(n, dim)`.
+    def encode_images(
+        self, images: Sequence[ImageSource] | ImageSource, batch_size: int = 32
+    ) -> np.ndarray:
+        """Paths, URLs, `s3://` URIs, bytes or PIL images (or one of them) -> float32 `(n, dim)`.
 
         Unit length when the object was built with `normalize=True` (the default).
         """
-        sources = list(images)
-        return encode_images(self.model, sources, batch_size=batch_size, normalize=self.normalize)
+        return encode_images(self.model, images, batch_size=batch_size, normalize=self.normalize)
 
     def encode_text(self, text: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Texts -> float32 `(n, dim)`, unit length when `normalize=True`."""
@@ -97,19 +98,19 @@ class FashionCLIP:
 
     def label_probabilities(
         self,
-        images: Sequence[ImageSource],
+        images: Sequence[ImageSource] | ImageSource,
         text_labels: Sequence[str] | str,
         *,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         batch_size: int = 32,
     ) -> np.ndarray:
         """`(n_images, n_labels)` probabilities; rows sum to 1 for CLIP (softmax)."""
-        vectors = encode_images(self.model, list(images), batch_size=batch_size)
+        vectors = encode_images(self.model, images, batch_size=batch_size)
         return label_probabilities(self.model, vectors, text_labels, templates)
 
     def zero_shot_classification(
         self,
-        images: Sequence[ImageSource],
+        images: Sequence[ImageSource] | ImageSource,
         text_labels: Sequence[str] | str,
         *,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
@@ -142,10 +143,10 @@ class FashionCLIP:
         return self._search(vectors, top_k)
 
     def image_retrieval(
-        self, images: Sequence[ImageSource], top_k: int = 10
+        self, images: Sequence[ImageSource] | ImageSource, top_k: int = 10
     ) -> list[list[str | int]]:
         """Catalog ids of the products whose images look most like each query image."""
-        return self._search(encode_images(self.model, list(images)), top_k)
+        return self._search(encode_images(self.model, images), top_k)
 
     def _search(self, vectors: np.ndarray, top_k: int) -> list[list[str | int]]:
         collection = self._bound()

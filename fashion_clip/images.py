@@ -20,9 +20,11 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fashion_clip.errors import FashionCLIPError, ImageLoadError
+from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
+_SOURCE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
+SOURCE_HINT = "a path, http(s):// URL, s3:// URI, bytes, a binary file object or a PIL image"
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; larger images are refused as possible decompression bombs
 MAX_BYTES = 50 * 1024 * 1024  # cap on bytes fetched for one image
@@ -30,6 +32,11 @@ HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
 _USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+def is_image_source(value: object) -> bool:
+    """True for the kinds of value `load_image` accepts (see `ImageSource`)."""
+    return isinstance(value, _SOURCE_TYPES) or callable(getattr(value, "read", None))
 
 
 def is_remote(source: object) -> bool:
@@ -111,6 +118,10 @@ def load_image(
     scale whose shorter side still covers `min_side` pixels: enough for a model whose input
     is that size, and the reason decoding all but vanishes from the indexing cost.
     """
+    if not is_image_source(source):
+        raise InvalidInputError(
+            f"an image of type {type(source).__name__} cannot be read; pass {SOURCE_HINT}"
+        )
     if isinstance(source, Image.Image):
         return to_rgb(_upright(source), source)
     if isinstance(source, (bytes, bytearray, memoryview)):

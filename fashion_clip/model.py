@@ -241,6 +241,9 @@ class ClipModel:
         """Texts -> (n, dim) float32 embeddings; batches are padded to their longest text only."""
         import torch
 
+        from fashion_clip.embed import check_batch_size
+
+        batch_size = check_batch_size(batch_size)
         if isinstance(texts, str):
             texts = [texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)

@@ -1,0 +1,100 @@
+"""What the Python API does with odd arguments: one image, bad batch sizes, odd labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_clip import FashionCLIP, FCLIPDataset
+from fashion_clip.errors import InvalidInputError
+from fashion_clip.model import ClipModel
+from fashion_clip.store.embedded import EmbeddedStore
+from tests.image_corpus import jpeg_bytes, photo
+
+
+@pytest.fixture
+def fclip(tiny_model: ClipModel) -> FashionCLIP:
+    return FashionCLIP(model=tiny_model)
+
+
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    path = tmp_path / "demo-0001.jpg"
+    path.write_bytes(jpeg_bytes(photo(64, 48), quality=95))
+    return path
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5, True, "8"])
+def test_batch_size_must_be_a_positive_whole_number(
+    fclip: FashionCLIP, tiny_model: ClipModel, picture: Path, batch_size: object
+) -> None:
+    # 0 used to return uninitialised memory (NaNs), -1 garbage, others raw range() errors.
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        fclip.encode_images([picture, picture], batch_size=batch_size)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        fclip.encode_text(["a", "b"], batch_size=batch_size)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        tiny_model.encode_text(["a", "b"], batch_size=batch_size)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        fclip.label_probabilities([picture], ["dress"], batch_size=batch_size)  # type: ignore[arg-type]
+
+
+def test_a_single_image_is_a_list_of_one(fclip: FashionCLIP, picture: Path) -> None:
+    expected = fclip.encode_images([picture])
+    data = picture.read_bytes()
+    with Image.open(picture) as opened:
+        for single in (str(picture), picture, data, bytearray(data), opened):
+            vectors = fclip.encode_images(single)
+            assert vectors.shape == (1, 16)
+            np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert fclip.label_probabilities(str(picture), ["dress", "shirt"]).shape == (1, 2)
+    assert len(fclip.zero_shot_classification(data, ["dress", "shirt"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ([b"", None], r"images\[1\] is of type NoneType"),
+        ([Image.new("RGB", (4, 4)), 7], r"images\[1\] is of type int"),
+        ([np.zeros((8, 8, 3), np.uint8)], r"images\[0\] is of type ndarray"),
+        (np.zeros((8, 8, 3), np.uint8), "numpy array.*fromarray"),
+        (None, "images is of type NoneType"),
+        (3, "images is of type int"),
+    ],
+)
+def test_unsupported_images_name_the_position_and_the_type(
+    fclip: FashionCLIP, images: object, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        fclip.encode_images(images)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=message):
+        fclip.zero_shot_classification(images, ["dress"])  # type: ignore[arg-type]
+
+
+def test_image_retrieval_takes_a_single_image(tiny_model: ClipModel, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rows = []
+    for i in range(6):
+        photo(80, 100, seed=i).save(folder / f"p{i}.jpg")
+        rows.append({"id": f"sku-{i}", "image": f"p{i}.jpg", "caption": f"item {i}"})
+    dataset = FCLIPDataset("shop", image_source_path=str(folder), catalog=rows)
+    store = EmbeddedStore(tmp_path / "qdrant")
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, store=store, approx=False)
+    try:
+        assert fclip.image_retrieval(str(folder / "p3.jpg"), top_k=1) == [["sku-3"]]
+    finally:
+        fclip.close()
+        store.close()
+
+
+@pytest.mark.parametrize("source", [None, 3, 2.5, ["x.jpg"]])
+def test_load_image_names_an_unsupported_type(source: object) -> None:
+    from fashion_clip.images import load_image
+
+    # It used to fail inside os.fspath with a bare TypeError.
+    with pytest.raises(InvalidInputError, match=f"type {type(source).__name__}"):
+        load_image(source)  # type: ignore[arg-type]
