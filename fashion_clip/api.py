@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.classify import DEFAULT_TEMPLATES, best_labels, label_probabilities
+from fashion_clip.classify import (
+    DEFAULT_TEMPLATES,
+    best_labels,
+    label_list,
+    label_probabilities,
+)
 from fashion_clip.embed import encode_images
 from fashion_clip.images import ImageSource
 from fashion_clip.model import ClipModel
@@ -104,9 +109,13 @@ class FashionCLIP:
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         batch_size: int = 32,
     ) -> np.ndarray:
-        """`(n_images, n_labels)` probabilities; rows sum to 1 for CLIP (softmax)."""
+        """`(n_images, n_labels)` probabilities; rows sum to 1 for CLIP (softmax).
+
+        One column per label, in the order given; a string is read as comma-separated labels.
+        """
+        labels = label_list(text_labels)  # before the images: a bad label list fails fast
         vectors = encode_images(self.model, images, batch_size=batch_size)
-        return label_probabilities(self.model, vectors, text_labels, templates)
+        return label_probabilities(self.model, vectors, labels, templates)
 
     def zero_shot_classification(
         self,
@@ -116,11 +125,12 @@ class FashionCLIP:
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         batch_size: int = 32,
     ) -> list[str]:
-        """The most probable label for each image, as the original returned."""
+        """The most probable label for each image, exactly as given (as the original returned)."""
+        labels = label_list(text_labels)
         probabilities = self.label_probabilities(
-            images, text_labels, templates=templates, batch_size=batch_size
+            images, labels, templates=templates, batch_size=batch_size
         )
-        return best_labels(probabilities, text_labels)
+        return best_labels(probabilities, labels)
 
     # ------------------------------------------------------------------ with a dataset
     def _bound(self) -> Any:

@@ -98,3 +98,31 @@ def test_load_image_names_an_unsupported_type(source: object) -> None:
     # It used to fail inside os.fspath with a bare TypeError.
     with pytest.raises(InvalidInputError, match=f"type {type(source).__name__}"):
         load_image(source)  # type: ignore[arg-type]
+
+
+def test_zero_shot_keeps_the_callers_labels(fclip: FashionCLIP) -> None:
+    images = [photo(40, 40, seed=i) for i in range(4)]
+    # Labels used to be deduplicated case-blind and whitespace-normalised: 2 columns for 3
+    # labels, and 't shirt' returned where the caller wrote 't  shirt'.
+    probabilities = fclip.label_probabilities(images, ["dress", "Dress", "shirt", "dress"])
+    assert probabilities.shape == (4, 4)
+    np.testing.assert_array_equal(probabilities[:, 0], probabilities[:, 3])
+    labels = [" dress ", "t  shirt"]
+    best = fclip.zero_shot_classification(images, labels)
+    spaced = fclip.label_probabilities(images, labels)
+    assert best == [labels[i] for i in spaced.argmax(axis=1)]
+    assert fclip.zero_shot_classification(images, ["t  shirt"]) == ["t  shirt"] * 4
+    # The prompt text is still normalised: the model reads 't shirt' either way.
+    np.testing.assert_allclose(spaced, fclip.label_probabilities(images, ["dress", "t shirt"]))
+
+
+@pytest.mark.parametrize(("labels", "message"), [(["dress", "  "], "label 1"), ([], "no labels")])
+def test_an_empty_label_is_named(fclip: FashionCLIP, labels: list[str], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        fclip.zero_shot_classification([photo(40, 40)], labels)
+
+
+def test_the_app_still_reads_labels_forgivingly() -> None:
+    from fashion_clip.classify import parse_labels
+
+    assert parse_labels("Dress, dress , t  shirt,,") == ["Dress", "t shirt"]
