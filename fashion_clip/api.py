@@ -27,7 +27,7 @@ from fashion_clip.classify import (
 from fashion_clip.embed import encode_images
 from fashion_clip.images import ImageSource
 from fashion_clip.model import ClipModel
-from fashion_clip.settings import Settings, load_settings
+from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,11 @@ class FashionCLIP:
         self.settings = settings or load_settings()
         token = auth_token if auth_token is not None else self.settings.hf_token
         self.model = model or ClipModel.load(
-            model_name, token=token, device=device or self.settings.device, quantize=quantize
+            model_name,
+            token=token,
+            device=device or self.settings.device,
+            quantize=quantize,
+            text_precision=self.settings.text_precision or PYTHON_TEXT_PRECISION,
         )
         self.model_name = self.model.info.name
         self.dataset = dataset

@@ -22,7 +22,7 @@ import numpy as np
 
 from fashion_clip.errors import ConfigurationError, ModelLoadError, ModelUnavailableError
 from fashion_clip.preprocess import ImagePreprocessor
-from fashion_clip.settings import resolve_model_name
+from fashion_clip.settings import TEXT_PRECISIONS, resolve_model_name
 
 log = logging.getLogger(__name__)
 
@@ -272,9 +272,6 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
     if normalize:
         array = array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
     return array
-
-
-TEXT_PRECISIONS = ("auto", "fast", "fp32", "bf16", "int8")
 
 
 # Below this many parameters a text tower's query time is per-operation overhead, not

@@ -126,3 +126,14 @@ def test_the_app_still_reads_labels_forgivingly() -> None:
     from fashion_clip.classify import parse_labels
 
     assert parse_labels("Dress, dress , t  shirt,,") == ["Dress", "t shirt"]
+
+
+def test_fashionclip_honours_the_text_precision_variable(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FashionCLIP loaded its model with ClipModel.load's own default, ignoring the variable.
+    monkeypatch.setenv("FASHION_CLIP_TEXT_PRECISION", "int8")
+    assert FashionCLIP(str(tiny_model_dir)).model.text_precision == "int8"
+    monkeypatch.delenv("FASHION_CLIP_TEXT_PRECISION")
+    # Unset: the README's Python default, auto (fp32 for a text tower this small).
+    assert FashionCLIP(str(tiny_model_dir)).model.text_precision == "fp32"
