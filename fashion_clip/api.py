@@ -24,7 +24,7 @@ from fashion_clip.classify import (
     label_list,
     label_probabilities,
 )
-from fashion_clip.embed import encode_images
+from fashion_clip.embed import check_count, encode_images
 from fashion_clip.images import ImageSource
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
@@ -152,6 +152,7 @@ class FashionCLIP:
 
         `approx=True` searches the HNSW index; `approx=False` compares with every product.
         """
+        top_k = check_count(top_k, "top_k")  # before the work; Qdrant's own errors are raw
         texts = [queries] if isinstance(queries, str) else list(queries)
         vectors = self.model.encode_text(texts)
         return self._search(vectors, top_k)
@@ -160,6 +161,7 @@ class FashionCLIP:
         self, images: Sequence[ImageSource] | ImageSource, top_k: int = 10
     ) -> list[list[str | int]]:
         """Catalog ids of the products whose images look most like each query image."""
+        top_k = check_count(top_k, "top_k")
         return self._search(encode_images(self.model, images), top_k)
 
     def _search(self, vectors: np.ndarray, top_k: int) -> list[list[str | int]]:

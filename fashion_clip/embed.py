@@ -26,14 +26,18 @@ class PixelEncoder(Protocol):
     def encode_pixels(self, pixel_values: np.ndarray, *, normalize: bool = True) -> np.ndarray: ...
 
 
-def check_batch_size(batch_size: object) -> int:
-    """`batch_size` as an int, or `InvalidInputError`: 0 or less would skip the work."""
-    # bool is an int subclass; True as a batch size is a mistake, not 1.
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise InvalidInputError(f"batch_size must be a whole number, got {batch_size!r}")
-    if batch_size < 1:
-        raise InvalidInputError(f"batch_size must be 1 or more, got {batch_size}")
-    return int(batch_size)
+def check_count(value: object, name: str = "batch_size") -> int:
+    """`value` as an int of at least 1, or an `InvalidInputError` naming `name`.
+
+    For batch sizes (0 or less would skip the work and return uninitialised memory) and
+    result counts such as `top_k`.
+    """
+    # bool is an int subclass; True as a count is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+    if value < 1:
+        raise InvalidInputError(f"{name} must be 1 or more, got {value}")
+    return int(value)
 
 
 def image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
@@ -81,7 +85,7 @@ def prepared_batches(
 
     At most about two batches are in flight, so memory stays flat for any number of sources.
     """
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_count(batch_size)
     items = iter(sources)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         pending = []
@@ -120,7 +124,7 @@ def encode_images(
     must skip bad items (the indexer) use `prepare_image` per item instead.
     """
     sources = image_list(sources)
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_count(batch_size)
     if not sources:
         return np.empty((0, model.dim), dtype=np.float32)
     out = np.empty((len(sources), model.dim), dtype=np.float32)

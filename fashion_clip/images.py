@@ -123,6 +123,9 @@ def load_image(
             f"an image of type {type(source).__name__} cannot be read; pass {SOURCE_HINT}"
         )
     if isinstance(source, Image.Image):
+        if source.width < 1 or source.height < 1:  # nothing to resize: a division by zero later
+            name = getattr(source, "filename", None) or "PIL image"
+            raise ImageLoadError(name, f"image has no pixels ({source.width}x{source.height})")
         return to_rgb(_upright(source), source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), source
@@ -192,15 +195,18 @@ def to_rgb(image: Image.Image, name: object = None) -> Image.Image:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return _high_depth_to_rgb(image)
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image, mask=image.getchannel("A"))
-        return background
     try:
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif mode == "La":
+            # Premultiplied alpha: PIL converts it only to LA (un-premultiplying on the way).
+            image = image.convert("LA").convert("RGBA")
+        elif mode in ("LA", "PA", "RGBa"):
+            image = image.convert("RGBA")
+        if image.mode == "RGBA":
+            background = Image.new("RGB", image.size, (255, 255, 255))
+            background.paste(image, mask=image.getchannel("A"))
+            return background
         return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
     except (ValueError, OSError) as exc:
         raise ImageLoadError(

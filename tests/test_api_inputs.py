@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,12 @@ import pytest
 from PIL import Image
 
 from fashion_clip import FashionCLIP, FCLIPDataset
-from fashion_clip.errors import InvalidInputError
+from fashion_clip.errors import (
+    ConfigurationError,
+    ImageLoadError,
+    InvalidInputError,
+    ModelLoadError,
+)
 from fashion_clip.model import ClipModel
 from fashion_clip.store.embedded import EmbeddedStore
 from tests.image_corpus import jpeg_bytes, photo
@@ -74,7 +80,9 @@ def test_unsupported_images_name_the_position_and_the_type(
         fclip.zero_shot_classification(images, ["dress"])  # type: ignore[arg-type]
 
 
-def test_image_retrieval_takes_a_single_image(tiny_model: ClipModel, tmp_path: Path) -> None:
+@pytest.fixture
+def shop(tiny_model: ClipModel, tmp_path: Path) -> Iterator[FashionCLIP]:
+    """A FashionCLIP bound to six products, p0.jpg .. p5.jpg in `tmp_path / "images"`."""
     folder = tmp_path / "images"
     folder.mkdir()
     rows = []
@@ -84,11 +92,56 @@ def test_image_retrieval_takes_a_single_image(tiny_model: ClipModel, tmp_path: P
     dataset = FCLIPDataset("shop", image_source_path=str(folder), catalog=rows)
     store = EmbeddedStore(tmp_path / "qdrant")
     fclip = FashionCLIP(model=tiny_model, dataset=dataset, store=store, approx=False)
-    try:
-        assert fclip.image_retrieval(str(folder / "p3.jpg"), top_k=1) == [["sku-3"]]
-    finally:
-        fclip.close()
-        store.close()
+    yield fclip
+    fclip.close()
+    store.close()
+
+
+def test_image_retrieval_takes_a_single_image(shop: FashionCLIP, tmp_path: Path) -> None:
+    assert shop.image_retrieval(str(tmp_path / "images" / "p3.jpg"), top_k=1) == [["sku-3"]]
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 2.5, None])
+def test_top_k_must_be_a_positive_whole_number(
+    shop: FashionCLIP, tmp_path: Path, top_k: object
+) -> None:
+    # -1 raised OverflowError and 2.5 TypeError from deep in the store.
+    with pytest.raises(InvalidInputError, match="top_k"):
+        shop.retrieval(["red dress"], top_k=top_k)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="top_k"):
+        shop.image_retrieval(tmp_path / "images" / "p0.jpg", top_k=top_k)  # type: ignore[arg-type]
+    assert len(shop.retrieval("red dress", top_k=np.int64(2))[0]) == 2
+
+
+@pytest.mark.parametrize("name", [None, 3])
+def test_a_model_name_that_is_not_text_is_named(name: object) -> None:
+    with pytest.raises(ModelLoadError, match=f"must be text, got {type(name).__name__}"):
+        FashionCLIP(name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("device", "message"), [("gpu", "not a torch device"), ("mps", "MPS")])
+def test_an_unusable_device_is_a_configuration_error(
+    tiny_model_dir: Path, device: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fashion_clip.model._mps_available", lambda: False)  # as on Linux
+    with pytest.raises(ConfigurationError, match=f"'{device}'.*{message}"):
+        FashionCLIP(str(tiny_model_dir), device=device)
+
+
+def test_a_pil_image_without_pixels_is_refused(fclip: FashionCLIP) -> None:
+    # It reached the resize and raised ZeroDivisionError.
+    with pytest.raises(ImageLoadError, match=r"PIL image: image has no pixels \(0x0\)"):
+        fclip.encode_images([Image.new("RGB", (0, 0))])
+
+
+def test_premultiplied_grey_alpha_is_composited_on_white() -> None:
+    from fashion_clip.images import load_image
+
+    # Mode "La" has no direct conversion to RGBA in PIL: it raised a raw ValueError.
+    premultiplied = Image.new("LA", (4, 4), (200, 0)).convert("La")
+    assert load_image(premultiplied).getpixel((0, 0)) == (255, 255, 255)  # transparent
+    opaque = Image.new("LA", (4, 4), (200, 255)).convert("La")
+    assert load_image(opaque).getpixel((0, 0)) == (200, 200, 200)
 
 
 @pytest.mark.parametrize("source", [None, 3, 2.5, ["x.jpg"]])
