@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from fashion_clip.embed import check_count
 from fashion_clip.errors import ConfigurationError, ModelLoadError, ModelUnavailableError
 from fashion_clip.preprocess import ImagePreprocessor
 from fashion_clip.settings import TEXT_PRECISIONS, resolve_model_name
@@ -260,8 +261,6 @@ class ClipModel:
     ) -> np.ndarray:
         """Texts -> (n, dim) float32 embeddings; batches are padded to their longest text only."""
         import torch
-
-        from fashion_clip.embed import check_count
 
         batch_size = check_count(batch_size)
         if isinstance(texts, str):

@@ -45,7 +45,7 @@ def test_batch_size_must_be_a_positive_whole_number(
     with pytest.raises(InvalidInputError, match="batch_size"):
         tiny_model.encode_text(["a", "b"], batch_size=batch_size)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="batch_size"):
-        fclip.label_probabilities([picture], ["dress"], batch_size=batch_size)  # type: ignore[arg-type]
+        fclip.label_probabilities(picture, ["dress"], batch_size=batch_size)  # type: ignore[arg-type]
 
 
 def test_a_single_image_is_a_list_of_one(fclip: FashionCLIP, picture: Path) -> None:
