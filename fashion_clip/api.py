@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.classify import DEFAULT_TEMPLATES, best_labels, label_probabilities
-from fashion_clip.embed import encode_images
+from fashion_clip.classify import (
+    DEFAULT_TEMPLATES,
+    best_labels,
+    label_list,
+    label_probabilities,
+)
+from fashion_clip.embed import check_count, encode_images
 from fashion_clip.images import ImageSource
 from fashion_clip.model import ClipModel
-from fashion_clip.settings import Settings, load_settings
+from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,11 @@ class FashionCLIP:
         self.settings = settings or load_settings()
         token = auth_token if auth_token is not None else self.settings.hf_token
         self.model = model or ClipModel.load(
-            model_name, token=token, device=device or self.settings.device, quantize=quantize
+            model_name,
+            token=token,
+            device=device or self.settings.device,
+            quantize=quantize,
+            text_precision=self.settings.text_precision or PYTHON_TEXT_PRECISION,
         )
         self.model_name = self.model.info.name
         self.dataset = dataset
@@ -82,13 +91,14 @@ class FashionCLIP:
     def dim(self) -> int:
         return self.model.dim
 
-    def encode_images(self, images: Sequence[ImageSource], batch_size: int = 32) -> np.ndarray:
-        """Paths, URLs, `s3://` URIs, bytes or PIL images -> float32 `(n, dim)`.
+    def encode_images(
+        self, images: Sequence[ImageSource] | ImageSource, batch_size: int = 32
+    ) -> np.ndarray:
+        """Paths, URLs, `s3://` URIs, bytes or PIL images (or one of them) -> float32 `(n, dim)`.
 
         Unit length when the object was built with `normalize=True` (the default).
         """
-        sources = list(images)
-        return encode_images(self.model, sources, batch_size=batch_size, normalize=self.normalize)
+        return encode_images(self.model, images, batch_size=batch_size, normalize=self.normalize)
 
     def encode_text(self, text: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Texts -> float32 `(n, dim)`, unit length when `normalize=True`."""
@@ -97,29 +107,34 @@ class FashionCLIP:
 
     def label_probabilities(
         self,
-        images: Sequence[ImageSource],
+        images: Sequence[ImageSource] | ImageSource,
         text_labels: Sequence[str] | str,
         *,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         batch_size: int = 32,
     ) -> np.ndarray:
-        """`(n_images, n_labels)` probabilities; rows sum to 1 for CLIP (softmax)."""
-        vectors = encode_images(self.model, list(images), batch_size=batch_size)
-        return label_probabilities(self.model, vectors, text_labels, templates)
+        """`(n_images, n_labels)` probabilities; rows sum to 1 for CLIP (softmax).
+
+        One column per label, in the order given; a string is read as comma-separated labels.
+        """
+        labels = label_list(text_labels)  # before the images: a bad label list fails fast
+        vectors = encode_images(self.model, images, batch_size=batch_size)
+        return label_probabilities(self.model, vectors, labels, templates)
 
     def zero_shot_classification(
         self,
-        images: Sequence[ImageSource],
+        images: Sequence[ImageSource] | ImageSource,
         text_labels: Sequence[str] | str,
         *,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         batch_size: int = 32,
     ) -> list[str]:
-        """The most probable label for each image, as the original returned."""
+        """The most probable label for each image, exactly as given (as the original returned)."""
+        labels = label_list(text_labels)
         probabilities = self.label_probabilities(
-            images, text_labels, templates=templates, batch_size=batch_size
+            images, labels, templates=templates, batch_size=batch_size
         )
-        return best_labels(probabilities, text_labels)
+        return best_labels(probabilities, labels)
 
     # ------------------------------------------------------------------ with a dataset
     def _bound(self) -> Any:
@@ -137,15 +152,17 @@ class FashionCLIP:
 
         `approx=True` searches the HNSW index; `approx=False` compares with every product.
         """
+        top_k = check_count(top_k, "top_k")  # before the work; Qdrant's own errors are raw
         texts = [queries] if isinstance(queries, str) else list(queries)
         vectors = self.model.encode_text(texts)
         return self._search(vectors, top_k)
 
     def image_retrieval(
-        self, images: Sequence[ImageSource], top_k: int = 10
+        self, images: Sequence[ImageSource] | ImageSource, top_k: int = 10
     ) -> list[list[str | int]]:
         """Catalog ids of the products whose images look most like each query image."""
-        return self._search(encode_images(self.model, list(images)), top_k)
+        top_k = check_count(top_k, "top_k")
+        return self._search(encode_images(self.model, images), top_k)
 
     def _search(self, vectors: np.ndarray, top_k: int) -> list[list[str | int]]:
         collection = self._bound()

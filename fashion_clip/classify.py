@@ -28,11 +28,15 @@ class TextEncoder(Protocol):
 
 
 def parse_labels(labels: str | Sequence[str]) -> list[str]:
-    """Comma-separated text or a list -> unique, stripped, non-empty labels (order kept)."""
+    """Comma-separated text or a list -> unique, stripped, non-empty labels (order kept).
+
+    The app's label box wants this forgiving reading ("Dress, dress," is one label); the
+    Python API keeps the caller's labels as they are (`label_list`).
+    """
     items = labels.split(",") if isinstance(labels, str) else [str(label) for label in labels]
     seen: dict[str, None] = {}
     for item in items:
-        label = " ".join(item.split())
+        label = prompt_text(item)
         if label and label.lower() not in {key.lower() for key in seen}:
             seen[label] = None
     if not seen:
@@ -40,19 +44,49 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     return list(seen)
 
 
+def label_list(labels: str | Sequence[str]) -> list[str]:
+    """The caller's labels, in their order and number, each exactly as given.
+
+    A string is read as comma-separated labels (stripped; empty parts such as a trailing
+    comma's are dropped). Every label must have some text: its column could mean nothing.
+    """
+    if isinstance(labels, str):
+        items = [part.strip() for part in labels.split(",") if part.strip()]
+    else:
+        items = list(labels)
+        for position, label in enumerate(items):
+            if not isinstance(label, str) or not label.strip():
+                raise InvalidInputError(
+                    f"label {position} ({label!r}) is not a non-empty text; "
+                    "pass labels such as ['dress', 'shirt']"
+                )
+    if not items:
+        raise InvalidInputError("no labels given: pass at least one label, e.g. 'dress, shirt'")
+    return items
+
+
+def prompt_text(label: str) -> str:
+    """A label as the model reads it: runs of whitespace made one space, ends stripped."""
+    return " ".join(label.split())
+
+
 def label_embeddings(
-    model: TextEncoder, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+    model: TextEncoder, labels: str | Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
 ) -> np.ndarray:
-    """(n_labels, dim) unit vectors: each label's prompts averaged (prompt ensembling)."""
-    labels = parse_labels(labels)
+    """(n_labels, dim) unit vectors, one row per label given: its prompts averaged."""
+    labels = label_list(labels)
     templates = list(templates) or ["{}"]
     bad = [t for t in templates if "{}" not in t]
     if bad:
         raise InvalidInputError(f"prompt template {bad[0]!r} has no '{{}}' for the label")
-    prompts = [template.format(label) for label in labels for template in templates]
-    # (n_labels * n_templates, dim) -> (n_labels, n_templates, dim) -> mean over templates
-    vectors = model.encode_text(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    # Labels that read alike (" dress " and "dress") are encoded once and share a row's values.
+    texts = list(dict.fromkeys(prompt_text(label) for label in labels))
+    prompts = [template.format(text) for text in texts for template in templates]
+    # (n_texts * n_templates, dim) -> (n_texts, n_templates, dim) -> mean over templates
+    vectors = model.encode_text(prompts).reshape(len(texts), len(templates), -1).mean(axis=1)
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = {text: i for i, text in enumerate(texts)}
+    return vectors[[rows[prompt_text(label)] for label in labels]].astype(np.float32)
 
 
 def scores_to_probabilities(model: TextEncoder, similarities: np.ndarray) -> np.ndarray:
@@ -69,15 +103,18 @@ def scores_to_probabilities(model: TextEncoder, similarities: np.ndarray) -> np.
 def label_probabilities(
     model: TextEncoder,
     image_embeddings: np.ndarray,
-    labels: Sequence[str],
+    labels: str | Sequence[str],
     templates: Sequence[str] = DEFAULT_TEMPLATES,
 ) -> np.ndarray:
-    """(n_images, dim) unit image embeddings -> (n_images, n_labels) probabilities."""
+    """(n_images, dim) unit image embeddings -> (n_images, n_labels) probabilities.
+
+    One column per label in `label_list(labels)`, in the caller's order, duplicates included.
+    """
     text = label_embeddings(model, labels, templates)
     return scores_to_probabilities(model, np.atleast_2d(image_embeddings) @ text.T)
 
 
-def best_labels(probabilities: np.ndarray, labels: Sequence[str]) -> list[str]:
-    """The most probable label per row."""
-    labels = parse_labels(labels)
+def best_labels(probabilities: np.ndarray, labels: str | Sequence[str]) -> list[str]:
+    """The most probable label per row, exactly as the caller gave it (first of equals)."""
+    labels = label_list(labels)
     return [labels[i] for i in np.argmax(probabilities, axis=1)]

@@ -8,13 +8,14 @@ that is left of the cost.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
 
-from fashion_clip.images import ImageSource, load_image
+from fashion_clip.errors import InvalidInputError
+from fashion_clip.images import SOURCE_HINT, ImageSource, is_image_source, load_image
 from fashion_clip.preprocess import ImagePreprocessor
 
 
@@ -23,6 +24,48 @@ class PixelEncoder(Protocol):
     dim: int
 
     def encode_pixels(self, pixel_values: np.ndarray, *, normalize: bool = True) -> np.ndarray: ...
+
+
+def check_count(value: object, name: str = "batch_size") -> int:
+    """`value` as an int of at least 1, or an `InvalidInputError` naming `name`.
+
+    For batch sizes (0 or less would skip the work and return uninitialised memory) and
+    result counts such as `top_k`.
+    """
+    # bool is an int subclass; True as a count is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+    if value < 1:
+        raise InvalidInputError(f"{name} must be 1 or more, got {value}")
+    return int(value)
+
+
+def image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
+    """One image or an iterable of them -> a list; anything else is an `InvalidInputError`.
+
+    A single path, bytes or PIL image counts as one image: iterating it would split a path
+    into characters and bytes into integers.
+    """
+    if is_image_source(images):
+        return [images]  # type: ignore[list-item]
+    if isinstance(images, np.ndarray):
+        raise InvalidInputError(
+            f"images is a numpy array {images.shape}; pass {SOURCE_HINT} "
+            "(PIL.Image.fromarray turns an (H, W, 3) uint8 array into one), or a list of them"
+        )
+    try:
+        items = list(images)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidInputError(
+            f"images is of type {type(images).__name__}; pass {SOURCE_HINT}, or a list of them"
+        ) from None
+    for position, item in enumerate(items):
+        if not is_image_source(item):
+            raise InvalidInputError(
+                f"images[{position}] is of type {type(item).__name__}, not an image; "
+                f"pass {SOURCE_HINT}"
+            )
+    return items
 
 
 def prepare_image(source: ImageSource, preprocessor: ImagePreprocessor) -> np.ndarray:
@@ -42,6 +85,7 @@ def prepared_batches(
 
     At most about two batches are in flight, so memory stays flat for any number of sources.
     """
+    batch_size = check_count(batch_size)
     items = iter(sources)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         pending = []
@@ -68,18 +112,20 @@ def prepared_batches(
 
 def encode_images(
     model: PixelEncoder,
-    sources: Sequence[ImageSource],
+    sources: ImageSource | Iterable[ImageSource],
     *,
     batch_size: int = 32,
     normalize: bool = True,
     workers: int = 2,
 ) -> np.ndarray:
-    """Sources -> (n, dim) float32 embeddings (unit length when `normalize`).
+    """Sources (or one source) -> (n, dim) float32 embeddings (unit length when `normalize`).
 
     The first source that cannot be loaded raises `ImageLoadError` naming it; callers that
     must skip bad items (the indexer) use `prepare_image` per item instead.
     """
-    if not len(sources):
+    sources = image_list(sources)
+    batch_size = check_count(batch_size)
+    if not sources:
         return np.empty((0, model.dim), dtype=np.float32)
     out = np.empty((len(sources), model.dim), dtype=np.float32)
     start = 0

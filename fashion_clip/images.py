@@ -20,9 +20,11 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fashion_clip.errors import FashionCLIPError, ImageLoadError
+from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
+_SOURCE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
+SOURCE_HINT = "a path, http(s):// URL, s3:// URI, bytes, a binary file object or a PIL image"
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; larger images are refused as possible decompression bombs
 MAX_BYTES = 50 * 1024 * 1024  # cap on bytes fetched for one image
@@ -30,6 +32,11 @@ HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
 _USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+def is_image_source(value: object) -> bool:
+    """True for the kinds of value `load_image` accepts (see `ImageSource`)."""
+    return isinstance(value, _SOURCE_TYPES) or callable(getattr(value, "read", None))
 
 
 def is_remote(source: object) -> bool:
@@ -111,7 +118,14 @@ def load_image(
     scale whose shorter side still covers `min_side` pixels: enough for a model whose input
     is that size, and the reason decoding all but vanishes from the indexing cost.
     """
+    if not is_image_source(source):
+        raise InvalidInputError(
+            f"an image of type {type(source).__name__} cannot be read; pass {SOURCE_HINT}"
+        )
     if isinstance(source, Image.Image):
+        if source.width < 1 or source.height < 1:  # nothing to resize: a division by zero later
+            name = getattr(source, "filename", None) or "PIL image"
+            raise ImageLoadError(name, f"image has no pixels ({source.width}x{source.height})")
         return to_rgb(_upright(source), source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), source
@@ -181,15 +195,18 @@ def to_rgb(image: Image.Image, name: object = None) -> Image.Image:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return _high_depth_to_rgb(image)
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image, mask=image.getchannel("A"))
-        return background
     try:
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif mode == "La":
+            # Premultiplied alpha: PIL converts it only to LA (un-premultiplying on the way).
+            image = image.convert("LA").convert("RGBA")
+        elif mode in ("LA", "PA", "RGBa"):
+            image = image.convert("RGBA")
+        if image.mode == "RGBA":
+            background = Image.new("RGB", image.size, (255, 255, 255))
+            background.paste(image, mask=image.getchannel("A"))
+            return background
         return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
     except (ValueError, OSError) as exc:
         raise ImageLoadError(

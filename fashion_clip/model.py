@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import urllib.parse
 from collections.abc import Sequence
@@ -20,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from fashion_clip.embed import check_count
 from fashion_clip.errors import ConfigurationError, ModelLoadError, ModelUnavailableError
 from fashion_clip.preprocess import ImagePreprocessor
-from fashion_clip.settings import resolve_model_name
+from fashion_clip.settings import TEXT_PRECISIONS, resolve_model_name
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +50,38 @@ def select_device(preferred: str | None = None) -> str:
     import torch
 
     if preferred:
-        if preferred.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            kind = torch.device(preferred).type
+        except (RuntimeError, TypeError, ValueError):
+            raise ConfigurationError(
+                f"device {preferred!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' "
+                "or 'mps' (or leave it unset for the best available)"
+            ) from None
+        if kind == "cuda" and not torch.cuda.is_available():
             raise ConfigurationError(f"device {preferred!r} asked for, but CUDA is not available")
+        if kind == "mps" and not _mps_available():
+            raise ConfigurationError(f"device {preferred!r} asked for, but MPS is not available")
         return preferred
     if torch.cuda.is_available():
         return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if _mps_available():
         return "mps"
     return "cpu"
 
 
-def resolve_source(name: str) -> tuple[str, bool]:
+def _mps_available() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def resolve_source(name: str | os.PathLike[str]) -> tuple[str, bool]:
     """Name -> (what `from_pretrained` gets, whether it is a local folder)."""
-    resolved = resolve_model_name(name)
+    if not isinstance(name, (str, os.PathLike)):
+        raise ModelLoadError(
+            f"model name must be text, got {type(name).__name__} {name!r}; use {KNOWN_NAMES}"
+        )
+    resolved = resolve_model_name(os.fspath(name))
     if not resolved:
         raise ModelLoadError(f"no model name given; use {KNOWN_NAMES}")
     if resolved.lower() == "demo":
@@ -105,7 +126,7 @@ class ClipModel:
     @classmethod
     def load(
         cls,
-        name: str,
+        name: str | os.PathLike[str],
         *,
         token: str | None = None,
         device: str | None = None,
@@ -131,9 +152,11 @@ class ClipModel:
         memory between batches (`fashion_clip.allocator`: int8 1.4x faster, fp32 1-4%).
         """
         source, is_local = resolve_source(name)
-        display = resolve_model_name(name)
+        display = resolve_model_name(os.fspath(name))
         parts = _load_parts(source, display, is_local=is_local, token=token, revision=revision)
         config, torch_model, tokenizer, processor_config = parts
+        preprocessor = ImagePreprocessor.from_config(processor_config)
+        _check_parts(display, config, tokenizer, preprocessor)
         chosen = select_device(device)
         if chosen == "cpu":
             from fashion_clip.allocator import keep_freed_memory
@@ -173,7 +196,7 @@ class ClipModel:
         return cls(
             torch_model,
             tokenizer,
-            ImagePreprocessor.from_config(processor_config),
+            preprocessor,
             info,
             chosen,
             # SigLIP was trained on texts padded to the maximum length; CLIP pools at EOS,
@@ -239,6 +262,7 @@ class ClipModel:
         """Texts -> (n, dim) float32 embeddings; batches are padded to their longest text only."""
         import torch
 
+        batch_size = check_count(batch_size)
         if isinstance(texts, str):
             texts = [texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -267,9 +291,6 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
     if normalize:
         array = array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
     return array
-
-
-TEXT_PRECISIONS = ("auto", "fast", "fp32", "bf16", "int8")
 
 
 # Below this many parameters a text tower's query time is per-operation overhead, not
@@ -365,6 +386,35 @@ def _from_pretrained(
     except Exception as exc:  # hub, filesystem and format errors come in many classes
         raise _explain_load_error(display, exc, local_only=local_only) from exc
     return config, torch_model, tokenizer, processor_config
+
+
+def _check_parts(
+    display: str, config: Any, tokenizer: Any, preprocessor: ImagePreprocessor
+) -> None:
+    """Refuse parts that load without error but cannot work together.
+
+    Both cases below load silently in transformers and fail (or go wrong) only later: a
+    folder without tokenizer files gets a tokenizer of special tokens alone, so every text
+    embeds alike; a preprocessor config for another resolution fails on the first image.
+    """
+    special = set(getattr(tokenizer, "all_special_tokens", ()))
+    if not set(tokenizer.get_vocab()) - special:
+        raise ModelLoadError(
+            f"model {display!r} has no usable tokenizer: its tokenizer files are missing "
+            "(tokenizer.json, or vocab.json and merges.txt, or a sentencepiece model); "
+            "save the tokenizer next to the weights (tokenizer.save_pretrained(folder))"
+        )
+    # SigLIP 2 (NaFlex) takes variable sizes and has no fixed image_size.
+    size = getattr(config.vision_config, "image_size", None)
+    if size is not None:
+        expected = (int(size), int(size)) if isinstance(size, int) else tuple(size)
+        if preprocessor.output_size != expected:
+            height, width = preprocessor.output_size
+            raise ModelLoadError(
+                f"model {display!r}: preprocessor_config.json makes {height}x{width} images, "
+                f"but the vision model takes {expected[0]}x{expected[1]}; fix its size / "
+                "crop_size to match the model's vision_config.image_size"
+            )
 
 
 def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> ModelLoadError:

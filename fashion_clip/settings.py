@@ -14,6 +14,8 @@ from pathlib import Path
 DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
 DEFAULT_COLLECTION = "demo"
 MODEL_ALIASES = {"fashion-clip": DEFAULT_MODEL, "fashionclip": DEFAULT_MODEL}
+TEXT_PRECISIONS = ("auto", "fast", "fp32", "bf16", "int8")  # see ClipModel.load
+PYTHON_TEXT_PRECISION = "auto"  # the Python API's default, as the README lists it
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,14 @@ def load_settings(
             raise ConfigurationError("FASHION_CLIP_AUTH must look like user:password")
         auth = (user, password)
 
+    text_precision = (get("FASHION_CLIP_TEXT_PRECISION") or "").lower() or None
+    if text_precision is not None and text_precision not in TEXT_PRECISIONS:
+        # Checked here so the message names the variable, not a load() argument.
+        raise ConfigurationError(
+            f"FASHION_CLIP_TEXT_PRECISION={text_precision!r} is not supported; use one of "
+            + ", ".join(TEXT_PRECISIONS)
+        )
+
     qdrant_path = get("QDRANT_PATH")
     return Settings(
         model=get("FASHION_CLIP_MODEL") or DEFAULT_MODEL,
@@ -94,7 +104,7 @@ def load_settings(
         auth=auth,
         device=get("FASHION_CLIP_DEVICE"),
         snapshots=get("FASHION_CLIP_SNAPSHOTS"),
-        text_precision=(get("FASHION_CLIP_TEXT_PRECISION") or "").lower() or None,
+        text_precision=text_precision,
     )
 
 

@@ -171,6 +171,27 @@ def test_a_folder_without_weights_is_refused(tmp_path: Path, tiny_model_dir: Pat
         ClipModel.load(str(tmp_path))
 
 
+def test_a_folder_without_tokenizer_files_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # Without this check transformers builds a tokenizer of two special tokens and every
+    # text gets the same embedding.
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        (tmp_path / name).write_bytes((tiny_model_dir / name).read_bytes())
+    with pytest.raises(ModelLoadError, match=f"{tmp_path.name}.*tokenizer files are missing"):
+        ClipModel.load(str(tmp_path))
+
+
+def test_a_preprocessor_size_unlike_the_models_is_refused_at_load(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    for file in tiny_model_dir.iterdir():
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    config = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    config["size"], config["crop_size"] = {"shortest_edge": 96}, {"height": 96, "width": 96}
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=f"{tmp_path.name}.*96x96.*32x32"):
+        ClipModel.load(str(tmp_path))
+
+
 def test_a_non_clip_model_is_refused_with_the_choices(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ModelLoadError, match="'bert'.*CLIP and SigLIP"):

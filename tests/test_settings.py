@@ -66,3 +66,8 @@ def test_bad_auth_is_refused_with_the_expected_shape() -> None:
 def test_spaces_persistent_storage_is_used_when_present(tmp_path: Path) -> None:
     assert default_qdrant_path(tmp_path) == tmp_path / "qdrant"
     assert default_qdrant_path(tmp_path / "absent") == Path("data/qdrant")
+
+
+def test_an_unknown_text_precision_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match="FASHION_CLIP_TEXT_PRECISION='int4'.*int8"):
+        load_settings({"FASHION_CLIP_TEXT_PRECISION": "int4"})
