@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from fashion_clip.settings import Settings, load_settings
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         "http(s):// base URL (default: the catalog's own folder); paths never leave ROOT",
     )  # fmt: skip
     index.add_argument(
-        "--collection", metavar="NAME",
+        "--collection", metavar="NAME", type=_collection,
         help="collection to fill (default: FASHION_CLIP_COLLECTION, else the catalog file's name)",
     )  # fmt: skip
     _indexing_options(index)
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = command("info", "show a collection's size, model, dimension and store")
     info.add_argument(
-        "--collection", metavar="NAME",
+        "--collection", metavar="NAME", type=_collection,
         help="collection to describe (default: FASHION_CLIP_COLLECTION, else list them all)",
     )  # fmt: skip
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="catalog field holding the class of each product (e.g. category)",
     )  # fmt: skip
     evaluate.add_argument(
-        "--collection", metavar="NAME",
+        "--collection", metavar="NAME", type=_collection,
         help="collection to evaluate (default: FASHION_CLIP_COLLECTION, else the catalog's name)",
     )  # fmt: skip
     evaluate.add_argument(
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument("action", choices=("push", "pull"), help="push: export; pull: import")
     snapshot.add_argument("uri", metavar="URI", help="a file path or s3://bucket/key")
     snapshot.add_argument(
-        "--collection", metavar="NAME",
+        "--collection", metavar="NAME", type=_collection,
         help="collection to export or import into (default: FASHION_CLIP_COLLECTION, else "
         "'demo' for push and the snapshot's own name for pull)",
     )  # fmt: skip
@@ -141,15 +142,15 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         "they run in min(N, cores) processes, each with at least one at a time",
     )  # fmt: skip
     parser.add_argument(
-        "--timeout", type=float, default=15.0, metavar="S",
+        "--timeout", type=_positive_number, default=15.0, metavar="S",
         help="seconds to wait for one HTTP image before giving up (default: 15)",
     )  # fmt: skip
     parser.add_argument(
-        "--retries", type=int, default=2, metavar="N",
+        "--retries", type=_count, default=2, metavar="N",
         help="extra attempts after a transient HTTP failure: timeout, 5xx, 429 (default: 2)",
     )  # fmt: skip
     parser.add_argument(
-        "--max-image-mb", type=float, default=50.0, metavar="MB",
+        "--max-image-mb", type=_positive_number, default=50.0, metavar="MB",
         help="refuse image files larger than this (default: 50)",
     )  # fmt: skip
     parser.add_argument(
@@ -168,11 +169,42 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+# argparse turns a type's ValueError into "invalid _positive value"; these say it plainly.
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _count(text: str) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _collection(text: str) -> str:
+    if not text.strip():  # an empty name would quietly mean the default collection
+        raise argparse.ArgumentTypeError("the collection name is empty")
+    return text
 
 
 def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Settings]:

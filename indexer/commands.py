@@ -80,7 +80,7 @@ def _index(
         progress=args.progress,
         max_bytes=int(args.max_image_mb * 1024 * 1024),
         timeout=args.timeout,
-        retries=max(0, args.retries),
+        retries=args.retries,
         precision=args.quantize or "fp32",
     )
     spec = collection_spec(model, catalog)
