@@ -17,6 +17,20 @@ EXIT_OK, EXIT_SKIPPED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _run(argv)
+    if argv is None and code in (EXIT_ERROR, EXIT_INTERRUPTED):
+        # We own the process (the console script, `python -m`). A run stopped mid-way can
+        # leave fetch threads blocked on a hung image server, and Python joins them at exit:
+        # Ctrl-C took ~50 s (three 15 s HTTP attempts). Everything of ours is closed by now
+        # (the store, the report, the decoding processes), so leave without waiting.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     given = sys.argv[1:] if argv is None else argv
     verbose = "-v" in given or "--verbose" in given
     if not verbose:  # read when huggingface_hub is imported: hides "Loading weights" bars
@@ -24,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from indexer.cli import parse
     from indexer.commands import COMMANDS
 
+    args = None
     try:
         args, settings = parse(argv)
         verbose = args.verbose
@@ -32,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, message printed)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     except KeyboardInterrupt:
-        print("indexer: interrupted; run the same command again to resume", file=sys.stderr)
+        again = "the same command again"
+        if getattr(args, "recreate", False):  # with it, the re-run would drop the work done
+            again = "it again without --recreate"
+        print(f"indexer: interrupted; run {again} to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FashionCLIPError as exc:
         return _fail(str(exc), verbose)
