@@ -22,20 +22,28 @@ COMPLETE_KEY = "dataset_complete"  # set in the collection's record once a build
 
 
 def ensure_dataset_vectors(
-    dataset: Any, model: ClipModel, store: Any, name: str, *, snapshots: str | None = None
+    dataset: Any,
+    model: ClipModel,
+    store: Any,
+    name: str,
+    *,
+    snapshots: str | None = None,
+    close_on_error: bool = True,
 ) -> tuple[Any, str]:
     """Open (or build) collection `name` holding `dataset`'s vectors for `model`.
 
     Returns the open collection and where its vectors came from: "store" (already there),
-    "snapshot" (pulled from `snapshots`) or "computed".
+    "snapshot" (pulled from `snapshots`) or "computed". If building fails (or is
+    interrupted), the collection is closed again unless `close_on_error` is False (someone
+    else in this process holds it open), so that its lock never outlives the failure.
     """
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
         if collection.info().extra.get(COMPLETE_KEY) == dataset.hash:
             return collection, "store"
-        log.info("collection %s is incomplete (an interrupted build?); finishing it", name)
-        _build(dataset, model, collection)
+        log.info("collection %s is incomplete (an interrupted build, skipped rows?)", name)
+        _build_or_close(dataset, model, collection, close_on_error)
         return collection, "computed"
     snapshot = _snapshot_uri(snapshots, name)
     if snapshot is not None:
@@ -54,8 +62,17 @@ def ensure_dataset_vectors(
         payload_indexes=infer_payload_indexes(dataset.catalog[:1000]),
     )
     collection = store.create(name, spec)
-    _build(dataset, model, collection)
+    _build_or_close(dataset, model, collection, close_on_error)
     return collection, "computed"
+
+
+def _build_or_close(dataset: Any, model: ClipModel, collection: Any, close: bool) -> None:
+    try:
+        _build(dataset, model, collection)
+    except BaseException:
+        if close:
+            collection.close()
+        raise
 
 
 def _build(dataset: Any, model: ClipModel, collection: Any) -> None:

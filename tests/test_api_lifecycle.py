@@ -1,0 +1,114 @@
+"""A FashionCLIP's hold on its collection: shared in a process, released however it ends."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+
+from fashion_clip import FashionCLIP, FCLIPDataset
+from fashion_clip.api import collection_name
+from fashion_clip.errors import StoreError
+from fashion_clip.model import ClipModel
+from fashion_clip.settings import Settings
+from fashion_clip.store.embedded import EmbeddedStore
+from tests.image_corpus import photo
+
+
+def _dataset(folder: Path, n: int = 6, *, missing: tuple[int, ...] = ()) -> FCLIPDataset:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        if i not in missing:
+            photo(64, 80, seed=i).save(folder / f"p{i}.jpg")
+    rows = [{"id": f"sku-{i}", "image": f"p{i}.jpg", "caption": f"item {i}"} for i in range(n)]
+    return FCLIPDataset("shop", image_source_path=str(folder), catalog=rows)
+
+
+def _unlocked(root: Path, name: str) -> bool:
+    """Whether another store object (as another process would) can open the collection."""
+    other = EmbeddedStore(root)
+    try:
+        other.open(name)
+    finally:
+        other.close()
+    return True
+
+
+class InterruptedModel(ClipModel):
+    """The real model, interrupted (Ctrl-C) while it encodes the catalog's images."""
+
+    def encode_crops(self, crops, *, normalize=True):
+        raise KeyboardInterrupt
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(qdrant_path=tmp_path / "qdrant")
+
+
+def test_a_second_object_in_the_same_process_shares_the_collection(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    dataset = _dataset(tmp_path / "images")
+    first = FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)
+    # Before: StoreLockedError "already open in another process (pid <this process>)".
+    second = FashionCLIP(model=tiny_model, dataset=dataset, settings=settings, approx=False)
+    assert (first.vectors_source, second.vectors_source) == ("computed", "store")
+    expected = second.retrieval(["item 3"], top_k=6)
+    assert len(expected[0]) == 6
+
+    first.close()
+    first.close()  # twice is harmless
+    assert second.retrieval(["item 3"], top_k=6) == expected  # still open for `second`
+    with pytest.raises(StoreError, match="was closed"):
+        first.retrieval(["item 3"])
+    second.close()
+    assert _unlocked(settings.qdrant_path, collection_name(dataset, tiny_model))
+
+
+def test_the_same_store_object_is_not_closed_under_another_user(
+    tmp_path: Path, tiny_model: ClipModel
+) -> None:
+    store = EmbeddedStore(tmp_path / "qdrant")
+    dataset = _dataset(tmp_path / "images")
+    first = FashionCLIP(model=tiny_model, dataset=dataset, store=store)
+    second = FashionCLIP(model=tiny_model, dataset=dataset, store=store)
+    first.close()
+    assert len(second.retrieval(["item 1"], top_k=3)[0]) == 3  # before: "collection is closed"
+    second.close()
+    assert not store.is_open(second_name := collection_name(dataset, tiny_model))
+    assert _unlocked(tmp_path / "qdrant", second_name)
+
+
+def test_garbage_collection_and_with_blocks_release_the_collection(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    dataset = _dataset(tmp_path / "images")
+    name = collection_name(dataset, tiny_model)
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)
+    del fclip
+    gc.collect()
+    assert _unlocked(settings.qdrant_path, name)
+
+    with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
+        assert fclip.vectors_source == "store"
+        assert len(fclip.retrieval("item 2", top_k=2)[0]) == 2
+    assert _unlocked(settings.qdrant_path, name)
+    with pytest.raises(StoreError, match=r"dataset 'shop'\) was closed"):
+        fclip.retrieval("item 2")
+
+
+def test_an_interrupted_build_releases_the_collection(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    dataset = _dataset(tmp_path / "images")
+    interrupted = InterruptedModel.__new__(InterruptedModel)
+    interrupted.__dict__.update(tiny_model.__dict__)
+    with pytest.raises(KeyboardInterrupt):
+        FashionCLIP(model=interrupted, dataset=dataset, settings=settings)
+    assert _unlocked(settings.qdrant_path, collection_name(dataset, tiny_model))
+    # And the next construction finishes the build.
+    with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
+        assert fclip.vectors_source == "computed"
+        assert fclip.collection.count() == len(dataset)
