@@ -1,4 +1,8 @@
-"""A FashionCLIP's hold on its collection: shared in a process, released however it ends."""
+"""A FashionCLIP's hold on its collection: shared in a process, released however it ends.
+
+And a build that skipped rows: not marked complete (retried next time), and an error
+naming the reasons when nothing at all could be indexed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 
 from fashion_clip import FashionCLIP, FCLIPDataset
 from fashion_clip.api import collection_name
-from fashion_clip.errors import StoreError
+from fashion_clip.errors import CatalogError, StoreError
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store.embedded import EmbeddedStore
@@ -112,3 +116,34 @@ def test_an_interrupted_build_releases_the_collection(
     with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
         assert fclip.vectors_source == "computed"
         assert fclip.collection.count() == len(dataset)
+
+
+def test_skipped_rows_are_retried_on_the_next_construction(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    folder = tmp_path / "images"
+    dataset = _dataset(folder, missing=(4,))
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)
+    assert fclip.collection.count() == len(dataset) - 1
+    fclip.close()
+    photo(64, 80, seed=4).save(folder / "p4.jpg")  # the missing image turns up
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)
+    assert fclip.vectors_source == "computed"  # before: "store", sku-4 never indexed
+    assert fclip.collection.count() == len(dataset)
+    assert fclip.image_retrieval([folder / "p4.jpg"], top_k=1) == [["sku-4"]]
+    fclip.close()
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)
+    assert fclip.vectors_source == "store"  # complete now: nothing left to retry
+    fclip.close()
+
+
+def test_a_dataset_with_no_usable_image_is_refused_with_the_reasons(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    dataset = _dataset(tmp_path / "images", n=3, missing=(0, 1, 2))
+    with pytest.raises(CatalogError) as caught:
+        FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)
+    message = str(caught.value)
+    assert "dataset 'shop': none of its 3 products could be indexed" in message
+    assert "row 1 (id 'sku-0')" in message and "p0.jpg" in message
+    assert _unlocked(settings.qdrant_path, collection_name(dataset, tiny_model))
