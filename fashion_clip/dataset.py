@@ -1,15 +1,18 @@
 """`FCLIPDataset`: a product catalog, as the original fashion-clip API named it.
 
-A dataset is a list of products (`id`, `image`, `caption`, any other fields) and where their
-images live (a folder, an `s3://bucket/prefix` or an `http(s)://` base). Pre-included
-datasets load by name (`FCLIPDataset("demo")`). Rows are checked with the same rules as the
-indexer's, so a catalog that works here works there, and the other way round.
+A dataset is a list of products (`id`, `image`, optional `caption`, any other fields) and
+where their images live (a folder, an `s3://bucket/prefix` or an `http(s)://` base).
+Pre-included datasets load by name (`FCLIPDataset("demo")`). Rows are checked with the
+indexer's own `check_record`, so a catalog that works here works there, and the other way
+round; ids and image references are kept as the indexer stores them (text stripped), so
+the ids `FashionCLIP.retrieval` returns are the ids this dataset looks up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -174,6 +177,8 @@ def _check_source(path: str | None, kind: str) -> None:
 
 def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     """Rows as plain dicts, or one `CatalogError` listing every problem with its row number."""
+    from indexer.catalog import RowProblem, check_record
+
     if isinstance(catalog, (str, bytes)) or not isinstance(catalog, Sequence):
         raise CatalogError(f"dataset {name!r}: catalog must be a list of dicts")
     problems, rows, seen = [], [], {}
@@ -181,18 +186,21 @@ def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
         if not isinstance(record, Mapping):
             problems.append(f"row {number}: not a dict ({type(record).__name__})")
             continue
-        missing = [key for key in ("id", "image", "caption") if _blank(record.get(key))]
-        if missing:
-            problems.append(f"row {number}: missing {', '.join(missing)}")
+        record = dict(record)
+        product_id = record.get("id")
+        # numpy and pandas hand over np.int64 where Python code has an int: the same id.
+        if isinstance(product_id, numbers.Integral) and not isinstance(product_id, bool):
+            record["id"] = int(product_id)
+        checked = check_record(number, record)
+        if isinstance(checked, RowProblem):
+            problems.append(f"row {number}: {checked.reason}")
             continue
-        key = str(record["id"]).strip()
+        key = str(checked.id)
         if key in seen:
-            problems.append(
-                f"row {number}: duplicate id {record['id']!r} (first in row {seen[key]})"
-            )
+            problems.append(f"row {number}: duplicate id {checked.id!r} (first in row {seen[key]})")
             continue
         seen[key] = number
-        rows.append(dict(record))
+        rows.append({**record, "id": checked.id, "image": checked.image})
     if problems:
         shown = "; ".join(problems[:10]) + (
             f"; … {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -201,10 +209,6 @@ def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     if not rows:
         raise CatalogError(f"dataset {name!r}: the catalog is empty")
     return rows
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
