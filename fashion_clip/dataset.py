@@ -45,6 +45,8 @@ class FCLIPDataset:
         self.name = str(name).strip()
         if catalog is None:
             catalog, image_source_path, image_source_type = _pre_included(self.name)
+        if isinstance(image_source_type, str):  # the original took "LOCAL" and "S3" too
+            image_source_type = image_source_type.strip().lower()
         if image_source_type not in SOURCE_TYPES:
             raise ConfigurationError(
                 f"image_source_type {image_source_type!r} is not one of {', '.join(SOURCE_TYPES)}"
@@ -80,15 +82,21 @@ class FCLIPDataset:
     def catalog(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._rows]
 
+    @property
     def captions(self) -> list[str]:
-        return [row.get("caption") or "" for row in self._rows]
+        """Each product's caption ("" where it has none), in catalog order.
+
+        A list, as in the original API; `captions()` (this project's earlier spelling) works too.
+        """
+        return _CallableList(row.get("caption") or "" for row in self._rows)
 
     @property
     def hash(self) -> str:
         """A stable content hash of the rows and the image source (hex, 16 characters).
 
         The same catalog gives the same hash in any process or order of keys; any change to
-        a row, the row order or the image source gives another.
+        a row, the row order or the image source gives another. `hash()`, the original
+        API's spelling, gives the same string.
         """
         canonical = json.dumps(
             {"rows": self._rows, "source": [self.image_source_path, self.image_source_type]},
@@ -97,7 +105,7 @@ class FCLIPDataset:
             separators=(",", ":"),
             default=str,
         )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        return _CallableStr(hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16])
 
     # ------------------------------------------------------------------ images
     def image_source(self, product_id: str | int) -> str:
@@ -115,6 +123,7 @@ class FCLIPDataset:
         self, ids: Sequence[str | int], *, columns: int = 4, thumb: int = 192
     ) -> Image.Image:
         """A grid of the products' images with their captions, as one RGB PIL image."""
+        ids = list(ids)  # `not ids` is ambiguous for the numpy array of ids a notebook has
         if not ids:
             raise CatalogError("display_products needs at least one product id")
         columns = max(1, min(columns, len(ids)))
@@ -146,6 +155,20 @@ class FCLIPDataset:
             f"FCLIPDataset({self.name!r}, {len(self)} products, "
             f"{self.image_source_type}: {self.image_source_path})"
         )
+
+
+class _CallableStr(str):
+    """A string that returns itself when called: the original API's `hash()` was a method."""
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+class _CallableList(list):
+    """A list that returns a copy when called: `captions()` was this project's method."""
+
+    def __call__(self) -> list[str]:
+        return list(self)
 
 
 def _pre_included(name: str) -> tuple[list[dict[str, Any]], str, str]:

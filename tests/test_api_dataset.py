@@ -144,6 +144,26 @@ def test_every_product_is_indexed_and_found_by_the_id_retrieval_returns(
     store.close()
 
 
+def test_the_original_apis_spellings_work(dataset: FCLIPDataset, tmp_path: Path) -> None:
+    again = FCLIPDataset("shop", dataset.image_source_path, "LOCAL", catalog=dataset.catalog)
+    assert again.image_source_type == "local"
+    with pytest.raises(ConfigurationError, match="s3://bucket/prefix"):  # "S3" means s3
+        FCLIPDataset("x", str(tmp_path), image_source_type="S3", catalog=dataset.catalog)
+    assert dataset.hash() == dataset.hash and len(dataset.hash) == 16
+    assert dataset.captions[3] == "black bag" and dataset.captions() == dataset.captions
+    grid = dataset.display_products(np.array(["sku-0", "sku-1"]))  # ids as numpy gives them
+    assert grid.size == (2 * 192, 192 + 34)
+
+
+def test_a_pre_included_dataset_by_name(tmp_path: Path, tiny_model: ClipModel) -> None:
+    store = EmbeddedStore(tmp_path / "qdrant")
+    fclip = FashionCLIP("demo", dataset="demo", model=tiny_model, store=store)
+    assert isinstance(fclip.dataset, FCLIPDataset) and fclip.dataset.name == "demo"
+    assert fclip.collection.count() == len(fclip.dataset)
+    fclip.close()
+    store.close()
+
+
 def test_pre_included_demo_dataset() -> None:
     demo = FCLIPDataset("demo")
     assert len(demo) >= 300
