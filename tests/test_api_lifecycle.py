@@ -7,7 +7,9 @@ naming the reasons when nothing at all could be indexed.
 from __future__ import annotations
 
 import gc
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -16,6 +18,7 @@ from fashion_clip.api import collection_name
 from fashion_clip.errors import CatalogError, StoreError
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
+from fashion_clip.store import shared
 from fashion_clip.store.embedded import EmbeddedStore
 from tests.image_corpus import photo
 
@@ -44,6 +47,16 @@ class InterruptedModel(ClipModel):
 
     def encode_crops(self, crops, *, normalize=True):
         raise KeyboardInterrupt
+
+
+class DroppingModel(ClipModel):
+    """The real model; while it encodes, the objects in `holder` lose their last reference."""
+
+    holder: ClassVar[list[FashionCLIP]] = []
+
+    def encode_crops(self, crops, *, normalize=True):
+        type(self).holder.clear()
+        return super().encode_crops(crops, normalize=normalize)
 
 
 @pytest.fixture
@@ -101,6 +114,56 @@ def test_garbage_collection_and_with_blocks_release_the_collection(
     assert _unlocked(settings.qdrant_path, name)
     with pytest.raises(StoreError, match=r"dataset 'shop'\) was closed"):
         fclip.retrieval("item 2")
+
+
+def test_a_collected_object_never_waits_for_a_build_in_another_thread(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    dataset = _dataset(tmp_path / "images")
+    name = collection_name(dataset, tiny_model)
+    held = [FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)]
+    building, finish = threading.Event(), threading.Event()
+
+    class Built:
+        name = "other"
+
+        def close(self) -> None:
+            pass
+
+    def slow_build(store: object, sole_user: bool) -> tuple[Built, str]:
+        building.set()
+        finish.wait(30)
+        return Built(), "computed"
+
+    builder = threading.Thread(
+        target=shared.lease_collection, args=("other", slow_build), kwargs={"store": object()}
+    )
+    builder.start()
+    assert building.wait(30)
+    # The last reference dies in another thread (as in an indexer worker the build waits for).
+    dropper = threading.Thread(target=held.clear)
+    dropper.start()
+    dropper.join(5)
+    assert not dropper.is_alive()  # before: blocked until the build ended (a deadlock there)
+    finish.set()
+    builder.join(30)
+    assert _unlocked(settings.qdrant_path, name)  # released once the build let go
+
+
+def test_the_collection_stays_open_while_a_second_object_builds_it(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    folder = tmp_path / "images"
+    dataset = _dataset(folder, missing=(4,))
+    DroppingModel.holder = [FashionCLIP(model=tiny_model, dataset=dataset, settings=settings)]
+    photo(64, 80, seed=4).save(folder / "p4.jpg")  # so the second object builds sku-4
+    model = DroppingModel.__new__(DroppingModel)
+    model.__dict__.update(tiny_model.__dict__)
+    # The first object dies mid-build: its release must not close the collection being built.
+    with FashionCLIP(model=model, dataset=dataset, settings=settings) as fclip:
+        assert DroppingModel.holder == []
+        assert fclip.vectors_source == "computed"
+        assert fclip.collection.count() == len(dataset)
 
 
 def test_an_interrupted_build_releases_the_collection(

@@ -5,6 +5,11 @@ The embedded store lets one open handle use a collection's files at a time, so t
 `approx=False` next to `approx=True`) must share one handle instead of each locking the
 directory. Each user holds a `Lease`; the collection, and a store opened on the users'
 behalf, close when the last lease is released.
+
+Opening and building run under one lock, so a second user of a collection waits for the
+first build instead of starting another on the same files. A lease dropped by garbage
+collection may be released in any thread, including an indexer worker the build is waiting
+for: it must not wait for that lock, so `release_soon` hands it to the lock's holder.
 """
 
 from __future__ import annotations
@@ -19,9 +24,7 @@ if TYPE_CHECKING:
     from fashion_clip.settings import Settings
     from fashion_clip.store.base import Collection, Store
 
-# Re-entrant and held while a collection is opened or built: a second user of the same
-# collection waits for the first build instead of starting another on the same files.
-_LOCK = threading.RLock()
+_LOCK = threading.RLock()  # re-entrant: a finalizer may run in the thread holding it
 
 
 @dataclass
@@ -32,6 +35,7 @@ class _Shared:
 
 _STORES: dict[tuple[str, ...], _Shared] = {}
 _COLLECTIONS: dict[tuple[int, str], _Shared] = {}
+_PENDING: list[Lease] = []  # released by garbage collection while the lock was busy
 
 
 class Lease:
@@ -47,14 +51,29 @@ class Lease:
     def release(self) -> None:
         """Give the claim back; the last one out closes the collection (and a shared store)."""
         with _LOCK:
-            if self.released:
-                return
-            self.released = True
+            self._release()
+            _release_pending()
+
+    def release_soon(self) -> None:
+        """`release()` now if the lock is free, else as soon as its holder lets go of it."""
+        if _LOCK.acquire(blocking=False):
             try:
-                _drop(_COLLECTIONS, self._collection_key)
+                self._release()
+                _release_pending()
             finally:
-                if self._store_key is not None:
-                    _drop(_STORES, self._store_key)
+                _LOCK.release()
+        else:
+            _PENDING.append(self)
+
+    def _release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        try:
+            _drop(_COLLECTIONS, self._collection_key)
+        finally:
+            if self._store_key is not None:
+                _drop(_STORES, self._store_key)
 
 
 def lease_collection(
@@ -85,15 +104,28 @@ def lease_collection(
             shared_store.users += 1
             store = shared_store.value
         key = (id(store), name)
+        shared = _COLLECTIONS.get(key)
+        if shared is not None:  # counted now: another user's release must not close it mid-build
+            shared.users += 1
         try:
-            collection, result = open_collection(store, key not in _COLLECTIONS)
+            collection, result = open_collection(store, shared is None)
         except BaseException:
+            if shared is not None:
+                _drop(_COLLECTIONS, key)
             if store_key is not None:
                 _drop(_STORES, store_key)
+            _release_pending()
             raise
-        shared = _COLLECTIONS.setdefault(key, _Shared(collection))
-        shared.users += 1
-        return Lease(store, shared.value, store_key), result
+        if shared is None:
+            shared = _COLLECTIONS[key] = _Shared(collection, users=1)
+        lease = Lease(store, shared.value, store_key)
+        _release_pending()
+        return lease, result
+
+
+def _release_pending() -> None:
+    while _PENDING:
+        _PENDING.pop()._release()
 
 
 def _drop(table: dict[Any, _Shared], key: Any) -> None:
