@@ -73,7 +73,7 @@ class FashionCLIP:
         self.collection = None
         self.vectors_source: str | None = None  # "store", "snapshot" or "computed"
         self._closed = False
-        self._release: weakref.finalize | None = None
+        self._finalizer: weakref.finalize | None = None
         if dataset is not None:
             from fashion_clip.catalog_vectors import ensure_dataset_vectors
             from fashion_clip.store.shared import lease_collection
@@ -93,7 +93,7 @@ class FashionCLIP:
             self.collection = lease.collection
             # Released when this object is collected (or at exit) if `close()` never is;
             # the callback holds the lease, not `self`, so it does not keep `self` alive.
-            self._release = weakref.finalize(self, lease.release_soon)
+            self._finalizer = weakref.finalize(self, lease.release_soon)
             self._lease = lease
 
     @property
@@ -141,7 +141,7 @@ class FashionCLIP:
 
     # ------------------------------------------------------------------ with a dataset
     def _bound(self) -> Any:
-        if self._closed:
+        if self._closed and self.dataset is not None:
             from fashion_clip.errors import StoreError
 
             raise StoreError(
@@ -193,8 +193,8 @@ class FashionCLIP:
         """
         self._closed = True
         self.collection = None
-        if self._release is not None:
-            self._release.detach()  # closing is this call's job, not the collector's
+        if self._finalizer is not None:
+            self._finalizer.detach()  # closing is this call's job, not the collector's
             self._lease.release()
 
     def __enter__(self) -> FashionCLIP:

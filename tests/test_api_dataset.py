@@ -243,3 +243,7 @@ def test_vectors_come_from_an_s3_snapshot(
 def test_retrieval_without_a_dataset_says_what_to_do(tiny_model: ClipModel) -> None:
     with pytest.raises(ConfigurationError, match="no dataset"):
         FashionCLIP(model=tiny_model).retrieval(["red dress"])
+    closed = FashionCLIP(model=tiny_model)
+    closed.close()  # still "no dataset", not "was closed": a dataset is what it lacks
+    with pytest.raises(ConfigurationError, match="no dataset"):
+        closed.retrieval(["red dress"])
