@@ -210,3 +210,20 @@ def test_a_dataset_with_no_usable_image_is_refused_with_the_reasons(
     assert "dataset 'shop': none of its 3 products could be indexed" in message
     assert "row 1 (id 'sku-0')" in message and "p0.jpg" in message
     assert _unlocked(settings.qdrant_path, collection_name(dataset, tiny_model))
+
+
+def test_a_qdrant_client_store_is_shared_and_reused_the_same_way(
+    tmp_path: Path, tiny_model: ClipModel
+) -> None:
+    from fashion_clip.store.remote import RemoteStore
+
+    store = RemoteStore(location=":memory:")
+    dataset = _dataset(tmp_path / "images")
+    first = FashionCLIP(model=tiny_model, dataset=dataset, store=store)
+    second = FashionCLIP(model=tiny_model, dataset=dataset, store=store)
+    assert (first.vectors_source, second.vectors_source) == ("computed", "store")
+    assert second.collection is first.collection
+    first.close()
+    assert len(second.retrieval("item 1", top_k=3)[0]) == 3
+    second.close()
+    store.close()
