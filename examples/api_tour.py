@@ -12,6 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
+# `python examples/api_tour.py` puts examples/, not the repository root, on sys.path, and
+# requirements.txt installs the dependencies only, not this package: make it importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from fashion_clip import FashionCLIP, FCLIPDataset
 from fashion_clip.overlay import draw_heatmap
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,9 +53,14 @@ class FashionCLIP:
     ) -> None:
         """Load the model; with a `dataset`, make sure its vectors are in the store.
 
+        `dataset` is an `FCLIPDataset` or the name of a pre-included one (`"demo"`).
         `store` defaults to the one the settings name (embedded, or `QDRANT_URL`);
         `snapshots` (default: `FASHION_CLIP_SNAPSHOTS`) is a folder or `s3://` prefix where a
         snapshot named after the collection is looked for before computing anything.
+
+        Objects on the same dataset and model in one process share the open collection, so
+        a second one (a re-run notebook cell, `approx=False` beside `approx=True`) works.
+        Each holds it until `close()`, the end of a `with` block, or garbage collection.
         """
         self.settings = settings or load_settings()
         token = auth_token if auth_token is not None else self.settings.hf_token
@@ -66,26 +72,38 @@ class FashionCLIP:
             text_precision=self.settings.text_precision or PYTHON_TEXT_PRECISION,
         )
         self.model_name = self.model.info.name
+        if isinstance(dataset, str):  # the original accepted a pre-included dataset's name
+            from fashion_clip.dataset import FCLIPDataset
+
+            dataset = FCLIPDataset(dataset)
         self.dataset = dataset
         self.normalize = normalize
         self.approx = approx
         self.collection = None
         self.vectors_source: str | None = None  # "store", "snapshot" or "computed"
+        self._closed = False
+        self._finalizer: weakref.finalize | None = None
         if dataset is not None:
             from fashion_clip.catalog_vectors import ensure_dataset_vectors
+            from fashion_clip.store.shared import lease_collection
 
-            self._store = store
-            if self._store is None:
-                from fashion_clip.store import open_store
-
-                self._store = open_store(self.settings)
-            self.collection, self.vectors_source = ensure_dataset_vectors(
-                dataset,
-                self.model,
-                self._store,
-                collection_name(dataset, self.model),
-                snapshots=snapshots if snapshots is not None else self.settings.snapshots,
-            )
+            name = collection_name(dataset, self.model)
+            snapshots = snapshots if snapshots is not None else self.settings.snapshots
+            lease, self.vectors_source = lease_collection(
+                name,
+                lambda opened, sole_user: ensure_dataset_vectors(
+                    dataset, self.model, opened, name,
+                    snapshots=snapshots, close_on_error=sole_user,
+                ),
+                store=store,
+                settings=self.settings,
+            )  # fmt: skip
+            self._store = lease.store
+            self.collection = lease.collection
+            # Released when this object is collected (or at exit) if `close()` never is;
+            # the callback holds the lease, not `self`, so it does not keep `self` alive.
+            self._finalizer = weakref.finalize(self, lease.release_soon)
+            self._lease = lease
 
     @property
     def dim(self) -> int:
@@ -138,6 +156,13 @@ class FashionCLIP:
 
     # ------------------------------------------------------------------ with a dataset
     def _bound(self) -> Any:
+        if self._closed and self.dataset is not None:
+            from fashion_clip.errors import StoreError
+
+            raise StoreError(
+                f"this FashionCLIP (dataset {getattr(self.dataset, 'name', None)!r}) was closed; "
+                "make a new one to search again"
+            )
         if self.collection is None:
             from fashion_clip.errors import ConfigurationError
 
@@ -178,10 +203,22 @@ class FashionCLIP:
         return localize(self.model, image, text, **options)
 
     def close(self) -> None:
-        """Close the collection (and the store this object opened)."""
-        if self.collection is not None:
-            self.collection.close()
-            self.collection = None
+        """Close the collection and the store opened for it, once no other object uses them.
+
+        Other `FashionCLIP` objects on the same collection keep working; closing twice is
+        harmless. A closed object still encodes, but searching says it was closed.
+        """
+        self._closed = True
+        self.collection = None
+        if self._finalizer is not None:
+            self._finalizer.detach()  # closing is this call's job, not the collector's
+            self._lease.release()
+
+    def __enter__(self) -> FashionCLIP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def collection_name(dataset: Any, model: ClipModel) -> str:

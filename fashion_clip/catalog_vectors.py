@@ -5,6 +5,7 @@ the dataset's content hash and the model, so a second construction with the same
 its vectors, a changed catalog gets a new collection, and nothing is re-encoded needlessly.
 Computing goes through the indexer's pipeline (the same code as `python -m indexer index`),
 so bad images are skipped and logged rather than fatal, and an interrupted run resumes.
+A build with skipped rows is not marked complete: the next construction retries them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fashion_clip.errors import CatalogError
 from fashion_clip.model import ClipModel
 
 log = logging.getLogger(__name__)
@@ -22,20 +24,28 @@ COMPLETE_KEY = "dataset_complete"  # set in the collection's record once a build
 
 
 def ensure_dataset_vectors(
-    dataset: Any, model: ClipModel, store: Any, name: str, *, snapshots: str | None = None
+    dataset: Any,
+    model: ClipModel,
+    store: Any,
+    name: str,
+    *,
+    snapshots: str | None = None,
+    close_on_error: bool = True,
 ) -> tuple[Any, str]:
     """Open (or build) collection `name` holding `dataset`'s vectors for `model`.
 
     Returns the open collection and where its vectors came from: "store" (already there),
-    "snapshot" (pulled from `snapshots`) or "computed".
+    "snapshot" (pulled from `snapshots`) or "computed". If building fails (or is
+    interrupted), the collection is closed again unless `close_on_error` is False (someone
+    else in this process holds it open), so that its lock never outlives the failure.
     """
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
         if collection.info().extra.get(COMPLETE_KEY) == dataset.hash:
             return collection, "store"
-        log.info("collection %s is incomplete (an interrupted build?); finishing it", name)
-        _build(dataset, model, collection)
+        log.info("collection %s is incomplete (an interrupted build, skipped rows?)", name)
+        _build_or_close(dataset, model, collection, close_on_error)
         return collection, "computed"
     snapshot = _snapshot_uri(snapshots, name)
     if snapshot is not None:
@@ -54,12 +64,24 @@ def ensure_dataset_vectors(
         payload_indexes=infer_payload_indexes(dataset.catalog[:1000]),
     )
     collection = store.create(name, spec)
-    _build(dataset, model, collection)
+    _build_or_close(dataset, model, collection, close_on_error)
     return collection, "computed"
 
 
+def _build_or_close(dataset: Any, model: ClipModel, collection: Any, close: bool) -> None:
+    try:
+        _build(dataset, model, collection)
+    except BaseException:
+        if close:
+            collection.close()
+        raise
+
+
 def _build(dataset: Any, model: ClipModel, collection: Any) -> None:
-    """Index every product (skipping and logging bad images), then mark the build complete."""
+    """Index every product (skipping and logging bad images); complete only if none was skipped.
+
+    Raises `CatalogError` naming the reasons when no product at all is in the collection.
+    """
     from indexer.catalog import check_record
     from indexer.pipeline import IndexOptions, index_rows
     from indexer.report import Reporter
@@ -67,12 +89,34 @@ def _build(dataset: Any, model: ClipModel, collection: Any) -> None:
 
     rows = (check_record(number, dict(row)) for number, row in enumerate(dataset, start=1))
     root = ImageRoot(dataset.image_source_path or ".")
-    with Reporter(on_skip=lambda skip: log.warning("%s", skip.message())) as reporter:
+    reasons: list[str] = []
+
+    def on_skip(skip: Any) -> None:
+        log.warning("%s", skip.message())
+        reasons.append(skip.message())
+
+    with Reporter(on_skip=on_skip) as reporter:
         summary = index_rows(
             rows, collection, model, root, reporter, IndexOptions(progress=True), total=len(dataset)
         )
     log.info("dataset %s: %s", dataset.name, summary.line())
-    collection.set_extra({COMPLETE_KEY: dataset.hash})
+    if collection.count() == 0:
+        more = f"; … {len(reasons) - 5} more" if len(reasons) > 5 else ""
+        shown = "; ".join(reasons[:5]) + more
+        raise CatalogError(
+            f"dataset {dataset.name!r}: none of its {len(dataset)} products could be indexed, "
+            f"so there is nothing to search: {shown or 'no reason reported'}"
+        )
+    if summary.skipped:
+        # Not marked complete: the next FashionCLIP on this dataset retries the skipped rows
+        # (the rows already stored are recognised as unchanged and not re-encoded).
+        log.warning(
+            "dataset %s: %d of %d products skipped; they are retried the next time a "
+            "FashionCLIP is built on this dataset",
+            dataset.name, summary.skipped, len(dataset),
+        )  # fmt: skip
+    else:
+        collection.set_extra({COMPLETE_KEY: dataset.hash})
     collection.optimize()
 
 

@@ -1,15 +1,18 @@
 """`FCLIPDataset`: a product catalog, as the original fashion-clip API named it.
 
-A dataset is a list of products (`id`, `image`, `caption`, any other fields) and where their
-images live (a folder, an `s3://bucket/prefix` or an `http(s)://` base). Pre-included
-datasets load by name (`FCLIPDataset("demo")`). Rows are checked with the same rules as the
-indexer's, so a catalog that works here works there, and the other way round.
+A dataset is a list of products (`id`, `image`, optional `caption`, any other fields) and
+where their images live (a folder, an `s3://bucket/prefix` or an `http(s)://` base).
+Pre-included datasets load by name (`FCLIPDataset("demo")`). Rows are checked with the
+indexer's own `check_record`, so a catalog that works here works there, and the other way
+round; ids and image references are kept as the indexer stores them (text stripped), so
+the ids `FashionCLIP.retrieval` returns are the ids this dataset looks up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ class FCLIPDataset:
         self.name = str(name).strip()
         if catalog is None:
             catalog, image_source_path, image_source_type = _pre_included(self.name)
+        if isinstance(image_source_type, str):  # the original took "LOCAL" and "S3" too
+            image_source_type = image_source_type.strip().lower()
         if image_source_type not in SOURCE_TYPES:
             raise ConfigurationError(
                 f"image_source_type {image_source_type!r} is not one of {', '.join(SOURCE_TYPES)}"
@@ -77,15 +82,21 @@ class FCLIPDataset:
     def catalog(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._rows]
 
+    @property
     def captions(self) -> list[str]:
-        return [row.get("caption") or "" for row in self._rows]
+        """Each product's caption ("" where it has none), in catalog order.
+
+        A list, as in the original API; `captions()` (this project's earlier spelling) works too.
+        """
+        return _CallableList(row.get("caption") or "" for row in self._rows)
 
     @property
     def hash(self) -> str:
         """A stable content hash of the rows and the image source (hex, 16 characters).
 
         The same catalog gives the same hash in any process or order of keys; any change to
-        a row, the row order or the image source gives another.
+        a row, the row order or the image source gives another. `hash()`, the original
+        API's spelling, gives the same string.
         """
         canonical = json.dumps(
             {"rows": self._rows, "source": [self.image_source_path, self.image_source_type]},
@@ -94,7 +105,7 @@ class FCLIPDataset:
             separators=(",", ":"),
             default=str,
         )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+        return _CallableStr(hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16])
 
     # ------------------------------------------------------------------ images
     def image_source(self, product_id: str | int) -> str:
@@ -112,6 +123,7 @@ class FCLIPDataset:
         self, ids: Sequence[str | int], *, columns: int = 4, thumb: int = 192
     ) -> Image.Image:
         """A grid of the products' images with their captions, as one RGB PIL image."""
+        ids = list(ids)  # `not ids` is ambiguous for the numpy array of ids a notebook has
         if not ids:
             raise CatalogError("display_products needs at least one product id")
         columns = max(1, min(columns, len(ids)))
@@ -145,6 +157,20 @@ class FCLIPDataset:
         )
 
 
+class _CallableStr(str):
+    """A string that returns itself when called: the original API's `hash()` was a method."""
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+class _CallableList(list):
+    """A list that returns a copy when called: `captions()` was this project's method."""
+
+    def __call__(self) -> list[str]:
+        return list(self)
+
+
 def _pre_included(name: str) -> tuple[list[dict[str, Any]], str, str]:
     if name.lower() != "demo":
         raise CatalogError(
@@ -174,6 +200,8 @@ def _check_source(path: str | None, kind: str) -> None:
 
 def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     """Rows as plain dicts, or one `CatalogError` listing every problem with its row number."""
+    from indexer.catalog import RowProblem, check_record
+
     if isinstance(catalog, (str, bytes)) or not isinstance(catalog, Sequence):
         raise CatalogError(f"dataset {name!r}: catalog must be a list of dicts")
     problems, rows, seen = [], [], {}
@@ -181,18 +209,21 @@ def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
         if not isinstance(record, Mapping):
             problems.append(f"row {number}: not a dict ({type(record).__name__})")
             continue
-        missing = [key for key in ("id", "image", "caption") if _blank(record.get(key))]
-        if missing:
-            problems.append(f"row {number}: missing {', '.join(missing)}")
+        record = dict(record)
+        product_id = record.get("id")
+        # numpy and pandas hand over np.int64 where Python code has an int: the same id.
+        if isinstance(product_id, numbers.Integral) and not isinstance(product_id, bool):
+            record["id"] = int(product_id)
+        checked = check_record(number, record)
+        if isinstance(checked, RowProblem):
+            problems.append(f"row {number}: {checked.reason}")
             continue
-        key = str(record["id"]).strip()
+        key = str(checked.id)
         if key in seen:
-            problems.append(
-                f"row {number}: duplicate id {record['id']!r} (first in row {seen[key]})"
-            )
+            problems.append(f"row {number}: duplicate id {checked.id!r} (first in row {seen[key]})")
             continue
         seen[key] = number
-        rows.append(dict(record))
+        rows.append({**record, "id": checked.id, "image": checked.image})
     if problems:
         shown = "; ".join(problems[:10]) + (
             f"; … {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -201,10 +232,6 @@ def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     if not rows:
         raise CatalogError(f"dataset {name!r}: the catalog is empty")
     return rows
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:

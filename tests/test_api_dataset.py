@@ -79,16 +79,24 @@ def test_dataset_lookup_hash_and_grid(dataset: FCLIPDataset, tmp_path: Path) -> 
 def test_dataset_errors_name_the_rows(tmp_path: Path) -> None:
     rows = [
         {"id": 1, "image": "a.jpg", "caption": "a"},
-        {"id": 2, "image": "b.jpg"},
+        {"id": 2, "caption": "b"},
         {"id": 1, "image": "c.jpg", "caption": "c"},
         "not a dict",
+        {"id": 7.0, "image": "d.jpg"},
+        {"id": True, "image": "e.jpg"},
+        {"id": "  ", "image": "f.jpg"},
     ]
     with pytest.raises(CatalogError) as caught:
         FCLIPDataset("bad", catalog=rows)
     message = str(caught.value)
-    assert "row 2: missing caption" in message
+    assert "dataset 'bad': 6 bad row(s)" in message
+    assert "row 2: missing image" in message
     assert "row 3: duplicate id 1 (first in row 1)" in message
     assert "row 4: not a dict" in message
+    # The indexer's rules, which used to skip these rows only at indexing time:
+    assert "row 5: id 7.0 is not a string or an integer" in message
+    assert "row 6: id True is not a string or an integer" in message
+    assert "row 7: missing id" in message
     with pytest.raises(CatalogError, match="available: demo"):
         FCLIPDataset("no-such-dataset")
     with pytest.raises(ConfigurationError, match="image_source_type"):
@@ -97,6 +105,63 @@ def test_dataset_errors_name_the_rows(tmp_path: Path) -> None:
         FCLIPDataset("x", "some/folder", image_source_type="s3", catalog=rows[:1])
     with pytest.raises(ConfigurationError, match="no such directory"):
         FCLIPDataset("x", str(tmp_path / "missing"), catalog=rows[:1])
+
+
+def test_dataset_ids_are_kept_as_the_indexer_stores_them(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    rows = [dict(row) for row in _catalog(folder, n=4)]
+    rows[0]["id"] = " 7 "  # stored and returned by retrieval as "7"
+    rows[1]["id"] = np.int64(8)  # what pandas hands over: an int
+    rows[2]["image"] = " p2.jpg "
+    del rows[3]["caption"]  # recommended, not required (as in the indexer)
+    dataset = FCLIPDataset("shop", image_source_path=str(folder), catalog=rows)
+    assert dataset.ids == ["7", 8, "sku-2", "sku-3"]
+    assert type(dataset.ids[1]) is int
+    assert dataset["7"]["caption"] == "red dress" and dataset[8]["price"] == 11
+    assert dataset.image_source("sku-2") == str((folder / "p2.jpg").resolve())
+    assert "caption" not in dataset["sku-3"] and dataset.captions()[3] == ""
+    with pytest.raises(CatalogError, match=r"row 2: duplicate id '7' \(first in row 1\)"):
+        FCLIPDataset("shop", str(folder), catalog=[rows[0], {**rows[1], "id": "7"}])
+
+
+def test_every_product_is_indexed_and_found_by_the_id_retrieval_returns(
+    tmp_path: Path, tiny_model: ClipModel
+) -> None:
+    folder = tmp_path / "images"
+    rows = [dict(row) for row in _catalog(folder, n=4)]
+    rows[0]["id"], rows[1]["id"] = " 7 ", np.int64(8)
+    del rows[3]["caption"]
+    dataset = FCLIPDataset("shop", image_source_path=str(folder), catalog=rows)
+    store = EmbeddedStore(tmp_path / "qdrant")
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, store=store)
+    assert fclip.collection.count() == 4  # before: np.int64 rejected at indexing, 3
+    found = fclip.retrieval(["red dress"], top_k=4)[0]
+    assert sorted(map(str, found)) == ["7", "8", "sku-2", "sku-3"]
+    assert all(product_id in dataset for product_id in found)
+    assert dataset[found[0]]["id"] == found[0]
+    assert dataset.display_products(found).width > 0
+    fclip.close()
+    store.close()
+
+
+def test_the_original_apis_spellings_work(dataset: FCLIPDataset, tmp_path: Path) -> None:
+    again = FCLIPDataset("shop", dataset.image_source_path, "LOCAL", catalog=dataset.catalog)
+    assert again.image_source_type == "local"
+    with pytest.raises(ConfigurationError, match="s3://bucket/prefix"):  # "S3" means s3
+        FCLIPDataset("x", str(tmp_path), image_source_type="S3", catalog=dataset.catalog)
+    assert dataset.hash() == dataset.hash and len(dataset.hash) == 16
+    assert dataset.captions[3] == "black bag" and dataset.captions() == dataset.captions
+    grid = dataset.display_products(np.array(["sku-0", "sku-1"]))  # ids as numpy gives them
+    assert grid.size == (2 * 192, 192 + 34)
+
+
+def test_a_pre_included_dataset_by_name(tmp_path: Path, tiny_model: ClipModel) -> None:
+    store = EmbeddedStore(tmp_path / "qdrant")
+    fclip = FashionCLIP("demo", dataset="demo", model=tiny_model, store=store)
+    assert isinstance(fclip.dataset, FCLIPDataset) and fclip.dataset.name == "demo"
+    assert fclip.collection.count() == len(fclip.dataset)
+    fclip.close()
+    store.close()
 
 
 def test_pre_included_demo_dataset() -> None:
@@ -178,3 +243,7 @@ def test_vectors_come_from_an_s3_snapshot(
 def test_retrieval_without_a_dataset_says_what_to_do(tiny_model: ClipModel) -> None:
     with pytest.raises(ConfigurationError, match="no dataset"):
         FashionCLIP(model=tiny_model).retrieval(["red dress"])
+    closed = FashionCLIP(model=tiny_model)
+    closed.close()  # still "no dataset", not "was closed": a dataset is what it lacks
+    with pytest.raises(ConfigurationError, match="no dataset"):
+        closed.retrieval(["red dress"])
