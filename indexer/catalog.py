@@ -57,6 +57,14 @@ class RowProblem:
     reason: str
 
 
+@dataclass(frozen=True)
+class Malformed:
+    """A record that could not be read whole, with its id where that much was readable."""
+
+    reason: str
+    id: str | None = None
+
+
 def catalog_format(location: str, override: str | None = None) -> str:
     """`csv`, `jsonl` or `json`, from `override` or the file name's extension."""
     if override:
@@ -117,7 +125,7 @@ def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row 
         raise CatalogError(f"{name}: cannot read the catalog: {exc}") from exc
 
 
-def _records(text: IO[str], fmt: str, name: str) -> Iterator[dict[str, Any] | str]:
+def _records(text: IO[str], fmt: str, name: str) -> Iterator[dict[str, Any] | str | Malformed]:
     """Raw records: a dict, or a string saying why the record is malformed."""
     if fmt == "csv":
         yield from _csv_records(text, name)
@@ -140,7 +148,7 @@ def _not_object(record: Any) -> str:
     return f"expected a JSON object, got {type(record).__name__}"
 
 
-def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str]:
+def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str | Malformed]:
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader = csv.reader(text)
@@ -171,7 +179,9 @@ def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str]:
         if not cells:
             continue  # blank line
         if len(cells) != len(header):
-            yield f"has {len(cells)} fields, the header has {len(header)}"
+            # The id is usually still where the header says: name it, it is what users search.
+            cell = cells[header.index("id")].strip() if header.index("id") < len(cells) else ""
+            yield Malformed(f"has {len(cells)} fields, the header has {len(header)}", cell or None)
             continue
         yield {
             column: cell if column in _TEXT_COLUMNS else _csv_value(cell)
@@ -222,6 +232,8 @@ def _json_array(text: IO[str], name: str) -> Iterator[Any]:
         raise CatalogError(f"{name}: a .json catalog must be a list of objects ([{{...}}, ...])")
     position += 1
     if next_char() == "]":
+        position += 1
+        _nothing_after(next_char(), name)
         return
     number = 0
     while True:
@@ -242,6 +254,7 @@ def _json_array(text: IO[str], name: str) -> Iterator[Any]:
         separator = next_char()
         position += 1
         if separator == "]":
+            _nothing_after(next_char(), name)
             return
         if separator != ",":
             found = repr(separator) if separator else "the end of the file"
@@ -250,10 +263,19 @@ def _json_array(text: IO[str], name: str) -> Iterator[Any]:
             )
 
 
-def check_record(number: int, record: dict[str, Any] | str) -> Row | RowProblem:
+def _nothing_after(found: str, name: str) -> None:
+    """Text after the list's closing bracket means the file is not what it seems (two lists
+    pasted together, a truncated edit): refuse it rather than index half of it."""
+    if found:
+        raise CatalogError(f"{name}: unexpected text after the closing ']' of the JSON list")
+
+
+def check_record(number: int, record: dict[str, Any] | str | Malformed) -> Row | RowProblem:
     """Validate one catalog record (row `number`, 1-based) into a `Row` or a `RowProblem`."""
     if isinstance(record, str):
         return RowProblem(number, None, record)
+    if isinstance(record, Malformed):
+        return RowProblem(number, record.id, record.reason)
     raw_id = record.get("id")
     if isinstance(raw_id, str):
         raw_id = raw_id.strip()

@@ -99,6 +99,12 @@ def evaluate(
             predicted.extend(np.argmax(probabilities, axis=1).tolist())
             truth.extend(label_list.index(labels[item[2].lower()]) for item in labelled)
 
+    if items and not_indexed == len(items):
+        # All-null figures with exit 0 would read as a measurement; it is a wrong pairing.
+        raise CatalogError(
+            f"none of the catalog's {len(items)} rows are in collection {collection.name!r}; "
+            "index the catalog into it first, or name its collection with --collection"
+        )
     rank_array = np.asarray(ranks, dtype=np.float64)
 
     def recall(k: int) -> float | None:

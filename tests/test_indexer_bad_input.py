@@ -101,6 +101,16 @@ def test_usage_and_configuration_errors_exit_2_with_one_message(env, capsys, arg
     assert out == ""
 
 
+@pytest.mark.parametrize("command", [["info"], ["index", "{env}/ok.csv"]])
+def test_a_qdrant_path_naming_a_file_is_one_clear_error(env, capsys, monkeypatch, command):
+    (env / "ok.csv").write_text("id,image\nx,x.jpg\n")
+    (env / "not-a-folder").write_text("x")
+    monkeypatch.setenv("QDRANT_PATH", str(env / "not-a-folder"))
+    code, out, err = run_indexer(capsys, *[a.format(env=env) for a in command])
+    assert code == 2 and out == ""
+    assert "is a file; the embedded store needs a folder" in err and "unexpected" not in err
+
+
 def test_verbose_shows_the_traceback(env, capsys):
     code, _, err = run_indexer(capsys, "index", env / "missing.csv", "--verbose")
     assert code == 2 and "Traceback" in err and "no such catalog file" in err

@@ -90,6 +90,7 @@ def test_csv_rows_with_the_wrong_number_of_fields(tmp_path):
     assert isinstance(result[0], Row) and isinstance(result[3], Row)
     assert result[1].number == 2 and "2 fields, the header has 3" in result[1].reason
     assert result[2].number == 3 and "4 fields" in result[2].reason
+    assert (result[1].id, result[2].id) == ("b", "c")  # still named in the report
     assert result[3].id == "1"  # ids stay text in a CSV (JSON's 1 names the same point)
 
 
@@ -124,6 +125,9 @@ def test_json_list_is_streamed_across_chunk_boundaries(tmp_path, monkeypatch):
         ('{"id": "a", "image": "a.jpg"}', "list of objects"),
         ('[{"id": "a", "image": "a.jpg"}, {"id": "b", "im', "malformed JSON in row 2"),
         ('[{"id": "a", "image": "a.jpg"} {"id": "b"}]', "after row 1"),
+        ('[{"id": "a", "image": "a.jpg"}] garbage', "text after the closing"),
+        ('[{"id": "a", "image": "a.jpg"}][{"id": "b", "image": "b.jpg"}]', "text after"),
+        ("[] []", "text after the closing"),
     ],
 )
 def test_broken_json_files_are_refused_whole(tmp_path, text, message):

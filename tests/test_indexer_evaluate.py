@@ -104,3 +104,10 @@ def test_rows_without_captions_or_labels(collection):
     result = evaluate(half, col, model, "category")
     assert result.recall_at_1 is None and result.mrr is None and result.queries == 0
     assert result.labelled == 60 and result.zero_shot_accuracy is not None
+
+
+def test_a_catalog_with_none_of_its_rows_in_the_collection_is_an_error(collection):
+    col, rows, model, *_ = collection
+    strangers = [Row(r.number, f"other-{r.id}", r.image, r.caption, r.payload) for r in rows]
+    with pytest.raises(CatalogError, match=r"none of the catalog's 61 rows are in collection 'c'"):
+        evaluate(strangers, col, model, "category")

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fashion_clip.errors import StoreError, StoreLockedError
+from fashion_clip.errors import ConfigurationError, StoreError, StoreLockedError
 from fashion_clip.store.base import CollectionSpec, Store
 from fashion_clip.store.meta import check_name, guard, new_meta, parse_meta
 
@@ -93,6 +93,11 @@ class EmbeddedStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            # Else "no collections yet" from `info`, and a NotADirectoryError mid-`index`.
+            raise ConfigurationError(
+                f"QDRANT_PATH {self.root}: is a file; the embedded store needs a folder"
+            )
         self._open: dict[str, EdgeCollection] = {}
 
     def directory(self, name: str) -> Path:
