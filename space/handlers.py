@@ -327,12 +327,32 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
         text, "text", required=True, hint="type what to find in the image, e.g. 'collar'"
     )
     picture = read_image(image)
-    heatmap = locate(backend.model, picture, concept)  # (H, W) in [0, 1], the picture's size
-    x, y = heatmap_peak(heatmap)
+    size = picture.size  # (width, height) of the input: what the peak is given in
+    # Mapped and drawn at the size shown: drawing an 8000-pixel photo's full-size overlay
+    # only to shrink it took most of the time and gigabytes of memory. The model still
+    # sees the whole picture, as the library's `localize` shows it to it.
+    shown = display_size(size)
+    heatmap = locate(backend.model, picture, concept, size=shown)  # (h, w) in [0, 1]
+    if shown != size:
+        picture = picture.resize(shown, Image.Resampling.BILINEAR, reducing_gap=2.0)
     overlay = draw_heatmap(picture, heatmap)  # the peak is ringed
-    if max(overlay.size) > MAX_OVERLAY_SIDE:  # a phone photo would cost more to send than to map
-        overlay.thumbnail((MAX_OVERLAY_SIDE, MAX_OVERLAY_SIDE))
-    return overlay, {"peak": [x, y], "size": list(picture.size), "text": concept}
+    x, y = to_input_pixels(heatmap_peak(heatmap), shown, size)
+    return overlay, {"peak": [x, y], "size": list(size), "text": concept}
+
+
+def display_size(size: tuple[int, int], limit: int = MAX_OVERLAY_SIDE) -> tuple[int, int]:
+    """`(width, height)` scaled down (never up) so the longer side is at most `limit`."""
+    width, height = size
+    scale = min(1.0, limit / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def to_input_pixels(
+    point: tuple[int, int], shown: tuple[int, int], size: tuple[int, int]
+) -> tuple[int, int]:
+    """A pixel `(x, y)` of the `shown` image -> the input pixel at its centre."""
+    (x, y), (w, h), (width, height) = point, shown, size
+    return min(width - 1, int((x + 0.5) * width / w)), min(height - 1, int((y + 0.5) * height / h))
 
 
 @user_errors

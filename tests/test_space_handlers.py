@@ -193,12 +193,39 @@ def test_localize_returns_overlay_and_peak_in_input_pixels(backend, tmp_path):
         handlers.localize(backend, str(path), "  ")
 
 
-def test_localize_shrinks_a_huge_overlay_but_not_the_peak(backend, tmp_path):
+def test_localize_draws_a_large_photo_at_display_size_but_answers_in_its_pixels(
+    backend, tmp_path, monkeypatch
+):
+    from fashion_clip import overlay
+    from fashion_clip.localize import heatmap_peak, localize
+
     path = tmp_path / "big.jpg"
-    path.write_bytes(jpeg_bytes(photo(2400, 1200)))
-    overlay, peak = handlers.localize(backend, str(path), "collar")
-    assert max(overlay.size) == handlers.MAX_OVERLAY_SIDE
-    assert peak["size"] == [2400, 1200]
+    path.write_bytes(jpeg_bytes(photo(3000, 1500)))
+    drawn: list[tuple[int, int]] = []
+    real_draw = overlay.draw_heatmap
+
+    def draw(image, heatmap, **kwargs):
+        drawn.append(image.size)
+        return real_draw(image, heatmap, **kwargs)
+
+    monkeypatch.setattr(overlay, "draw_heatmap", draw)
+    image, peak = handlers.localize(backend, str(path), "collar")
+    assert drawn == [(1024, 512)]  # never drawn at full size, only to be shrunk
+    assert image.size == (1024, 512) and max(image.size) == handlers.MAX_OVERLAY_SIDE
+    assert peak["size"] == [3000, 1500]
+    # The peak is in the photo's pixels, where the library's full-size map has it (to
+    # within one shown pixel: 3000 / 1024 of the photo's).
+    x, y = heatmap_peak(localize(backend.model, str(path), "collar"))
+    assert abs(peak["peak"][0] - x) <= 3 and abs(peak["peak"][1] - y) <= 3, (peak, x, y)
+
+
+def test_display_size_and_input_pixels():
+    assert handlers.display_size((300, 200)) == (300, 200)  # small pictures stay as they are
+    assert handlers.display_size((8000, 8000)) == (1024, 1024)
+    assert handlers.display_size((1000, 3000)) == (341, 1024)
+    assert handlers.to_input_pixels((0, 0), (1024, 512), (3000, 1500)) == (1, 1)
+    assert handlers.to_input_pixels((1023, 511), (1024, 512), (3000, 1500)) == (2998, 1498)
+    assert handlers.to_input_pixels((5, 7), (300, 200), (300, 200)) == (5, 7)
 
 
 # ---------------------------------------------------------------------- bad uploads
