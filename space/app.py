@@ -143,7 +143,9 @@ def build_demo(
                             for name in facets.presets
                         }
                     classify_button = gr.Button("Classify", variant="primary")
-                probabilities = gr.Label(label="Probabilities", num_top_classes=10)
+                # Every label, most likely first: `num_top_classes` would also cut what the
+                # API returns, and DESIGN promises a probability for each label given.
+                probabilities = gr.Label(label="Probabilities")
 
             # ------------------------------------------------------------ localize
             with gr.Tab("Localize", id="localize"), gr.Row():

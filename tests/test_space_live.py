@@ -125,6 +125,14 @@ def test_classify(client):
     assert label["label"] == max(confidences, key=confidences.get)
 
 
+def test_classify_returns_every_label_over_the_api(client):
+    labels = [f"style {i}" for i in range(30)]  # more than a screenful, under the 64 allowed
+    label = client.predict(handle_file(str(PICTURE)), ", ".join(labels), api_name="/classify")
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == set(labels)
+    assert abs(sum(confidences.values()) - 1) < 1e-4
+
+
 def test_localize(client):
     overlay, peak = client.predict(handle_file(str(PICTURE)), "collar", api_name="/localize")
     assert overlay["url"].startswith("http")
