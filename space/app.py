@@ -133,7 +133,7 @@ def build_demo(
                 with gr.Column():
                     classify_image = uploaded_image(label="Image", height=280)
                     labels = gr.Textbox(
-                        label="Labels (comma-separated)",
+                        label="Labels (comma-separated or one per line)",
                         value=facets.presets["category"],
                         lines=2,
                     )
@@ -240,7 +240,8 @@ def build_demo(
             [classify_image, labels],
             probabilities,
             api_name="classify",
-            api_description="Zero-shot probabilities of comma-separated labels for the image.",
+            api_description="Zero-shot probabilities of the labels (at least two, comma-separated, "
+            "one per line or a list) for the image.",
             **vision_bound,
         )
 

@@ -167,16 +167,47 @@ def read_limit(limit: float | None) -> int:
     return count
 
 
-def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
-    """Catalog ids from comma-separated text or a list (ids are matched as text)."""
+def read_items(value: str | Sequence[Any] | None) -> list[str]:
+    """Items from text (one per line or comma-separated) or a list; blanks and repeats dropped.
+
+    A list sent to the API's text box arrives as its repr (or as JSON), and is read as a list.
+    """
     if value is None:
         return []
     if isinstance(value, str) and value.strip().startswith("["):
-        # A list sent to the API's text box arrives as its repr (or as JSON).
         with contextlib.suppress(ValueError, SyntaxError):
-            value = [str(v) for v in ast.literal_eval(value.strip())]
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+            parsed = ast.literal_eval(value.strip())
+            if isinstance(parsed, (list, tuple)):
+                value = [str(v) for v in parsed]
+    if isinstance(value, str):
+        # The labels box is two lines tall, so people type one label per line as often as
+        # they separate them with commas.
+        items = value.replace("\n", ",").split(",")
+    else:
+        items = [str(v) for v in value]
     return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
+    """Catalog ids from comma-separated text or a list (ids are matched as text)."""
+    return read_items(value)
+
+
+def read_labels(value: str | Sequence[str] | None) -> list[str]:
+    """Classify labels: at least two, at most `MAX_LABELS` (as `parse_labels` reads them)."""
+    names = parse_labels(read_items(value))
+    if len(names) > MAX_LABELS:
+        raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
+    if len(names) == 1:
+        # Refused rather than answered with a warning: the probabilities are shared among the
+        # labels, so one label always gets 100%, which reads as a confident yes; API callers
+        # never see a warning, and a user would rather learn to add a second label.
+        raise InvalidInputError(
+            f"only one label given ({names[0]!r}): probabilities are shared among the labels, "
+            f"so a single label always gets 100%; add at least one more to compare with, "
+            f"e.g. '{names[0]}, something else'"
+        )
+    return names
 
 
 def read_image(image: Any, url: str | None = None) -> Image.Image:
@@ -303,9 +334,7 @@ def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
 @runs_as("vision")
 def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -> dict[str, float]:
     """Label -> probability for the image, as the model was trained to score them."""
-    names = parse_labels(labels or "")
-    if len(names) > MAX_LABELS:
-        raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
+    names = read_labels(labels)
     picture = read_image(image)
     vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
     probabilities = label_probabilities(backend.texts, vector, names, DEFAULT_TEMPLATES)[0]

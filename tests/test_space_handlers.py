@@ -172,6 +172,21 @@ def test_classify_gives_probabilities_per_label(backend):
     assert abs(sum(result.values()) - 1) < 1e-5 and all(0 <= p <= 1 for p in result.values())
 
 
+@pytest.mark.parametrize(
+    "labels",
+    ["dress\nshirt\nshoes", "dress\r\nshirt, shoes\n\n", ["dress", "shirt", "shoes"],
+     "['dress', 'shirt', 'shoes']"],
+)  # fmt: skip
+def test_classify_reads_labels_one_per_line_or_as_a_list(backend, labels):
+    assert list(handlers.classify(backend, str(PICTURE), labels)) == ["dress", "shirt", "shoes"]
+
+
+def test_classify_refuses_a_single_label_that_would_always_score_100(backend):
+    for labels in ("dress", "dress\n", ["dress"], "dress, Dress"):
+        with pytest.raises(gr.Error, match="(?i)only one label .*'dress'.*always gets 100%"):
+            handlers.classify(backend, str(PICTURE), labels)
+
+
 def test_classify_refuses_empty_and_oversized_label_lists(backend):
     for labels in ("", " , ,", None):
         with pytest.raises(gr.Error, match="(?i)no labels"):
@@ -390,7 +405,7 @@ def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
     def serve() -> None:  # one server thread, taking one request after another
         torch.set_num_threads(3)  # the thread's own setting, to be left as it was
         search(backend, "a query only this test sends")
-        handlers.classify(backend, photo(64, 64), "a label only this test sends")
+        handlers.classify(backend, photo(64, 64), "a label only this test sends, and another")
         after.append(torch.get_num_threads())
 
     worker = threading.Thread(target=serve)

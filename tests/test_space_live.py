@@ -133,6 +133,12 @@ def test_classify_returns_every_label_over_the_api(client):
     assert abs(sum(confidences.values()) - 1) < 1e-4
 
 
+@pytest.mark.parametrize("labels", ["dress\nshirt\nshoes", ["dress", "shirt", "shoes"]])
+def test_classify_takes_labels_one_per_line_or_as_a_list(client, labels):
+    label = client.predict(handle_file(str(PICTURE)), labels, api_name="/classify")
+    assert {c["label"] for c in label["confidences"]} == {"dress", "shirt", "shoes"}
+
+
 def test_localize(client):
     overlay, peak = client.predict(handle_file(str(PICTURE)), "collar", api_name="/localize")
     assert overlay["url"].startswith("http")
@@ -175,6 +181,7 @@ def test_bad_uploads_are_answered_and_the_server_keeps_serving(client, tmp_path,
         ("/text_search", ("dress", "", [], ["mauve-ish"]), "'mauve-ish' is not one of"),
         ("/text_search", ("dress", "", [], [], [], 90, 10), "upside down"),
         ("/classify", (handle_file(str(PICTURE)), " , "), "no labels"),
+        ("/classify", (handle_file(str(PICTURE)), "dress"), "only one label"),
         ("/localize", (handle_file(str(PICTURE)), ""), "text is empty"),
         ("/image_search", (None,), "no image given"),
         ("/image_search", (None, "", [], [], [], None, None, 5, "file:///etc/passwd"), "http"),
