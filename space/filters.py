@@ -142,6 +142,10 @@ def build_filter(
 
     ranges: dict[str, Range] = {}
     low, high = _number(price_min, "price from"), _number(price_max, "price to")
+    # 0 is no bound: Gradio 6's number box turns an empty value into 0 as soon as it is shown
+    # (`props.value ??= 0` in its frontend), so opening the filters would otherwise ask for
+    # free products only and find none. No shopper means "up to 0".
+    low, high = (None if bound == 0 else bound for bound in (low, high))
     if low is not None or high is not None:
         if facets.price_field is None:
             raise InvalidInputError(

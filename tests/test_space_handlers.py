@@ -297,6 +297,10 @@ def test_build_filter():
         any_of={"color": ["red"]}, ranges={"price": Range(gte=None, lte=30.0)}
     )
     assert build_filter(facets, exclude_ids=["a"]) == Filter(exclude_ids=("a",))
+    assert build_filter(facets, price_min=0, price_max=0) is None  # a number box shown empty
+    assert build_filter(facets, price_min=5, price_max=0) == Filter(
+        ranges={"price": Range(gte=5.0, lte=None)}
+    )
 
 
 def test_pictures_serve_local_files_in_place_and_never_fail(tmp_path):
