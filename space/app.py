@@ -101,6 +101,7 @@ def build_demo(
                     )
                     examples_note = gr.Markdown(elem_id="examples")
                     clear_button = gr.Button("Clear examples", size="sm", scale=0, min_width=140)
+                text_note = gr.Markdown(elem_id="text-note")  # says why no results show
                 text_gallery = _gallery("text-results")
                 with gr.Accordion("Results as JSON", open=False):
                     text_hits = gr.JSON(label="Hits")
@@ -124,6 +125,7 @@ def build_demo(
                     image_button = gr.Button("Find similar", variant="primary")
                 with gr.Column(scale=2):
                     image_filters = _filter_controls(facets)
+                    image_note = gr.Markdown(elem_id="image-note")
                     image_gallery = _gallery("image-results")
                     with gr.Accordion("Results as JSON", open=False):
                         image_hits = gr.JSON(label="Hits")
@@ -213,6 +215,9 @@ def build_demo(
         )
         # A new search starts over: the examples clicked for the old one no longer apply.
         search.success(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
+        # A page-only note, so the API still answers an empty gallery and an empty hit list.
+        text_noted = [text_hits, *text_filters[:5]], text_note
+        search.success(handlers.results_note, *text_noted, **private)
         clear_button.click(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
         text_gallery.select(
             pick,
@@ -220,9 +225,11 @@ def build_demo(
             [text_gallery, text_hits, examples],
             api_visibility="private",
             **search_bound,
-        ).success(_describe_examples, examples, examples_note, **private)
+        ).success(_describe_examples, examples, examples_note, **private).success(
+            handlers.results_note, *text_noted, **private
+        )
 
-        image_button.click(
+        image_search = image_button.click(
             bind(handlers.image_search, backend),
             [search_image, modifier, *image_filters, image_url],
             [image_gallery, image_hits],
@@ -230,6 +237,10 @@ def build_demo(
             api_description="Products that look like the image (optionally changed by a text, "
             "e.g. 'same, but in blue'): gallery and hits.",
             **vision_bound,
+        )
+
+        image_search.success(
+            handlers.results_note, [image_hits, *image_filters[:5]], image_note, **private
         )
 
         for name, button in presets.items():
@@ -270,7 +281,7 @@ def build_demo(
             [query, text_gallery, text_hits],
             api_visibility="private",
             **search_bound,
-        )
+        ).success(handlers.results_note, *text_noted, **private)
         # Unlimited: a health check (and the load test's floor) must not wait behind anything.
         gr.api(
             handlers.ping, api_name="ping", api_visibility="undocumented", concurrency_limit=None

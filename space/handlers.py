@@ -325,6 +325,26 @@ def image_search(
     return _answer(backend, hits)
 
 
+def results_note(
+    hits: Sequence[dict[str, Any]] | None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
+    price_min: float | None = None,
+    price_max: float | None = None,
+) -> str:
+    """What the page says in place of an empty gallery; "" when there are results."""
+    if hits:
+        return ""
+    chosen = [categories, colours, brands, price_min, price_max]
+    if any(value not in (None, "", [], ()) for value in chosen):
+        return (
+            "**No products match these filters.** Clear some of them or widen the price "
+            "range, and search again."
+        )
+    return "**No products found.** Try other words, or fewer examples."
+
+
 def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
     return backend.pictures.gallery(hits), [hit_record(hit) for hit in hits]
 

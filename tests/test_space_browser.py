@@ -105,6 +105,23 @@ def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):
     results(page).first.wait_for(state="visible")
 
 
+def test_filters_that_match_nothing_say_so(page, url):
+    page.goto(url)
+    page.locator("#query textarea, #query input").first.fill("dress")
+    page.get_by_text("Filters").first.click()  # Gradio shows the empty price boxes as 0 now
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")  # ... which is no bound, not "free only"
+    page.get_by_label("Price from").first.fill("100000")
+    page.locator("#search-button").click()
+    page.locator("#text-note").get_by_text("No products match these filters").wait_for()
+    assert results(page).count() == 0
+    shot(page, "no-match")
+    page.get_by_label("Price from").first.fill("0")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    assert "No products match" not in page.locator("#text-note").inner_text()
+
+
 def test_deep_link_fills_and_runs_the_search(page, url):
     page.goto(url + "?q=red+dress")
     results(page).first.wait_for(state="visible")

@@ -66,6 +66,15 @@ def test_filters_narrow_the_results(backend):
     assert hits and all(20 <= h["payload"]["price"] <= 40 for h in hits)
 
 
+def test_filters_that_match_nothing_answer_empty_lists_and_a_note_that_says_so(backend):
+    gallery, hits = search(backend, price_min=100_000)
+    assert gallery == [] and hits == []
+    assert "No products match these filters" in handlers.results_note(hits, price_min=100_000)
+    assert "No products match" in handlers.results_note([], colours=["red"])
+    assert "No products found" in handlers.results_note([], [], [], [], None, None)
+    assert handlers.results_note(search(backend)[1], colours=["red"]) == ""
+
+
 def test_negative_text_and_disliked_examples_steer_away(backend):
     _, plain = search(backend, limit=10)
     _, steered = search(backend, negative="striped", limit=10)

@@ -104,6 +104,12 @@ def test_text_search(client):
     assert not set(liked) & {h["id"] for h in both}
 
 
+def test_filters_that_match_nothing_return_empty_lists(client):
+    assert client.predict("dress", price_min=100_000, api_name="/text_search") == ([], [])
+    picture = handle_file(str(PICTURE))
+    assert client.predict(picture, price_min=100_000, api_name="/image_search") == ([], [])
+
+
 def test_image_search_by_upload_and_by_url(client, picture_server):
     _, hits = client.predict(handle_file(str(PICTURE)), limit=4, api_name="/image_search")
     assert len(hits) == 4 and hits[0]["id"] == "demo-0001"
