@@ -19,7 +19,13 @@ from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
 from space import handlers
-from space.components import bind, serve_in_place, uploaded_image, with_gallery_data
+from space.components import (
+    bind,
+    checked_by_handler,
+    serve_in_place,
+    uploaded_image,
+    with_gallery_data,
+)
 from space.filters import Facets, read_facets
 from space.handlers import DEFAULT_RESULTS, MAX_RESULTS, Backend
 from space.results import Pictures
@@ -325,7 +331,9 @@ def _filter_controls(facets: Facets) -> list[gr.components.Component]:
                 for label, bound in (("Price from", low), ("Price to", high))
             ]
             limit = gr.Slider(1, MAX_RESULTS, value=DEFAULT_RESULTS, step=1, label="Results")
-    return [*selects, *prices, limit]
+    # The handlers check these values and name the input at fault (for the image search,
+    # which cannot skip Gradio's preprocessing: its upload needs it).
+    return [checked_by_handler(control) for control in (*selects, *prices, limit)]
 
 
 def _gallery(elem_id: str) -> gr.Gallery:

@@ -108,9 +108,9 @@ def _value_range(collection: Collection, key: str) -> tuple[float, float] | None
 
 def build_filter(
     facets: Facets,
-    categories: Sequence[str] | None = None,
-    colours: Sequence[str] | None = None,
-    brands: Sequence[str] | None = None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
     price_min: float | None = None,
     price_max: float | None = None,
     exclude_ids: Sequence[str | int] = (),
@@ -123,6 +123,8 @@ def build_filter(
     """
     any_of: dict[str, list[str]] = {}
     for name, chosen in (("category", categories), ("colour", colours), ("brand", brands)):
+        if isinstance(chosen, str):  # one value sent on its own, not its letters
+            chosen = [chosen]
         chosen = [str(value) for value in (chosen or []) if str(value).strip()]
         if not chosen:
             continue

@@ -25,7 +25,7 @@ from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities, parse_
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
 from fashion_clip.images import load_image
 from fashion_clip.model import ClipModel
-from fashion_clip.store import Collection, Hit
+from fashion_clip.store import Collection, Hit, Point
 from space.filters import Facets, build_filter
 from space.results import GalleryItem, Pictures, hit_record
 from space.textcache import CachedText
@@ -238,9 +238,9 @@ def text_search(
     backend: Backend,
     query: str | None,
     negative: str | None = None,
-    categories: Sequence[str] | None = None,
-    colours: Sequence[str] | None = None,
-    brands: Sequence[str] | None = None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
     price_min: float | None = None,
     price_max: float | None = None,
     limit: float | None = DEFAULT_RESULTS,
@@ -265,6 +265,8 @@ def text_search(
     collection = backend.collection
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     if like:
+        _known(collection, like, "'more like' examples")
+        _known(collection, unlike, "'less like' examples")
         hits = collection.recommend(like, unlike, using="image", filter=where, limit=count)
         return _answer(backend, hits)
 
@@ -276,13 +278,7 @@ def text_search(
     if unlike:
         # A disliked example's caption embedding sits in the same (text) space as the query,
         # so it steers away at the query's scale; its picture would swamp the query.
-        held = collection.retrieve(unlike, with_vectors=True)
-        missing = sorted(set(unlike) - {str(point.id) for point in held})
-        if missing:
-            raise InvalidInputError(
-                f"collection {collection.name!r} has no products with ids {missing}; "
-                "use ids from the hits"
-            )
+        held = _known(collection, unlike, "'less like' examples", with_vectors=True)
         for point in held:
             if "text" in point.vectors:
                 terms.append((point.vectors["text"], -NEGATIVE_WEIGHT))
@@ -296,15 +292,31 @@ def text_search(
     return _answer(backend, hits)
 
 
+def _known(
+    collection: Collection, ids: list[str], what: str, *, with_vectors: bool = False
+) -> list[Point]:
+    """The stored points of `ids`; ids the collection lacks are refused, in product terms."""
+    if not ids:
+        return []
+    held = collection.retrieve(ids, with_vectors=with_vectors)
+    missing = sorted(set(ids) - {str(point.id) for point in held})
+    if missing:
+        raise InvalidInputError(
+            f"{what}: collection {collection.name!r} has no products with ids {missing}; "
+            "use ids from the hits of a search"
+        )
+    return held
+
+
 @user_errors
 @runs_as("vision")
 def image_search(
     backend: Backend,
     image: Any,
     modifier: str | None = None,
-    categories: Sequence[str] | None = None,
-    colours: Sequence[str] | None = None,
-    brands: Sequence[str] | None = None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
     price_min: float | None = None,
     price_max: float | None = None,
     limit: float | None = DEFAULT_RESULTS,

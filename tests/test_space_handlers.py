@@ -120,6 +120,22 @@ def test_text_search_refuses_bad_input_with_advice(backend, kwargs, message):
         handlers.text_search(backend, **kwargs)
 
 
+def test_a_single_filter_value_sent_as_text_is_one_value(backend):
+    _, hits = search(backend, colours="red", limit=48)
+    assert hits and {h["payload"]["color"] for h in hits} == {"red"}
+    category = backend.facets.choices("category")[0]
+    _, hits = handlers.image_search(backend, str(PICTURE), categories=category, limit=48)
+    assert hits and {h["payload"]["category"] for h in hits} == {category}
+
+
+def test_unknown_liked_ids_are_refused_in_product_terms(backend):
+    refused = r"'more like' examples: .*no products with ids \['nope-1'\]; use ids from the hits"
+    with pytest.raises(gr.Error, match=refused):
+        search(backend, "", like_ids="nope-1")
+    with pytest.raises(gr.Error, match=r"'less like' examples: .*\['nope-2'\]"):
+        search(backend, "", like_ids="demo-0001", unlike_ids="nope-2")
+
+
 def test_a_filter_value_the_collection_lacks_is_refused_with_the_choices(backend):
     colours = backend.facets.choices("colour")
     refused = r"(?i)colour filter: 'reddish' is not one of .*" + colours[0]

@@ -110,6 +110,23 @@ def test_filters_that_match_nothing_return_empty_lists(client):
     assert client.predict(picture, price_min=100_000, api_name="/image_search") == ([], [])
 
 
+def test_api_inputs_are_read_alike_on_every_endpoint(client):
+    """One filter value as plain text, and bad counts and ids named as the text search does."""
+    picture = handle_file(str(PICTURE))
+    _, red = client.predict("dress", colours="red", api_name="/text_search")
+    assert red and {h["payload"]["color"] for h in red} == {"red"}
+    _, red = client.predict(picture, colours="red", api_name="/image_search")
+    assert red and {h["payload"]["color"] for h in red} == {"red"}
+    for limit in (0, -3, 1e9):
+        with pytest.raises(AppError, match="number of results must be between 1 and 48"):
+            client.predict(picture, limit=limit, api_name="/image_search")
+    with pytest.raises(AppError, match="'mauve-ish' is not one of"):
+        client.predict(picture, colours=["mauve-ish"], api_name="/image_search")
+    with pytest.raises(AppError, match=r"no products with ids \['nope-1'\]; use ids"):
+        client.predict("", like_ids="nope-1", api_name="/text_search")
+    assert client.predict(api_name="/ping") == "ok"
+
+
 def test_image_search_by_upload_and_by_url(client, picture_server):
     _, hits = client.predict(handle_file(str(PICTURE)), limit=4, api_name="/image_search")
     assert len(hits) == 4 and hits[0]["id"] == "demo-0001"
