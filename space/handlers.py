@@ -12,6 +12,7 @@ import ast
 import contextlib
 import functools
 import logging
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,9 +142,23 @@ def _sentence(text: str) -> str:
 
 
 # ---------------------------------------------------------------------- inputs
+def clean_text(value: object) -> str:
+    """Whitespace-normalised text with its invisible characters dropped.
+
+    Control characters (NUL, escapes) count as spaces and format characters (zero-width
+    spaces and joiners, byte-order marks) as nothing, so text that shows nothing on screen
+    is empty rather than a query the model would answer with arbitrary products.
+    """
+    kept = []
+    for char in str(value or ""):
+        kind = unicodedata.category(char)
+        kept.append(" " if kind == "Cc" else "" if kind == "Cf" else char)
+    return " ".join("".join(kept).split())
+
+
 def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
-    """Whitespace-normalised text; an empty required one is refused with `hint`."""
-    text = " ".join(str(value or "").split())
+    """Visible, whitespace-normalised text; an empty required one is refused with `hint`."""
+    text = clean_text(value)
     if required and not text:
         raise InvalidInputError(f"the {what} is empty: {hint or 'type some text'}")
     if len(text) > MAX_TEXT_CHARS:
@@ -195,7 +210,7 @@ def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
 
 def read_labels(value: str | Sequence[str] | None) -> list[str]:
     """Classify labels: at least two, at most `MAX_LABELS` (as `parse_labels` reads them)."""
-    names = parse_labels(read_items(value))
+    names = parse_labels([clean_text(item) for item in read_items(value)])
     if len(names) > MAX_LABELS:
         raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
     if len(names) == 1:

@@ -136,6 +136,24 @@ def test_unknown_liked_ids_are_refused_in_product_terms(backend):
         search(backend, "", like_ids="demo-0001", unlike_ids="nope-2")
 
 
+@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\u0000", " \ufeff\u200d\t", "\x1b"])
+def test_text_with_nothing_visible_is_empty(backend, invisible):
+    with pytest.raises(gr.Error, match="(?i)query is empty"):
+        search(backend, invisible)
+    with pytest.raises(gr.Error, match="(?i)text is empty"):
+        handlers.localize(backend, str(PICTURE), invisible)
+    with pytest.raises(gr.Error, match="(?i)no labels"):
+        handlers.classify(backend, str(PICTURE), invisible)
+    with pytest.raises(gr.Error, match="(?i)only one label"):
+        handlers.classify(backend, str(PICTURE), f"dress, {invisible}")
+
+
+def test_invisible_characters_are_dropped_from_visible_text(backend):
+    assert handlers.clean_text("red\u200b dress\u0000 ") == "red dress"
+    labels = handlers.classify(backend, str(PICTURE), "\ufeffdress, shi\u200brt")
+    assert list(labels) == ["dress", "shirt"]
+
+
 def test_a_filter_value_the_collection_lacks_is_refused_with_the_choices(backend):
     colours = backend.facets.choices("colour")
     refused = r"(?i)colour filter: 'reddish' is not one of .*" + colours[0]
