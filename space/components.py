@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from space.handlers import IMAGE_HINT, Backend
+from space.handlers import IMAGE_HINT, Backend, refusal
 from space.results import gallery_data
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def uploaded_image(**kwargs: Any) -> gr.Image:
         try:  # a webcam frame or pasted image arriving as a data: URL
             return decode(payload)
         except Exception as exc:
-            raise gr.Error(f"Cannot read the image: {exc}. {IMAGE_HINT}") from exc
+            raise refusal("upload", f"Cannot read the image: {exc}. {IMAGE_HINT}") from exc
 
     image.preprocess = keep_upload  # type: ignore[method-assign]
     return image

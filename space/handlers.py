@@ -106,7 +106,12 @@ SearchOutput = tuple[list[GalleryItem], list[dict[str, Any]]]
 
 # ---------------------------------------------------------------------- errors at the edge
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Answer library errors with `gr.Error` messages that say what to do."""
+    """Answer library errors with `gr.Error` messages that say what to do.
+
+    A refused input logs one line. Gradio prints the traceback of every `gr.Error` (with the
+    library error it was raised from: two tracebacks, ~50 lines per typo) unless told not
+    to; a bad input is not the server's fault, so only real failures log a traceback, once.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -115,18 +120,24 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except gr.Error:
             raise
         except ImageLoadError as exc:
-            raise gr.Error(
-                f"Cannot read the image {_short(exc.source)}: {exc.problem}. {IMAGE_HINT}"
-            ) from exc
+            message = f"Cannot read the image {_short(exc.source)}: {exc.problem}. {IMAGE_HINT}"
+            raise refusal(fn.__name__, message) from exc
         except FashionCLIPError as exc:
-            raise gr.Error(_sentence(str(exc))) from exc
+            raise refusal(fn.__name__, _sentence(str(exc))) from exc
         except Exception as exc:
-            log.exception("%s failed", fn.__name__)
+            log.exception("%s failed", fn.__name__)  # the traceback, once
             raise gr.Error(
-                f"Something went wrong on our side ({type(exc).__name__}); please try again."
+                f"Something went wrong on our side ({type(exc).__name__}); please try again.",
+                print_exception=False,
             ) from exc
 
     return wrapper
+
+
+def refusal(what: str, message: str) -> gr.Error:
+    """`gr.Error(message)` for a bad input, logged as one line and printed by no one."""
+    log.info("%s refused: %s", what, message)
+    return gr.Error(message, print_exception=False)
 
 
 def _short(source: str) -> str:

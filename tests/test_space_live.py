@@ -218,6 +218,37 @@ def test_empty_and_bad_input_get_advice(client, endpoint, args, message):
         client.predict(*args, api_name=endpoint)
 
 
+def test_a_user_input_error_logs_one_line_and_a_failure_its_traceback(
+    shop, tiny_model, capfd, caplog, monkeypatch
+):
+    settings, collection = shop
+    demo = build_demo(tiny_model, collection, settings)
+    with serving(demo) as address:
+        client = Client(address, verbose=False, download_files=False)
+        capfd.readouterr()
+        caplog.clear()
+        with caplog.at_level("INFO"), pytest.raises(AppError, match="query is empty"):
+            client.predict("  ", api_name="/text_search")
+        printed = "".join(capfd.readouterr())
+        ours = [r for r in caplog.records if r.name.startswith(("space", "fashion_clip"))]
+        assert "Traceback" not in printed + caplog.text, printed + caplog.text
+        assert [r.getMessage() for r in ours] == ["text_search refused: The query is empty: "
+                                                   "type what you are looking for, e.g. "
+                                                   "'red summer dress'"]  # fmt: skip
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(collection, "search", broken)
+        caplog.clear()
+        with caplog.at_level("INFO"), pytest.raises(AppError, match="went wrong on our side"):
+            client.predict("red dress", api_name="/text_search")
+        printed = "".join(capfd.readouterr())
+        # The traceback, once: in the log, where the server's operator looks.
+        assert "disk on fire" in caplog.text and caplog.text.count("Traceback") == 1
+        assert "Traceback" not in printed, printed
+
+
 def test_oversized_upload_is_refused_before_the_handler(client, tmp_path):
     path = tmp_path / "huge.jpg"
     path.write_bytes(b"\xff" * (26 * 1024 * 1024))  # over the 25 MB upload cap
