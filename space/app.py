@@ -277,17 +277,22 @@ def build_demo(
             """`/?q=red+dress` fills the query box and runs the search."""
             text = (request.query_params.get("q") or "").strip() if request else ""
             if not text:
-                return gr.skip(), gr.skip(), gr.skip()
-            gallery, hits = handlers.text_search(backend, text)
-            return text, gallery, hits
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            try:
+                gallery, hits = handlers.text_search(backend, text)
+            except gr.Error as exc:
+                # Said beside the box, which keeps the link's text to fix: raised here, the
+                # error would cover the query box and the results with Gradio's overlay.
+                return text, [], [], f"**This link's search cannot run.** {exc.message}"
+            return text, gallery, hits, handlers.results_note(hits)
 
         demo.load(
             deep_link,
             None,
-            [query, text_gallery, text_hits],
+            [query, text_gallery, text_hits, text_note],
             api_visibility="private",
             **search_bound,
-        ).success(handlers.results_note, *text_noted, **private)
+        )
         # Unlimited: a health check (and the load test's floor) must not wait behind anything.
         gr.api(
             handlers.ping, api_name="ping", api_visibility="undocumented", concurrency_limit=None

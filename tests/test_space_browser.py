@@ -129,6 +129,19 @@ def test_deep_link_fills_and_runs_the_search(page, url):
     shot(page, "deep-link")
 
 
+def test_a_bad_deep_link_says_why_beside_the_box(page, url):
+    page.goto(url + "?q=" + "x" * 600)
+    page.locator("#text-note").get_by_text("600 characters long").wait_for()
+    query = page.locator("#query textarea, #query input").first
+    assert query.input_value() == "x" * 600  # there to shorten, not hidden under an overlay
+    assert "Error" not in page.locator("#query").inner_text()
+    shot(page, "bad-deep-link")
+    query.fill("red dress")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    assert page.locator("#text-note").inner_text().strip() == ""
+
+
 def test_localize_tab_draws_a_heatmap(page, url):
     page.goto(url)
     page.get_by_role("tab", name="Localize").click()
