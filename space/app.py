@@ -22,6 +22,7 @@ from space import handlers
 from space.components import (
     bind,
     checked_by_handler,
+    heatmap_legend,
     serve_in_place,
     uploaded_image,
     with_gallery_data,
@@ -171,6 +172,7 @@ def build_demo(
                     heatmap = gr.Image(
                         label="Heatmap", type="pil", format="jpeg", elem_id="heatmap"
                     )
+                    gr.HTML(heatmap_legend(), elem_id="heatmap-legend")
                     peak = gr.JSON(label="Peak", elem_id="peak")
 
         # ---------------------------------------------------------------- wiring

@@ -55,6 +55,29 @@ def checked_by_handler(component: C) -> C:
     return component
 
 
+def heatmap_legend() -> str:
+    """HTML for under the localize heatmap: the colour ramp, what its ends mean, and that the
+    scale is the picture's own (its best spot is red even where the text is absent)."""
+    import numpy as np
+
+    from fashion_clip.overlay import colorize
+
+    # The overlay's own ramp, so the legend cannot drift from what is drawn.
+    colours = colorize(np.linspace(0.0, 1.0, 7)[None, :])[0]  # (7, 3) uint8
+    stops = ", ".join(f"rgb({r}, {g}, {b})" for r, g, b in colours)
+    bar = (
+        f'<div style="height: 10px; border-radius: 5px; '
+        f'background: linear-gradient(to right, {stops});"></div>'
+    )
+    return (
+        f"{bar}"
+        '<div style="display: flex; justify-content: space-between; font-size: 0.85em;">'
+        "<span>dark blue: least like the text</span><span>red: most like it</span></div>"
+        '<p style="font-size: 0.85em; margin-top: 4px;">Colours are relative to this picture: '
+        "its best match is always red and ringed, even if what you typed is not in it.</p>"
+    )
+
+
 def serve_in_place(folders: list[Path]) -> None:
     """Let Gradio serve the catalog's pictures from where they are, never copying them.
 

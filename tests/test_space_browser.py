@@ -151,4 +151,7 @@ def test_localize_tab_draws_a_heatmap(page, url):
     page.locator("#localize-button").click()
     page.locator("#heatmap img").first.wait_for(state="visible")
     page.locator("#peak").get_by_text('"peak"').wait_for()
+    legend = page.locator("#heatmap-legend")
+    assert "red: most like it" in legend.inner_text()
+    assert "relative to this picture" in legend.inner_text()
     shot(page, "localize")
