@@ -333,6 +333,7 @@ def _filter_controls(facets: Facets) -> list[gr.components.Component]:
                     label=label,
                     value=None,
                     placeholder=f"{bound:g}" if bound is not None else None,
+                    info="0 = no limit",  # Gradio shows an empty box as 0 (see build_filter)
                     visible=facets.price_field is not None,
                 )
                 for label, bound in (("Price from", low), ("Price to", high))
