@@ -291,8 +291,8 @@ def text_search(
     collection = backend.collection
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     if like:
-        _known(collection, like, "'more like' examples")
-        _known(collection, unlike, "'less like' examples")
+        _known(collection, like, "liked examples")
+        _known(collection, unlike, "disliked examples")
         hits = collection.recommend(like, unlike, using="image", filter=where, limit=count)
         return _answer(backend, hits)
 
@@ -304,7 +304,7 @@ def text_search(
     if unlike:
         # A disliked example's caption embedding sits in the same (text) space as the query,
         # so it steers away at the query's scale; its picture would swamp the query.
-        held = _known(collection, unlike, "'less like' examples", with_vectors=True)
+        held = _known(collection, unlike, "disliked examples", with_vectors=True)
         for point in held:
             if "text" in point.vectors:
                 terms.append((point.vectors["text"], -NEGATIVE_WEIGHT))

@@ -129,10 +129,10 @@ def test_a_single_filter_value_sent_as_text_is_one_value(backend):
 
 
 def test_unknown_liked_ids_are_refused_in_product_terms(backend):
-    refused = r"'more like' examples: .*no products with ids \['nope-1'\]; use ids from the hits"
+    refused = r"Liked examples: .*no products with ids \['nope-1'\]; use ids from the hits"
     with pytest.raises(gr.Error, match=refused):
         search(backend, "", like_ids="nope-1")
-    with pytest.raises(gr.Error, match=r"'less like' examples: .*\['nope-2'\]"):
+    with pytest.raises(gr.Error, match=r"Disliked examples: .*\['nope-2'\]"):
         search(backend, "", like_ids="demo-0001", unlike_ids="nope-2")
 
 
