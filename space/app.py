@@ -28,7 +28,8 @@ from space.components import (
     with_gallery_data,
 )
 from space.filters import Facets, read_facets
-from space.handlers import DEFAULT_RESULTS, MAX_RESULTS, Backend
+from space.handlers import Backend
+from space.inputs import DEFAULT_RESULTS, MAX_RESULTS
 from space.results import Pictures
 
 # Text searches (a text tower pass and an HNSW search: tens of ms of CPU) and vision

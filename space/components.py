@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from space.handlers import IMAGE_HINT, Backend, refusal
+from space.handlers import Backend, refusal
+from space.inputs import IMAGE_HINT
 from space.results import gallery_data
 
 log = logging.getLogger(__name__)

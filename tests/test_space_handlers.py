@@ -18,7 +18,7 @@ from PIL import Image
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.settings import Settings
 from fashion_clip.store import Filter, Range
-from space import handlers
+from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
 from space.results import Pictures, hit_record
@@ -149,7 +149,7 @@ def test_text_with_nothing_visible_is_empty(backend, invisible):
 
 
 def test_invisible_characters_are_dropped_from_visible_text(backend):
-    assert handlers.clean_text("red\u200b dress\u0000 ") == "red dress"
+    assert inputs.clean_text("red\u200b dress\u0000 ") == "red dress"
     labels = handlers.classify(backend, str(PICTURE), "\ufeffdress, shi\u200brt")
     assert list(labels) == ["dress", "shirt"]
 
@@ -234,7 +234,7 @@ def test_classify_refuses_empty_and_oversized_label_lists(backend):
     for labels in ("", " , ,", None):
         with pytest.raises(gr.Error, match="(?i)no labels"):
             handlers.classify(backend, str(PICTURE), labels)
-    many = ", ".join(f"label {i}" for i in range(handlers.MAX_LABELS + 1))
+    many = ", ".join(f"label {i}" for i in range(inputs.MAX_LABELS + 1))
     with pytest.raises(gr.Error, match="(?i)at most"):
         handlers.classify(backend, str(PICTURE), many)
 
