@@ -57,7 +57,7 @@ def read_limit(limit: float | None) -> int:
         return DEFAULT_RESULTS
     try:
         count = int(limit)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # None-like, text, NaN, infinity
         raise InvalidInputError(
             f"the number of results must be a whole number, not {limit!r}"
         ) from None

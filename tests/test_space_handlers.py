@@ -108,6 +108,7 @@ def test_add_example_moves_ids_between_lists():
         ({"query": "   "}, "query is empty"),
         ({"limit": 0}, "between 1 and"),
         ({"limit": "many"}, "whole number"),
+        ({"limit": float("inf")}, "whole number"),
         ({"price_min": 50, "price_max": 10}, "upside down"),
         ({"like_ids": "no-such-id"}, "no-such-id"),
         ({"unlike_ids": "demo-0001, nope"}, "nope"),
