@@ -62,6 +62,7 @@ def localize(
     *,
     method: str = "default",
     resolution: int | None = None,
+    size: tuple[int, int] | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Heatmap of where `text` is in `image`: `(H, W)` float32 in [0, 1], H x W the image's.
@@ -69,7 +70,9 @@ def localize(
     `image` is anything `load_image` takes (path, URL, bytes, PIL image) or an `(H, W[, C])`
     uint8 array; `model` a loaded `ClipModel`. `resolution` is the side of the square the
     vision tower sees (default: its own input size; a multiple of its patch size). `options`
-    go to the method (see `localize_methods`). The maximum is 1 unless the map is flat.
+    go to the method (see `localize_methods`). `size` = `(W, H)` samples the map on another
+    grid over the same picture (e.g. the size it is shown at): a 1024-pixel map of an
+    8000-pixel photo costs 1/60 of the memory. The maximum is 1 unless the map is flat.
     Raises `InvalidInputError` (empty text, unknown method or option, bad resolution) or
     `ImageLoadError`.
     """
@@ -86,7 +89,7 @@ def localize(
     pixels = _normalise(canvas, model.preprocessor)[None]  # (1, 3, side, side)
     vector = model.encode_text([query])[0]  # (dim,) unit
     grid = _RUN[name](model, pixels, vector, **options)  # (g, g) over the square view, in [0, 1]
-    return unletterbox(grid, side, box, picture.size)
+    return unletterbox(grid, side, box, _check_size(size, picture.size))
 
 
 def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int]:
@@ -140,6 +143,14 @@ def unletterbox(
 
 
 # ---------------------------------------------------------------------- checks
+def _check_size(size: tuple[int, int] | None, image_size: tuple[int, int]) -> tuple[int, int]:
+    if size is None:
+        return image_size
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise InvalidInputError(f"size must be (width, height) in whole pixels, not {size!r}")
+    return int(size[0]), int(size[1])
+
+
 def _check_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidInputError(f"text must be a string, not {type(text).__name__}")

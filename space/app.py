@@ -19,9 +19,17 @@ from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
 from space import handlers
-from space.components import bind, serve_in_place, uploaded_image, with_gallery_data
+from space.components import (
+    bind,
+    checked_by_handler,
+    heatmap_legend,
+    serve_in_place,
+    uploaded_image,
+    with_gallery_data,
+)
 from space.filters import Facets, read_facets
-from space.handlers import DEFAULT_RESULTS, MAX_RESULTS, Backend
+from space.handlers import Backend
+from space.inputs import DEFAULT_RESULTS, MAX_RESULTS
 from space.results import Pictures
 
 # Text searches (a text tower pass and an HNSW search: tens of ms of CPU) and vision
@@ -101,6 +109,7 @@ def build_demo(
                     )
                     examples_note = gr.Markdown(elem_id="examples")
                     clear_button = gr.Button("Clear examples", size="sm", scale=0, min_width=140)
+                text_note = gr.Markdown(elem_id="text-note")  # says why no results show
                 text_gallery = _gallery("text-results")
                 with gr.Accordion("Results as JSON", open=False):
                     text_hits = gr.JSON(label="Hits")
@@ -124,6 +133,7 @@ def build_demo(
                     image_button = gr.Button("Find similar", variant="primary")
                 with gr.Column(scale=2):
                     image_filters = _filter_controls(facets)
+                    image_note = gr.Markdown(elem_id="image-note")
                     image_gallery = _gallery("image-results")
                     with gr.Accordion("Results as JSON", open=False):
                         image_hits = gr.JSON(label="Hits")
@@ -133,7 +143,7 @@ def build_demo(
                 with gr.Column():
                     classify_image = uploaded_image(label="Image", height=280)
                     labels = gr.Textbox(
-                        label="Labels (comma-separated)",
+                        label="Labels (comma-separated or one per line)",
                         value=facets.presets["category"],
                         lines=2,
                     )
@@ -143,7 +153,9 @@ def build_demo(
                             for name in facets.presets
                         }
                     classify_button = gr.Button("Classify", variant="primary")
-                probabilities = gr.Label(label="Probabilities", num_top_classes=10)
+                # Every label, most likely first: `num_top_classes` would also cut what the
+                # API returns, and DESIGN promises a probability for each label given.
+                probabilities = gr.Label(label="Probabilities")
 
             # ------------------------------------------------------------ localize
             with gr.Tab("Localize", id="localize"), gr.Row():
@@ -161,6 +173,7 @@ def build_demo(
                     heatmap = gr.Image(
                         label="Heatmap", type="pil", format="jpeg", elem_id="heatmap"
                     )
+                    gr.HTML(heatmap_legend(), elem_id="heatmap-legend")
                     peak = gr.JSON(label="Peak", elem_id="peak")
 
         # ---------------------------------------------------------------- wiring
@@ -211,6 +224,9 @@ def build_demo(
         )
         # A new search starts over: the examples clicked for the old one no longer apply.
         search.success(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
+        # A page-only note, so the API still answers an empty gallery and an empty hit list.
+        text_noted = [text_hits, *text_filters[:5]], text_note
+        search.success(handlers.results_note, *text_noted, **private)
         clear_button.click(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
         text_gallery.select(
             pick,
@@ -218,9 +234,11 @@ def build_demo(
             [text_gallery, text_hits, examples],
             api_visibility="private",
             **search_bound,
-        ).success(_describe_examples, examples, examples_note, **private)
+        ).success(_describe_examples, examples, examples_note, **private).success(
+            handlers.results_note, *text_noted, **private
+        )
 
-        image_button.click(
+        image_search = image_button.click(
             bind(handlers.image_search, backend),
             [search_image, modifier, *image_filters, image_url],
             [image_gallery, image_hits],
@@ -228,6 +246,10 @@ def build_demo(
             api_description="Products that look like the image (optionally changed by a text, "
             "e.g. 'same, but in blue'): gallery and hits.",
             **vision_bound,
+        )
+
+        image_search.success(
+            handlers.results_note, [image_hits, *image_filters[:5]], image_note, **private
         )
 
         for name, button in presets.items():
@@ -238,7 +260,8 @@ def build_demo(
             [classify_image, labels],
             probabilities,
             api_name="classify",
-            api_description="Zero-shot probabilities of comma-separated labels for the image.",
+            api_description="Zero-shot probabilities of the labels (at least two, comma-separated, "
+            "one per line or a list) for the image.",
             **vision_bound,
         )
 
@@ -257,14 +280,19 @@ def build_demo(
             """`/?q=red+dress` fills the query box and runs the search."""
             text = (request.query_params.get("q") or "").strip() if request else ""
             if not text:
-                return gr.skip(), gr.skip(), gr.skip()
-            gallery, hits = handlers.text_search(backend, text)
-            return text, gallery, hits
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            try:
+                gallery, hits = handlers.text_search(backend, text)
+            except gr.Error as exc:
+                # Said beside the box, which keeps the link's text to fix: raised here, the
+                # error would cover the query box and the results with Gradio's overlay.
+                return text, [], [], f"**This link's search cannot run.** {exc.message}"
+            return text, gallery, hits, handlers.results_note(hits)
 
         demo.load(
             deep_link,
             None,
-            [query, text_gallery, text_hits],
+            [query, text_gallery, text_hits, text_note],
             api_visibility="private",
             **search_bound,
         )
@@ -306,12 +334,15 @@ def _filter_controls(facets: Facets) -> list[gr.components.Component]:
                     label=label,
                     value=None,
                     placeholder=f"{bound:g}" if bound is not None else None,
+                    info="0 = no limit",  # Gradio shows an empty box as 0 (see build_filter)
                     visible=facets.price_field is not None,
                 )
                 for label, bound in (("Price from", low), ("Price to", high))
             ]
             limit = gr.Slider(1, MAX_RESULTS, value=DEFAULT_RESULTS, step=1, label="Results")
-    return [*selects, *prices, limit]
+    # The handlers check these values and name the input at fault (for the image search,
+    # which cannot skip Gradio's preprocessing: its upload needs it).
+    return [checked_by_handler(control) for control in (*selects, *prices, limit)]
 
 
 def _gallery(elem_id: str) -> gr.Gallery:

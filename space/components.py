@@ -9,14 +9,16 @@ import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
-from space.handlers import IMAGE_HINT, Backend
+from space.handlers import Backend, refusal
+from space.inputs import IMAGE_HINT
 from space.results import gallery_data
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", bound=gr.components.Component)
 
 
 def uploaded_image(**kwargs: Any) -> gr.Image:
@@ -37,10 +39,44 @@ def uploaded_image(**kwargs: Any) -> gr.Image:
         try:  # a webcam frame or pasted image arriving as a data: URL
             return decode(payload)
         except Exception as exc:
-            raise gr.Error(f"Cannot read the image: {exc}. {IMAGE_HINT}") from exc
+            raise refusal("upload", f"Cannot read the image: {exc}. {IMAGE_HINT}") from exc
 
     image.preprocess = keep_upload  # type: ignore[method-assign]
     return image
+
+
+def checked_by_handler(component: C) -> C:
+    """`component` handing its value to the handler as sent, for the handler to check.
+
+    Gradio's own checks answer an API caller with messages that name no input ("Value 0 is
+    less than minimum value 1."); the handlers check the same values and say which input is
+    wrong and what would work, as the text search (which skips preprocessing) always did.
+    """
+    component.preprocess = lambda payload: payload  # type: ignore[method-assign]
+    return component
+
+
+def heatmap_legend() -> str:
+    """HTML for under the localize heatmap: the colour ramp, what its ends mean, and that the
+    scale is the picture's own (its best spot is red even where the text is absent)."""
+    import numpy as np
+
+    from fashion_clip.overlay import colorize
+
+    # The overlay's own ramp, so the legend cannot drift from what is drawn.
+    colours = colorize(np.linspace(0.0, 1.0, 7)[None, :])[0]  # (7, 3) uint8
+    stops = ", ".join(f"rgb({r}, {g}, {b})" for r, g, b in colours)
+    bar = (
+        f'<div style="height: 10px; border-radius: 5px; '
+        f'background: linear-gradient(to right, {stops});"></div>'
+    )
+    return (
+        f"{bar}"
+        '<div style="display: flex; justify-content: space-between; font-size: 0.85em;">'
+        "<span>dark blue: least like the text</span><span>red: most like it</span></div>"
+        '<p style="font-size: 0.85em; margin-top: 4px;">Colours are relative to this picture: '
+        "its best match is always red and ringed, even if what you typed is not in it.</p>"
+    )
 
 
 def serve_in_place(folders: list[Path]) -> None:

@@ -108,9 +108,9 @@ def _value_range(collection: Collection, key: str) -> tuple[float, float] | None
 
 def build_filter(
     facets: Facets,
-    categories: Sequence[str] | None = None,
-    colours: Sequence[str] | None = None,
-    brands: Sequence[str] | None = None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
     price_min: float | None = None,
     price_max: float | None = None,
     exclude_ids: Sequence[str | int] = (),
@@ -123,6 +123,8 @@ def build_filter(
     """
     any_of: dict[str, list[str]] = {}
     for name, chosen in (("category", categories), ("colour", colours), ("brand", brands)):
+        if isinstance(chosen, str):  # one value sent on its own, not its letters
+            chosen = [chosen]
         chosen = [str(value) for value in (chosen or []) if str(value).strip()]
         if not chosen:
             continue
@@ -142,6 +144,10 @@ def build_filter(
 
     ranges: dict[str, Range] = {}
     low, high = _number(price_min, "price from"), _number(price_max, "price to")
+    # 0 is no bound: Gradio 6's number box turns an empty value into 0 as soon as it is shown
+    # (`props.value ??= 0` in its frontend), so opening the filters would otherwise ask for
+    # free products only and find none. No shopper means "up to 0".
+    low, high = (None if bound == 0 else bound for bound in (low, high))
     if low is not None or high is not None:
         if facets.price_field is None:
             raise InvalidInputError(

@@ -1,15 +1,13 @@
 """What each tab (and API endpoint) does, as plain functions of a `Backend` and the inputs.
 
-These run without a browser or a server, so the tests call them directly. The library
-raises `FashionCLIPError`s; `user_errors` turns them into `gr.Error` messages here, at the
-edge, and anything unexpected into a short apology (with the traceback in the log), so one
-bad request never stops the app.
+These run without a browser or a server, so the tests call them directly. `space.inputs`
+reads and checks what callers send; the library raises `FashionCLIPError`s; `user_errors`
+turns them into `gr.Error` messages here, at the edge, and anything unexpected into a short
+apology (with the traceback in the log), so one bad request never stops the app.
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -21,25 +19,28 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities, parse_labels
+from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
-from fashion_clip.images import load_image
 from fashion_clip.model import ClipModel
-from fashion_clip.store import Collection, Hit
+from fashion_clip.store import Collection, Hit, Point
 from space.filters import Facets, build_filter
+from space.inputs import (
+    DEFAULT_RESULTS,
+    IMAGE_HINT,
+    read_ids,
+    read_image,
+    read_labels,
+    read_limit,
+    read_text,
+)
 from space.results import GalleryItem, Pictures, hit_record
 from space.textcache import CachedText
 
 log = logging.getLogger(__name__)
 
-MAX_RESULTS = 48
-DEFAULT_RESULTS = 12
-MAX_LABELS = 64
 MAX_OVERLAY_SIDE = 1024  # the overlay shown; the peak is still in the input's pixels
-MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads ~77 tokens
 NEGATIVE_WEIGHT = 0.5  # "less of" text and disliked examples pull half as hard as the query
 MODIFIER_WEIGHT = 1.0  # "same, but in blue": the text counts as much as the picture
-IMAGE_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,7 +106,12 @@ SearchOutput = tuple[list[GalleryItem], list[dict[str, Any]]]
 
 # ---------------------------------------------------------------------- errors at the edge
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Answer library errors with `gr.Error` messages that say what to do."""
+    """Answer library errors with `gr.Error` messages that say what to do.
+
+    A refused input logs one line. Gradio prints the traceback of every `gr.Error` (with the
+    library error it was raised from: two tracebacks, ~50 lines per typo) unless told not
+    to; a bad input is not the server's fault, so only real failures log a traceback, once.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -114,18 +120,24 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except gr.Error:
             raise
         except ImageLoadError as exc:
-            raise gr.Error(
-                f"Cannot read the image {_short(exc.source)}: {exc.problem}. {IMAGE_HINT}"
-            ) from exc
+            message = f"Cannot read the image {_short(exc.source)}: {exc.problem}. {IMAGE_HINT}"
+            raise refusal(fn.__name__, message) from exc
         except FashionCLIPError as exc:
-            raise gr.Error(_sentence(str(exc))) from exc
+            raise refusal(fn.__name__, _sentence(str(exc))) from exc
         except Exception as exc:
-            log.exception("%s failed", fn.__name__)
+            log.exception("%s failed", fn.__name__)  # the traceback, once
             raise gr.Error(
-                f"Something went wrong on our side ({type(exc).__name__}); please try again."
+                f"Something went wrong on our side ({type(exc).__name__}); please try again.",
+                print_exception=False,
             ) from exc
 
     return wrapper
+
+
+def refusal(what: str, message: str) -> gr.Error:
+    """`gr.Error(message)` for a bad input, logged as one line and printed by no one."""
+    log.info("%s refused: %s", what, message)
+    return gr.Error(message, print_exception=False)
 
 
 def _short(source: str) -> str:
@@ -140,61 +152,6 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] if text else "Invalid input."
 
 
-# ---------------------------------------------------------------------- inputs
-def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
-    """Whitespace-normalised text; an empty required one is refused with `hint`."""
-    text = " ".join(str(value or "").split())
-    if required and not text:
-        raise InvalidInputError(f"the {what} is empty: {hint or 'type some text'}")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidInputError(
-            f"the {what} is {len(text)} characters long; keep it under {MAX_TEXT_CHARS}"
-        )
-    return text
-
-
-def read_limit(limit: float | None) -> int:
-    if limit is None:
-        return DEFAULT_RESULTS
-    try:
-        count = int(limit)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"the number of results must be a whole number, not {limit!r}"
-        ) from None
-    if not 1 <= count <= MAX_RESULTS:
-        raise InvalidInputError(f"the number of results must be between 1 and {MAX_RESULTS}")
-    return count
-
-
-def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
-    """Catalog ids from comma-separated text or a list (ids are matched as text)."""
-    if value is None:
-        return []
-    if isinstance(value, str) and value.strip().startswith("["):
-        # A list sent to the API's text box arrives as its repr (or as JSON).
-        with contextlib.suppress(ValueError, SyntaxError):
-            value = [str(v) for v in ast.literal_eval(value.strip())]
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    return list(dict.fromkeys(item.strip() for item in items if item.strip()))
-
-
-def read_image(image: Any, url: str | None = None) -> Image.Image:
-    """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image."""
-    if image is None or (isinstance(image, str) and not image.strip()):
-        if url and url.strip():
-            # Only the web: a path or s3:// URI here would let callers read the server's files.
-            if not url.strip().lower().startswith(("http://", "https://")):
-                raise InvalidInputError(
-                    f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
-                )
-            return load_image(url.strip())
-        raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image.astype(np.uint8))
-    return load_image(image)
-
-
 def _image_vector(model: ClipModel, image: Image.Image) -> np.ndarray:
     """(dim,) unit embedding of one image."""
     return model.encode_pixels(model.preprocessor([image]))[0]
@@ -207,9 +164,9 @@ def text_search(
     backend: Backend,
     query: str | None,
     negative: str | None = None,
-    categories: Sequence[str] | None = None,
-    colours: Sequence[str] | None = None,
-    brands: Sequence[str] | None = None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
     price_min: float | None = None,
     price_max: float | None = None,
     limit: float | None = DEFAULT_RESULTS,
@@ -234,6 +191,8 @@ def text_search(
     collection = backend.collection
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     if like:
+        _known(collection, like, "liked examples")
+        _known(collection, unlike, "disliked examples")
         hits = collection.recommend(like, unlike, using="image", filter=where, limit=count)
         return _answer(backend, hits)
 
@@ -245,13 +204,7 @@ def text_search(
     if unlike:
         # A disliked example's caption embedding sits in the same (text) space as the query,
         # so it steers away at the query's scale; its picture would swamp the query.
-        held = collection.retrieve(unlike, with_vectors=True)
-        missing = sorted(set(unlike) - {str(point.id) for point in held})
-        if missing:
-            raise InvalidInputError(
-                f"collection {collection.name!r} has no products with ids {missing}; "
-                "use ids from the hits"
-            )
+        held = _known(collection, unlike, "disliked examples", with_vectors=True)
         for point in held:
             if "text" in point.vectors:
                 terms.append((point.vectors["text"], -NEGATIVE_WEIGHT))
@@ -265,15 +218,31 @@ def text_search(
     return _answer(backend, hits)
 
 
+def _known(
+    collection: Collection, ids: list[str], what: str, *, with_vectors: bool = False
+) -> list[Point]:
+    """The stored points of `ids`; ids the collection lacks are refused, in product terms."""
+    if not ids:
+        return []
+    held = collection.retrieve(ids, with_vectors=with_vectors)
+    missing = sorted(set(ids) - {str(point.id) for point in held})
+    if missing:
+        raise InvalidInputError(
+            f"{what}: collection {collection.name!r} has no products with ids {missing}; "
+            "use ids from the hits of a search"
+        )
+    return held
+
+
 @user_errors
 @runs_as("vision")
 def image_search(
     backend: Backend,
     image: Any,
     modifier: str | None = None,
-    categories: Sequence[str] | None = None,
-    colours: Sequence[str] | None = None,
-    brands: Sequence[str] | None = None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
     price_min: float | None = None,
     price_max: float | None = None,
     limit: float | None = DEFAULT_RESULTS,
@@ -294,6 +263,26 @@ def image_search(
     return _answer(backend, hits)
 
 
+def results_note(
+    hits: Sequence[dict[str, Any]] | None,
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
+    price_min: float | None = None,
+    price_max: float | None = None,
+) -> str:
+    """What the page says in place of an empty gallery; "" when there are results."""
+    if hits:
+        return ""
+    chosen = [categories, colours, brands, price_min, price_max]
+    if any(value not in (None, "", [], ()) for value in chosen):
+        return (
+            "**No products match these filters.** Clear some of them or widen the price "
+            "range, and search again."
+        )
+    return "**No products found.** Try other words, or fewer examples."
+
+
 def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
     return backend.pictures.gallery(hits), [hit_record(hit) for hit in hits]
 
@@ -303,9 +292,7 @@ def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
 @runs_as("vision")
 def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -> dict[str, float]:
     """Label -> probability for the image, as the model was trained to score them."""
-    names = parse_labels(labels or "")
-    if len(names) > MAX_LABELS:
-        raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
+    names = read_labels(labels)
     picture = read_image(image)
     vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
     probabilities = label_probabilities(backend.texts, vector, names, DEFAULT_TEMPLATES)[0]
@@ -327,12 +314,32 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
         text, "text", required=True, hint="type what to find in the image, e.g. 'collar'"
     )
     picture = read_image(image)
-    heatmap = locate(backend.model, picture, concept)  # (H, W) in [0, 1], the picture's size
-    x, y = heatmap_peak(heatmap)
+    size = picture.size  # (width, height) of the input: what the peak is given in
+    # Mapped and drawn at the size shown: drawing an 8000-pixel photo's full-size overlay
+    # only to shrink it took most of the time and gigabytes of memory. The model still
+    # sees the whole picture, as the library's `localize` shows it to it.
+    shown = display_size(size)
+    heatmap = locate(backend.model, picture, concept, size=shown)  # (h, w) in [0, 1]
+    if shown != size:
+        picture = picture.resize(shown, Image.Resampling.BILINEAR, reducing_gap=2.0)
     overlay = draw_heatmap(picture, heatmap)  # the peak is ringed
-    if max(overlay.size) > MAX_OVERLAY_SIDE:  # a phone photo would cost more to send than to map
-        overlay.thumbnail((MAX_OVERLAY_SIDE, MAX_OVERLAY_SIDE))
-    return overlay, {"peak": [x, y], "size": list(picture.size), "text": concept}
+    x, y = to_input_pixels(heatmap_peak(heatmap), shown, size)
+    return overlay, {"peak": [x, y], "size": list(size), "text": concept}
+
+
+def display_size(size: tuple[int, int], limit: int = MAX_OVERLAY_SIDE) -> tuple[int, int]:
+    """`(width, height)` scaled down (never up) so the longer side is at most `limit`."""
+    width, height = size
+    scale = min(1.0, limit / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def to_input_pixels(
+    point: tuple[int, int], shown: tuple[int, int], size: tuple[int, int]
+) -> tuple[int, int]:
+    """A pixel `(x, y)` of the `shown` image -> the input pixel at its centre."""
+    (x, y), (w, h), (width, height) = point, shown, size
+    return min(width - 1, int((x + 0.5) * width / w)), min(height - 1, int((y + 0.5) * height / h))
 
 
 @user_errors

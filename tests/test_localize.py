@@ -45,6 +45,18 @@ def test_map_has_the_image_size_and_unit_range(tiny_model, method, size) -> None
     assert 0 <= x < size[0] and 0 <= y < size[1] and heatmap[y, x] == heatmap.max()
 
 
+def test_a_map_sampled_at_another_size_is_the_full_map_scaled(tiny_model) -> None:
+    image = photo(400, 200)
+    full = localize(tiny_model, image, "red dress")
+    small = localize(tiny_model, image, "red dress", size=(100, 50))
+    assert small.shape == (50, 100) and small.max() == pytest.approx(1.0)
+    # Every 4th pixel of the full map sits a pixel and a half from a small one's centre.
+    np.testing.assert_allclose(small, full[1::4, 1::4], atol=0.05)
+    for size in ((0, 10), (10,), (10.5, 20)):
+        with pytest.raises(InvalidInputError, match="size must be"):
+            localize(tiny_model, image, "red dress", size=size)
+
+
 def test_higher_resolution_and_every_input_kind(tiny_model, tmp_path: Path) -> None:
     image = photo(64, 40)
     path = tmp_path / "look.png"

@@ -69,6 +69,13 @@ def page(browser):
     context.close()
 
 
+def expect(locator):
+    """Playwright's retrying assertions (imported here: Playwright may be missing)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"space-{name}.png"), full_page=True)
@@ -105,11 +112,42 @@ def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):
     results(page).first.wait_for(state="visible")
 
 
+def test_filters_that_match_nothing_say_so(page, url):
+    page.goto(url)
+    page.locator("#query textarea, #query input").first.fill("dress")
+    page.get_by_text("Filters").first.click()  # Gradio shows the empty price boxes as 0 now
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")  # ... which is no bound, not "free only"
+    page.get_by_label("Price from").first.fill("100000")
+    page.locator("#search-button").click()
+    page.locator("#text-note").get_by_text("No products match these filters").wait_for()
+    assert results(page).count() == 0
+    shot(page, "no-match")
+    page.get_by_label("Price from").first.fill("0")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    # The note follows the results (a chained event, so the API's outputs stay as they are).
+    expect(page.locator("#text-note")).not_to_contain_text("No products match", timeout=WAIT_MS)
+
+
 def test_deep_link_fills_and_runs_the_search(page, url):
     page.goto(url + "?q=red+dress")
     results(page).first.wait_for(state="visible")
     assert page.locator("#query textarea, #query input").first.input_value() == "red dress"
     shot(page, "deep-link")
+
+
+def test_a_bad_deep_link_says_why_beside_the_box(page, url):
+    page.goto(url + "?q=" + "x" * 600)
+    page.locator("#text-note").get_by_text("600 characters long").wait_for()
+    query = page.locator("#query textarea, #query input").first
+    assert query.input_value() == "x" * 600  # there to shorten, not hidden under an overlay
+    assert "Error" not in page.locator("#query").inner_text()
+    shot(page, "bad-deep-link")
+    query.fill("red dress")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    expect(page.locator("#text-note")).not_to_contain_text("cannot run", timeout=WAIT_MS)
 
 
 def test_localize_tab_draws_a_heatmap(page, url):
@@ -121,4 +159,7 @@ def test_localize_tab_draws_a_heatmap(page, url):
     page.locator("#localize-button").click()
     page.locator("#heatmap img").first.wait_for(state="visible")
     page.locator("#peak").get_by_text('"peak"').wait_for()
+    legend = page.locator("#heatmap-legend")
+    assert "red: most like it" in legend.inner_text()
+    assert "relative to this picture" in legend.inner_text()
     shot(page, "localize")

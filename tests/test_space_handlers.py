@@ -18,7 +18,7 @@ from PIL import Image
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.settings import Settings
 from fashion_clip.store import Filter, Range
-from space import handlers
+from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
 from space.results import Pictures, hit_record
@@ -66,6 +66,15 @@ def test_filters_narrow_the_results(backend):
     assert hits and all(20 <= h["payload"]["price"] <= 40 for h in hits)
 
 
+def test_filters_that_match_nothing_answer_empty_lists_and_a_note_that_says_so(backend):
+    gallery, hits = search(backend, price_min=100_000)
+    assert gallery == [] and hits == []
+    assert "No products match these filters" in handlers.results_note(hits, price_min=100_000)
+    assert "No products match" in handlers.results_note([], colours=["red"])
+    assert "No products found" in handlers.results_note([], [], [], [], None, None)
+    assert handlers.results_note(search(backend)[1], colours=["red"]) == ""
+
+
 def test_negative_text_and_disliked_examples_steer_away(backend):
     _, plain = search(backend, limit=10)
     _, steered = search(backend, negative="striped", limit=10)
@@ -99,6 +108,7 @@ def test_add_example_moves_ids_between_lists():
         ({"query": "   "}, "query is empty"),
         ({"limit": 0}, "between 1 and"),
         ({"limit": "many"}, "whole number"),
+        ({"limit": float("inf")}, "whole number"),
         ({"price_min": 50, "price_max": 10}, "upside down"),
         ({"like_ids": "no-such-id"}, "no-such-id"),
         ({"unlike_ids": "demo-0001, nope"}, "nope"),
@@ -109,6 +119,40 @@ def test_text_search_refuses_bad_input_with_advice(backend, kwargs, message):
     kwargs = {"query": "red dress", **kwargs}
     with pytest.raises(gr.Error, match="(?i)" + message):
         handlers.text_search(backend, **kwargs)
+
+
+def test_a_single_filter_value_sent_as_text_is_one_value(backend):
+    _, hits = search(backend, colours="red", limit=48)
+    assert hits and {h["payload"]["color"] for h in hits} == {"red"}
+    category = backend.facets.choices("category")[0]
+    _, hits = handlers.image_search(backend, str(PICTURE), categories=category, limit=48)
+    assert hits and {h["payload"]["category"] for h in hits} == {category}
+
+
+def test_unknown_liked_ids_are_refused_in_product_terms(backend):
+    refused = r"Liked examples: .*no products with ids \['nope-1'\]; use ids from the hits"
+    with pytest.raises(gr.Error, match=refused):
+        search(backend, "", like_ids="nope-1")
+    with pytest.raises(gr.Error, match=r"Disliked examples: .*\['nope-2'\]"):
+        search(backend, "", like_ids="demo-0001", unlike_ids="nope-2")
+
+
+@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\u0000", " \ufeff\u200d\t", "\x1b"])
+def test_text_with_nothing_visible_is_empty(backend, invisible):
+    with pytest.raises(gr.Error, match="(?i)query is empty"):
+        search(backend, invisible)
+    with pytest.raises(gr.Error, match="(?i)text is empty"):
+        handlers.localize(backend, str(PICTURE), invisible)
+    with pytest.raises(gr.Error, match="(?i)no labels"):
+        handlers.classify(backend, str(PICTURE), invisible)
+    with pytest.raises(gr.Error, match="(?i)only one label"):
+        handlers.classify(backend, str(PICTURE), f"dress, {invisible}")
+
+
+def test_invisible_characters_are_dropped_from_visible_text(backend):
+    assert inputs.clean_text("red\u200b dress\u0000 ") == "red dress"
+    labels = handlers.classify(backend, str(PICTURE), "\ufeffdress, shi\u200brt")
+    assert list(labels) == ["dress", "shirt"]
 
 
 def test_a_filter_value_the_collection_lacks_is_refused_with_the_choices(backend):
@@ -172,11 +216,26 @@ def test_classify_gives_probabilities_per_label(backend):
     assert abs(sum(result.values()) - 1) < 1e-5 and all(0 <= p <= 1 for p in result.values())
 
 
+@pytest.mark.parametrize(
+    "labels",
+    ["dress\nshirt\nshoes", "dress\r\nshirt, shoes\n\n", ["dress", "shirt", "shoes"],
+     "['dress', 'shirt', 'shoes']"],
+)  # fmt: skip
+def test_classify_reads_labels_one_per_line_or_as_a_list(backend, labels):
+    assert list(handlers.classify(backend, str(PICTURE), labels)) == ["dress", "shirt", "shoes"]
+
+
+def test_classify_refuses_a_single_label_that_would_always_score_100(backend):
+    for labels in ("dress", "dress\n", ["dress"], "dress, Dress"):
+        with pytest.raises(gr.Error, match="(?i)only one label .*'dress'.*always gets 100%"):
+            handlers.classify(backend, str(PICTURE), labels)
+
+
 def test_classify_refuses_empty_and_oversized_label_lists(backend):
     for labels in ("", " , ,", None):
         with pytest.raises(gr.Error, match="(?i)no labels"):
             handlers.classify(backend, str(PICTURE), labels)
-    many = ", ".join(f"label {i}" for i in range(handlers.MAX_LABELS + 1))
+    many = ", ".join(f"label {i}" for i in range(inputs.MAX_LABELS + 1))
     with pytest.raises(gr.Error, match="(?i)at most"):
         handlers.classify(backend, str(PICTURE), many)
 
@@ -193,12 +252,39 @@ def test_localize_returns_overlay_and_peak_in_input_pixels(backend, tmp_path):
         handlers.localize(backend, str(path), "  ")
 
 
-def test_localize_shrinks_a_huge_overlay_but_not_the_peak(backend, tmp_path):
+def test_localize_draws_a_large_photo_at_display_size_but_answers_in_its_pixels(
+    backend, tmp_path, monkeypatch
+):
+    from fashion_clip import overlay
+    from fashion_clip.localize import heatmap_peak, localize
+
     path = tmp_path / "big.jpg"
-    path.write_bytes(jpeg_bytes(photo(2400, 1200)))
-    overlay, peak = handlers.localize(backend, str(path), "collar")
-    assert max(overlay.size) == handlers.MAX_OVERLAY_SIDE
-    assert peak["size"] == [2400, 1200]
+    path.write_bytes(jpeg_bytes(photo(3000, 1500)))
+    drawn: list[tuple[int, int]] = []
+    real_draw = overlay.draw_heatmap
+
+    def draw(image, heatmap, **kwargs):
+        drawn.append(image.size)
+        return real_draw(image, heatmap, **kwargs)
+
+    monkeypatch.setattr(overlay, "draw_heatmap", draw)
+    image, peak = handlers.localize(backend, str(path), "collar")
+    assert drawn == [(1024, 512)]  # never drawn at full size, only to be shrunk
+    assert image.size == (1024, 512) and max(image.size) == handlers.MAX_OVERLAY_SIDE
+    assert peak["size"] == [3000, 1500]
+    # The peak is in the photo's pixels, where the library's full-size map has it (to
+    # within one shown pixel: 3000 / 1024 of the photo's).
+    x, y = heatmap_peak(localize(backend.model, str(path), "collar"))
+    assert abs(peak["peak"][0] - x) <= 3 and abs(peak["peak"][1] - y) <= 3, (peak, x, y)
+
+
+def test_display_size_and_input_pixels():
+    assert handlers.display_size((300, 200)) == (300, 200)  # small pictures stay as they are
+    assert handlers.display_size((8000, 8000)) == (1024, 1024)
+    assert handlers.display_size((1000, 3000)) == (341, 1024)
+    assert handlers.to_input_pixels((0, 0), (1024, 512), (3000, 1500)) == (1, 1)
+    assert handlers.to_input_pixels((1023, 511), (1024, 512), (3000, 1500)) == (2998, 1498)
+    assert handlers.to_input_pixels((5, 7), (300, 200), (300, 200)) == (5, 7)
 
 
 # ---------------------------------------------------------------------- bad uploads
@@ -255,6 +341,10 @@ def test_build_filter():
         any_of={"color": ["red"]}, ranges={"price": Range(gte=None, lte=30.0)}
     )
     assert build_filter(facets, exclude_ids=["a"]) == Filter(exclude_ids=("a",))
+    assert build_filter(facets, price_min=0, price_max=0) is None  # a number box shown empty
+    assert build_filter(facets, price_min=5, price_max=0) == Filter(
+        ranges={"price": Range(gte=5.0, lte=None)}
+    )
 
 
 def test_pictures_serve_local_files_in_place_and_never_fail(tmp_path):
@@ -363,7 +453,7 @@ def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
     def serve() -> None:  # one server thread, taking one request after another
         torch.set_num_threads(3)  # the thread's own setting, to be left as it was
         search(backend, "a query only this test sends")
-        handlers.classify(backend, photo(64, 64), "a label only this test sends")
+        handlers.classify(backend, photo(64, 64), "a label only this test sends, and another")
         after.append(torch.get_num_threads())
 
     worker = threading.Thread(target=serve)

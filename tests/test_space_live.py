@@ -104,6 +104,29 @@ def test_text_search(client):
     assert not set(liked) & {h["id"] for h in both}
 
 
+def test_filters_that_match_nothing_return_empty_lists(client):
+    assert client.predict("dress", price_min=100_000, api_name="/text_search") == ([], [])
+    picture = handle_file(str(PICTURE))
+    assert client.predict(picture, price_min=100_000, api_name="/image_search") == ([], [])
+
+
+def test_api_inputs_are_read_alike_on_every_endpoint(client):
+    """One filter value as plain text, and bad counts and ids named as the text search does."""
+    picture = handle_file(str(PICTURE))
+    _, red = client.predict("dress", colours="red", api_name="/text_search")
+    assert red and {h["payload"]["color"] for h in red} == {"red"}
+    _, red = client.predict(picture, colours="red", api_name="/image_search")
+    assert red and {h["payload"]["color"] for h in red} == {"red"}
+    for limit in (0, -3, 1e9):
+        with pytest.raises(AppError, match="number of results must be between 1 and 48"):
+            client.predict(picture, limit=limit, api_name="/image_search")
+    with pytest.raises(AppError, match="'mauve-ish' is not one of"):
+        client.predict(picture, colours=["mauve-ish"], api_name="/image_search")
+    with pytest.raises(AppError, match=r"no products with ids \['nope-1'\]; use ids"):
+        client.predict("", like_ids="nope-1", api_name="/text_search")
+    assert client.predict(api_name="/ping") == "ok"
+
+
 def test_image_search_by_upload_and_by_url(client, picture_server):
     _, hits = client.predict(handle_file(str(PICTURE)), limit=4, api_name="/image_search")
     assert len(hits) == 4 and hits[0]["id"] == "demo-0001"
@@ -123,6 +146,20 @@ def test_classify(client):
     assert set(confidences) == {"dress", "shirt", "shoes"}
     assert abs(sum(confidences.values()) - 1) < 1e-4
     assert label["label"] == max(confidences, key=confidences.get)
+
+
+def test_classify_returns_every_label_over_the_api(client):
+    labels = [f"style {i}" for i in range(30)]  # more than a screenful, under the 64 allowed
+    label = client.predict(handle_file(str(PICTURE)), ", ".join(labels), api_name="/classify")
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == set(labels)
+    assert abs(sum(confidences.values()) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("labels", ["dress\nshirt\nshoes", ["dress", "shirt", "shoes"]])
+def test_classify_takes_labels_one_per_line_or_as_a_list(client, labels):
+    label = client.predict(handle_file(str(PICTURE)), labels, api_name="/classify")
+    assert {c["label"] for c in label["confidences"]} == {"dress", "shirt", "shoes"}
 
 
 def test_localize(client):
@@ -164,9 +201,13 @@ def test_bad_uploads_are_answered_and_the_server_keeps_serving(client, tmp_path,
     ("endpoint", "args", "message"),
     [
         ("/text_search", ("  ",), "query is empty"),
+        ("/text_search", ("\u200b\u200b",), "query is empty"),
+        ("/text_search", ("\u0000",), "query is empty"),
+        ("/classify", (handle_file(str(PICTURE)), "\u200b"), "no labels"),
         ("/text_search", ("dress", "", [], ["mauve-ish"]), "'mauve-ish' is not one of"),
         ("/text_search", ("dress", "", [], [], [], 90, 10), "upside down"),
         ("/classify", (handle_file(str(PICTURE)), " , "), "no labels"),
+        ("/classify", (handle_file(str(PICTURE)), "dress"), "only one label"),
         ("/localize", (handle_file(str(PICTURE)), ""), "text is empty"),
         ("/image_search", (None,), "no image given"),
         ("/image_search", (None, "", [], [], [], None, None, 5, "file:///etc/passwd"), "http"),
@@ -175,6 +216,37 @@ def test_bad_uploads_are_answered_and_the_server_keeps_serving(client, tmp_path,
 def test_empty_and_bad_input_get_advice(client, endpoint, args, message):
     with pytest.raises(AppError, match=f"(?i){message}"):
         client.predict(*args, api_name=endpoint)
+
+
+def test_a_user_input_error_logs_one_line_and_a_failure_its_traceback(
+    shop, tiny_model, capfd, caplog, monkeypatch
+):
+    settings, collection = shop
+    demo = build_demo(tiny_model, collection, settings)
+    with serving(demo) as address:
+        client = Client(address, verbose=False, download_files=False)
+        capfd.readouterr()
+        caplog.clear()
+        with caplog.at_level("INFO"), pytest.raises(AppError, match="query is empty"):
+            client.predict("  ", api_name="/text_search")
+        printed = "".join(capfd.readouterr())
+        ours = [r for r in caplog.records if r.name.startswith(("space", "fashion_clip"))]
+        assert "Traceback" not in printed + caplog.text, printed + caplog.text
+        assert [r.getMessage() for r in ours] == ["text_search refused: The query is empty: "
+                                                   "type what you are looking for, e.g. "
+                                                   "'red summer dress'"]  # fmt: skip
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(collection, "search", broken)
+        caplog.clear()
+        with caplog.at_level("INFO"), pytest.raises(AppError, match="went wrong on our side"):
+            client.predict("red dress", api_name="/text_search")
+        printed = "".join(capfd.readouterr())
+        # The traceback, once: in the log, where the server's operator looks.
+        assert "disk on fire" in caplog.text and caplog.text.count("Traceback") == 1
+        assert "Traceback" not in printed, printed
 
 
 def test_oversized_upload_is_refused_before_the_handler(client, tmp_path):

@@ -1,0 +1,125 @@
+"""Reading what the page and API callers send: text, lists, counts, labels and images.
+
+Each reader returns the value the handlers work with, or raises an `InvalidInputError` (an
+`ImageLoadError` for pictures) whose message names the input and says what would work.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fashion_clip.classify import parse_labels
+from fashion_clip.errors import InvalidInputError
+from fashion_clip.images import load_image
+
+MAX_RESULTS = 48
+DEFAULT_RESULTS = 12
+MAX_LABELS = 64
+MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads ~77 tokens
+IMAGE_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
+
+
+def clean_text(value: object) -> str:
+    """Whitespace-normalised text with its invisible characters dropped.
+
+    Control characters (NUL, escapes) count as spaces and format characters (zero-width
+    spaces and joiners, byte-order marks) as nothing, so text that shows nothing on screen
+    is empty rather than a query the model would answer with arbitrary products.
+    """
+    kept = []
+    for char in str(value or ""):
+        kind = unicodedata.category(char)
+        kept.append(" " if kind == "Cc" else "" if kind == "Cf" else char)
+    return " ".join("".join(kept).split())
+
+
+def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
+    """Visible, whitespace-normalised text; an empty required one is refused with `hint`."""
+    text = clean_text(value)
+    if required and not text:
+        raise InvalidInputError(f"the {what} is empty: {hint or 'type some text'}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInputError(
+            f"the {what} is {len(text)} characters long; keep it under {MAX_TEXT_CHARS}"
+        )
+    return text
+
+
+def read_limit(limit: float | None) -> int:
+    if limit is None:
+        return DEFAULT_RESULTS
+    try:
+        count = int(limit)
+    except (TypeError, ValueError, OverflowError):  # None-like, text, NaN, infinity
+        raise InvalidInputError(
+            f"the number of results must be a whole number, not {limit!r}"
+        ) from None
+    if not 1 <= count <= MAX_RESULTS:
+        raise InvalidInputError(f"the number of results must be between 1 and {MAX_RESULTS}")
+    return count
+
+
+def read_items(value: str | Sequence[Any] | None) -> list[str]:
+    """Items from text (one per line or comma-separated) or a list; blanks and repeats dropped.
+
+    A list sent to the API's text box arrives as its repr (or as JSON), and is read as a list.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str) and value.strip().startswith("["):
+        with contextlib.suppress(ValueError, SyntaxError):
+            parsed = ast.literal_eval(value.strip())
+            if isinstance(parsed, (list, tuple)):
+                value = [str(v) for v in parsed]
+    if isinstance(value, str):
+        # The labels box is two lines tall, so people type one label per line as often as
+        # they separate them with commas.
+        items = value.replace("\n", ",").split(",")
+    else:
+        items = [str(v) for v in value]
+    return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
+    """Catalog ids from comma-separated text or a list (ids are matched as text)."""
+    return read_items(value)
+
+
+def read_labels(value: str | Sequence[str] | None) -> list[str]:
+    """Classify labels: at least two, at most `MAX_LABELS` (as `parse_labels` reads them)."""
+    names = parse_labels([clean_text(item) for item in read_items(value)])
+    if len(names) > MAX_LABELS:
+        raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
+    if len(names) == 1:
+        # Refused rather than answered with a warning: the probabilities are shared among the
+        # labels, so one label always gets 100%, which reads as a confident yes; API callers
+        # never see a warning, and a user would rather learn to add a second label.
+        raise InvalidInputError(
+            f"only one label given ({names[0]!r}): probabilities are shared among the labels, "
+            f"so a single label always gets 100%; add at least one more to compare with, "
+            f"e.g. '{names[0]}, something else'"
+        )
+    return names
+
+
+def read_image(image: Any, url: str | None = None) -> Image.Image:
+    """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        if url and url.strip():
+            # Only the web: a path or s3:// URI here would let callers read the server's files.
+            if not url.strip().lower().startswith(("http://", "https://")):
+                raise InvalidInputError(
+                    f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
+                )
+            return load_image(url.strip())
+        raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image.astype(np.uint8))
+    return load_image(image)
