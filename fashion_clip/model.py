@@ -186,9 +186,7 @@ class ClipModel:
         dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
         text_positions = int(config.text_config.max_position_embeddings)
         info = ModelInfo(
-            # A folder is named by its absolute path: "./tiny" today and "../tiny" from a
-            # subfolder tomorrow are the same model to the store's guard.
-            name=display if not is_local or display.lower() == "demo" else _folder_name(source),
+            name=display if not is_local or display.lower() == "demo" else str(Path(source)),
             revision=_local_revision(source, display)
             if is_local
             else _cached_commit(source, revision),
@@ -445,10 +443,6 @@ def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> Mo
         return ModelUnavailableError(f"model {display!r} cannot be fetched: {exc}")
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelLoadError(f"model {display!r} could not be loaded: {first_line}")
-
-
-def _folder_name(source: str) -> str:
-    return str(Path(source).expanduser().resolve())
 
 
 def _local_revision(source: str, display: str) -> str | None:
