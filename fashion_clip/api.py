@@ -27,7 +27,7 @@ from fashion_clip.classify import (
 )
 from fashion_clip.embed import check_count, encode_images
 from fashion_clip.images import ImageSource
-from fashion_clip.model import ClipModel
+from fashion_clip.model import LOCAL_REVISION_PREFIX, ClipModel
 from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,10 @@ class FashionCLIP:
 
 def collection_name(dataset: Any, model: ClipModel) -> str:
     """`{dataset}-{content hash}-{model digest}`: one collection per (dataset, model) pair."""
-    model_key = f"{model.info.name}@{model.info.revision or ''}"
+    revision = model.info.revision or ""
+    # A local folder is known by its files' digest, so its spelling or place does not matter.
+    local = revision.startswith(LOCAL_REVISION_PREFIX)
+    model_key = revision if local else f"{model.info.name}@{revision}"
     model_digest = hashlib.sha256(model_key.encode()).hexdigest()[:8]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", dataset.name).strip("_")[:40] or "dataset"
     return f"{slug}-{dataset.hash[:12]}-{model_digest}"

@@ -445,18 +445,45 @@ def _explain_load_error(display: str, exc: Exception, *, local_only: bool) -> Mo
     return ModelLoadError(f"model {display!r} could not be loaded: {first_line}")
 
 
-def _local_revision(source: str, display: str) -> str | None:
-    """A digest of the bundled demo's weights; None for other local folders.
+def _local_revision(source: str, display: str) -> str:
+    """What identifies a local folder's model wherever it lies and however it is spelled.
 
-    The demo model ships with the code and changes when it is retrained, while collections
-    built with it persist (a Space's /data volume): the digest makes the store's model guard
-    tell the old vectors from the new model's. Other folders are not hashed, as reading
-    gigabytes of weights would cost seconds at every start.
+    The demo's digest covers all its weights (it ships with the code and changes when it is
+    retrained, while collections built with it persist on a Space's /data volume). Another
+    folder is not hashed whole, which would read gigabytes at every start: its digest
+    covers its config, its files' sizes and samples spread through each weights file, which
+    any retraining changes. The store's guard takes an equal revision for the same model, so
+    "./my-model", "../my-model" and a copy on the machine a snapshot is pulled to all match.
     """
-    if display.lower() != "demo":
-        return None
-    digest = hashlib.sha256((Path(source) / "model.safetensors").read_bytes()).hexdigest()
-    return f"sha256:{digest[:12]}"
+    folder = Path(source)
+    if display.lower() == "demo":
+        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        return f"sha256:{digest[:12]}"
+    hasher = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.name == "config.json":
+            hasher.update(path.read_bytes())
+        elif path.suffix in _WEIGHT_SUFFIXES and path.is_file():
+            hasher.update(f"{path.name}:{path.stat().st_size}".encode())
+            hasher.update(_samples(path))
+    return f"{LOCAL_REVISION_PREFIX}{hasher.hexdigest()[:12]}"
+
+
+LOCAL_REVISION_PREFIX = "files:"  # a local folder's revision: a digest of its files
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_SAMPLE_BYTES, _SAMPLES = 1 << 16, 32  # 2 MB read per weights file, whatever its size
+
+
+def _samples(path: Path) -> bytes:
+    """`_SAMPLES` chunks at evenly spaced offsets, the first at the start, the last at the end."""
+    size = path.stat().st_size
+    step = max(0, size - _SAMPLE_BYTES) / (_SAMPLES - 1)
+    with open(path, "rb") as f:
+        chunks = []
+        for i in range(_SAMPLES):
+            f.seek(int(i * step))
+            chunks.append(f.read(_SAMPLE_BYTES))
+    return b"".join(chunks)
 
 
 def _cached_commit(repo_id: str, revision: str | None) -> str | None:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from fashion_clip.errors import CatalogError
 from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES
-from fashion_clip.model import ClipModel
+from fashion_clip.model import LOCAL_REVISION_PREFIX, ClipModel
 from fashion_clip.store import Collection, Point
 from indexer.catalog import Row, RowProblem
 from indexer.decoding import decode_mode
@@ -87,6 +87,15 @@ class IndexOptions:
     decode: str = "threads"
 
 
+def model_tag(model: ClipModel, precision: str) -> ModelTag:
+    """What a row's vectors are keyed by. A local folder is known by its files' digest, not by
+    the path it was given as ("./m" today, "../m" or a copy tomorrow: no re-embedding)."""
+    revision = model.info.revision
+    if revision and revision.startswith(LOCAL_REVISION_PREFIX):
+        return ModelTag(revision, revision, precision)
+    return ModelTag(model.info.name, revision, precision)
+
+
 def index_rows(
     rows: Iterable[Row | RowProblem],
     collection: Collection,
@@ -104,7 +113,7 @@ def index_rows(
     started = time.perf_counter()
     summary = Summary()
     seen: set[str] = set()
-    tag = ModelTag(model.info.name, model.info.revision, _precision(options, model))
+    tag = model_tag(model, _precision(options, model))
     chunks = _chunks(rows, options.batch_size)
     pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
     bar = tqdm(

@@ -206,3 +206,24 @@ def test_spreadsheet_column_names_and_prices_that_turn_fractional_can_be_filtere
         cheap = Filter(ranges={"Variant Price": Range(lt=15)})
         assert sorted(p.id for p in collection.iter_points(filter=cheap)) == ["sku-0", "sku-4"]
         assert collection.count(Filter(equals={"season": "summer"})) == 1
+
+
+def test_a_model_folder_spelled_another_way_or_copied_reuses_the_vectors(
+    shop, capsys, tiny_model_dir, monkeypatch
+):
+    import shutil
+
+    catalog = write_catalog(shop / "c.csv", product_rows(4))
+    models = shop / "models"
+    shutil.copytree(tiny_model_dir, models / "m")
+    monkeypatch.chdir(models)
+    args = ("index", catalog, "--images", shop / "images", "--collection", "shop")
+    code, out, err = run_indexer(capsys, *args, "--model", "./m")
+    assert code == 0 and "indexed 4" in out, err
+    (models / "sub").mkdir()
+    monkeypatch.chdir(models / "sub")
+    code, out, err = run_indexer(capsys, *args, "--model", "../m")
+    assert code == 0 and "indexed 0, unchanged 4" in out, err
+    moved = shutil.copytree(models / "m", shop / "elsewhere" / "m")  # a pulled snapshot's case
+    code, out, err = run_indexer(capsys, *args, "--model", str(moved))
+    assert code == 0 and "indexed 0, unchanged 4" in out, err

@@ -279,11 +279,46 @@ def test_the_demo_model_is_versioned_by_its_weights(demo_model, tiny_model) -> N
 
     weights = (DEMO_MODEL_DIR / "model.safetensors").read_bytes()
     assert demo_model.info.revision == "sha256:" + hashlib.sha256(weights).hexdigest()[:12]
-    assert tiny_model.info.revision is None  # other folders are not hashed
+    assert tiny_model.info.revision.startswith("files:")  # other folders: sampled, below
     meta = {"model_id": "demo", "model_revision": "sha256:000000000000", "dim": demo_model.dim,
             "distance": "cosine"}  # fmt: skip
     with pytest.raises(ModelMismatchError, match="sha256"):
         guard("demo", meta, "demo", demo_model.info.revision, demo_model.dim)
+
+
+def test_a_folder_is_known_by_its_files_wherever_it_lies_and_however_spelled(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's guard must take "./m", "../m" and a copy on another machine (a pulled
+    snapshot) for the same model, and a retrained model in the same folder for another."""
+    import shutil
+
+    from fashion_clip.errors import ModelMismatchError
+    from fashion_clip.store.meta import guard
+    from tests.conftest import build_tiny_clip
+
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "elsewhere" / "m")
+    monkeypatch.chdir(copy.parent)
+    here = ClipModel.load("./m")
+    (copy.parent / "sub").mkdir()
+    monkeypatch.chdir(copy.parent / "sub")
+    there = ClipModel.load("../m")
+    original = ClipModel.load(str(tiny_model_dir))
+    assert here.info.name != there.info.name != original.info.name  # names as written
+    assert here.info.revision == there.info.revision == original.info.revision
+    meta = {"model_id": here.info.name, "model_revision": here.info.revision, "dim": 16,
+            "distance": "cosine"}  # fmt: skip
+    guard("c", meta, there.info.name, there.info.revision, 16)  # accepted
+    guard("c", meta, original.info.name, original.info.revision, 16)
+
+    retrained = build_tiny_clip(tmp_path / "retrained" / "m", seed=5)
+    other = ClipModel.load(retrained)
+    assert other.info.revision != here.info.revision
+    with pytest.raises(ModelMismatchError):
+        guard("c", meta, other.info.name, other.info.revision, 16)
+    # Retrained in place: the same name, other weights.
+    with pytest.raises(ModelMismatchError):
+        guard("c", {**meta, "model_id": other.info.name}, other.info.name, other.info.revision, 16)
 
 
 def test_an_int8_text_tower_keeps_the_demo_models_retrieval(demo_model) -> None:

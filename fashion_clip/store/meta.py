@@ -100,11 +100,13 @@ def guard(
     """Refuse a collection built with another model, revision or dimension than the caller's."""
     built = describe_model(meta["model_id"], meta.get("model_revision"), meta["dim"])
     wanted = describe_model(model_id or meta["model_id"], model_revision, dim or meta["dim"])
-    revisions_differ = bool(
-        model_revision and meta.get("model_revision") and model_revision != meta["model_revision"]
-    )
+    built_revision = meta.get("model_revision")
+    revisions_differ = bool(model_revision and built_revision and model_revision != built_revision)
+    # An equal revision is the same model under another name: a local folder's is a digest
+    # of its files (`ClipModel`), so "./my-model" and a copy elsewhere both match.
+    same_revision = bool(model_revision and model_revision == built_revision)
     if (
-        (model_id is not None and model_id != meta["model_id"])
+        (model_id is not None and model_id != meta["model_id"] and not same_revision)
         or revisions_differ
         or (dim is not None and int(dim) != int(meta["dim"]))
     ):
