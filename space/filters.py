@@ -122,10 +122,8 @@ def build_filter(
     nothing.
     """
     any_of: dict[str, list[str]] = {}
-    for name, chosen in (("category", categories), ("colour", colours), ("brand", brands)):
-        if isinstance(chosen, str):  # one value sent on its own, not its letters
-            chosen = [chosen]
-        chosen = [str(value) for value in (chosen or []) if str(value).strip()]
+    for name, values in (("category", categories), ("colour", colours), ("brand", brands)):
+        chosen = _chosen(values)
         if not chosen:
             continue
         if name not in facets.fields:
@@ -143,11 +141,7 @@ def build_filter(
         any_of[facets.fields[name]] = chosen
 
     ranges: dict[str, Range] = {}
-    low, high = _number(price_min, "price from"), _number(price_max, "price to")
-    # 0 is no bound: Gradio 6's number box turns an empty value into 0 as soon as it is shown
-    # (`props.value ??= 0` in its frontend), so opening the filters would otherwise ask for
-    # free products only and find none. No shopper means "up to 0".
-    low, high = (None if bound == 0 else bound for bound in (low, high))
+    low, high = _price_bounds(price_min, price_max)
     if low is not None or high is not None:
         if facets.price_field is None:
             raise InvalidInputError(
@@ -161,6 +155,39 @@ def build_filter(
 
     result = Filter(any_of=any_of, ranges=ranges, exclude_ids=tuple(exclude_ids))
     return None if result.is_empty() else result
+
+
+def narrows(
+    categories: Sequence[str] | str | None = None,
+    colours: Sequence[str] | str | None = None,
+    brands: Sequence[str] | str | None = None,
+    price_min: float | None = None,
+    price_max: float | None = None,
+) -> bool:
+    """Whether these filter values narrow a search, read as `build_filter` reads them."""
+    if any(_chosen(values) for values in (categories, colours, brands)):
+        return True
+    try:
+        return _price_bounds(price_min, price_max) != (None, None)
+    except InvalidInputError:  # a bad bound was already refused by the search itself
+        return True
+
+
+def _chosen(values: Sequence[str] | str | None) -> list[str]:
+    """The values chosen in a multi-select; one string sent on its own is one value."""
+    if isinstance(values, str):
+        values = [values]
+    return [str(value) for value in (values or []) if str(value).strip()]
+
+
+def _price_bounds(
+    price_min: float | str | None, price_max: float | str | None
+) -> tuple[float | None, float | None]:
+    low, high = _number(price_min, "price from"), _number(price_max, "price to")
+    # 0 is no bound: Gradio 6's number box turns an empty value into 0 as soon as it is shown
+    # (`props.value ??= 0` in its frontend), so opening the filters would otherwise ask for
+    # free products only and find none. No shopper means "up to 0".
+    return (None if low == 0 else low), (None if high == 0 else high)
 
 
 def _number(value: float | str | None, name: str) -> float | None:

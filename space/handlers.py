@@ -23,7 +23,7 @@ from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Hit, Point
-from space.filters import Facets, build_filter
+from space.filters import Facets, build_filter, narrows
 from space.inputs import (
     DEFAULT_RESULTS,
     IMAGE_HINT,
@@ -274,8 +274,7 @@ def results_note(
     """What the page says in place of an empty gallery; "" when there are results."""
     if hits:
         return ""
-    chosen = [categories, colours, brands, price_min, price_max]
-    if any(value not in (None, "", [], ()) for value in chosen):
+    if narrows(categories, colours, brands, price_min, price_max):
         return (
             "**No products match these filters.** Clear some of them or widen the price "
             "range, and search again."

@@ -72,6 +72,8 @@ def test_filters_that_match_nothing_answer_empty_lists_and_a_note_that_says_so(b
     assert "No products match these filters" in handlers.results_note(hits, price_min=100_000)
     assert "No products match" in handlers.results_note([], colours=["red"])
     assert "No products found" in handlers.results_note([], [], [], [], None, None)
+    # What the page sends once the filters panel has been opened: zeros and blank choices.
+    assert "No products found" in handlers.results_note([], [""], " ", [], 0, 0)
     assert handlers.results_note(search(backend)[1], colours=["red"]) == ""
 
 
