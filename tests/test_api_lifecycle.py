@@ -135,8 +135,9 @@ def test_a_collected_object_never_waits_for_a_build_in_another_thread(
         finish.wait(30)
         return Built(), "computed"
 
+    leases = []
     builder = threading.Thread(
-        target=shared.lease_collection, args=("other", slow_build), kwargs={"store": object()}
+        target=lambda: leases.append(shared.lease_collection("other", slow_build, store=object()))
     )
     builder.start()
     assert building.wait(30)
@@ -148,6 +149,38 @@ def test_a_collected_object_never_waits_for_a_build_in_another_thread(
     finish.set()
     builder.join(30)
     assert _unlocked(settings.qdrant_path, name)  # released once the build let go
+    leases[0][0].release()  # not left in the process-wide table for later tests
+
+
+def test_a_lease_handed_over_as_its_holder_lets_go_is_not_stranded(monkeypatch) -> None:
+    closed: list[str] = []
+
+    class Built:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    store = object()
+    first, _ = shared.lease_collection("a", lambda s, sole: (Built("a"), None), store=store)
+    # The worst moment: another thread drops `first` after the holder's last look at the
+    # handed-over leases, while it still holds the lock.
+    original, handed = shared._release_pending, []
+
+    def last_look_then_handover() -> None:
+        original()
+        if not handed:
+            handed.append(True)
+            dropper = threading.Thread(target=first.release_soon)
+            dropper.start()
+            dropper.join(5)
+
+    monkeypatch.setattr(shared, "_release_pending", last_look_then_handover)
+    second, _ = shared.lease_collection("b", lambda s, sole: (Built("b"), None), store=store)
+    assert handed and closed == ["a"]  # before: left open until some later lease or release
+    second.release()
+    assert closed == ["a", "b"]
 
 
 def test_the_collection_stays_open_while_a_second_object_builds_it(
@@ -227,3 +260,29 @@ def test_a_qdrant_client_store_is_shared_and_reused_the_same_way(
     assert len(second.retrieval("item 1", top_k=3)[0]) == 3
     second.close()
     store.close()
+
+
+def test_a_handed_over_collection_that_fails_to_close_does_not_fail_the_next_user(
+    caplog,
+) -> None:
+    class Failing:
+        name = "a"
+
+        def close(self) -> None:
+            raise StoreError("disk gone")
+
+    class Fine:
+        name = "b"
+
+        def close(self) -> None:
+            pass
+
+    store = object()
+    first, _ = shared.lease_collection("a", lambda s, sole: (Failing(), None), store=store)
+    with shared._LOCK:  # held elsewhere: the release is handed over
+        dropper = threading.Thread(target=first.release_soon)
+        dropper.start()
+        dropper.join(5)
+        second, result = shared.lease_collection("b", lambda s, sole: (Fine(), "ok"), store=store)
+    assert result == "ok" and "disk gone" in caplog.text
+    second.release()

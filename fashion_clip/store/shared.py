@@ -14,6 +14,7 @@ for: it must not wait for that lock, so `release_soon` hands it to the lock's ho
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fashion_clip.settings import Settings
     from fashion_clip.store.base import Collection, Store
+
+log = logging.getLogger(__name__)
 
 _LOCK = threading.RLock()  # re-entrant: a finalizer may run in the thread holding it
 
@@ -53,17 +56,12 @@ class Lease:
         with _LOCK:
             self._release()
             _release_pending()
+        _drain()
 
     def release_soon(self) -> None:
         """`release()` now if the lock is free, else as soon as its holder lets go of it."""
-        if _LOCK.acquire(blocking=False):
-            try:
-                self._release()
-                _release_pending()
-            finally:
-                _LOCK.release()
-        else:
-            _PENDING.append(self)
+        _PENDING.append(self)  # first: a holder letting go after this will see it
+        _drain()
 
     def _release(self) -> None:
         if self.released:
@@ -90,6 +88,18 @@ def lease_collection(
     nobody else holds the collection, so that it must close it if it fails. The collection
     already shared under `name` is the one leased, whatever `open_collection` returned.
     """
+    try:
+        return _lease(name, open_collection, store, settings)
+    finally:
+        _drain()  # the lock is free now: what was handed over while we held it is released
+
+
+def _lease(
+    name: str,
+    open_collection: Callable[[Store, bool], tuple[Collection, Any]],
+    store: Store | None,
+    settings: Settings | None,
+) -> tuple[Lease, Any]:
     with _LOCK:
         store_key = None
         if store is None:
@@ -124,8 +134,23 @@ def lease_collection(
 
 
 def _release_pending() -> None:
+    """Release the leases handed over by `release_soon` (the caller holds the lock)."""
     while _PENDING:
-        _PENDING.pop()._release()
+        lease = _PENDING.pop()
+        try:
+            lease._release()
+        except Exception:  # closing another user's collection must not fail this caller
+            log.exception("closing a released collection (%s) failed", lease.collection.name)
+
+
+def _drain() -> None:
+    """Release handed-over leases if the lock is free. Called after letting go of the lock:
+    a lease handed over while it was held (after its holder's last drain) is not stranded."""
+    while _PENDING and _LOCK.acquire(blocking=False):
+        try:
+            _release_pending()
+        finally:
+            _LOCK.release()
 
 
 def _drop(table: dict[Any, _Shared], key: Any) -> None:
