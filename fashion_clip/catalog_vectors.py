@@ -5,7 +5,8 @@ the dataset's content hash and the model, so a second construction with the same
 its vectors, a changed catalog gets a new collection, and nothing is re-encoded needlessly.
 Computing goes through the indexer's pipeline (the same code as `python -m indexer index`),
 so bad images are skipped and logged rather than fatal, and an interrupted run resumes.
-A build with skipped rows is not marked complete: the next construction retries them.
+A build that skipped rows records their ids, and the next construction retries those rows
+alone: a dead image URL costs one fetch per construction, not a pass over the catalog.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from fashion_clip.model import ClipModel
 log = logging.getLogger(__name__)
 
 COMPLETE_KEY = "dataset_complete"  # set in the collection's record once a build finished
+SKIPPED_KEY = "dataset_skipped"  # ids of the rows that build skipped, retried next time
+MAX_REMEMBERED = 10_000  # more skipped rows than this: the next construction re-reads all
 
 
 def ensure_dataset_vectors(
@@ -42,9 +45,15 @@ def ensure_dataset_vectors(
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
-        if collection.info().extra.get(COMPLETE_KEY) == dataset.hash:
-            return collection, "store"
-        log.info("collection %s is incomplete (an interrupted build, skipped rows?)", name)
+        extra = collection.info().extra
+        if extra.get(COMPLETE_KEY) == dataset.hash:
+            skipped = {str(i) for i in extra.get(SKIPPED_KEY) or ()}
+            if not skipped:
+                return collection, "store"
+            log.info("retrying the %d products of %s skipped last time", len(skipped), name)
+            indexed = _build_or_close(dataset, model, collection, close_on_error, skipped)
+            return collection, "computed" if indexed else "store"
+        log.info("collection %s is incomplete (an interrupted build?)", name)
         _build_or_close(dataset, model, collection, close_on_error)
         return collection, "computed"
     snapshot = _snapshot_uri(snapshots, name)
@@ -68,17 +77,20 @@ def ensure_dataset_vectors(
     return collection, "computed"
 
 
-def _build_or_close(dataset: Any, model: ClipModel, collection: Any, close: bool) -> None:
+def _build_or_close(
+    dataset: Any, model: ClipModel, collection: Any, close: bool, only: set[str] | None = None
+) -> int:
     try:
-        _build(dataset, model, collection)
+        return _build(dataset, model, collection, only)
     except BaseException:
         if close:
             collection.close()
         raise
 
 
-def _build(dataset: Any, model: ClipModel, collection: Any) -> None:
-    """Index every product (skipping and logging bad images); complete only if none was skipped.
+def _build(dataset: Any, model: ClipModel, collection: Any, only: set[str] | None) -> int:
+    """Index the products (`only` these ids, if given), skipping and logging bad images, and
+    record the build as complete with the ids it skipped. Returns how many were indexed.
 
     Raises `CatalogError` naming the reasons when no product at all is in the collection.
     """
@@ -87,17 +99,22 @@ def _build(dataset: Any, model: ClipModel, collection: Any) -> None:
     from indexer.report import Reporter
     from indexer.sources import ImageRoot
 
-    rows = (check_record(number, dict(row)) for number, row in enumerate(dataset, start=1))
+    numbered = enumerate(dataset, start=1)
+    chosen = [(n, row) for n, row in numbered if only is None or str(row.get("id")) in only]
+    rows = (check_record(number, dict(row)) for number, row in chosen)
     root = ImageRoot(dataset.image_source_path or ".")
     reasons: list[str] = []
+    skipped: list[str | int] = []
 
     def on_skip(skip: Any) -> None:
         log.warning("%s", skip.message())
         reasons.append(skip.message())
+        if skip.id is not None:
+            skipped.append(skip.id)
 
     with Reporter(on_skip=on_skip) as reporter:
         summary = index_rows(
-            rows, collection, model, root, reporter, IndexOptions(progress=True), total=len(dataset)
+            rows, collection, model, root, reporter, IndexOptions(progress=True), total=len(chosen)
         )
     log.info("dataset %s: %s", dataset.name, summary.line())
     if collection.count() == 0:
@@ -107,17 +124,19 @@ def _build(dataset: Any, model: ClipModel, collection: Any) -> None:
             f"dataset {dataset.name!r}: none of its {len(dataset)} products could be indexed, "
             f"so there is nothing to search: {shown or 'no reason reported'}"
         )
+    if len(skipped) <= MAX_REMEMBERED and len(skipped) == summary.skipped:
+        collection.set_extra({COMPLETE_KEY: dataset.hash, SKIPPED_KEY: skipped})
+    # Else not marked complete: the next construction goes over every row again (the rows
+    # already stored are recognised as unchanged and not re-encoded).
     if summary.skipped:
-        # Not marked complete: the next FashionCLIP on this dataset retries the skipped rows
-        # (the rows already stored are recognised as unchanged and not re-encoded).
         log.warning(
             "dataset %s: %d of %d products skipped; they are retried the next time a "
             "FashionCLIP is built on this dataset",
             dataset.name, summary.skipped, len(dataset),
         )  # fmt: skip
-    else:
-        collection.set_extra({COMPLETE_KEY: dataset.hash})
-    collection.optimize()
+    if summary.indexed or only is None:  # a resumed build may have nothing left to index
+        collection.optimize()
+    return summary.indexed
 
 
 def _snapshot_uri(snapshots: str | None, name: str) -> str | None:

@@ -233,6 +233,24 @@ def test_skipped_rows_are_retried_on_the_next_construction(
     fclip.close()
 
 
+def test_only_the_skipped_rows_are_retried(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings, caplog
+) -> None:
+    from fashion_clip.catalog_vectors import SKIPPED_KEY
+
+    folder = tmp_path / "images"
+    dataset = _dataset(folder, missing=(4,))
+    with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
+        assert fclip.collection.info().extra[SKIPPED_KEY] == ["sku-4"]
+    (folder / "p0.jpg").unlink()  # a full pass would now skip sku-0 and say so
+    photo(64, 80, seed=4).save(folder / "p4.jpg")
+    caplog.clear()
+    with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
+        assert fclip.vectors_source == "computed" and fclip.collection.count() == 6
+        assert fclip.collection.info().extra[SKIPPED_KEY] == []
+    assert "p0.jpg" not in caplog.text  # only sku-4 was read again
+
+
 def test_a_dataset_with_no_usable_image_is_refused_with_the_reasons(
     tmp_path: Path, tiny_model: ClipModel, settings: Settings
 ) -> None:
