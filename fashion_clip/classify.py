@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from fashion_clip.errors import InvalidInputError
+from fashion_clip.text import split_items, visible_text
 
 # FashionCLIP's paper and the original package prompt with "a photo of a {}".
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}",)
@@ -33,7 +34,7 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     The app's label box wants this forgiving reading ("Dress, dress," is one label); the
     Python API keeps the caller's labels as they are (`label_list`).
     """
-    items = labels.split(",") if isinstance(labels, str) else [str(label) for label in labels]
+    items = split_items(labels) if isinstance(labels, str) else [str(label) for label in labels]
     seen: dict[str, None] = {}
     for item in items:
         label = prompt_text(item)
@@ -47,15 +48,16 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
 def label_list(labels: str | Sequence[str]) -> list[str]:
     """The caller's labels, in their order and number, each exactly as given.
 
-    A string is read as comma-separated labels (stripped; empty parts such as a trailing
-    comma's are dropped). Every label must have some text: its column could mean nothing.
+    A string is read as labels separated by commas or new lines (stripped; empty parts such
+    as a trailing comma's are dropped). Every label must have some visible text: its column
+    could mean nothing.
     """
     if isinstance(labels, str):
-        items = [part.strip() for part in labels.split(",") if part.strip()]
+        items = split_items(labels)
     else:
         items = list(labels)
         for position, label in enumerate(items):
-            if not isinstance(label, str) or not label.strip():
+            if not isinstance(label, str) or not visible_text(label):
                 raise InvalidInputError(
                     f"label {position} ({label!r}) is not a non-empty text; "
                     "pass labels such as ['dress', 'shirt']"
@@ -66,8 +68,8 @@ def label_list(labels: str | Sequence[str]) -> list[str]:
 
 
 def prompt_text(label: str) -> str:
-    """A label as the model reads it: runs of whitespace made one space, ends stripped."""
-    return " ".join(label.split())
+    """A label as the model reads it: its visible text, whitespace runs made one space."""
+    return visible_text(label)
 
 
 def label_embeddings(

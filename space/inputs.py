@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from PIL import Image
 from fashion_clip.classify import parse_labels
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.images import load_image
+from fashion_clip.text import split_items, visible_text
 
 MAX_RESULTS = 48
 DEFAULT_RESULTS = 12
@@ -26,23 +26,9 @@ MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads
 IMAGE_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
 
 
-def clean_text(value: object) -> str:
-    """Whitespace-normalised text with its invisible characters dropped.
-
-    Control characters (NUL, escapes) count as spaces and format characters (zero-width
-    spaces and joiners, byte-order marks) as nothing, so text that shows nothing on screen
-    is empty rather than a query the model would answer with arbitrary products.
-    """
-    kept = []
-    for char in str(value or ""):
-        kind = unicodedata.category(char)
-        kept.append(" " if kind == "Cc" else "" if kind == "Cf" else char)
-    return " ".join("".join(kept).split())
-
-
 def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
     """Visible, whitespace-normalised text; an empty required one is refused with `hint`."""
-    text = clean_text(value)
+    text = visible_text(value)
     if required and not text:
         raise InvalidInputError(f"the {what} is empty: {hint or 'type some text'}")
     if len(text) > MAX_TEXT_CHARS:
@@ -78,13 +64,8 @@ def read_items(value: str | Sequence[Any] | None) -> list[str]:
             parsed = ast.literal_eval(value.strip())
             if isinstance(parsed, (list, tuple)):
                 value = [str(v) for v in parsed]
-    if isinstance(value, str):
-        # The labels box is two lines tall, so people type one label per line as often as
-        # they separate them with commas.
-        items = value.replace("\n", ",").split(",")
-    else:
-        items = [str(v) for v in value]
-    return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+    items = split_items(value) if isinstance(value, str) else [str(v).strip() for v in value]
+    return list(dict.fromkeys(item for item in items if item))
 
 
 def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
@@ -94,9 +75,15 @@ def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
 
 def read_labels(value: str | Sequence[str] | None) -> list[str]:
     """Classify labels: at least two, at most `MAX_LABELS` (as `parse_labels` reads them)."""
-    names = parse_labels([clean_text(item) for item in read_items(value)])
+    given = read_items(value)
+    names = parse_labels(given)
     if len(names) > MAX_LABELS:
         raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
+    if len(names) == 1 and len(given) > 1:
+        raise InvalidInputError(
+            f"the labels {', '.join(map(repr, given))} read as one label, {names[0]!r} (case "
+            "and spacing aside); give at least two different labels to compare"
+        )
     if len(names) == 1:
         # Refused rather than answered with a warning: the probabilities are shared among the
         # labels, so one label always gets 100%, which reads as a confident yes; API callers

@@ -169,10 +169,22 @@ def test_zero_shot_keeps_the_callers_labels(fclip: FashionCLIP) -> None:
     np.testing.assert_allclose(spaced, fclip.label_probabilities(images, ["dress", "t shirt"]))
 
 
-@pytest.mark.parametrize(("labels", "message"), [(["dress", "  "], "label 1"), ([], "no labels")])
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [(["dress", "  "], "label 1"), (["\u200b", "dress"], "label 0"), ([], "no labels")],
+)
 def test_an_empty_label_is_named(fclip: FashionCLIP, labels: list[str], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         fclip.zero_shot_classification([photo(40, 40)], labels)
+
+
+def test_labels_are_read_like_the_apps_one_per_line_and_invisible_characters_aside() -> None:
+    from fashion_clip.classify import label_list, parse_labels, prompt_text
+
+    assert label_list("dress\nshirt, bag") == parse_labels("dress\nshirt, bag") == [
+        "dress", "shirt", "bag"
+    ]  # fmt: skip
+    assert prompt_text("\ufeffshi\u200brt\u0000") == "shirt"
 
 
 def test_the_app_still_reads_labels_forgivingly() -> None:

@@ -18,6 +18,7 @@ from PIL import Image
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.settings import Settings
 from fashion_clip.store import Filter, Range
+from fashion_clip.text import visible_text
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
@@ -152,7 +153,7 @@ def test_text_with_nothing_visible_is_empty(backend, invisible):
 
 
 def test_invisible_characters_are_dropped_from_visible_text(backend):
-    assert inputs.clean_text("red\u200b dress\u0000 ") == "red dress"
+    assert visible_text("red\u200b dress\u0000 ") == "red dress"
     labels = handlers.classify(backend, str(PICTURE), "\ufeffdress, shi\u200brt")
     assert list(labels) == ["dress", "shirt"]
 
@@ -228,9 +229,12 @@ def test_classify_reads_labels_one_per_line_or_as_a_list(backend, labels):
 
 
 def test_classify_refuses_a_single_label_that_would_always_score_100(backend):
-    for labels in ("dress", "dress\n", ["dress"], "dress, Dress"):
+    for labels in ("dress", "dress\n", ["dress"], "dress, \u200b"):
         with pytest.raises(gr.Error, match="(?i)only one label .*'dress'.*always gets 100%"):
             handlers.classify(backend, str(PICTURE), labels)
+    # Two labels typed that read as one: said so, not "only one label given".
+    with pytest.raises(gr.Error, match="'dress', 'Dress' read as one label, 'dress'"):
+        handlers.classify(backend, str(PICTURE), "dress\nDress ")
 
 
 def test_classify_refuses_empty_and_oversized_label_lists(backend):
