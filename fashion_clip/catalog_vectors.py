@@ -45,6 +45,10 @@ def ensure_dataset_vectors(
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
+        from fashion_clip.store import add_payload_indexes, infer_payload_indexes
+
+        # Widens the integer indexes older versions chose (see `add_payload_indexes`).
+        add_payload_indexes(collection, infer_payload_indexes(dataset.catalog[:1000]))
         extra = collection.info().extra
         if extra.get(COMPLETE_KEY) == dataset.hash:
             skipped = {str(i) for i in extra.get(SKIPPED_KEY) or ()}

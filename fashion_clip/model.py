@@ -25,6 +25,7 @@ from fashion_clip.embed import check_count
 from fashion_clip.errors import ConfigurationError, ModelLoadError, ModelUnavailableError
 from fashion_clip.preprocess import ImagePreprocessor
 from fashion_clip.settings import TEXT_PRECISIONS, resolve_model_name
+from fashion_clip.store.meta import LOCAL_REVISION_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -469,7 +470,6 @@ def _local_revision(source: str, display: str) -> str:
     return f"{LOCAL_REVISION_PREFIX}{hasher.hexdigest()[:12]}"
 
 
-LOCAL_REVISION_PREFIX = "files:"  # a local folder's revision: a digest of its files
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _SAMPLE_BYTES, _SAMPLES = 1 << 16, 32  # 2 MB read per weights file, whatever its size
 

@@ -6,6 +6,7 @@ told in one message (the traceback too with `--verbose`); 130: interrupted (re-r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -24,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C took ~50 s (three 15 s HTTP attempts). Everything of ours is closed by now
         # (the store, the report, the decoding processes), so leave without waiting.
         logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to save
+                stream.flush()
         os._exit(code)
     return code
 

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from fashion_clip.model import ClipModel
-from fashion_clip.store import Collection, CollectionSpec, infer_payload_indexes
+from fashion_clip.store import (
+    Collection,
+    CollectionSpec,
+    add_payload_indexes,
+    infer_payload_indexes,
+)
 from indexer.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
 from indexer.pipeline import IndexOptions, index_rows
 from indexer.report import Reporter, Summary
@@ -71,16 +76,6 @@ def collection_spec(model: ClipModel, catalog: OpenCatalog) -> CollectionSpec:
         catalog=catalog.location,
         payload_indexes=infer_payload_indexes(catalog.sample),
     )
-
-
-def add_payload_indexes(collection: Collection, wanted: dict[str, str]) -> None:
-    """Index the fields an existing collection lacks (a column added to the catalog), and
-    widen the `integer` indexes older versions chose for whole numbers to `float`: those
-    left out every fractional value, so a price of 19.99 matched no price filter."""
-    have = collection.info().payload_indexes
-    for name, kind in wanted.items():
-        if have.get(name) is None or (have[name], kind) == ("integer", "float"):
-            collection.create_payload_index(name, kind)
 
 
 def index_catalog(

@@ -42,11 +42,13 @@ def read_limit(limit: float | None) -> int:
     if limit is None:
         return DEFAULT_RESULTS
     try:
-        count = int(limit)
+        # The number box sends 12.0; 3.7 or True is a caller's mistake, not 3 or 1.
+        whole = not isinstance(limit, bool) and float(limit).is_integer()
+        count = int(limit) if whole else None
     except (TypeError, ValueError, OverflowError):  # None-like, text, NaN, infinity
-        raise InvalidInputError(
-            f"the number of results must be a whole number, not {limit!r}"
-        ) from None
+        count = None
+    if count is None:
+        raise InvalidInputError(f"the number of results must be a whole number, not {limit!r}")
     if not 1 <= count <= MAX_RESULTS:
         raise InvalidInputError(f"the number of results must be between 1 and {MAX_RESULTS}")
     return count

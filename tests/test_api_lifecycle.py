@@ -304,3 +304,18 @@ def test_a_handed_over_collection_that_fails_to_close_does_not_fail_the_next_use
         second, result = shared.lease_collection("b", lambda s, sole: (Fine(), "ok"), store=store)
     assert result == "ok" and "disk gone" in caplog.text
     second.release()
+
+
+def test_a_datasets_older_integer_index_is_widened_on_the_next_construction(
+    tmp_path: Path, tiny_model: ClipModel, settings: Settings
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        photo(64, 80, seed=i).save(folder / f"p{i}.jpg")
+    rows = [{"id": i, "image": f"p{i}.jpg", "price": [10, 19.99, 30][i]} for i in range(3)]
+    dataset = FCLIPDataset("shop", image_source_path=str(folder), catalog=rows)
+    with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
+        fclip.collection.create_payload_index("price", "integer")  # as older versions chose
+    with FashionCLIP(model=tiny_model, dataset=dataset, settings=settings) as fclip:
+        assert fclip.collection.info().payload_indexes["price"] == "float"

@@ -112,6 +112,8 @@ def test_add_example_moves_ids_between_lists():
         ({"limit": 0}, "between 1 and"),
         ({"limit": "many"}, "whole number"),
         ({"limit": float("inf")}, "whole number"),
+        ({"limit": 3.7}, "whole number, not 3.7"),
+        ({"limit": True}, "whole number, not True"),
         ({"price_min": 50, "price_max": 10}, "upside down"),
         ({"like_ids": "no-such-id"}, "no-such-id"),
         ({"unlike_ids": "demo-0001, nope"}, "nope"),

@@ -13,7 +13,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fashion_clip.errors import ConfigurationError, ModelMismatchError, StoreError
+from fashion_clip.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ModelMismatchError,
+    StoreError,
+)
 from fashion_clip.store import Filter, Point, Range
 from tests.store_fixtures import (
     DIM,
@@ -329,7 +334,7 @@ def test_field_names_with_spaces_and_dots_and_numbers_that_turn_fractional(store
     assert found(Filter(any_of={"colour.name": ["red"]})) == ["p0", "p2", "p4"]
     assert col.count(Filter(ranges={"Variant Price": Range(gt=25)})) == 2
     assert col.facet("colour.name") == {"red": 3, "blue": 2}
-    with pytest.raises(ConfigurationError, match="double quote"):
+    with pytest.raises(InvalidInputError, match="double quote"):
         col.count(Filter(equals={'say "hi"': "x"}))
 
 

@@ -28,7 +28,7 @@ from fashion_clip.store.base import (
     Store,
 )
 from fashion_clip.store.ids import point_id
-from fashion_clip.store.meta import infer_payload_indexes
+from fashion_clip.store.meta import add_payload_indexes, infer_payload_indexes
 
 if TYPE_CHECKING:
     from fashion_clip.settings import Settings
@@ -46,6 +46,7 @@ __all__ = [
     "Point",
     "Range",
     "Store",
+    "add_payload_indexes",
     "infer_payload_indexes",
     "open_store",
     "point_id",

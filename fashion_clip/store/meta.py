@@ -8,21 +8,31 @@ key `fashion_clip`.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fashion_clip.errors import ConfigurationError, ModelMismatchError, StoreError
+from fashion_clip.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ModelMismatchError,
+    StoreError,
+)
 from fashion_clip.store.base import (
     DISTANCE,
     ID_FIELD,
     PAYLOAD_INDEX_TYPES,
     VECTOR_NAMES,
+    Collection,
     CollectionInfo,
     CollectionSpec,
 )
 
+log = logging.getLogger(__name__)
+
 META_KEY = "fashion_clip"
+LOCAL_REVISION_PREFIX = "files:"  # a local model folder's revision: a digest of its files
 META_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _MODEL_KEYS = ("model_id", "model_revision", "dim", "distance", "catalog")
@@ -102,9 +112,13 @@ def guard(
     wanted = describe_model(model_id or meta["model_id"], model_revision, dim or meta["dim"])
     built_revision = meta.get("model_revision")
     revisions_differ = bool(model_revision and built_revision and model_revision != built_revision)
-    # An equal revision is the same model under another name: a local folder's is a digest
-    # of its files (`ClipModel`), so "./my-model" and a copy elsewhere both match.
-    same_revision = bool(model_revision and model_revision == built_revision)
+    # An equal content digest is the same model under another name: a local folder's
+    # revision digests its files (`ClipModel`), so "./my-model" and a copy elsewhere match.
+    same_revision = bool(
+        model_revision
+        and model_revision.startswith(LOCAL_REVISION_PREFIX)
+        and model_revision == built_revision
+    )
     if (
         (model_id is not None and model_id != meta["model_id"] and not same_revision)
         or revisions_differ
@@ -152,7 +166,7 @@ def field_path(key: str) -> str:
     if _PLAIN_KEY.fullmatch(key):
         return key
     if any(c in key for c in _UNQUOTABLE):
-        raise ConfigurationError(
+        raise InvalidInputError(
             f"payload field {key!r} cannot be filtered on: Qdrant field names cannot hold "
             "a double quote or a backslash"
         )
@@ -169,6 +183,7 @@ def infer_payload_indexes(rows: Iterable[Mapping[str, Any]], sample: int = 1000)
     prices would be missed by every price filter. A float index serves ranges and equality.
     """
     kinds: dict[str, set[str]] = {}
+    skipped_names: set[str] = set()
     for i, row in enumerate(rows):
         if i >= sample:
             break
@@ -176,8 +191,15 @@ def infer_payload_indexes(rows: Iterable[Mapping[str, Any]], sample: int = 1000)
             if key in _NOT_INDEXED or key.startswith("_") or value is None or value == "":
                 continue
             if any(c in key for c in _UNQUOTABLE):
+                skipped_names.add(key)
                 continue
             kinds.setdefault(key, set()).add(_kind(value))
+    for key in sorted(skipped_names):
+        log.warning(
+            "payload field %r gets no index: Qdrant cannot name a field holding a "
+            "double quote or a backslash; rename the column to filter on it",
+            key,
+        )
     result = {}
     for key, found in kinds.items():
         if found <= {"integer", "float"}:
@@ -185,6 +207,16 @@ def infer_payload_indexes(rows: Iterable[Mapping[str, Any]], sample: int = 1000)
         if len(found) == 1 and (kind := found.pop()) in PAYLOAD_INDEX_TYPES:
             result[key] = kind
     return result
+
+
+def add_payload_indexes(collection: Collection, wanted: Mapping[str, str]) -> None:
+    """Index the fields an existing collection lacks (a column added to the catalog), and
+    widen the `integer` indexes older versions chose for whole numbers to `float`: those
+    left out every fractional value, so a price of 19.99 matched no price filter."""
+    have = collection.info().payload_indexes
+    for name, kind in wanted.items():
+        if have.get(name) is None or (have[name], kind) == ("integer", "float"):
+            collection.create_payload_index(name, kind)
 
 
 def _kind(value: Any) -> str:
