@@ -249,7 +249,7 @@ def image_search(
     url: str | None = None,
 ) -> SearchOutput:
     """Products that look like the image; a modifier text composes with it ("but in blue")."""
-    picture = read_image(image, url)
+    picture = read_image(image, url, min_side=backend.model.preprocessor.min_decode_side)
     modifier = read_text(modifier, "modifier")
     count = read_limit(limit)
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
@@ -292,7 +292,9 @@ def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
 def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -> dict[str, float]:
     """Label -> probability for the image, as the model was trained to score them."""
     names = read_labels(labels)
-    picture = read_image(image)
+    # Decoded at the model's size, as the indexer decodes the catalog: a 12 MP phone photo's
+    # JPEG is read at a quarter or an eighth of its sides, several times faster.
+    picture = read_image(image, min_side=backend.model.preprocessor.min_decode_side)
     vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
     probabilities = label_probabilities(backend.texts, vector, names, DEFAULT_TEMPLATES)[0]
     return {name: float(p) for name, p in zip(names, probabilities, strict=True)}

@@ -98,8 +98,12 @@ def read_labels(value: str | Sequence[str] | None) -> list[str]:
     return names
 
 
-def read_image(image: Any, url: str | None = None) -> Image.Image:
-    """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image."""
+def read_image(image: Any, url: str | None = None, *, min_side: int | None = None) -> Image.Image:
+    """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image.
+
+    `min_side`: a JPEG may be decoded at the smallest scale that keeps its shorter side at
+    least this long (draft mode), as the indexer decodes the catalog's photos.
+    """
     if image is None or (isinstance(image, str) and not image.strip()):
         if url and url.strip():
             # Only the web: a path or s3:// URI here would let callers read the server's files.
@@ -107,8 +111,8 @@ def read_image(image: Any, url: str | None = None) -> Image.Image:
                 raise InvalidInputError(
                     f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
                 )
-            return load_image(url.strip())
+            return load_image(url.strip(), min_side=min_side)
         raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image.astype(np.uint8))
-    return load_image(image)
+    return load_image(image, min_side=min_side)

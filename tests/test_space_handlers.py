@@ -472,3 +472,31 @@ def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
     assert seen[1:] and all(threads == vision for _, threads in seen[1:]), seen
     assert {kind for kind, _ in seen[1:]} == {"pixels", "text"}  # classify: image and labels
     assert after == [3]
+
+
+def test_query_photos_are_decoded_as_the_indexer_decodes_the_catalog(
+    backend, tmp_path, monkeypatch
+):
+    from indexer.decoding import decode_crop
+
+    model = backend.model
+    big = tmp_path / "phone.jpg"
+    big.write_bytes(jpeg_bytes(photo(1600, 1200, seed=3)))
+    side = model.preprocessor.min_decode_side
+    picture = inputs.read_image(str(big), min_side=side)
+    assert side <= min(picture.size) and picture.width <= 1600 // 2  # a reduced scale
+    crop, _ = decode_crop(big.read_bytes(), str(big), model.preprocessor)
+    stored = model.encode_crops(crop[None].copy())[0]  # what `indexer index` stores for it
+    np.testing.assert_allclose(handlers._image_vector(model, picture), stored, atol=1e-5)
+
+    asked = []
+    real = inputs.load_image
+
+    def spy(source, **kwargs):
+        asked.append(kwargs.get("min_side"))
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(inputs, "load_image", spy)
+    handlers.classify(backend, str(big), "dress, shirt")
+    handlers.image_search(backend, str(big))
+    assert asked == [side, side]
