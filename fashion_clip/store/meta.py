@@ -41,7 +41,9 @@ _NOT_INDEXED = {ID_FIELD, "image", "caption", "fingerprint", "_fingerprint", "de
 # Qdrant reads a field name as a JSON path ("a.b" is b inside a): a top-level key made of
 # anything else ("Variant Price", "color.name") must be written in double quotes, which
 # cannot themselves hold a quote or a backslash.
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Plain keys as every version of Qdrant's parser reads them unquoted (older ones want a
+# first character that is not a digit); anything else is quoted, which always works.
+_PLAIN_KEY = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]*")
 _UNQUOTABLE = ('"', "\\")
 _MAX_KEYWORD_LENGTH = 64  # longer strings are prose, not categories to filter on
 
