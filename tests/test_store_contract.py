@@ -312,13 +312,14 @@ def test_facet_counts_for_filter_menus(col, cat):
 def test_field_names_with_spaces_and_dots_and_numbers_that_turn_fractional(store, backend):
     # Catalog exports name columns "Variant Price"; Qdrant reads names as JSON paths, where a
     # space is invalid and a dot means nesting. And whole prices first, fractional ones later.
-    indexes = {"Variant Price": "float", "colour.name": "keyword", "size": "float"}
+    indexes = {"Variant Price": "float", "colour.name": "keyword", "size": "float", "2024": "float"}
     col = store.create(backend.prefix + "odd", spec(payload_indexes=indexes))
     prices = [20, 30, 19.99, 9.5, 40]
     vectors = unit(np.random.default_rng(5), len(prices))
     col.upsert([
         Point(id=f"p{i}", vectors={"image": vectors[i]},
-              payload={"Variant Price": price, "colour.name": ["red", "blue"][i % 2], "size": i})
+              payload={"Variant Price": price, "colour.name": ["red", "blue"][i % 2], "size": i,
+                       "2024": i * 10})
         for i, price in enumerate(prices)
     ])  # fmt: skip
     col.optimize()
@@ -334,6 +335,7 @@ def test_field_names_with_spaces_and_dots_and_numbers_that_turn_fractional(store
     assert found(Filter(any_of={"colour.name": ["red"]})) == ["p0", "p2", "p4"]
     assert col.count(Filter(ranges={"Variant Price": Range(gt=25)})) == 2
     assert col.facet("colour.name") == {"red": 3, "blue": 2}
+    assert found(Filter(ranges={"2024": Range(gte=30)})) == ["p3", "p4"]
     with pytest.raises(InvalidInputError, match="double quote"):
         col.count(Filter(equals={'say "hi"': "x"}))
 
