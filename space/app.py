@@ -228,13 +228,14 @@ def build_demo(
         text_noted = [text_hits, *text_filters[:5]], text_note
         search.success(handlers.results_note, *text_noted, **private)
         clear_button.click(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
-        text_gallery.select(
+        picked = text_gallery.select(
             pick,
             [text_hits, examples, mode, *filters_in],
             [text_gallery, text_hits, examples],
             api_visibility="private",
             **search_bound,
-        ).success(_describe_examples, examples, examples_note, **private).success(
+        )
+        picked.success(handlers.examples_note, examples, examples_note, **private).success(
             handlers.results_note, *text_noted, **private
         )
 
@@ -354,14 +355,3 @@ def _gallery(elem_id: str) -> gr.Gallery:
         allow_preview=False,
         elem_id=elem_id,
     )
-
-
-def _describe_examples(state: dict) -> str:
-    """ "More like: …  Less like: …" with captions, so the page shows what steers the results."""
-    names = state.get("names", {})
-    parts = []
-    for key, title in (("like", "More like"), ("unlike", "Less like")):
-        if state.get(key):
-            chosen = ", ".join(f"`{names.get(i, i)}`" for i in state[key])
-            parts.append(f"**{title}:** {chosen}")
-    return " · ".join(parts)

@@ -282,6 +282,28 @@ def results_note(
     return "**No products found.** Try other words, or fewer examples."
 
 
+def examples_note(state: dict[str, Any]) -> str:
+    """What steers the results: "More like: …  Less like: …" with captions; "" with none.
+
+    With liked examples `text_search` ignores the typed text (it recommends from the
+    examples' pictures) while the boxes still show it, so the note says so and how to get
+    the text back; with only disliked ones the text still leads, and nothing is added.
+    """
+    names = state.get("names", {})
+    parts = []
+    for key, title in (("like", "More like"), ("unlike", "Less like")):
+        if state.get(key):
+            chosen = ", ".join(f"`{names.get(i, i)}`" for i in state[key])
+            parts.append(f"**{title}:** {chosen}")
+    note = " · ".join(parts)
+    if state.get("like"):
+        note += (
+            "  \n_Searching by these examples: the Search and 'Less of' text is not used. "
+            "Press Search to search by the text again._"
+        )
+    return note
+
+
 def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
     return backend.pictures.gallery(hits), [hit_record(hit) for hit in hits]
 

@@ -100,7 +100,11 @@ def test_text_search_shows_results_and_more_like_this(page, url):
     results(page).first.click()  # "more like this"
     page.locator("#examples").get_by_text("More like").wait_for()
     results(page).first.wait_for(state="visible")
+    # The query box still reads "red striped dress", but the examples alone steer now.
+    expect(page.locator("#examples")).to_contain_text("'Less of' text is not used", timeout=WAIT_MS)
     shot(page, "more-like-this")
+    page.get_by_role("button", name="Clear examples").click()
+    expect(page.locator("#examples")).not_to_contain_text("not used", timeout=WAIT_MS)
 
 
 def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):

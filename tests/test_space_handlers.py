@@ -96,6 +96,24 @@ def test_liked_examples_run_more_like_this(backend):
     assert [h["id"] for h in similar] == [h.id for h in nearest]
 
 
+def test_examples_note_says_the_typed_text_is_not_used_while_examples_are_liked(backend):
+    # The premise: with a liked example the typed query and "less of" text change nothing.
+    liked = search(backend, limit=5)[1][0]["id"]
+    _, steered = search(backend, "red summer dress", negative="stripes", like_ids=[liked])
+    _, plain = search(backend, "", like_ids=[liked])
+    assert [h["id"] for h in steered] == [h["id"] for h in plain]
+
+    names = {liked: "Red dress"}
+    note = handlers.examples_note({"like": [liked], "unlike": [], "names": names})
+    assert "**More like:** `Red dress`" in note
+    assert "Search and 'Less of' text is not used" in note
+    assert "Press Search" in note  # how to get the text back
+    # Disliked examples only: the text still leads the search, so nothing to warn about.
+    only_disliked = handlers.examples_note({"like": [], "unlike": [liked], "names": names})
+    assert only_disliked == "**Less like:** `Red dress`"
+    assert handlers.examples_note({"like": [], "unlike": [], "names": {}}) == ""
+
+
 def test_add_example_moves_ids_between_lists():
     hits = [{"id": "a", "caption": "A"}, {"id": "b", "caption": "B"}]
     assert handlers.add_example(hits, 0, "More like this", [], []) == (["a"], [])
