@@ -227,6 +227,9 @@ def build_demo(
         # A page-only note, so the API still answers an empty gallery and an empty hit list.
         text_noted = [text_hits, *text_filters[:5]], text_note
         search.success(handlers.results_note, *text_noted, **private)
+        # A failed search answers with an error toast and leaves the outputs as they were;
+        # the old note ("No products match these filters") would read as this search's.
+        search.failure(lambda: "", None, text_note, **private)
         clear_button.click(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
         picked = text_gallery.select(
             pick,
@@ -238,6 +241,7 @@ def build_demo(
         picked.success(handlers.examples_note, examples, examples_note, **private).success(
             handlers.results_note, *text_noted, **private
         )
+        picked.failure(lambda: "", None, text_note, **private)
 
         image_search = image_button.click(
             bind(handlers.image_search, backend),
@@ -252,6 +256,7 @@ def build_demo(
         image_search.success(
             handlers.results_note, [image_hits, *image_filters[:5]], image_note, **private
         )
+        image_search.failure(lambda: "", None, image_note, **private)
 
         for name, button in presets.items():
             button.click(lambda text=facets.presets[name]: text, None, labels, **private)

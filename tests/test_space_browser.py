@@ -134,6 +134,22 @@ def test_filters_that_match_nothing_say_so(page, url):
     expect(page.locator("#text-note")).not_to_contain_text("No products match", timeout=WAIT_MS)
 
 
+def test_a_failed_search_clears_the_last_searchs_note(page, url):
+    page.goto(url)
+    query = page.locator("#query textarea, #query input").first
+    query.fill("dress")
+    page.get_by_text("Filters").first.click()
+    page.get_by_label("Price from").first.fill("100000")
+    page.locator("#search-button").click()
+    page.locator("#text-note").get_by_text("No products match these filters").wait_for()
+    query.fill("")
+    page.locator("#search-button").click()
+    page.get_by_text("query is empty").first.wait_for()  # the error toast
+    # The note was the last search's; beside this one's error it would mislead.
+    expect(page.locator("#text-note")).not_to_contain_text("No products match", timeout=WAIT_MS)
+    shot(page, "failed-search")
+
+
 def test_deep_link_fills_and_runs_the_search(page, url):
     page.goto(url + "?q=red+dress")
     results(page).first.wait_for(state="visible")
