@@ -1,7 +1,8 @@
 """The Space in a real browser: Debian's headless Chromium driven by Playwright.
 
 It loads the page, runs a text search and sees results, clicks a result for "more like
-this", follows a `?q=` deep link, and localizes an uploaded picture; screenshots go to
+this" (and is told the typed text no longer applies), sees a failed search clear the old
+note, follows a `?q=` deep link, and localizes an uploaded picture; screenshots go to
 `tests/artifacts/`. `.ci/run` installs Chromium; without it these tests are skipped.
 """
 
