@@ -27,8 +27,9 @@ from fashion_clip.classify import (
 )
 from fashion_clip.embed import check_count, encode_images
 from fashion_clip.images import ImageSource
-from fashion_clip.model import LOCAL_REVISION_PREFIX, ClipModel
+from fashion_clip.model import ClipModel
 from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
+from fashion_clip.store.meta import is_content_digest
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +224,9 @@ class FashionCLIP:
 
 def collection_name(dataset: Any, model: ClipModel) -> str:
     """`{dataset}-{content hash}-{model digest}`: one collection per (dataset, model) pair."""
-    revision = model.info.revision or ""
+    revision = model.info.revision
     # A local folder is known by its files' digest, so its spelling or place does not matter.
-    local = revision.startswith(LOCAL_REVISION_PREFIX)
-    model_key = revision if local else f"{model.info.name}@{revision}"
+    model_key = revision if is_content_digest(revision) else f"{model.info.name}@{revision or ''}"
     model_digest = hashlib.sha256(model_key.encode()).hexdigest()[:8]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", dataset.name).strip("_")[:40] or "dataset"
     return f"{slug}-{dataset.hash[:12]}-{model_digest}"

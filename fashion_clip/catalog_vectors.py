@@ -42,13 +42,13 @@ def ensure_dataset_vectors(
     interrupted), the collection is closed again unless `close_on_error` is False (someone
     else in this process holds it open), so that its lock never outlives the failure.
     """
+    from fashion_clip.store import CollectionSpec, add_payload_indexes, infer_payload_indexes
+
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
-        from fashion_clip.store import add_payload_indexes, infer_payload_indexes
-
         # Widens the integer indexes older versions chose (see `add_payload_indexes`).
-        add_payload_indexes(collection, infer_payload_indexes(dataset.catalog[:1000]))
+        add_payload_indexes(collection, infer_payload_indexes(dataset))
         extra = collection.info().extra
         if extra.get(COMPLETE_KEY) == dataset.hash:
             skipped = {str(i) for i in extra.get(SKIPPED_KEY) or ()}
@@ -67,14 +67,12 @@ def ensure_dataset_vectors(
         log.info("pulling the vectors of %s from %s", name, snapshot)
         pull_snapshot(store, snapshot, name, **guard)
         return store.open(name, **guard), "snapshot"
-    from fashion_clip.store import CollectionSpec, infer_payload_indexes
-
     spec = CollectionSpec(
         model_id=model.info.name,
         dim=model.dim,
         model_revision=model.info.revision,
         catalog=f"FCLIPDataset:{dataset.name}",
-        payload_indexes=infer_payload_indexes(dataset.catalog[:1000]),
+        payload_indexes=infer_payload_indexes(dataset),  # reads the first 1,000 rows
     )
     collection = store.create(name, spec)
     _build_or_close(dataset, model, collection, close_on_error)

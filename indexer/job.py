@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -43,6 +44,11 @@ class OpenCatalog:
     total: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
 
+    @functools.cached_property
+    def payload_indexes(self) -> dict[str, str]:
+        """The payload indexes the sample asks for (see `infer_payload_indexes`)."""
+        return infer_payload_indexes(self.sample)
+
     def rows(self) -> Iterator[Row | RowProblem]:
         return read_rows(self.path, self.fmt, name=self.location)
 
@@ -74,7 +80,7 @@ def collection_spec(model: ClipModel, catalog: OpenCatalog) -> CollectionSpec:
         dim=model.dim,
         model_revision=model.info.revision,
         catalog=catalog.location,
-        payload_indexes=infer_payload_indexes(catalog.sample),
+        payload_indexes=catalog.payload_indexes,
     )
 
 
@@ -88,7 +94,7 @@ def index_catalog(
 ) -> Summary:
     """Index `catalog` into `collection`, record the run in its metadata, build the index."""
     options = options or IndexOptions()
-    add_payload_indexes(collection, infer_payload_indexes(catalog.sample))
+    add_payload_indexes(collection, catalog.payload_indexes)
     summary = index_rows(
         catalog.rows(), collection, model, root, reporter, options, total=catalog.total
     )

@@ -31,8 +31,9 @@ from tqdm import tqdm
 
 from fashion_clip.errors import CatalogError
 from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES
-from fashion_clip.model import LOCAL_REVISION_PREFIX, ClipModel
+from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Point
+from fashion_clip.store.meta import is_content_digest
 from indexer.catalog import Row, RowProblem
 from indexer.decoding import decode_mode
 from indexer.report import Reporter, Skip, Summary
@@ -91,9 +92,8 @@ def model_tag(model: ClipModel, precision: str) -> ModelTag:
     """What a row's vectors are keyed by. A local folder is known by its files' digest, not by
     the path it was given as ("./m" today, "../m" or a copy tomorrow: no re-embedding)."""
     revision = model.info.revision
-    if revision and revision.startswith(LOCAL_REVISION_PREFIX):
-        return ModelTag(revision, revision, precision)
-    return ModelTag(model.info.name, revision, precision)
+    name = revision if is_content_digest(revision) else model.info.name
+    return ModelTag(name, revision, precision)
 
 
 def index_rows(

@@ -116,11 +116,7 @@ def guard(
     revisions_differ = bool(model_revision and built_revision and model_revision != built_revision)
     # An equal content digest is the same model under another name: a local folder's
     # revision digests its files (`ClipModel`), so "./my-model" and a copy elsewhere match.
-    same_revision = bool(
-        model_revision
-        and model_revision.startswith(LOCAL_REVISION_PREFIX)
-        and model_revision == built_revision
-    )
+    same_revision = is_content_digest(model_revision) and model_revision == built_revision
     if (
         (model_id is not None and model_id != meta["model_id"] and not same_revision)
         or revisions_differ
@@ -132,6 +128,12 @@ def guard(
             f"`python -m indexer index CATALOG --collection {name} --recreate`, or use the "
             "model it was built with"
         )
+
+
+def is_content_digest(revision: str | None) -> bool:
+    """Whether `revision` is a local model folder's digest of its files: the same digest is
+    the same model, whatever path or name the folder was given as."""
+    return bool(revision and revision.startswith(LOCAL_REVISION_PREFIX))
 
 
 def describe_model(model_id: str, revision: str | None, dim: int | None) -> str:
