@@ -9,6 +9,7 @@ is not a record), so "row 3" is the third product whatever the format.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import json
@@ -117,12 +118,36 @@ def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row 
                         first_seen[key] = number
                 yield row
     except UnicodeDecodeError as exc:
+        line, byte = _first_undecodable(path)
+        where = f"line {line}, byte 0x{byte:02x}" if line else f"byte 0x{exc.object[exc.start]:02x}"
         raise CatalogError(
-            f"{name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} cannot be decoded); "
-            "save the catalog as UTF-8"
+            f"{name}: not UTF-8 text ({where} cannot be decoded); save the catalog as UTF-8"
         ) from None
     except OSError as exc:
         raise CatalogError(f"{name}: cannot read the catalog: {exc}") from exc
+
+
+def _first_undecodable(path: Path) -> tuple[int, int]:
+    """(line number, byte) of the file's first byte that is not UTF-8, or (0, 0).
+
+    The text reader decodes in blocks, so its error only knows the offset in a block; the
+    file is read again (only on this error) to tell the user which line to fix.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    with open(path, "rb") as raw:
+        while block := raw.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                # The decoder may hold back up to 3 bytes of an unfinished character.
+                pending = len(exc.object) - len(block)
+                offset = exc.start - pending
+                if offset < 0:  # the bad sequence began in the previous block
+                    return lines_before + 1, exc.object[exc.start]
+                return lines_before + block.count(b"\n", 0, offset) + 1, exc.object[exc.start]
+            lines_before += block.count(b"\n")
+    return 0, 0
 
 
 def _records(text: IO[str], fmt: str, name: str) -> Iterator[dict[str, Any] | str | Malformed]:

@@ -50,8 +50,26 @@ def test_utf8_bom_is_accepted_and_other_encodings_are_refused(tmp_path):
     assert read(path)[0].id == "x"
     latin = tmp_path / "latin.csv"
     latin.write_bytes("id,image,caption\nx,a.jpg,robe légère\n".encode("latin-1"))
-    with pytest.raises(CatalogError, match="not UTF-8"):
+    with pytest.raises(CatalogError, match=r"not UTF-8 text \(line 2, byte 0xe9 "):
         read(latin)
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "byte"),
+    [
+        ("é\n".encode() + b"\xff", 1203, 0xFF),  # a good character cut by the block's end
+        (b"\xc3\n", 1202, 0xC3),  # a bad sequence that begins in the block before
+    ],
+)
+def test_the_not_utf8_error_names_the_line_past_the_first_megabyte(tmp_path, tail, line, byte):
+    # The line is found by a second, block-wise read (1 MiB blocks): the block's end must
+    # not lose count of the lines or of a character it cuts.
+    head = ("id,image\n" + ("x" * 1023 + "\n") * 1200).encode()  # 1,201 lines
+    padding = (1 << 20) - len(head) - 1  # the tail's first byte is the block's last
+    path = tmp_path / "big.csv"
+    path.write_bytes(head + b"y" * padding + tail)
+    with pytest.raises(CatalogError, match=rf"line {line}, byte 0x{byte:02x} "):
+        read(path)
 
 
 def test_missing_duplicate_and_malformed_rows_are_reported_with_row_numbers(tmp_path):
