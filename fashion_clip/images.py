@@ -32,6 +32,8 @@ HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
 _USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+_ORIENTATION_TAG = 0x0112  # EXIF Orientation
+_QUARTER_TURNS = {5, 6, 7, 8}  # its values that swap width and height
 
 
 def is_image_source(value: object) -> bool:
@@ -109,6 +111,7 @@ def load_image(
     source: ImageSource,
     *,
     min_side: int | None = None,
+    min_long_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
     max_bytes: int = MAX_BYTES,
 ) -> Image.Image:
@@ -117,7 +120,27 @@ def load_image(
     `min_side` lets JPEGs decode in draft mode (DCT scaling, 2-8x faster) at the smallest
     scale whose shorter side still covers `min_side` pixels: enough for a model whose input
     is that size, and the reason decoding all but vanishes from the indexing cost.
+    `min_long_side` does the same for the longer side: enough for a picture shown that big.
     """
+    return load_image_sized(
+        source,
+        min_side=min_side,
+        min_long_side=min_long_side,
+        max_pixels=max_pixels,
+        max_bytes=max_bytes,
+    )[0]
+
+
+def load_image_sized(
+    source: ImageSource,
+    *,
+    min_side: int | None = None,
+    min_long_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_BYTES,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """`load_image`, and the `(width, height)` of the whole upright image, which a JPEG
+    decoded in draft mode is smaller than (for positions given in the original's pixels)."""
     if not is_image_source(source):
         raise InvalidInputError(
             f"an image of type {type(source).__name__} cannot be read; pass {SOURCE_HINT}"
@@ -126,14 +149,17 @@ def load_image(
         if source.width < 1 or source.height < 1:  # nothing to resize: a division by zero later
             name = getattr(source, "filename", None) or "PIL image"
             raise ImageLoadError(name, f"image has no pixels ({source.width}x{source.height})")
-        return to_rgb(_upright(source), source)
+        image = to_rgb(_upright(source), source)
+        return image, image.size
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), source
     elif hasattr(source, "read"):
         data, name = source.read(), source
     else:
         data, name = fetch_bytes(source, max_bytes=max_bytes), os.fspath(source)
-    return decode_image(data, name=name, min_side=min_side, max_pixels=max_pixels)
+    return decode_image_sized(
+        data, name=name, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels
+    )
 
 
 def decode_image(
@@ -141,9 +167,24 @@ def decode_image(
     *,
     name: object = None,
     min_side: int | None = None,
+    min_long_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
 ) -> Image.Image:
     """Decode encoded image bytes into an upright RGB image (see `load_image`)."""
+    return decode_image_sized(
+        data, name=name, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels
+    )[0]
+
+
+def decode_image_sized(
+    data: bytes,
+    *,
+    name: object = None,
+    min_side: int | None = None,
+    min_long_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """`decode_image`, and the whole upright image's `(width, height)` (see `load_image_sized`)."""
     name = name if name is not None else data
     if not data:
         raise ImageLoadError(name, "empty file (0 bytes)")
@@ -163,10 +204,13 @@ def decode_image(
         )
     if width < 1 or height < 1:
         raise ImageLoadError(name, f"image has no pixels ({width}x{height})")
-    if min_side and image.format == "JPEG":
-        scale = min_side / min(width, height)
+    if image.format == "JPEG" and (min_side or min_long_side):
+        scale = max(
+            min_side / min(width, height) if min_side else 0.0,
+            min_long_side / max(width, height) if min_long_side else 0.0,
+        )
         if scale < 1:
-            # draft() keeps both sides >= the requested ones, so the short side stays >= min_side.
+            # draft() keeps both sides >= the requested ones, so each stays >= its minimum.
             image.draft("RGB", (int(np.ceil(width * scale)), int(np.ceil(height * scale))))
     try:
         if getattr(image, "is_animated", False):
@@ -177,7 +221,18 @@ def decode_image(
     except (OSError, ValueError, SyntaxError) as exc:
         problem = "truncated image" if "truncated" in str(exc) else f"corrupt image ({exc})"
         raise ImageLoadError(name, problem) from exc
-    return to_rgb(_upright(image), name)
+    decoded, orientation = image.size, _orientation(image)  # read before _upright drops it
+    upright = to_rgb(_upright(image), name)
+    # EXIF orientations 5-8 turn the picture a quarter turn: its whole size turns with it.
+    turned = orientation in _QUARTER_TURNS and upright.size == decoded[::-1]
+    return upright, (height, width) if turned else (width, height)
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        return image.getexif().get(_ORIENTATION_TAG)
+    except Exception:  # a malformed EXIF block: _upright leaves the picture as it is
+        return None
 
 
 def _upright(image: Image.Image) -> Image.Image:

@@ -29,6 +29,7 @@ from space.inputs import (
     IMAGE_HINT,
     read_ids,
     read_image,
+    read_image_sized,
     read_labels,
     read_limit,
     read_text,
@@ -336,14 +337,14 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
     concept = read_text(
         text, "text", required=True, hint="type what to find in the image, e.g. 'collar'"
     )
-    picture = read_image(image)
-    size = picture.size  # (width, height) of the input: what the peak is given in
-    # Mapped and drawn at the size shown: drawing an 8000-pixel photo's full-size overlay
-    # only to shrink it took most of the time and gigabytes of memory. The model still
-    # sees the whole picture, as the library's `localize` shows it to it.
+    # Decoded, mapped and drawn at the size shown: a JPEG is decoded in draft mode, just big
+    # enough for it, and the peak is still given in the input's pixels (`size`). Drawing an
+    # 8000-pixel photo's full-size overlay only to shrink it took most of the time and
+    # gigabytes of memory. The model still sees the whole picture.
+    picture, size = read_image_sized(image, min_long_side=MAX_OVERLAY_SIDE)
     shown = display_size(size)
     heatmap = locate(backend.model, picture, concept, size=shown)  # (h, w) in [0, 1]
-    if shown != size:
+    if shown != picture.size:
         picture = picture.resize(shown, Image.Resampling.BILINEAR, reducing_gap=2.0)
     overlay = draw_heatmap(picture, heatmap)  # the peak is ringed
     x, y = to_input_pixels(heatmap_peak(heatmap), shown, size)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from fashion_clip.classify import parse_labels
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.images import load_image
+from fashion_clip.images import load_image_sized
 from fashion_clip.text import split_items, visible_text
 
 MAX_RESULTS = 48
@@ -104,6 +104,18 @@ def read_image(image: Any, url: str | None = None, *, min_side: int | None = Non
     `min_side`: a JPEG may be decoded at the smallest scale that keeps its shorter side at
     least this long (draft mode), as the indexer decodes the catalog's photos.
     """
+    return read_image_sized(image, url, min_side=min_side)[0]
+
+
+def read_image_sized(
+    image: Any,
+    url: str | None = None,
+    *,
+    min_side: int | None = None,
+    min_long_side: int | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """`read_image`, and the whole picture's `(width, height)`: a JPEG decoded in draft mode
+    (`min_long_side`: to keep its longer side at least this long) is smaller than that."""
     if image is None or (isinstance(image, str) and not image.strip()):
         if url and url.strip():
             # Only the web: a path or s3:// URI here would let callers read the server's files.
@@ -111,8 +123,9 @@ def read_image(image: Any, url: str | None = None, *, min_side: int | None = Non
                 raise InvalidInputError(
                     f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
                 )
-            return load_image(url.strip(), min_side=min_side)
-        raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
+            image = url.strip()
+        else:
+            raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image.astype(np.uint8))
-    return load_image(image, min_side=min_side)
+    return load_image_sized(image, min_side=min_side, min_long_side=min_long_side)

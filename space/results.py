@@ -113,7 +113,7 @@ class Pictures:
         if target.exists():
             return str(target)
         try:
-            image = load_image(source)
+            image = load_image(source, min_long_side=THUMBNAIL_SIDE)  # JPEG: draft mode
         except FashionCLIPError as exc:
             log.warning("cannot show %s: %s", source, exc)
             return str(self._placeholder)

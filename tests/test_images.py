@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import io
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fashion_clip.errors import ImageLoadError
-from fashion_clip.images import decode_image, load_image
+from fashion_clip.images import decode_image, decode_image_sized, load_image
 from tests.image_corpus import bad_files, exif_rotated_jpeg, good_files, jpeg_bytes, photo
 
 
@@ -73,6 +74,26 @@ def test_draft_mode_keeps_the_short_side_at_least_the_target() -> None:
     small = decode_image(data, min_side=224)
     assert full.size == (1000, 1333)
     assert min(small.size) >= 224 and small.width < 1000
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_draft_mode_for_display_keeps_the_long_side_and_tells_the_whole_size(orientation):
+    # A picture shown 1,024 pixels wide need not be decoded at 4,000; what is said about it
+    # (a peak's position) is still in the whole picture's pixels, turned upright (6 swaps).
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = jpeg_bytes(photo(4000, 1000), exif=exif.tobytes())
+    upright = (4000, 1000) if orientation == 1 else (1000, 4000)
+    image, size = decode_image_sized(data, min_long_side=1024)
+    assert size == upright
+    assert 1024 <= max(image.size) < 4000  # drafted: 2000x500 (or 500x2000 turned)
+    assert (image.width > image.height) == (upright[0] > upright[1])
+    # Nothing to gain (a PNG, or a JPEG already small enough): decoded whole.
+    png = io.BytesIO()
+    photo(300, 200).save(png, "PNG")
+    for small in (png.getvalue(), jpeg_bytes(photo(300, 200))):
+        image, size = decode_image_sized(small, min_long_side=1024)
+        assert image.size == size == (300, 200)
 
 
 def test_pixel_cap_is_configurable() -> None:

@@ -293,8 +293,19 @@ def test_localize_draws_a_large_photo_at_display_size_but_answers_in_its_pixels(
         drawn.append(image.size)
         return real_draw(image, heatmap, **kwargs)
 
+    import fashion_clip.localize as library
+
+    mapped: list[tuple[int, int]] = []
+    real_localize = library.localize
+
+    def locate(model, picture, text, **kwargs):
+        mapped.append(picture.size)
+        return real_localize(model, picture, text, **kwargs)
+
     monkeypatch.setattr(overlay, "draw_heatmap", draw)
+    monkeypatch.setattr(library, "localize", locate)
     image, peak = handlers.localize(backend, str(path), "collar")
+    assert mapped == [(1500, 750)]  # decoded in draft mode: half the sides, still >= 1024
     assert drawn == [(1024, 512)]  # never drawn at full size, only to be shrunk
     assert image.size == (1024, 512) and max(image.size) == handlers.MAX_OVERLAY_SIDE
     assert peak["size"] == [3000, 1500]
