@@ -26,6 +26,7 @@ from space.components import (
     serve_in_place,
     uploaded_image,
     with_gallery_data,
+    with_picture_file,
 )
 from space.filters import Facets, read_facets
 from space.handlers import Backend
@@ -46,6 +47,9 @@ SEARCH_GROUP, SEARCH_CONCURRENCY = "search", None
 VISION_GROUP, VISION_CONCURRENCY = "vision", 1
 MORE, LESS = "More like this", "Less like this"
 NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
+
+
+CACHE_LIFETIME = (3600, 3600)  # every hour, delete Gradio's cached files over an hour old
 
 
 def header_line(model: ClipModel, collection: Collection, settings: Settings | None) -> str:
@@ -86,7 +90,9 @@ def build_demo(
     vision_bound = {"concurrency_id": VISION_GROUP, "concurrency_limit": VISION_CONCURRENCY}
     private = {"api_visibility": "private", "queue": False}
 
-    with gr.Blocks(title="FashionCLIP Space") as demo:
+    # Uploads (up to 25 MB each) stay in Gradio's cache until deleted: an hour is plenty for
+    # a page to fetch them, and a public Space's disk would fill otherwise.
+    with gr.Blocks(title="FashionCLIP Space", delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(header_line(model, collection, settings), elem_id="header")
         banner = f"⚠️ {notice[:1].upper()}{notice[1:]}" if notice else ""
         gr.Markdown(banner, visible=bool(notice), elem_id="notice")
@@ -170,9 +176,7 @@ def build_demo(
                         "Localize", variant="primary", elem_id="localize-button"
                     )
                 with gr.Column():
-                    heatmap = gr.Image(
-                        label="Heatmap", type="pil", format="jpeg", elem_id="heatmap"
-                    )
+                    heatmap = gr.Image(label="Heatmap", type="filepath", elem_id="heatmap")
                     gr.HTML(heatmap_legend(), elem_id="heatmap-legend")
                     peak = gr.JSON(label="Peak", elem_id="peak")
 
@@ -273,7 +277,7 @@ def build_demo(
 
         gr.on(
             [localize_button.click, concept.submit],
-            bind(handlers.localize, backend),
+            with_picture_file(bind(handlers.localize, backend), pictures),
             [localize_image, concept],
             [heatmap, peak],
             api_name="localize",

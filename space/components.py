@@ -15,7 +15,7 @@ import gradio as gr
 
 from space.handlers import Backend, refusal
 from space.inputs import IMAGE_HINT
-from space.results import gallery_data
+from space.results import Pictures, gallery_data
 
 log = logging.getLogger(__name__)
 C = TypeVar("C", bound=gr.components.Component)
@@ -95,6 +95,18 @@ def serve_in_place(folders: list[Path]) -> None:
         _StaticFiles.all_paths[:] = [*dict.fromkeys(Path(f).resolve() for f in folders), *rest]
     except (ImportError, AttributeError):  # another Gradio: only slower, never wrong
         log.debug("cannot reorder Gradio's static paths")
+
+
+def with_picture_file(handler: Callable[..., Any], pictures: Pictures) -> Callable[..., Any]:
+    """`handler` returning (picture, info), its picture saved by `pictures.keep` and given as
+    a file the page fetches in place (see `Pictures.keep` for why not Gradio's cache)."""
+
+    @functools.wraps(handler)
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        picture, info = handler(*args, **kwargs)
+        return pictures.keep(picture), info
+
+    return answer
 
 
 def with_gallery_data(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,8 +9,10 @@ becomes a grey placeholder, so the gallery and the JSON list stay aligned hit fo
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import mimetypes
+import os
 import posixpath
 import shutil
 import tempfile
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_FIELD = "_image_source"  # written by the indexer: the resolved image reference
 THUMBNAIL_SIDE = 384
+KEPT_PICTURES = 256  # pictures the app made (overlays) kept for the pages to fetch
 GalleryItem = tuple[str, str]  # (picture: a path or URL, caption)
 
 
@@ -118,9 +121,29 @@ class Pictures:
             log.warning("cannot show %s: %s", source, exc)
             return str(self._placeholder)
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        partial = target.with_suffix(".part")
-        image.save(partial, "JPEG", quality=85)
-        partial.replace(target)  # never serve half a file to a concurrent request
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        _write_whole(target, buffer.getvalue())
+        return str(target)
+
+    def keep(self, picture: Image.Image) -> str:
+        """A picture the app made (a heatmap overlay), saved where the page can fetch it.
+
+        Gradio would save it to its cache under a name made from its content, rewriting the
+        file in place: identical answers at once (several visitors, one example) truncated
+        each other's downloads. Here each file appears whole, and only the newest
+        `KEPT_PICTURES` stay (a page fetches its picture as soon as the answer arrives).
+        """
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=90)
+        data = buffer.getvalue()
+        folder = self.cache_dir / "made"
+        folder.mkdir(exist_ok=True)
+        target = folder / (hashlib.sha1(data).hexdigest() + ".jpg")
+        _write_whole(target, data)
+        made = sorted(folder.glob("*.jpg"), key=_age_key, reverse=True)
+        for old in made[KEPT_PICTURES:]:
+            old.unlink(missing_ok=True)
         return str(target)
 
     def gallery(self, hits: Sequence[Hit]) -> list[GalleryItem]:
@@ -130,3 +153,23 @@ class Pictures:
             caption = public_payload(hit.payload).get("caption") or str(hit.id)
             items.append((self(hit.payload), f"{caption} · {hit.score:.3f}"))
         return items
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """Write `target` so that a reader sees the old file or the new one, never a part: the
+    bytes go to a file of this call's own first, which then takes the name."""
+    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _age_key(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed by a concurrent call: oldest
+        return 0.0

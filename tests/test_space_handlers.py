@@ -399,6 +399,19 @@ def test_pictures_serve_local_files_in_place_and_never_fail(tmp_path):
     assert hit_record(type("H", (), {"id": 1, "score": 0.5, "payload": {}})())["caption"] == "1"
 
 
+def test_pictures_the_app_makes_are_kept_whole_and_only_the_newest(tmp_path, monkeypatch):
+    from space import results
+
+    monkeypatch.setattr(results, "KEPT_PICTURES", 3)
+    pictures = Pictures([], cache_dir=tmp_path / "cache")
+    made = [Path(pictures.keep(photo(64, 48, seed=seed))) for seed in range(5)]
+    assert Path(pictures.keep(photo(64, 48, seed=4))) == made[4]  # the same picture, one file
+    assert sorted(p.name for p in (tmp_path / "cache" / "made").iterdir()) == sorted(
+        p.name for p in made[2:]
+    )  # no partial files left, and the two oldest gone
+    assert Image.open(made[4]).size == (64, 48)
+
+
 # ---------------------------------------------------------------------- start-up
 def test_empty_store_gets_the_demo_catalog_then_reopens_it(tiny_model, tmp_path, monkeypatch):
     from fashion_clip.store import open_store
@@ -519,13 +532,13 @@ def test_query_photos_are_decoded_as_the_indexer_decodes_the_catalog(
     np.testing.assert_allclose(handlers._image_vector(model, picture), stored, atol=1e-5)
 
     asked = []
-    real = inputs.load_image
+    real = inputs.load_image_sized
 
     def spy(source, **kwargs):
         asked.append(kwargs.get("min_side"))
         return real(source, **kwargs)
 
-    monkeypatch.setattr(inputs, "load_image", spy)
+    monkeypatch.setattr(inputs, "load_image_sized", spy)
     handlers.classify(backend, str(big), "dress, shirt")
     handlers.image_search(backend, str(big))
     assert asked == [side, side]

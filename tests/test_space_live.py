@@ -9,17 +9,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import io
 import re
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from space.app import build_demo
 from space.startup import launch_options
-from tests.image_corpus import bomb_png
+from tests.image_corpus import bomb_png, jpeg_bytes, photo
 from tests.space_support import open_shop, serving, shared_shop
 
 pytest.importorskip("gradio_client")
@@ -167,6 +170,42 @@ def test_localize(client):
     assert overlay["url"].startswith("http")
     assert peak["size"] == [256, 256]
     assert all(0 <= v < 256 for v in peak["peak"])
+
+
+def test_identical_localize_answers_at_once_each_download_whole(client, tmp_path):
+    # Several visitors localizing the same photo at once get the same overlay. Gradio's
+    # cache rewrote that file in place for each answer, so a download running meanwhile was
+    # cut short (0 bytes, or a closed connection); the app now saves each picture whole
+    # before it takes its name. Downloads run in a loop while identical answers arrive.
+    path = tmp_path / "big.jpg"
+    path.write_bytes(jpeg_bytes(photo(1024, 1024), quality=95))  # a long write to run into
+    first, _ = client.predict(handle_file(str(path)), "collar", api_name="/localize")
+    stop, bodies, problems = threading.Event(), [], []
+
+    def download() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(first["url"], timeout=30) as response:
+                    bodies.append(response.read())
+            except Exception as exc:  # a connection closed mid-body: what this test catches
+                problems.append(repr(exc))
+
+    downloaders = [threading.Thread(target=download) for _ in range(4)]
+    for thread in downloaders:
+        thread.start()
+    try:
+        jobs = [
+            client.submit(handle_file(str(path)), "collar", api_name="/localize") for _ in range(12)
+        ]
+        answers = [job.result(timeout=120)[0] for job in jobs]
+    finally:
+        stop.set()
+        for thread in downloaders:
+            thread.join()
+    assert not problems, problems[:3]
+    assert bodies and len(set(bodies)) == 1, sorted({len(body) for body in bodies})
+    assert Image.open(io.BytesIO(bodies[0])).size == (1024, 1024)
+    assert all(answer["url"] == first["url"] for answer in answers)
 
 
 @pytest.mark.parametrize(

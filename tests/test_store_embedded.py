@@ -111,6 +111,20 @@ def test_layout_record_and_unfinished_creations(tmp_path):
     store.close()
 
 
+def test_a_folder_it_cannot_write_is_one_error_naming_it_and_qdrant_path(tmp_path):
+    # A read-only app folder (as a Space's can be) crashed the app's start with a traceback.
+    # Root ignores permissions, so two other refusals of the OS stand in for read-only.
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match=r"cannot write in .*file/q.*set QDRANT_PATH"):
+        EmbeddedStore(tmp_path / "file" / "q").create("shop", spec())  # mkdir refused
+    store = EmbeddedStore(tmp_path / "store")
+    store.create("shop", spec()).close()
+    (tmp_path / "store" / "shop" / ".lock").unlink()
+    (tmp_path / "store" / "shop" / ".lock").mkdir()  # its lock file cannot be opened
+    with pytest.raises(StoreError, match=r"cannot write in .*shop.*set QDRANT_PATH"):
+        store.open("shop")
+
+
 def test_point_ids_are_stable_uuid5_of_the_text_id():
     assert point_id("sku-1") == point_id("sku-1") != point_id("sku-2")
     assert point_id(7) == point_id("7")

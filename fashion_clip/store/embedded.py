@@ -36,7 +36,10 @@ class DirectoryLock:
 
     def __init__(self, directory: Path, name: str) -> None:
         self.path = directory / LOCK_FILE
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only folder (a Space's app folder can be)
+            raise _unwritable(directory, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,6 +60,22 @@ class DirectoryLock:
             fd, self._fd = self._fd, None
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def make_directory(directory: Path) -> None:
+    """`mkdir -p`, or one StoreError naming the folder and the setting that moves it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(directory, exc) from None
+
+
+def _unwritable(directory: Path, exc: OSError) -> StoreError:
+    return StoreError(
+        f"cannot write in {directory} ({exc.strerror or exc}): the embedded store needs a "
+        "folder it can write to; set QDRANT_PATH to one (on a Space: /data/qdrant with "
+        "persistent storage, else a folder under /tmp)"
+    )
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -122,7 +141,7 @@ class EmbeddedStore(Store):
                 "recreate (`--recreate`) to rebuild it"
             )
         self._close_cached(name)
-        directory.mkdir(parents=True, exist_ok=True)
+        make_directory(directory)
         lock = DirectoryLock(directory, name)
         try:
             # Under the lock nobody uses the old files: clear them (or a half-made collection).
@@ -216,7 +235,7 @@ class EmbeddedStore(Store):
     def locked(self, name: str):
         """Hold the collection's lock without opening it (e.g. to replace its files)."""
         directory = self.directory(name)
-        directory.mkdir(parents=True, exist_ok=True)
+        make_directory(directory)
         lock = DirectoryLock(directory, name)
         try:
             yield directory

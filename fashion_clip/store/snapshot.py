@@ -23,7 +23,13 @@ from typing import Any
 from fashion_clip import s3
 from fashion_clip.errors import StoreError
 from fashion_clip.store.base import CollectionInfo, Store
-from fashion_clip.store.embedded import META_FILE, SHARD_DIR, EmbeddedStore, write_json_atomic
+from fashion_clip.store.embedded import (
+    META_FILE,
+    SHARD_DIR,
+    EmbeddedStore,
+    make_directory,
+    write_json_atomic,
+)
 from fashion_clip.store.meta import check_name, guard, parse_meta
 
 MANIFEST = "fashion_clip_snapshot.json"
@@ -121,7 +127,7 @@ def import_snapshot(
         )
     if store.is_open(name):
         store.open(name).close()
-    store.root.mkdir(parents=True, exist_ok=True)
+    make_directory(store.root)
     with (
         store.locked(name) as directory,
         tempfile.TemporaryDirectory(prefix=f".{name}.import-", dir=store.root) as staging,
@@ -165,7 +171,7 @@ def push_snapshot(store: Store, name: str, uri: str) -> str:
     if not uri.startswith("s3://"):
         return str(export_snapshot(store, name, uri))
     store = _embedded(store)
-    store.root.mkdir(parents=True, exist_ok=True)
+    make_directory(store.root)
     with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=store.root) as tmp:
         local = export_snapshot(store, name, Path(tmp) / Path(uri).name)
         s3.upload_file(local, uri)
@@ -177,7 +183,7 @@ def pull_snapshot(store: Store, uri: str, name: str | None = None, **kwargs: Any
     if not uri.startswith("s3://"):
         return import_snapshot(store, uri, name, **kwargs)
     store = _embedded(store)
-    store.root.mkdir(parents=True, exist_ok=True)
+    make_directory(store.root)
     with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=store.root) as tmp:
         local = s3.download_file(uri, Path(tmp) / "snapshot.tar")
         return import_snapshot(store, local, name, **kwargs)
