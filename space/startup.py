@@ -5,7 +5,6 @@ empty), and the options `launch()` gets from the settings and the command line.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from fashion_clip.errors import ModelMismatchError, StoreError
@@ -16,7 +15,6 @@ from fashion_clip.store import Collection, Store
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = "25mb"  # Gradio refuses bigger uploads before they reach a handler
-SHARE_ENV = "FASHION_CLIP_SHARE"
 
 
 def choose_collection(settings: Settings, store: Store) -> str:
@@ -98,19 +96,14 @@ def index_demo(store: Store, model: ClipModel, name: str = DEFAULT_COLLECTION) -
     return collection
 
 
-def share_requested(flag: bool, environ: dict[str, str] | None = None) -> bool:
-    """`--share`, or `FASHION_CLIP_SHARE` set to 1/true/yes."""
-    value = (environ if environ is not None else os.environ).get(SHARE_ENV, "")
-    return flag or value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def launch_options(settings: Settings, *, share: bool = False) -> dict[str, Any]:
-    """Keyword arguments for `Blocks.launch`.
+    """Keyword arguments for `Blocks.launch`; a share link with `share` (`--share`) or
+    `FASHION_CLIP_SHARE`.
 
     Host and port are left to Gradio, which reads `GRADIO_SERVER_NAME` and
     `GRADIO_SERVER_PORT` (7860 by default, as Spaces expects).
     """
-    options: dict[str, Any] = {"max_file_size": MAX_UPLOAD, "share": share}
+    options: dict[str, Any] = {"max_file_size": MAX_UPLOAD, "share": share or settings.share}
     if settings.auth:
         options["auth"] = settings.auth
         options["auth_message"] = "FashionCLIP Space: sign in (FASHION_CLIP_AUTH)"

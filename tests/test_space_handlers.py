@@ -16,14 +16,14 @@ import pytest
 from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
-from fashion_clip.settings import Settings
+from fashion_clip.settings import Settings, load_settings
 from fashion_clip.store import Filter, Range
 from fashion_clip.text import visible_text
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
 from space.results import Pictures, hit_record
-from space.startup import choose_collection, launch_options, open_collection, share_requested
+from space.startup import choose_collection, launch_options, open_collection
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
 from tests.space_support import demo_slice, open_shop, shared_shop
 
@@ -426,9 +426,13 @@ def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
     assert choose_collection(Settings(qdrant_path=tmp_path / "none"), store) == "demo"
 
 
-def test_share_and_auth_options():
-    assert share_requested(True, {}) and share_requested(False, {"FASHION_CLIP_SHARE": "1"})
-    assert not share_requested(False, {"FASHION_CLIP_SHARE": "0"})
+def test_share_and_auth_options(tmp_path, monkeypatch):
+    assert launch_options(Settings())["share"] is False
+    assert launch_options(Settings(), share=True)["share"] is True  # --share
+    monkeypatch.delenv("FASHION_CLIP_SHARE", raising=False)
+    (tmp_path / ".env").write_text("FASHION_CLIP_SHARE=1\n")  # a setting: .env works too
+    assert launch_options(load_settings(dotenv_path=tmp_path / ".env"))["share"] is True
+    assert launch_options(load_settings({"FASHION_CLIP_SHARE": "0"}))["share"] is False
     assert "auth" not in launch_options(Settings())
     options = launch_options(Settings(auth=("ann", "secret")), share=True)
     assert options["auth"] == ("ann", "secret") and options["share"] is True
