@@ -416,6 +416,32 @@ def test_empty_store_gets_the_demo_catalog_then_reopens_it(tiny_model, tmp_path,
         again.close()
 
 
+def test_the_demo_is_rebuilt_for_another_model_and_a_missing_catalog_is_told(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    from fashion_clip.errors import FashionCLIPError
+    from fashion_clip.model import ClipModel
+    from fashion_clip.store import open_store
+    from tests.conftest import build_tiny_clip
+
+    monkeypatch.setattr("fashion_clip.demo.DEMO_CATALOG_FILE", demo_slice(tmp_path / "cat", 12))
+    other = ClipModel.load(str(build_tiny_clip(tmp_path / "other", seed=3)), text_precision="fp32")
+    settings = Settings(model="tiny", qdrant_path=tmp_path / "store")
+    with open_store(settings) as store:
+        open_collection(settings, store, tiny_model).close()
+        with caplog.at_level("WARNING"):
+            rebuilt = open_collection(settings, store, other)
+        assert rebuilt.info().model_id == other.info.name and rebuilt.count() == 12
+        rebuilt.close()
+        assert "rebuilding collection 'demo'" in caplog.text
+
+        missing = tmp_path / "none" / "catalog.jsonl"
+        monkeypatch.setattr("fashion_clip.demo.DEMO_CATALOG_FILE", missing)
+        store.drop("demo")
+        with pytest.raises(FashionCLIPError, match="the bundled demo catalog is missing"):
+            open_collection(settings, store, tiny_model)
+
+
 def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
     from fashion_clip.errors import StoreError
     from fashion_clip.store import open_store
