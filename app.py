@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from fashion_clip.settings import load_settings
     from fashion_clip.store import open_store
     from space.app import build_demo
-    from space.startup import launch_options, open_collection, share_requested
+    from space.startup import launch_options, open_collection
 
     try:
         settings = load_settings()
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except FashionCLIPError as exc:
         log.error("cannot start: %s", exc)
         return 1
-    demo.launch(**launch_options(settings, share=share_requested(args.share)))
+    demo.launch(**launch_options(settings, share=args.share))
     return 0
 
 

@@ -63,9 +63,11 @@ def build_store(
     settings = Settings(model=model.info.name, qdrant_path=folder, collection="load")
     store = open_store(settings)
     if not points:
-        from space.startup import index_demo
+        from indexer.job import index_demo
+        from indexer.pipeline import IndexOptions
 
-        return model, index_demo(store, model, "load")
+        collection, _ = index_demo(store, model, options=IndexOptions(progress=True), name="load")
+        return model, collection
     return model, random_collection(store, model, points)
 
 

@@ -1,8 +1,9 @@
 """S3 access: the one module that imports boto3.
 
-Credentials follow boto3's usual chain (environment, profile, instance role); the endpoint
-can be pointed at any S3-compatible server with `AWS_ENDPOINT_URL`. The original project's
-`AWS_SECRET_KEY` is accepted as an alias for `AWS_SECRET_ACCESS_KEY`.
+The client is configured from the settings (the environment or `.env`, see
+`fashion_clip.settings`, which also holds the `AWS_SECRET_KEY` alias): `AWS_ENDPOINT_URL`
+points it at any S3-compatible server. Credentials not given there follow boto3's usual chain
+(profile, instance role).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_clip.errors import ConfigurationError, FashionCLIPError
+from fashion_clip.settings import Settings, load_settings
 
 
 class S3Error(FashionCLIPError):
@@ -54,14 +56,16 @@ def _client(endpoint_url: str | None, key_id: str | None, secret: str | None, re
     return boto3.client("s3", **kwargs)
 
 
-def s3_client():
-    """A shared boto3 S3 client configured from the environment."""
-    env = os.environ
+def s3_client(settings: Settings | None = None):
+    """A shared boto3 S3 client for `settings` (default: `load_settings()`, read each call, so
+    a changed environment or `.env` is seen; clients are cached by their configuration)."""
+    if settings is None:
+        settings = load_settings()
     return _client(
-        env.get("AWS_ENDPOINT_URL") or None,
-        env.get("AWS_ACCESS_KEY_ID") or None,
-        env.get("AWS_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_KEY") or None,
-        env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
+        settings.aws_endpoint_url,
+        settings.aws_access_key_id,
+        settings.aws_secret_access_key,
+        settings.aws_region,
     )
 
 

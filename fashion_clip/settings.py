@@ -33,6 +33,7 @@ class Settings:
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
     auth: tuple[str, str] | None = None
+    share: bool = False  # the app also opens a public Gradio share link
     device: str | None = None  # None: cuda, then mps, then cpu
     snapshots: str | None = None  # folder or s3:// prefix of precomputed dataset snapshots
     # The query (text) tower: auto, fast, fp32, bf16 or int8. None: the caller's default
@@ -102,6 +103,7 @@ def load_settings(
         aws_region=get("AWS_DEFAULT_REGION") or get("AWS_REGION"),
         aws_endpoint_url=get("AWS_ENDPOINT_URL"),
         auth=auth,
+        share=(get("FASHION_CLIP_SHARE") or "").lower() in ("1", "true", "yes", "on"),
         device=get("FASHION_CLIP_DEVICE"),
         snapshots=get("FASHION_CLIP_SNAPSHOTS"),
         text_precision=text_precision,

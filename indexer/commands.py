@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from fashion_clip.errors import ConfigurationError, ModelMismatchError
-from fashion_clip.settings import Settings
+from fashion_clip.settings import DEFAULT_COLLECTION, Settings
 
 if TYPE_CHECKING:
-    from indexer.job import OpenCatalog
-    from indexer.report import Skip
-    from indexer.sources import ImageRoot
+    from fashion_clip.model import ClipModel
+    from indexer.pipeline import IndexOptions
+    from indexer.report import Skip, Summary
 
 
 def _note(message: str) -> None:
@@ -27,48 +26,53 @@ def _note(message: str) -> None:
 
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    from indexer.job import catalog_name, open_catalog
+    from fashion_clip.store import open_store
+    from indexer.job import catalog_name, collection_spec, index_catalog, open_catalog
+    from indexer.report import Reporter
     from indexer.sources import ImageRoot
 
     with open_catalog(args.catalog, args.format) as catalog:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
-        return _index(args, settings, catalog, root, name, demo=False)
+        model, options = _model_and_options(args, settings, fallback=False)
+        spec = collection_spec(model, catalog)
+        with (
+            open_store(settings) as store,
+            Reporter(args.report, _print_skip) as reporter,
+            store.open_or_create(name, spec, recreate=args.recreate) as collection,
+        ):
+            summary = index_catalog(catalog, root, collection, model, reporter, options)
+    return _finished(name, summary)
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
-    from indexer.job import open_catalog
-    from indexer.sources import ImageRoot
-
-    if not DEMO_CATALOG_FILE.is_file():
-        raise ConfigurationError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
-    with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
-        root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
-        return _index(args, settings, catalog, root, "demo", demo=True)
-
-
-def _index(
-    args: argparse.Namespace,
-    settings: Settings,
-    catalog: OpenCatalog,
-    root: ImageRoot,
-    name: str,
-    *,
-    demo: bool,
-) -> int:
-    """Index `catalog` into collection `name`. Only the demo catalog (`demo`) may fall back to
-    the demo model when the hub is unreachable, and be rebuilt when its model changed."""
-    from fashion_clip.runtime import load_configured_model
+    """The bundled catalog into `demo`, rebuilt when it holds another model's vectors."""
     from fashion_clip.store import open_store
-    from indexer.job import collection_spec, index_catalog
-    from indexer.pipeline import IndexOptions, default_batch_size, default_workers
+    from indexer.job import index_demo
     from indexer.report import Reporter
+
+    # Only the demo catalog may fall back to the demo model when the hub is unreachable.
+    model, options = _model_and_options(args, settings, fallback=True)
+    with open_store(settings) as store, Reporter(args.report, _print_skip) as reporter:
+        collection, summary = index_demo(
+            store, model, reporter, options, recreate=args.recreate,
+            on_rebuild=lambda message: _note(f"note: {message}"),
+        )  # fmt: skip
+        collection.close()
+    return _finished(DEFAULT_COLLECTION, summary)
+
+
+def _model_and_options(
+    args: argparse.Namespace, settings: Settings, *, fallback: bool
+) -> tuple[ClipModel, IndexOptions]:
+    """The model to index with and the run's options, from the command line."""
+    from fashion_clip.runtime import load_configured_model
+    from indexer.pipeline import IndexOptions, default_batch_size, default_workers
 
     # fp32 text: stored caption vectors should not depend on which rows shared their batch
     # (bf16, the query-latency default on some CPUs, moves them by ~1e-3 with the padding).
     model, note = load_configured_model(
-        settings, args.model, quantize=args.quantize, text_precision="fp32", fallback=demo
+        settings, args.model, quantize=args.quantize, text_precision="fp32", fallback=fallback
     )
     if note:
         _note(f"note: {note}")
@@ -83,17 +87,10 @@ def _index(
         retries=args.retries,
         precision=args.quantize or "fp32",
     )
-    spec = collection_spec(model, catalog)
-    with open_store(settings) as store, Reporter(args.report, _print_skip) as reporter:
-        try:
-            collection = store.open_or_create(name, spec, recreate=args.recreate)
-        except ModelMismatchError as exc:
-            if not demo:
-                raise
-            _note(f"note: rebuilding collection {name!r}: {exc}")
-            collection = store.create(name, spec, recreate=True)
-        with collection:
-            summary = index_catalog(catalog, root, collection, model, reporter, options)
+    return model, options
+
+
+def _finished(name: str, summary: Summary) -> int:
     print(f"{name}: {summary.line()}")
     return 1 if summary.skipped else 0
 
@@ -190,7 +187,7 @@ def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
 
     with open_store(settings) as store:
         if args.action == "push":
-            name = args.collection or settings.collection or "demo"
+            name = args.collection or settings.collection or DEFAULT_COLLECTION
             where = push_snapshot(store, name, args.uri)
             print(f"pushed collection {name!r} to {where}")
         else:

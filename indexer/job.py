@@ -2,7 +2,8 @@
 
 The catalog is read twice: a first pass counts its records (for the progress bar's time
 estimate) and finds file-level problems (not UTF-8, broken JSON) before anything is written;
-the second pass streams the rows into the pipeline.
+the second pass streams the rows into the pipeline. `index_demo` is the run on the bundled
+demo catalog, for `indexer demo` and the app's first start.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import datetime as _dt
 import functools
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fashion_clip.errors import ConfigurationError, ModelMismatchError
 from fashion_clip.model import ClipModel
+from fashion_clip.settings import DEFAULT_COLLECTION
 from fashion_clip.store import (
     Collection,
     CollectionSpec,
+    Store,
     add_payload_indexes,
     infer_payload_indexes,
 )
@@ -109,3 +113,42 @@ def index_catalog(
     if summary.indexed or summary.deleted:
         collection.optimize()  # the embedded store builds its HNSW index only when asked
     return summary
+
+
+def index_demo(
+    store: Store,
+    model: ClipModel,
+    reporter: Reporter | None = None,
+    options: IndexOptions | None = None,
+    *,
+    name: str = DEFAULT_COLLECTION,
+    recreate: bool = False,
+    on_rebuild: Callable[[str], None] = log.warning,
+) -> tuple[Collection, Summary]:
+    """Index the bundled demo catalog into `name`; returns the open collection and the run.
+
+    A collection holding another model's vectors is rebuilt (its vectors are derived from the
+    bundled catalog, so nothing is lost) after `on_rebuild` is told why. Skips go to
+    `reporter`, by default to the log.
+    """
+    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE  # per call: tests swap them
+
+    if not DEMO_CATALOG_FILE.is_file():
+        raise ConfigurationError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
+    if reporter is None:
+        reporter = Reporter(on_skip=lambda skip: log.warning("demo catalog %s", skip.message()))
+    log.info("indexing the bundled demo catalog into %r with model %r", name, model.info.name)
+    with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
+        root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
+        spec = collection_spec(model, catalog)
+        try:
+            collection = store.open_or_create(name, spec, recreate=recreate)
+        except ModelMismatchError as exc:
+            on_rebuild(f"rebuilding collection {name!r}: {exc}")
+            collection = store.create(name, spec, recreate=True)
+        try:
+            summary = index_catalog(catalog, root, collection, model, reporter, options)
+        except BaseException:
+            collection.close()
+            raise
+    return collection, summary

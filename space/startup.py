@@ -5,7 +5,6 @@ empty), and the options `launch()` gets from the settings and the command line.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from fashion_clip.errors import ModelMismatchError, StoreError
@@ -16,7 +15,6 @@ from fashion_clip.store import Collection, Store
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD = "25mb"  # Gradio refuses bigger uploads before they reach a handler
-SHARE_ENV = "FASHION_CLIP_SHARE"
 
 
 def choose_collection(settings: Settings, store: Store) -> str:
@@ -66,51 +64,27 @@ def open_collection(settings: Settings, store: Store, model: ClipModel) -> Colle
             collection = store.open(
                 name, model_id=info.name, model_revision=info.revision, dim=info.dim
             )
-        except ModelMismatchError as exc:
-            log.warning("rebuilding the demo collection for model %r: %s", info.name, exc)
+        except ModelMismatchError:
+            pass  # index_demo rebuilds it, and logs why
         else:
             if collection.count() and collection.info().extra.get("indexed_at"):
                 return collection
             collection.close()
-    return index_demo(store, model, name)
-
-
-def index_demo(store: Store, model: ClipModel, name: str = DEFAULT_COLLECTION) -> Collection:
-    """Index the bundled demo catalog into `name` with the indexer, showing progress."""
-    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
-    from indexer.job import collection_spec, index_catalog, open_catalog
+    from indexer.job import index_demo  # the indexer, as `indexer demo` runs it
     from indexer.pipeline import IndexOptions
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
 
-    if not DEMO_CATALOG_FILE.is_file():
-        raise StoreError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
-    log.info("indexing the bundled demo catalog into %r with model %r", name, model.info.name)
-    with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
-        root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
-        spec = collection_spec(model, catalog)
-        try:
-            collection = store.open_or_create(name, spec)
-        except ModelMismatchError:  # derived data: rebuilding it loses nothing
-            collection = store.create(name, spec, recreate=True)
-        with Reporter(on_skip=lambda skip: log.warning("demo catalog %s", skip.message())) as r:
-            index_catalog(catalog, root, collection, model, r, IndexOptions(progress=True))
+    collection, _ = index_demo(store, model, options=IndexOptions(progress=True), name=name)
     return collection
 
 
-def share_requested(flag: bool, environ: dict[str, str] | None = None) -> bool:
-    """`--share`, or `FASHION_CLIP_SHARE` set to 1/true/yes."""
-    value = (environ if environ is not None else os.environ).get(SHARE_ENV, "")
-    return flag or value.strip().lower() in ("1", "true", "yes", "on")
-
-
 def launch_options(settings: Settings, *, share: bool = False) -> dict[str, Any]:
-    """Keyword arguments for `Blocks.launch`.
+    """Keyword arguments for `Blocks.launch`; a share link with `share` (`--share`) or
+    `FASHION_CLIP_SHARE`.
 
     Host and port are left to Gradio, which reads `GRADIO_SERVER_NAME` and
     `GRADIO_SERVER_PORT` (7860 by default, as Spaces expects).
     """
-    options: dict[str, Any] = {"max_file_size": MAX_UPLOAD, "share": share}
+    options: dict[str, Any] = {"max_file_size": MAX_UPLOAD, "share": share or settings.share}
     if settings.auth:
         options["auth"] = settings.auth
         options["auth_message"] = "FashionCLIP Space: sign in (FASHION_CLIP_AUTH)"

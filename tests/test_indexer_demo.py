@@ -66,3 +66,12 @@ def test_a_catalog_is_not_indexed_with_the_demo_model_when_the_hub_is_unreachabl
     assert "Traceback" not in err
     code, out, _ = run_indexer(capsys, "info", "--json")
     assert "mine" not in out
+
+
+def test_a_missing_demo_catalog_is_one_message(env, capsys, monkeypatch):
+    missing = env / "none" / "catalog.jsonl"
+    monkeypatch.setattr("fashion_clip.demo.DEMO_CATALOG_FILE", missing)
+    code, out, err = run_indexer(capsys, "demo")
+    assert code == 2 and out == ""
+    assert f"indexer: error: the bundled demo catalog is missing ({missing})" in err
+    assert "Traceback" not in err

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
+from fashion_clip import s3
 from fashion_clip.errors import ConfigurationError
 from fashion_clip.settings import DEFAULT_MODEL, default_qdrant_path, load_settings
+
+AWS_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECRET_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_PROFILE",
+)
 
 
 def test_defaults_from_an_empty_environment() -> None:
@@ -16,6 +28,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert settings.qdrant_url is None and not settings.uses_remote_store
     assert settings.collection is None and settings.auth is None and settings.hf_token is None
     assert settings.text_precision is None  # each entry point's own default
+    assert settings.share is False
 
 
 def test_every_variable_is_read() -> None:
@@ -32,6 +45,7 @@ def test_every_variable_is_read() -> None:
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
             "FASHION_CLIP_AUTH": "ada:pass:word",
+            "FASHION_CLIP_SHARE": "Yes",
             "FASHION_CLIP_SNAPSHOTS": "s3://b/snaps",
             "FASHION_CLIP_TEXT_PRECISION": "INT8",
         }
@@ -42,6 +56,7 @@ def test_every_variable_is_read() -> None:
     assert settings.aws_secret_access_key == "secret"
     assert settings.aws_region == "eu-west-1" and settings.aws_endpoint_url.endswith(":9000")
     assert settings.auth == ("ada", "pass:word")  # only the first colon separates
+    assert settings.share is True
     assert settings.snapshots == "s3://b/snaps"
     assert settings.text_precision == "int8"
 
@@ -71,3 +86,38 @@ def test_spaces_persistent_storage_is_used_when_present(tmp_path: Path) -> None:
 def test_an_unknown_text_precision_names_the_variable() -> None:
     with pytest.raises(ConfigurationError, match="FASHION_CLIP_TEXT_PRECISION='int4'.*int8"):
         load_settings({"FASHION_CLIP_TEXT_PRECISION": "int4"})
+
+
+def test_s3_is_configured_from_the_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    # Nothing in the real environment: the endpoint and the keys (the secret under its alias)
+    # come from the working directory's .env only, as for every other setting.
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    (tmp_path / ".env").write_text(
+        f"AWS_ENDPOINT_URL={s3_endpoint}\nAWS_ACCESS_KEY_ID=testing\nAWS_SECRET_KEY=testing\n"
+        "AWS_REGION=eu-west-1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+
+    bucket = f"dotenv-{uuid.uuid4().hex[:10]}"
+    client = s3.s3_client()
+    assert client.meta.endpoint_url == s3_endpoint and client.meta.region_name == "eu-west-1"
+    client.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    (tmp_path / "item.txt").write_bytes(b"read through .env")
+    s3.upload_file(tmp_path / "item.txt", f"s3://{bucket}/item.txt")
+    assert s3.exists(f"s3://{bucket}/item.txt")
+    assert s3.read_bytes(f"s3://{bucket}/item.txt") == b"read through .env"
+
+
+def test_s3_client_follows_the_settings_it_is_given() -> None:
+    settings = load_settings({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "eu-west-3"})
+    client = s3.s3_client(settings)
+    assert client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert client.meta.region_name == "eu-west-3"
+    assert s3.s3_client(load_settings({})).meta.region_name == "us-east-1"

@@ -16,14 +16,14 @@ import pytest
 from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
-from fashion_clip.settings import Settings
+from fashion_clip.settings import Settings, load_settings
 from fashion_clip.store import Filter, Range
 from fashion_clip.text import visible_text
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
 from space.results import Pictures, hit_record
-from space.startup import choose_collection, launch_options, open_collection, share_requested
+from space.startup import choose_collection, launch_options, open_collection
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
 from tests.space_support import demo_slice, open_shop, shared_shop
 
@@ -429,6 +429,32 @@ def test_empty_store_gets_the_demo_catalog_then_reopens_it(tiny_model, tmp_path,
         again.close()
 
 
+def test_the_demo_is_rebuilt_for_another_model_and_a_missing_catalog_is_told(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    from fashion_clip.errors import FashionCLIPError
+    from fashion_clip.model import ClipModel
+    from fashion_clip.store import open_store
+    from tests.conftest import build_tiny_clip
+
+    monkeypatch.setattr("fashion_clip.demo.DEMO_CATALOG_FILE", demo_slice(tmp_path / "cat", 12))
+    other = ClipModel.load(str(build_tiny_clip(tmp_path / "other", seed=3)), text_precision="fp32")
+    settings = Settings(model="tiny", qdrant_path=tmp_path / "store")
+    with open_store(settings) as store:
+        open_collection(settings, store, tiny_model).close()
+        with caplog.at_level("WARNING"):
+            rebuilt = open_collection(settings, store, other)
+        assert rebuilt.info().model_id == other.info.name and rebuilt.count() == 12
+        rebuilt.close()
+        assert "rebuilding collection 'demo'" in caplog.text
+
+        missing = tmp_path / "none" / "catalog.jsonl"
+        monkeypatch.setattr("fashion_clip.demo.DEMO_CATALOG_FILE", missing)
+        store.drop("demo")
+        with pytest.raises(FashionCLIPError, match="the bundled demo catalog is missing"):
+            open_collection(settings, store, tiny_model)
+
+
 def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
     from fashion_clip.errors import StoreError
     from fashion_clip.store import open_store
@@ -439,9 +465,13 @@ def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
     assert choose_collection(Settings(qdrant_path=tmp_path / "none"), store) == "demo"
 
 
-def test_share_and_auth_options():
-    assert share_requested(True, {}) and share_requested(False, {"FASHION_CLIP_SHARE": "1"})
-    assert not share_requested(False, {"FASHION_CLIP_SHARE": "0"})
+def test_share_and_auth_options(tmp_path, monkeypatch):
+    assert launch_options(Settings())["share"] is False
+    assert launch_options(Settings(), share=True)["share"] is True  # --share
+    monkeypatch.delenv("FASHION_CLIP_SHARE", raising=False)
+    (tmp_path / ".env").write_text("FASHION_CLIP_SHARE=1\n")  # a setting: .env works too
+    assert launch_options(load_settings(dotenv_path=tmp_path / ".env"))["share"] is True
+    assert launch_options(load_settings({"FASHION_CLIP_SHARE": "0"}))["share"] is False
     assert "auth" not in launch_options(Settings())
     options = launch_options(Settings(auth=("ann", "secret")), share=True)
     assert options["auth"] == ("ann", "secret") and options["share"] is True
