@@ -25,6 +25,10 @@ COMPLETE_KEY = "dataset_complete"  # set in the collection's record once a build
 SKIPPED_KEY = "dataset_skipped"  # ids of the rows that build skipped, retried next time
 MAX_REMEMBERED = 10_000  # more skipped rows than this: the next construction re-reads all
 
+# The `catalog` a Python API dataset's collection is created with: the app's start-up leaves
+# these out when it picks a catalog to show (they are the API's caches, not a shop).
+DATASET_CATALOG_PREFIX = "FCLIPDataset:"
+
 
 def ensure_dataset_vectors(
     dataset: Any,
@@ -71,7 +75,7 @@ def ensure_dataset_vectors(
         model_id=model.info.name,
         dim=model.dim,
         model_revision=model.info.revision,
-        catalog=f"FCLIPDataset:{dataset.name}",
+        catalog=f"{DATASET_CATALOG_PREFIX}{dataset.name}",
         payload_indexes=infer_payload_indexes(dataset),  # reads the first 1,000 rows
     )
     collection = store.create(name, spec)

@@ -18,28 +18,45 @@ MAX_UPLOAD = "25mb"  # Gradio refuses bigger uploads before they reach a handler
 
 
 def choose_collection(settings: Settings, store: Store) -> str:
-    """`FASHION_CLIP_COLLECTION`, else the most recently indexed catalog, else `demo`."""
+    """`FASHION_CLIP_COLLECTION`, else the most recently indexed catalog, else `demo`.
+
+    Collections the Python API made for its datasets are not catalogs to show (they were
+    picked before, after a run of the README's Python example), nor are collections that
+    cannot be opened (another process holds them).
+    """
     if settings.collection:
         return settings.collection
-    others = [name for name in store.list_collections() if name != DEFAULT_COLLECTION]
-    if not others:
+    catalogs = {}
+    for name in store.list_collections():
+        if name != DEFAULT_COLLECTION:
+            indexed_at = _indexed_catalog(store, name)
+            if indexed_at is not None:
+                catalogs[name] = indexed_at
+    if not catalogs:
         return DEFAULT_COLLECTION
-    if len(others) > 1:
-        others.sort(key=lambda name: _indexed_at(store, name), reverse=True)
+    latest = max(catalogs, key=lambda name: (catalogs[name], name))
+    if len(catalogs) > 1:
         log.info(
             "collections %s: showing %r, the last indexed (set FASHION_CLIP_COLLECTION to choose)",
-            others,
-            others[0],
+            sorted(catalogs),
+            latest,
         )
-    return others[0]
+    return latest
 
 
-def _indexed_at(store: Store, name: str) -> str:
+def _indexed_catalog(store: Store, name: str) -> str | None:
+    """When the catalog in `name` was last indexed ("" if never finished), or None when it
+    is no catalog to show: a Python API dataset's collection, or one that cannot be opened."""
+    from fashion_clip.catalog_vectors import DATASET_CATALOG_PREFIX
+
     try:
         with store.open(name) as collection:
-            return str(collection.info().extra.get("indexed_at") or "")
+            info = collection.info()
     except StoreError:
-        return ""
+        return None
+    if (info.catalog or "").startswith(DATASET_CATALOG_PREFIX):
+        return None
+    return str(info.extra.get("indexed_at") or "")
 
 
 def open_collection(settings: Settings, store: Store, model: ClipModel) -> Collection:

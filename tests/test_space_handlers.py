@@ -18,6 +18,7 @@ from PIL import Image
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.settings import Settings, load_settings
 from fashion_clip.store import Filter, Range
+from fashion_clip.store.embedded import EmbeddedStore
 from fashion_clip.text import visible_text
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
@@ -463,6 +464,25 @@ def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
     with open_store(settings) as store, pytest.raises(StoreError, match="indexer index"):
         open_collection(settings, store, tiny_model)
     assert choose_collection(Settings(qdrant_path=tmp_path / "none"), store) == "demo"
+
+
+def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_path):
+    from fashion_clip.catalog_vectors import DATASET_CATALOG_PREFIX
+    from fashion_clip.store import open_store
+    from tests.store_fixtures import spec
+
+    settings = Settings(qdrant_path=tmp_path / "store")
+    with open_store(settings) as store:
+        # The README's Python example leaves its dataset's collection in the same store.
+        api = store.create("demo-298a2a679e3d-a8cfb03f", spec(catalog=f"{DATASET_CATALOG_PREFIX}x"))
+        api.close()
+        assert choose_collection(settings, store) == "demo"
+        for name, when in (("spring", "2026-03-01T10:00:00+00:00"), ("summer", "2026-06-01")):
+            with store.create(name, spec(catalog=f"{name}.csv")) as shop:
+                shop.set_extra({"indexed_at": when})
+        assert choose_collection(settings, store) == "summer"
+        with store.open("summer"):  # held elsewhere (here: open): not one to show now
+            assert choose_collection(settings, EmbeddedStore(tmp_path / "store")) == "spring"
 
 
 def test_share_and_auth_options(tmp_path, monkeypatch):
