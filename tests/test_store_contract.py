@@ -210,7 +210,7 @@ def test_text_space_skips_points_without_captions(col, cat):
     hits = col.search(cat.text[1], using="text", limit=300, exact=True)
     assert len(hits) == int(cat.has_text.sum())
     assert ids_of(hits)[:10] == brute_force(cat.text, cat.text[1], cat.ids, 10, cat.has_text)
-    with pytest.raises(ConfigurationError, match="unknown vector space"):
+    with pytest.raises(InvalidInputError, match="unknown vector space 'sketch'"):
         col.search(cat.text[1], using="sketch")
 
 
@@ -272,7 +272,7 @@ def test_recommend_from_stored_points(col, cat):
     assert red and all(h.payload["color"] == "red" for h in red)
     with pytest.raises(StoreError, match="no-such-id"):
         col.recommend(["no-such-id"])
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInputError, match="at least one positive example"):
         col.recommend([], [cat.ids[1]])
 
 
@@ -283,8 +283,10 @@ def test_composed_query_ranks_by_weighted_similarities(col, cat):
     combined = sum(w * (cat.image @ v) for v, w in terms)
     expected = [cat.ids[i] for i in np.argsort(-combined)[:10]]
     assert ids_of(col.search_composed(terms, limit=10, exact=True)) == expected
-    with pytest.raises(ConfigurationError, match="cancel"):
+    with pytest.raises(InvalidInputError, match=r"cancel out \(weights 1, -1\)"):
         col.search_composed([(image, 1.0), (image, -1.0)])
+    with pytest.raises(InvalidInputError, match="at least one"):
+        col.search_composed([])
 
 
 def test_group_search_by_payload_field(col, cat):
@@ -298,6 +300,10 @@ def test_group_search_by_payload_field(col, cat):
         if len(expected[color[pid]]) < 2:
             expected[color[pid]].append(pid)
     assert [(g.value, ids_of(g.hits)) for g in groups] == list(expected.items())[:3]
+    with pytest.raises(InvalidInputError, match="positive limit, not 0"):
+        col.search_groups(query, "color", limit=0)
+    with pytest.raises(InvalidInputError, match="positive group_size, not -1"):
+        col.search_groups(query, "color", group_size=-1)
 
 
 def test_facet_counts_for_filter_menus(col, cat):

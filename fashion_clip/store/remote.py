@@ -42,7 +42,7 @@ from fashion_clip.store.meta import (
     to_info,
 )
 from fashion_clip.store.points import examples, prepare, to_hit, to_point
-from fashion_clip.store.query import check_query
+from fashion_clip.store.query import check_group_sizes, check_query
 
 _SCHEMAS = {
     "keyword": qm.PayloadSchemaType.KEYWORD,
@@ -292,8 +292,7 @@ class RemoteCollection(Collection):
         group_size: int = 3,
         exact: bool = False,
     ) -> list[Group]:
-        if limit <= 0 or group_size <= 0:
-            raise ConfigurationError("group search needs a positive limit and group size")
+        check_group_sizes(limit, group_size)
         result = self._call(
             "search groups", self._c.query_points_groups, group_by=field_path(group_by),
             query=check_query(vector, self.dim, using), using=using,
