@@ -315,6 +315,46 @@ def test_facet_counts_for_filter_menus(col, cat):
     assert len(col.facet("color", limit=2)) == 2
 
 
+def test_facet_on_a_field_without_an_index_says_to_create_one(col, backend):
+    if backend.name == "local":
+        pytest.skip("qdrant-client's local mode counts any field, indexed or not")
+    with pytest.raises(StoreError, match="'in_stock' .* has no keyword, integer or bool payload"):
+        col.facet("in_stock")  # a bool field the spec left without an index
+
+
+# What each engine says when a facet fails: the missing index, in Qdrant Edge's and a
+# server's words (as qdrant-client's UnexpectedResponse prints it), and another failure that
+# merely mentions an index.
+_NO_INDEX = (
+    "No appropriate index for faceting: `color`. Please create one to facet on this field. "
+    "Check https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which "
+    "payload schemas support Match conditions"
+)
+_SERVER_NO_INDEX = (
+    "Unexpected Response: 400 (Bad Request)\nRaw response content:\n"
+    f'b\'{{"status":{{"error":"Wrong input: {_NO_INDEX}"}},"time":0.0004}}\''
+)
+
+
+@pytest.mark.parametrize(
+    ("engine_says", "expected"),
+    [
+        (_NO_INDEX, "'color' .* has no keyword, integer or bool payload index"),
+        (_SERVER_NO_INDEX, "'color' .* has no keyword, integer or bool payload index"),
+        ("index out of range", "'color'.*: index out of range"),
+    ],
+)
+def test_facet_failures_are_told_apart(col, backend, monkeypatch, engine_says, expected):
+    class Refusing:
+        def facet(self, *args, **kwargs):
+            raise RuntimeError(engine_says)
+
+    monkeypatch.setattr(col, "_shard" if backend.name == "embedded" else "_c", Refusing())
+    with pytest.raises(StoreError, match=expected) as raised:
+        col.facet("color")
+    assert ("payload index" in str(raised.value)) == ("faceting" in engine_says)
+
+
 def test_field_names_with_spaces_and_dots_and_numbers_that_turn_fractional(store, backend):
     # Catalog exports name columns "Variant Price"; Qdrant reads names as JSON paths, where a
     # space is invalid and a dot means nesting. And whole prices first, fractional ones later.
