@@ -99,7 +99,6 @@ class FashionCLIP:
                 store=store,
                 settings=self.settings,
             )  # fmt: skip
-            self._store = lease.store
             self.collection = lease.collection
             # Released when this object is collected (or at exit) if `close()` never is;
             # the callback holds the lease, not `self`, so it does not keep `self` alive.

@@ -13,7 +13,6 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +41,7 @@ def is_image_source(value: object) -> bool:
 
 
 def is_remote(source: object) -> bool:
+    """True for an `http(s)://` URL or an `s3://` URI (what is fetched, not read from disk)."""
     return isinstance(source, str) and source.startswith(("http://", "https://", "s3://"))
 
 
@@ -290,10 +290,3 @@ def _sniff(data: bytes) -> str:
     if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]):
         return "looks like text"
     return "unknown format"
-
-
-def load_images(
-    sources: Sequence[ImageSource], *, min_side: int | None = None
-) -> list[Image.Image]:
-    """Load several images; the first bad one raises (callers that skip bad items loop)."""
-    return [load_image(source, min_side=min_side) for source in sources]
