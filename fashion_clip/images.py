@@ -45,6 +45,26 @@ def is_remote(source: object) -> bool:
     return isinstance(source, str) and source.startswith(("http://", "https://", "s3://"))
 
 
+def image_from_array(array: np.ndarray) -> Image.Image:
+    """A uint8 `(H, W)` or `(H, W, C)` array (C of 1 to 4: grey, grey+alpha, RGB, RGBA) as a
+    PIL image; anything else is an `ImageLoadError` naming its shape and dtype.
+
+    Other dtypes are refused, not cast: a float image in [0, 1] cast to uint8 is black.
+    """
+    described = f"<array {array.shape} {array.dtype}>"
+    if array.dtype != np.uint8:
+        raise ImageLoadError(
+            described,
+            "an image array must be uint8 (0-255); scale a float image in [0, 1] with "
+            "(array * 255).round().astype(np.uint8)",
+        )
+    if 0 in array.shape or not (array.ndim == 2 or (array.ndim == 3 and 1 <= array.shape[2] <= 4)):
+        raise ImageLoadError(
+            described, "an image array must be non-empty (H, W) or (H, W, C) with C of 1 to 4"
+        )
+    return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+
+
 def fetch_bytes(
     source: str | os.PathLike[str],
     *,

@@ -26,7 +26,8 @@ from PIL import Image
 
 from fashion_clip import localize_methods as methods
 from fashion_clip.errors import ImageLoadError, InvalidInputError
-from fashion_clip.images import load_image
+from fashion_clip.images import image_from_array, load_image
+from fashion_clip.text import visible_text
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "heatmap_peak", "localize", "resolve_method"]
 
@@ -154,11 +155,12 @@ def _check_size(size: tuple[int, int] | None, image_size: tuple[int, int]) -> tu
 def _check_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidInputError(f"text must be a string, not {type(text).__name__}")
-    if not text.strip():
+    query = visible_text(text)  # what the app checks too: a zero-width space is no query
+    if not query:
         raise InvalidInputError(
-            "text is empty; describe what to find, for example 'red striped dress'"
+            f"text {text[:40]!r} is empty; describe what to find, for example 'red striped dress'"
         )
-    return text.strip()
+    return query
 
 
 def _check_resolution(model: Any, resolution: int | None, method: str) -> int:
@@ -186,12 +188,7 @@ def _check_resolution(model: Any, resolution: int | None, method: str) -> int:
 
 def _load(image: Any) -> Image.Image:
     if isinstance(image, np.ndarray):
-        if image.ndim not in (2, 3) or image.dtype != np.uint8 or 0 in image.shape:
-            raise ImageLoadError(
-                f"<array {image.shape} {image.dtype}>",
-                "arrays must be non-empty uint8 (H, W) or (H, W, 3|4)",
-            )
-        image = Image.fromarray(image)
+        image = image_from_array(image)
     if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) and (
         not hasattr(image, "read")
     ):
