@@ -526,13 +526,13 @@ def test_query_photos_are_decoded_as_the_indexer_decodes_the_catalog(
     np.testing.assert_allclose(handlers._image_vector(model, picture), stored, atol=1e-5)
 
     asked = []
-    real = inputs.load_image
+    real = inputs.load_image_sized
 
     def spy(source, **kwargs):
         asked.append(kwargs.get("min_side"))
         return real(source, **kwargs)
 
-    monkeypatch.setattr(inputs, "load_image", spy)
+    monkeypatch.setattr(inputs, "load_image_sized", spy)
     handlers.classify(backend, str(big), "dress, shirt")
     handlers.image_search(backend, str(big))
     assert asked == [side, side]
