@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from fashion_clip import localize_methods as methods
 from fashion_clip.errors import ImageLoadError, InvalidInputError
-from fashion_clip.images import image_from_array, load_image
+from fashion_clip.images import ImageSource, image_from_array, load_image
 from fashion_clip.text import visible_text
+
+if TYPE_CHECKING:
+    from fashion_clip.model import ClipModel
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "heatmap_peak", "localize", "resolve_method"]
 
@@ -43,7 +46,7 @@ _OPTIONS = {
 }
 
 
-def resolve_method(model: Any, method: str = "default") -> str:
+def resolve_method(model: ClipModel, method: str = "default") -> str:
     """The method that will run for `model`: "default" resolved, fallback applied."""
     if not isinstance(method, str) or method not in METHODS:
         raise InvalidInputError(
@@ -57,8 +60,8 @@ def resolve_method(model: Any, method: str = "default") -> str:
 
 
 def localize(
-    model: Any,
-    image: Any,
+    model: ClipModel,
+    image: ImageSource | np.ndarray,
     text: str,
     *,
     method: str = "default",
