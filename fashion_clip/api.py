@@ -15,7 +15,7 @@ import logging
 import re
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,10 @@ from fashion_clip.model import ClipModel
 from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
 from fashion_clip.store.meta import is_content_digest
 
+if TYPE_CHECKING:
+    from fashion_clip.dataset import FCLIPDataset
+    from fashion_clip.store.base import Collection, Store
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +44,7 @@ class FashionCLIP:
     def __init__(
         self,
         model_name: str = "fashion-clip",
-        dataset: Any = None,
+        dataset: FCLIPDataset | str | None = None,
         normalize: bool = True,
         approx: bool = True,
         auth_token: str | None = None,
@@ -48,7 +52,7 @@ class FashionCLIP:
         device: str | None = None,
         quantize: str | None = None,
         model: ClipModel | None = None,
-        store: Any = None,
+        store: Store | None = None,
         settings: Settings | None = None,
         snapshots: str | None = None,
     ) -> None:
@@ -80,7 +84,7 @@ class FashionCLIP:
         self.dataset = dataset
         self.normalize = normalize
         self.approx = approx
-        self.collection = None
+        self.collection: Collection | None = None
         self.vectors_source: str | None = None  # "store", "snapshot" or "computed"
         self._closed = False
         self._finalizer: weakref.finalize | None = None
@@ -99,7 +103,6 @@ class FashionCLIP:
                 store=store,
                 settings=self.settings,
             )  # fmt: skip
-            self._store = lease.store
             self.collection = lease.collection
             # Released when this object is collected (or at exit) if `close()` never is;
             # the callback holds the lease, not `self`, so it does not keep `self` alive.
@@ -156,7 +159,7 @@ class FashionCLIP:
         return best_labels(probabilities, labels)
 
     # ------------------------------------------------------------------ with a dataset
-    def _bound(self) -> Any:
+    def _bound(self) -> Collection:
         if self._closed and self.dataset is not None:
             from fashion_clip.errors import StoreError
 
@@ -210,7 +213,7 @@ class FashionCLIP:
         harmless. A closed object still encodes, but searching says it was closed.
         """
         self._closed = True
-        self.collection = None
+        self.collection: Collection | None = None
         if self._finalizer is not None:
             self._finalizer.detach()  # closing is this call's job, not the collector's
             self._lease.release()
@@ -222,7 +225,7 @@ class FashionCLIP:
         self.close()
 
 
-def collection_name(dataset: Any, model: ClipModel) -> str:
+def collection_name(dataset: FCLIPDataset, model: ClipModel) -> str:
     """`{dataset}-{content hash}-{model digest}`: one collection per (dataset, model) pair."""
     revision = model.info.revision
     # A local folder is known by its files' digest, so its spelling or place does not matter.

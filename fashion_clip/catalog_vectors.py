@@ -14,10 +14,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fashion_clip.errors import CatalogError
 from fashion_clip.model import ClipModel
+
+if TYPE_CHECKING:
+    from fashion_clip.dataset import FCLIPDataset
+    from fashion_clip.store.base import Collection, Store
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +35,14 @@ DATASET_CATALOG_PREFIX = "FCLIPDataset:"
 
 
 def ensure_dataset_vectors(
-    dataset: Any,
+    dataset: FCLIPDataset,
     model: ClipModel,
-    store: Any,
+    store: Store,
     name: str,
     *,
     snapshots: str | None = None,
     close_on_error: bool = True,
-) -> tuple[Any, str]:
+) -> tuple[Collection, str]:
     """Open (or build) collection `name` holding `dataset`'s vectors for `model`.
 
     Returns the open collection and where its vectors came from: "store" (already there),
@@ -84,7 +88,11 @@ def ensure_dataset_vectors(
 
 
 def _build_or_close(
-    dataset: Any, model: ClipModel, collection: Any, close: bool, only: set[str] | None = None
+    dataset: FCLIPDataset,
+    model: ClipModel,
+    collection: Collection,
+    close: bool,
+    only: set[str] | None = None,
 ) -> int:
     try:
         return _build(dataset, model, collection, only)
@@ -94,7 +102,9 @@ def _build_or_close(
         raise
 
 
-def _build(dataset: Any, model: ClipModel, collection: Any, only: set[str] | None) -> int:
+def _build(
+    dataset: FCLIPDataset, model: ClipModel, collection: Collection, only: set[str] | None
+) -> int:
     """Index the products (`only` these ids, if given), skipping and logging bad images, and
     record the build as complete with the ids it skipped. Returns how many were indexed.
 

@@ -121,7 +121,8 @@ def encode_images(
     """Sources (or one source) -> (n, dim) float32 embeddings (unit length when `normalize`).
 
     The first source that cannot be loaded raises `ImageLoadError` naming it; callers that
-    must skip bad items (the indexer) use `prepare_image` per item instead.
+    must skip bad items decode each one and catch that error themselves (the indexer does,
+    in `indexer.decoding.decode_crop`).
     """
     sources = image_list(sources)
     batch_size = check_count(batch_size)

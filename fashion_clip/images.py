@@ -13,7 +13,6 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -42,7 +41,28 @@ def is_image_source(value: object) -> bool:
 
 
 def is_remote(source: object) -> bool:
+    """True for an `http(s)://` URL or an `s3://` URI (what is fetched, not read from disk)."""
     return isinstance(source, str) and source.startswith(("http://", "https://", "s3://"))
+
+
+def image_from_array(array: np.ndarray) -> Image.Image:
+    """A uint8 `(H, W)` or `(H, W, C)` array (C of 1 to 4: grey, grey+alpha, RGB, RGBA) as a
+    PIL image; anything else is an `ImageLoadError` naming its shape and dtype.
+
+    Other dtypes are refused, not cast: a float image in [0, 1] cast to uint8 is black.
+    """
+    described = f"<array {array.shape} {array.dtype}>"
+    if array.dtype != np.uint8:
+        raise ImageLoadError(
+            described,
+            "an image array must be uint8 (0-255); scale a float image in [0, 1] with "
+            "(array * 255).round().astype(np.uint8)",
+        )
+    if 0 in array.shape or not (array.ndim == 2 or (array.ndim == 3 and 1 <= array.shape[2] <= 4)):
+        raise ImageLoadError(
+            described, "an image array must be non-empty (H, W) or (H, W, C) with C of 1 to 4"
+        )
+    return Image.fromarray(array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array)
 
 
 def fetch_bytes(
@@ -290,10 +310,3 @@ def _sniff(data: bytes) -> str:
     if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]):
         return "looks like text"
     return "unknown format"
-
-
-def load_images(
-    sources: Sequence[ImageSource], *, min_side: int | None = None
-) -> list[Image.Image]:
-    """Load several images; the first bad one raises (callers that skip bad items loop)."""
-    return [load_image(source, min_side=min_side) for source in sources]

@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from fashion_clip import localize_methods as methods
 from fashion_clip.errors import ImageLoadError, InvalidInputError
-from fashion_clip.images import load_image
+from fashion_clip.images import ImageSource, image_from_array, load_image
+from fashion_clip.text import visible_text
+
+if TYPE_CHECKING:
+    from fashion_clip.model import ClipModel
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "heatmap_peak", "localize", "resolve_method"]
 
@@ -42,7 +46,7 @@ _OPTIONS = {
 }
 
 
-def resolve_method(model: Any, method: str = "default") -> str:
+def resolve_method(model: ClipModel, method: str = "default") -> str:
     """The method that will run for `model`: "default" resolved, fallback applied."""
     if not isinstance(method, str) or method not in METHODS:
         raise InvalidInputError(
@@ -56,8 +60,8 @@ def resolve_method(model: Any, method: str = "default") -> str:
 
 
 def localize(
-    model: Any,
-    image: Any,
+    model: ClipModel,
+    image: ImageSource | np.ndarray,
     text: str,
     *,
     method: str = "default",
@@ -154,11 +158,12 @@ def _check_size(size: tuple[int, int] | None, image_size: tuple[int, int]) -> tu
 def _check_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidInputError(f"text must be a string, not {type(text).__name__}")
-    if not text.strip():
+    query = visible_text(text)  # what the app checks too: a zero-width space is no query
+    if not query:
         raise InvalidInputError(
-            "text is empty; describe what to find, for example 'red striped dress'"
+            f"text {text[:40]!r} is empty; describe what to find, for example 'red striped dress'"
         )
-    return text.strip()
+    return query
 
 
 def _check_resolution(model: Any, resolution: int | None, method: str) -> int:
@@ -186,12 +191,7 @@ def _check_resolution(model: Any, resolution: int | None, method: str) -> int:
 
 def _load(image: Any) -> Image.Image:
     if isinstance(image, np.ndarray):
-        if image.ndim not in (2, 3) or image.dtype != np.uint8 or 0 in image.shape:
-            raise ImageLoadError(
-                f"<array {image.shape} {image.dtype}>",
-                "arrays must be non-empty uint8 (H, W) or (H, W, 3|4)",
-            )
-        image = Image.fromarray(image)
+        image = image_from_array(image)
     if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) and (
         not hasattr(image, "read")
     ):

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fashion_clip.errors import InvalidInputError
+
 
 def retrieval_metrics(
     queries: np.ndarray, items: np.ndarray, ks: Sequence[int] = (1, 5, 10)
@@ -15,7 +17,7 @@ def retrieval_metrics(
     `queries` (n, dim) and `items` (n, dim) are unit vectors; ranking is by cosine.
     """
     if queries.shape != items.shape:
-        raise ValueError(f"queries {queries.shape} and items {items.shape} must pair up")
+        raise InvalidInputError(f"queries {queries.shape} and items {items.shape} must pair up")
     scores = queries @ items.T  # (n, n)
     relevant = np.diag(scores)[:, None]
     # rank of the relevant item = 1 + items scoring strictly higher (ties counted in its favour)
@@ -29,7 +31,10 @@ def classification_metrics(truth: Sequence[str], predicted: Sequence[str]) -> di
     """Accuracy and support-weighted macro F1 over the labels present in `truth`."""
     truth_array, predicted_array = np.asarray(truth), np.asarray(predicted)
     if truth_array.shape != predicted_array.shape:
-        raise ValueError("truth and predictions differ in length")
+        raise InvalidInputError(
+            f"truth has shape {truth_array.shape} but predicted has {predicted_array.shape}; "
+            "they must pair up one label per item"
+        )
     accuracy = float(np.mean(truth_array == predicted_array)) if len(truth_array) else 0.0
     weighted_f1 = 0.0
     for label in np.unique(truth_array):

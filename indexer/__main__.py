@@ -55,16 +55,18 @@ def _run(argv: list[str] | None) -> int:
         print(f"indexer: interrupted; run {again} to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FashionCLIPError as exc:
-        return _fail(str(exc), verbose)
+        return _fail(str(exc), verbose, unexpected=False)
     except Exception as exc:  # a bug or an unforeseen environment problem: still one message
-        return _fail(f"unexpected {type(exc).__name__}: {exc}", verbose)
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", verbose, unexpected=True)
 
 
-def _fail(message: str, verbose: bool) -> int:
+def _fail(message: str, verbose: bool, *, unexpected: bool) -> int:
+    """Print `message` (the traceback first with --verbose); only an unexpected error, which
+    no message of ours explains, points to --verbose."""
     if verbose:
         traceback.print_exc()
-    hint = "" if verbose else " (--verbose shows the traceback)"
-    print(f"indexer: error: {message}{hint if 'unexpected' in message else ''}", file=sys.stderr)
+    hint = " (--verbose shows the traceback)" if unexpected and not verbose else ""
+    print(f"indexer: error: {message}{hint}", file=sys.stderr)
     return EXIT_ERROR
 
 

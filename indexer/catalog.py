@@ -24,6 +24,7 @@ from typing import IO, Any
 from fashion_clip.errors import CatalogError, ConfigurationError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))  # ("csv", "jsonl", "json")
 # Fields the indexer writes into every point's payload; a catalog may not use them.
 RESERVED_FIELDS = frozenset({"_fingerprint", "_vectors_key", "_image_source"})
 _INT = re.compile(r"-?(?:0|[1-9]\d*)")

@@ -9,6 +9,8 @@ import argparse
 import math
 
 from fashion_clip.settings import Settings, load_settings
+from indexer.catalog import FORMAT_NAMES
+from indexer.decoding import DECODE_MODES
 
 EPILOG = """exit status: 0 all rows indexed; 1 finished, some rows skipped (listed on stderr and
 in --report); 2 usage, configuration or fatal error.
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete points whose ids are no longer in the catalog",
     )  # fmt: skip
     index.add_argument(
-        "--format", choices=("csv", "jsonl", "json"),
+        "--format", choices=FORMAT_NAMES,
         help="catalog format when the file name's extension does not tell",
     )  # fmt: skip
     index.set_defaults(run="index")
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="M",
         help="model to embed captions and labels (default: the one the collection was built with)",
     )  # fmt: skip
-    evaluate.add_argument("--format", choices=("csv", "jsonl", "json"), help="catalog format")
+    evaluate.add_argument("--format", choices=FORMAT_NAMES, help="catalog format")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run="evaluate")
 
@@ -154,7 +156,7 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         help="refuse image files larger than this (default: 50)",
     )  # fmt: skip
     parser.add_argument(
-        "--decode", choices=("auto", "threads", "processes"), default="auto",
+        "--decode", choices=DECODE_MODES, default="auto",
         help="where images are fetched, hashed and decoded: in threads of the indexer (on a "
         "CPU they wait while the model runs), or in decoding processes (default: auto, "
         "processes when the model is on a GPU)",

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from fashion_clip.errors import FashionCLIPError, ImageLoadError
+from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
 from fashion_clip.images import decode_image
 from fashion_clip.preprocess import ImagePreprocessor
 
@@ -47,7 +47,7 @@ def decode_mode(mode: str, device: str) -> str:
     """ "threads" or "processes": `mode`, with "auto" meaning processes when the model is on
     a GPU (or any accelerator) and threads on the CPU."""
     if mode not in DECODE_MODES:
-        raise ValueError(f"decode mode {mode!r} is not one of {', '.join(DECODE_MODES)}")
+        raise InvalidInputError(f"decode mode {mode!r} is not one of {', '.join(DECODE_MODES)}")
     if mode == "auto":
         return "threads" if device == "cpu" else "processes"
     return mode

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from fashion_clip.embed import check_count
 from fashion_clip.errors import CatalogError
 from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES
 from fashion_clip.model import ClipModel
@@ -108,8 +109,8 @@ def index_rows(
 ) -> Summary:
     """Index `rows` into `collection`; bad rows go to `reporter`. Returns the run's counts."""
     options = options or IndexOptions()
-    if options.batch_size < 1 or options.workers < 1:
-        raise ValueError("batch_size and workers must be at least 1")
+    check_count(options.batch_size, "batch_size")
+    check_count(options.workers, "workers")
     started = time.perf_counter()
     summary = Summary()
     seen: set[str] = set()

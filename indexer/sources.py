@@ -14,8 +14,7 @@ from pathlib import Path
 
 from fashion_clip import s3
 from fashion_clip.errors import ConfigurationError, ImageLoadError
-
-_REMOTE = ("http://", "https://", "s3://")
+from fashion_clip.images import is_remote
 
 
 class ImageRoot:
@@ -54,7 +53,7 @@ class ImageRoot:
     def resolve(self, reference: str) -> str:
         """The source to fetch for `reference`; `ImageLoadError` when it is refused."""
         reference = reference.strip()
-        if reference.startswith(_REMOTE):
+        if is_remote(reference):
             return reference
         if "://" in reference:
             scheme = reference.split("://", 1)[0]

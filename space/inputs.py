@@ -16,7 +16,7 @@ from PIL import Image
 
 from fashion_clip.classify import parse_labels
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.images import load_image_sized
+from fashion_clip.images import image_from_array, load_image_sized
 from fashion_clip.text import split_items, visible_text
 
 MAX_RESULTS = 48
@@ -127,5 +127,5 @@ def read_image_sized(
         else:
             raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
     if isinstance(image, np.ndarray):
-        image = Image.fromarray(image.astype(np.uint8))
+        image = image_from_array(image)
     return load_image_sized(image, min_side=min_side, min_long_side=min_long_side)

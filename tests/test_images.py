@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fashion_clip.errors import ImageLoadError
-from fashion_clip.images import decode_image, decode_image_sized, load_image
+from fashion_clip.images import decode_image, decode_image_sized, image_from_array, load_image
 from tests.image_corpus import bad_files, exif_rotated_jpeg, good_files, jpeg_bytes, photo
 
 
@@ -157,3 +157,13 @@ def test_unreachable_url_is_reported_quickly() -> None:
         from fashion_clip.images import fetch_bytes
 
         fetch_bytes("http://127.0.0.1:9/x.jpg", timeout=2, retries=0)
+
+
+def test_arrays_become_images_only_as_uint8():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert np.array_equal(np.asarray(image_from_array(grey[:, :, None])), grey)  # (H, W, 1)
+    assert image_from_array(np.dstack([grey] * 3)).mode == "RGB"
+    with pytest.raises(ImageLoadError, match=r"<array \(3, 4\) float64>: .*must be uint8"):
+        image_from_array(grey / 255.0)  # cast, a [0, 1] image would be black
+    with pytest.raises(ImageLoadError, match=r"<array \(3, 4, 5\) uint8>: .*C of 1 to 4"):
+        image_from_array(np.zeros((3, 4, 5), dtype=np.uint8))

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from indexer.commands import COMMANDS
 from tests.image_corpus import write_corpus
 from tests.indexer_fixtures import points, run_indexer, use_store, write_catalog
 
@@ -114,6 +115,22 @@ def test_a_qdrant_path_naming_a_file_is_one_clear_error(env, capsys, monkeypatch
 def test_verbose_shows_the_traceback(env, capsys):
     code, _, err = run_indexer(capsys, "index", env / "missing.csv", "--verbose")
     assert code == 2 and "Traceback" in err and "no such catalog file" in err
+
+
+def test_only_an_unexpected_error_points_to_verbose(env, capsys, monkeypatch):
+    # A message of ours that happens to hold the word "unexpected" explains itself.
+    (env / "c.json").write_text('[{"id": 1, "image": "x.jpg"}] and more')
+    code, _, err = run_indexer(capsys, "index", env / "c.json")
+    assert code == 2 and "unexpected text after the closing ']'" in err
+    assert "--verbose" not in err
+
+    def broken(args, settings):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(COMMANDS, "index", broken)
+    code, _, err = run_indexer(capsys, "index", env / "c.json")
+    assert code == 2 and "Traceback" not in err
+    assert "unexpected RuntimeError: a bug (--verbose shows the traceback)" in err
 
 
 def test_help_explains_every_command(capsys):

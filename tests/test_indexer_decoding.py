@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 
 import indexer.workers
+from fashion_clip.errors import InvalidInputError
 from fashion_clip.images import load_image
 from fashion_clip.store.embedded import EmbeddedStore
 from indexer.catalog import Row
 from indexer.decoding import DecoderFailed, decode_mode
 from indexer.job import collection_spec, index_catalog, open_catalog
-from indexer.pipeline import IndexOptions, default_batch_size, default_workers
+from indexer.pipeline import IndexOptions, default_batch_size, default_workers, index_rows
 from indexer.report import Reporter
 from indexer.sources import ImageRoot
 from indexer.state import ModelTag
@@ -131,8 +132,21 @@ def test_auto_decodes_in_threads_on_the_cpu_and_in_processes_elsewhere():
     assert decode_mode("auto", "cuda") == "processes"
     assert decode_mode("auto", "mps") == "processes"
     assert decode_mode("threads", "cuda") == "threads"
-    with pytest.raises(ValueError, match="'gpu' is not one of auto, threads, processes"):
+    with pytest.raises(InvalidInputError, match="'gpu' is not one of auto, threads, processes"):
         decode_mode("gpu", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (IndexOptions(batch_size=0), "batch_size must be 1 or more, got 0"),
+        (IndexOptions(workers=-2), "workers must be 1 or more, got -2"),
+    ],
+)
+def test_a_run_with_no_batch_or_no_workers_is_refused_naming_the_value(options, message):
+    # Checked before anything else is touched, so no collection or model is needed.
+    with pytest.raises(InvalidInputError, match=message):
+        index_rows([], None, None, None, None, options)
 
 
 def test_crops_embed_exactly_as_the_float_preprocessing(tiny_model):

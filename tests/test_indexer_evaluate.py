@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashion_clip.errors import CatalogError
+from fashion_clip.errors import CatalogError, InvalidInputError
 from fashion_clip.metrics import classification_metrics, retrieval_metrics
 from fashion_clip.store import CollectionSpec, Point
 from fashion_clip.store.embedded import EmbeddedStore
@@ -93,6 +93,13 @@ def test_without_distractors_it_matches_the_shared_metrics(collection):
     assert result.recall_at_1 == pytest.approx(reference["recall@1"])
     assert result.recall_at_10 == pytest.approx(reference["recall@10"])
     assert result.mrr == pytest.approx(reference["mrr"])
+
+
+def test_metrics_refuse_unpaired_inputs_naming_both_shapes():
+    with pytest.raises(InvalidInputError, match=r"truth has shape \(3,\) but predicted has \(2,\)"):
+        classification_metrics(["a", "b", "a"], ["a", "b"])
+    with pytest.raises(InvalidInputError, match=r"queries \(2, 4\) and items \(3, 4\)"):
+        retrieval_metrics(np.zeros((2, 4)), np.zeros((3, 4)))
 
 
 def test_rows_without_captions_or_labels(collection):

@@ -147,9 +147,11 @@ def test_clip_vits_use_the_single_pass_method_unless_masking_is_asked(tiny_model
 
 
 # ---------------------------------------------------------------------- errors
-@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+# Invisible text is refused as the app refuses it (`visible_text`): a zero-width space, a
+# word joiner or a NUL shows nothing, and the model would answer it arbitrarily.
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\u200b", " \u200b\u2060 ", "\x00"])
 def test_empty_text_is_refused(tiny_model, text) -> None:
-    with pytest.raises(InvalidInputError, match="text is empty"):
+    with pytest.raises(InvalidInputError, match="is empty; describe what to find"):
         localize(tiny_model, photo(32, 32), text)
 
 
@@ -174,8 +176,9 @@ def test_bad_arguments_get_messages_that_say_what_would_work(tiny_model) -> None
         ("/no/such/look.jpg", "no such file"),
         (None, "not an image; give a path"),
         (42, "not an image; give a path"),
-        (np.zeros((0, 5, 3), dtype=np.uint8), "non-empty uint8"),
-        (np.zeros((5, 5, 3), dtype=np.float64), "non-empty uint8"),
+        (np.zeros((0, 5, 3), dtype=np.uint8), r"<array \(0, 5, 3\) uint8>: .*non-empty"),
+        (np.zeros((5, 5, 5), dtype=np.uint8), r"\(5, 5, 5\) uint8>: .*C of 1 to 4"),
+        (np.zeros((5, 5, 3), dtype=np.float64), r"float64>: .*must be uint8 \(0-255\)"),
     ],
 )
 def test_bad_images_are_refused_with_the_source_named(tiny_model, source, problem) -> None:

@@ -224,6 +224,13 @@ def test_image_search_by_upload_array_and_modifier(backend):
     assert all(h["payload"]["color"] == "blue" for h in filtered)
 
 
+def test_a_float_array_upload_is_refused_rather_than_searched_as_black(backend):
+    # A float image in [0, 1], cast to uint8, would be a black picture with black results.
+    floats = np.asarray(Image.open(PICTURE).convert("RGB")) / 255.0
+    with pytest.raises(gr.Error, match=r"float64>: an image array must be uint8 .*\* 255"):
+        handlers.image_search(backend, floats, limit=5)
+
+
 def test_image_search_needs_an_image_and_only_web_urls(backend):
     with pytest.raises(gr.Error, match="(?i)no image given"):
         handlers.image_search(backend, None)

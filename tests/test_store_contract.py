@@ -210,7 +210,7 @@ def test_text_space_skips_points_without_captions(col, cat):
     hits = col.search(cat.text[1], using="text", limit=300, exact=True)
     assert len(hits) == int(cat.has_text.sum())
     assert ids_of(hits)[:10] == brute_force(cat.text, cat.text[1], cat.ids, 10, cat.has_text)
-    with pytest.raises(ConfigurationError, match="unknown vector space"):
+    with pytest.raises(InvalidInputError, match="unknown vector space 'sketch'"):
         col.search(cat.text[1], using="sketch")
 
 
@@ -272,7 +272,7 @@ def test_recommend_from_stored_points(col, cat):
     assert red and all(h.payload["color"] == "red" for h in red)
     with pytest.raises(StoreError, match="no-such-id"):
         col.recommend(["no-such-id"])
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInputError, match="at least one positive example"):
         col.recommend([], [cat.ids[1]])
 
 
@@ -283,8 +283,10 @@ def test_composed_query_ranks_by_weighted_similarities(col, cat):
     combined = sum(w * (cat.image @ v) for v, w in terms)
     expected = [cat.ids[i] for i in np.argsort(-combined)[:10]]
     assert ids_of(col.search_composed(terms, limit=10, exact=True)) == expected
-    with pytest.raises(ConfigurationError, match="cancel"):
+    with pytest.raises(InvalidInputError, match=r"cancel out \(weights 1, -1\)"):
         col.search_composed([(image, 1.0), (image, -1.0)])
+    with pytest.raises(InvalidInputError, match="at least one"):
+        col.search_composed([])
 
 
 def test_group_search_by_payload_field(col, cat):
@@ -298,6 +300,10 @@ def test_group_search_by_payload_field(col, cat):
         if len(expected[color[pid]]) < 2:
             expected[color[pid]].append(pid)
     assert [(g.value, ids_of(g.hits)) for g in groups] == list(expected.items())[:3]
+    with pytest.raises(InvalidInputError, match="positive limit, not 0"):
+        col.search_groups(query, "color", limit=0)
+    with pytest.raises(InvalidInputError, match="positive group_size, not -1"):
+        col.search_groups(query, "color", group_size=-1)
 
 
 def test_facet_counts_for_filter_menus(col, cat):
@@ -307,6 +313,46 @@ def test_facet_counts_for_filter_menus(col, cat):
     assert col.facet("size", filter=cheap) == dict(expected)
     assert sum(col.facet("color", limit=2).values()) <= len(cat.ids)
     assert len(col.facet("color", limit=2)) == 2
+
+
+def test_facet_on_a_field_without_an_index_says_to_create_one(col, backend):
+    if backend.name == "local":
+        pytest.skip("qdrant-client's local mode counts any field, indexed or not")
+    with pytest.raises(StoreError, match="'in_stock' .* has no keyword, integer or bool payload"):
+        col.facet("in_stock")  # a bool field the spec left without an index
+
+
+# What each engine says when a facet fails: the missing index, in Qdrant Edge's and a
+# server's words (as qdrant-client's UnexpectedResponse prints it), and another failure that
+# merely mentions an index.
+_NO_INDEX = (
+    "No appropriate index for faceting: `color`. Please create one to facet on this field. "
+    "Check https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which "
+    "payload schemas support Match conditions"
+)
+_SERVER_NO_INDEX = (
+    "Unexpected Response: 400 (Bad Request)\nRaw response content:\n"
+    f'b\'{{"status":{{"error":"Wrong input: {_NO_INDEX}"}},"time":0.0004}}\''
+)
+
+
+@pytest.mark.parametrize(
+    ("engine_says", "expected"),
+    [
+        (_NO_INDEX, "'color' .* has no keyword, integer or bool payload index"),
+        (_SERVER_NO_INDEX, "'color' .* has no keyword, integer or bool payload index"),
+        ("index out of range", "'color'.*: index out of range"),
+    ],
+)
+def test_facet_failures_are_told_apart(col, backend, monkeypatch, engine_says, expected):
+    class Refusing:
+        def facet(self, *args, **kwargs):
+            raise RuntimeError(engine_says)
+
+    monkeypatch.setattr(col, "_shard" if backend.name == "embedded" else "_c", Refusing())
+    with pytest.raises(StoreError, match=expected) as raised:
+        col.facet("color")
+    assert ("payload index" in str(raised.value)) == ("faceting" in engine_says)
 
 
 def test_field_names_with_spaces_and_dots_and_numbers_that_turn_fractional(store, backend):

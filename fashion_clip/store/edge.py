@@ -30,7 +30,14 @@ from fashion_clip.store.base import (
     search_breadth,
 )
 from fashion_clip.store.ids import point_id
-from fashion_clip.store.meta import check_index_type, field_path, merge_extra, to_info
+from fashion_clip.store.meta import (
+    check_index_type,
+    field_path,
+    merge_extra,
+    missing_facet_index,
+    to_info,
+    with_payload_index,
+)
 from fashion_clip.store.points import examples, prepare, to_hit, to_point
 from fashion_clip.store.query import check_query, group_by_overfetch
 
@@ -247,19 +254,14 @@ class EdgeCollection(Collection):
         try:
             response = self.shard.facet(request)
         except Exception as exc:
-            if "index" in str(exc).lower():
-                raise StoreError(
-                    f"cannot count values of {key!r} in collection {self.name!r}: the field has "
-                    "no keyword, integer or bool payload index (create one first)"
-                ) from exc
-            raise StoreError(f"embedded store: facet on {key!r} failed: {exc}") from exc
+            missing = missing_facet_index(exc, key, self.name)
+            raise missing or StoreError(f"embedded store: facet on {key!r} failed: {exc}") from exc
         return {hit.value: int(hit.count) for hit in response.hits}
 
     def create_payload_index(self, field_name: str, field_type: str) -> None:
         self.index_field(field_name, field_type)
         with self.write_lock:
-            indexes = {**self._meta.get("payload_indexes", {}), field_name: field_type}
-            self._meta = {**self._meta, "payload_indexes": indexes}
+            self._meta = with_payload_index(self._meta, field_name, field_type)
             self._save_meta(self._meta)
 
     def index_field(self, field_name: str, field_type: str) -> None:

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,7 +233,7 @@ class EmbeddedStore(Store):
         return release
 
     @contextlib.contextmanager
-    def locked(self, name: str):
+    def locked(self, name: str) -> Iterator[Path]:
         """Hold the collection's lock without opening it (e.g. to replace its files)."""
         directory = self.directory(name)
         make_directory(directory)

@@ -46,6 +46,11 @@ _NOT_INDEXED = {ID_FIELD, "image", "caption", "fingerprint", "_fingerprint", "de
 _PLAIN_KEY = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]*")
 _UNQUOTABLE = ('"', "\\")
 _MAX_KEYWORD_LENGTH = 64  # longer strings are prose, not categories to filter on
+# How the engine refuses a facet on a field without a keyword, integer or bool index: the
+# same words from Qdrant Edge and from a server ("Wrong input: No appropriate index for
+# faceting: `color`. Please create one to facet on this field. ..."). Matched whole, so
+# another error that merely mentions an index ("index out of range") is not mistaken for it.
+_NO_FACET_INDEX = "no appropriate index for faceting"
 
 
 def check_name(name: str) -> str:
@@ -163,6 +168,23 @@ def merge_extra(meta: dict[str, Any], values: Mapping[str, Any]) -> dict[str, An
     if clash:
         raise StoreError(f"{', '.join(clash)} cannot change; rebuild the collection instead")
     return {**meta, "extra": {**meta.get("extra", {}), **values}}
+
+
+def with_payload_index(meta: dict[str, Any], field_name: str, field_type: str) -> dict[str, Any]:
+    """`meta` recording a payload index of `field_type` on `field_name`."""
+    indexes = {**meta.get("payload_indexes", {}), field_name: field_type}
+    return {**meta, "payload_indexes": indexes}
+
+
+def missing_facet_index(exc: BaseException, key: str, collection: str) -> StoreError | None:
+    """The error to raise when the engine refused to count values of `key` for want of a
+    payload index (`exc` is what it raised), or None when `exc` is about something else."""
+    if _NO_FACET_INDEX not in str(exc).lower():
+        return None
+    return StoreError(
+        f"cannot count values of {key!r} in collection {collection!r}: the field has no "
+        "keyword, integer or bool payload index (create one first)"
+    )
 
 
 def field_path(key: str) -> str:

@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import ConfigurationError, ModelMismatchError, StoreError
+from fashion_clip.errors import (
+    InvalidInputError,
+    ModelMismatchError,
+    StoreError,
+)
 from fashion_clip.store.base import ID_FIELD, VECTOR_NAMES, CatalogId, Collection, Hit, Point
 from fashion_clip.store.ids import point_id
 
@@ -85,7 +89,7 @@ def examples(
     `with_vectors=False` only checks that they exist (an engine that recommends by id needs
     no vectors sent back)."""
     if not positive:
-        raise ConfigurationError("'more like this' needs at least one positive example")
+        raise InvalidInputError("'more like this' needs at least one positive example; got none")
     wanted = [*positive, *negative]
     found = {str(p.id): p for p in collection.retrieve(wanted, with_vectors=with_vectors)}
     missing = [i for i in wanted if str(i) not in found]

@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fashion_clip.errors import ConfigurationError, ModelMismatchError
+from fashion_clip.errors import InvalidInputError, ModelMismatchError
 from fashion_clip.store.base import VECTOR_NAMES, Group, Hit
 
 
 def compose(terms: Sequence[tuple[np.ndarray, float]], dim: int) -> np.ndarray:
     """The unit-length weighted sum of `(vector, weight)` terms, `(dim,)` float32."""
     if not terms:
-        raise ConfigurationError("a composed query needs at least one vector")
+        raise InvalidInputError("a composed query needs at least one (vector, weight) term, not 0")
     total = np.zeros(dim, dtype=np.float64)
     for vector, weight in terms:
         if np.shape(vector) != (dim,):
@@ -24,14 +24,17 @@ def compose(terms: Sequence[tuple[np.ndarray, float]], dim: int) -> np.ndarray:
         total += float(weight) * np.asarray(vector, dtype=np.float64)
     norm = float(np.linalg.norm(total))
     if not math.isfinite(norm) or norm < 1e-9:
-        raise ConfigurationError("the weighted query vectors cancel out; change the weights")
+        weights = ", ".join(f"{float(weight):g}" for _, weight in terms)
+        raise InvalidInputError(
+            f"the weighted query vectors cancel out (weights {weights}); change the weights"
+        )
     return (total / norm).astype(np.float32)
 
 
 def check_query(vector: np.ndarray, dim: int, using: str) -> list[float]:
     """Validate a `(dim,)` query vector and the space it searches; return it as a list."""
     if using not in VECTOR_NAMES:
-        raise ConfigurationError(
+        raise InvalidInputError(
             f"unknown vector space {using!r}; expected one of {', '.join(VECTOR_NAMES)}"
         )
     if np.shape(vector) != (dim,):
@@ -39,6 +42,13 @@ def check_query(vector: np.ndarray, dim: int, using: str) -> list[float]:
             f"the query vector has shape {np.shape(vector)}; the collection holds {dim}-d vectors"
         )
     return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def check_group_sizes(limit: int, group_size: int) -> None:
+    """Refuse a group search that asks for no groups or empty ones, naming the value."""
+    for name, value in (("limit", limit), ("group_size", group_size)):
+        if value <= 0:
+            raise InvalidInputError(f"group search needs a positive {name}, not {value}")
 
 
 def group_by_overfetch(
@@ -54,8 +64,7 @@ def group_by_overfetch(
     groups are seen and each holds `group_size` hits, hits not yet fetched (all worse) cannot
     change the answer. A point whose field holds a list joins the group of each value.
     """
-    if limit <= 0 or group_size <= 0:
-        raise ConfigurationError("group search needs a positive limit and group size")
+    check_group_sizes(limit, group_size)
     n = max(64, limit * group_size * 4)
     while True:
         hits = fetch(n)

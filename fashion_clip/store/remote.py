@@ -37,12 +37,14 @@ from fashion_clip.store.meta import (
     field_path,
     guard,
     merge_extra,
+    missing_facet_index,
     new_meta,
     parse_meta,
     to_info,
+    with_payload_index,
 )
 from fashion_clip.store.points import examples, prepare, to_hit, to_point
-from fashion_clip.store.query import check_query
+from fashion_clip.store.query import check_group_sizes, check_query
 
 _SCHEMAS = {
     "keyword": qm.PayloadSchemaType.KEYWORD,
@@ -292,8 +294,7 @@ class RemoteCollection(Collection):
         group_size: int = 3,
         exact: bool = False,
     ) -> list[Group]:
-        if limit <= 0 or group_size <= 0:
-            raise ConfigurationError("group search needs a positive limit and group size")
+        check_group_sizes(limit, group_size)
         result = self._call(
             "search groups", self._c.query_points_groups, group_by=field_path(group_by),
             query=check_query(vector, self.dim, using), using=using,
@@ -309,11 +310,9 @@ class RemoteCollection(Collection):
                 facet_filter=_filter(filter), limit=limit, exact=True,
             )  # fmt: skip
         except StoreError as exc:
-            if "index" in str(exc).lower():
-                raise StoreError(
-                    f"cannot count values of {key!r} in collection {self.name!r}: the field has "
-                    "no keyword, integer or bool payload index (create one first)"
-                ) from exc
+            missing = missing_facet_index(exc, key, self.name)
+            if missing:
+                raise missing from exc
             raise
         return {hit.value: int(hit.count) for hit in response.hits}
 
@@ -326,8 +325,7 @@ class RemoteCollection(Collection):
 
     def create_payload_index(self, field_name: str, field_type: str) -> None:
         self.index_field(field_name, field_type)
-        indexes = {**self.meta.get("payload_indexes", {}), field_name: field_type}
-        self._save({**self.meta, "payload_indexes": indexes})
+        self._save(with_payload_index(self.meta, field_name, field_type))
 
     def set_extra(self, values: Mapping[str, Any]) -> None:
         self._save(merge_extra(self.meta, values))
