@@ -13,8 +13,8 @@ import sys
 import traceback
 
 from fashion_clip.errors import FashionCLIPError
-
-EXIT_OK, EXIT_SKIPPED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+from indexer.exit_codes import ERROR as EXIT_ERROR
+from indexer.exit_codes import INTERRUPTED as EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:

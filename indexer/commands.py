@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
+from indexer import exit_codes
 
 if TYPE_CHECKING:
     from fashion_clip.model import ClipModel
@@ -92,7 +93,7 @@ def _model_and_options(
 
 def _finished(name: str, summary: Summary) -> int:
     print(f"{name}: {summary.line()}")
-    return 1 if summary.skipped else 0
+    return exit_codes.SKIPPED if summary.skipped else exit_codes.OK
 
 
 def _print_skip(skip: Skip) -> None:
@@ -114,7 +115,7 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         records = [{**_info_record(info), "store": location} for info in described]
         print(json.dumps(records[0] if wanted else records, indent=2, default=str))
-        return 0
+        return exit_codes.OK
     if not described:
         print(f"store: {location}\nno collections yet; index a catalog with `indexer index`")
     for info in described:
@@ -127,7 +128,7 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
                         for key, value in rows))  # fmt: skip
         if len(described) > 1:
             print()
-    return 0
+    return exit_codes.OK
 
 
 def _info_record(info: Any) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     figures = result.as_dict()
     if args.json:
         print(json.dumps({"collection": name, "model": info.name, **figures}, indent=2))
-        return 0
+        return exit_codes.OK
     print(f"collection {name!r} ({result.collection_size} points), model {info.name!r}")
     print(f"{'metric':<20}  {'value':>6}  n")
     for key, count in (
@@ -177,7 +178,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         value = figures[key]
         print(f"{key:<20}  {'n/a' if value is None else f'{value:.4f}':>6}  {count}")
     print(f"labels: {result.labels}; catalog rows not in the collection: {result.not_indexed}")
-    return 0
+    return exit_codes.OK
 
 
 # ---------------------------------------------------------------------- snapshot
@@ -194,7 +195,7 @@ def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
             info = pull_snapshot(store, args.uri, args.collection, recreate=args.recreate)
             print(f"pulled {args.uri} into collection {info.name!r} ({info.count} points, "
                   f"model {info.model_id!r})")  # fmt: skip
-    return 0
+    return exit_codes.OK
 
 
 COMMANDS = {
