@@ -23,10 +23,13 @@ from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Hit, Point
+from fashion_clip.text import visible_text
 from space.filters import Facets, build_filter, narrows
 from space.inputs import (
     DEFAULT_RESULTS,
     IMAGE_HINT,
+    IMAGE_OR_URL_HINT,
+    is_missing,
     read_ids,
     read_image,
     read_image_sized,
@@ -103,6 +106,7 @@ def runs_as(
 
 
 SearchOutput = tuple[list[GalleryItem], list[dict[str, Any]]]
+_TAKES_URLS = {"image_search"}  # handlers whose tab has an image URL box, for the hints
 
 
 # ---------------------------------------------------------------------- errors at the edge
@@ -121,7 +125,8 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except gr.Error:
             raise
         except ImageLoadError as exc:
-            message = f"Cannot read the image {_short(exc.source)}: {exc.problem}. {IMAGE_HINT}"
+            hint = IMAGE_OR_URL_HINT if fn.__name__ in _TAKES_URLS else IMAGE_HINT
+            message = f"Cannot read the image {_short(exc.source)}: {exc.problem}. {hint}"
             raise refusal(fn.__name__, message) from exc
         except FashionCLIPError as exc:
             raise refusal(fn.__name__, _sentence(str(exc))) from exc
@@ -250,7 +255,8 @@ def image_search(
     url: str | None = None,
 ) -> SearchOutput:
     """Products that look like the image; a modifier text composes with it ("but in blue")."""
-    picture = read_image(image, url, min_side=backend.model.preprocessor.min_decode_side)
+    # url="" rather than None: this tab has the URL box, and its hints say so.
+    picture = read_image(image, url or "", min_side=backend.model.preprocessor.min_decode_side)
     modifier = read_text(modifier, "modifier")
     count = read_limit(limit)
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
@@ -334,6 +340,12 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
     from fashion_clip.localize import localize as locate
     from fashion_clip.overlay import draw_heatmap
 
+    if is_missing(image) and not visible_text(text if isinstance(text, str) else ""):
+        # Both boxes empty: one message for both, not one for the text, then the image.
+        raise InvalidInputError(
+            "no image and no text given: upload a JPEG, PNG or WebP photo and type what to "
+            "find in it, e.g. 'collar'"
+        )
     concept = read_text(
         text, "text", required=True, hint="type what to find in the image, e.g. 'collar'"
     )

@@ -23,7 +23,8 @@ MAX_RESULTS = 48
 DEFAULT_RESULTS = 12
 MAX_LABELS = 64
 MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads ~77 tokens
-IMAGE_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
+IMAGE_HINT = "Upload a JPEG, PNG or WebP photo and try again."
+IMAGE_OR_URL_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
 
 
 def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
@@ -107,6 +108,11 @@ def read_image(image: Any, url: str | None = None, *, min_side: int | None = Non
     return read_image_sized(image, url, min_side=min_side)[0]
 
 
+def is_missing(image: Any) -> bool:
+    """Whether no picture was sent (an empty upload box)."""
+    return image is None or (isinstance(image, str) and not image.strip())
+
+
 def read_image_sized(
     image: Any,
     url: str | None = None,
@@ -116,7 +122,7 @@ def read_image_sized(
 ) -> tuple[Image.Image, tuple[int, int]]:
     """`read_image`, and the whole picture's `(width, height)`: a JPEG decoded in draft mode
     (`min_long_side`: to keep its longer side at least this long) is smaller than that."""
-    if image is None or (isinstance(image, str) and not image.strip()):
+    if is_missing(image):
         if url and url.strip():
             # Only the web: a path or s3:// URI here would let callers read the server's files.
             if not url.strip().lower().startswith(("http://", "https://")):
@@ -125,7 +131,9 @@ def read_image_sized(
                 )
             image = url.strip()
         else:
-            raise InvalidInputError(f"no image given: {IMAGE_HINT[0].lower()}{IMAGE_HINT[1:]}")
+            # Only the image search has a URL box (it passes `url`, even empty): say so there.
+            hint = IMAGE_OR_URL_HINT if url is not None else IMAGE_HINT
+            raise InvalidInputError(f"no image given: {hint[0].lower()}{hint[1:]}")
     if isinstance(image, np.ndarray):
         image = image_from_array(image)
     return load_image_sized(image, min_side=min_side, min_long_side=min_long_side)

@@ -338,10 +338,10 @@ def test_bad_uploads_get_a_message_naming_the_file(backend, tmp_path, name):
     data, word = bad_files()[name]
     path = tmp_path / name
     path.write_bytes(data)
-    for call in (
-        lambda: handlers.classify(backend, str(path), "dress, shirt"),
-        lambda: handlers.image_search(backend, str(path)),
-        lambda: handlers.localize(backend, str(path), "collar"),
+    for call, has_url_box in (
+        (lambda: handlers.classify(backend, str(path), "dress, shirt"), False),
+        (lambda: handlers.image_search(backend, str(path)), True),
+        (lambda: handlers.localize(backend, str(path), "collar"), False),
     ):
         with pytest.raises(gr.Error) as caught:
             call()
@@ -349,6 +349,21 @@ def test_bad_uploads_get_a_message_naming_the_file(backend, tmp_path, name):
         assert name in message and word.lower() in message.lower(), message
         assert str(tmp_path) not in message  # the server's temporary path stays private
         assert "Upload a JPEG" in message
+        assert ("image URL" in message) == has_url_box, message  # only that tab has the box
+
+
+def test_each_tab_asks_for_what_it_lacks_in_one_message(backend):
+    for call, expected in (
+        (lambda: handlers.classify(backend, None, "dress, shirt"), "no image given: upload"),
+        (lambda: handlers.localize(backend, None, "collar"), "no image given: upload"),
+        (lambda: handlers.localize(backend, None, "  "), "no image and no text given"),
+        (lambda: handlers.image_search(backend, None), "(or paste an image URL)"),
+    ):
+        with pytest.raises(gr.Error) as caught:
+            call()
+        message = caught.value.message.lower()
+        assert expected.lower() in message, message
+        assert ("image url" in message) == ("URL" in expected)
 
 
 @pytest.mark.parametrize("name", sorted(good_files()))
