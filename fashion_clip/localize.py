@@ -27,6 +27,7 @@ from PIL import Image
 from fashion_clip import localize_methods as methods
 from fashion_clip.errors import ImageLoadError, InvalidInputError
 from fashion_clip.images import ImageSource, image_from_array, load_image
+from fashion_clip.overlay import heatmap_peak  # public here: where the map comes from
 from fashion_clip.text import visible_text
 
 if TYPE_CHECKING:
@@ -94,15 +95,6 @@ def localize(
     vector = model.encode_text([query])[0]  # (dim,) unit
     grid = _RUN[name](model, pixels, vector, **options)  # (g, g) over the square view, in [0, 1]
     return unletterbox(grid, side, box, _check_size(size, picture.size))
-
-
-def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int]:
-    """(x, y) in pixels of the heatmap's maximum (the first one if several tie)."""
-    array = np.asarray(heatmap)
-    if array.ndim != 2 or array.size == 0:
-        raise InvalidInputError(f"heatmap must be a non-empty (H, W) array, not {array.shape}")
-    y, x = np.unravel_index(int(np.argmax(array)), array.shape)
-    return int(x), int(y)
 
 
 # ---------------------------------------------------------------------- view geometry

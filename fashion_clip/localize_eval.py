@@ -27,6 +27,7 @@ from fashion_clip.demo.garments import (
     render_background,
     render_garment_rgba,
 )
+from fashion_clip.overlay import heatmap_peak
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
 
@@ -126,7 +127,7 @@ def score_heatmap(heatmap: np.ndarray, box: Box, threshold: float = 0.5) -> dict
     `heatmap` is `(H, W)` in [0, 1], aligned with the image the box refers to.
     """
     x0, y0, x1, y1 = box
-    y, x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    x, y = heatmap_peak(heatmap)  # the point the app and the API report
     inside = np.zeros(heatmap.shape, dtype=bool)
     inside[y0:y1, x0:x1] = True
     total = float(heatmap.sum())

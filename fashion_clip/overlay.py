@@ -28,6 +28,26 @@ _COLOURS = np.array(
 )
 
 
+def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int]:
+    """(x, y) in pixels of the heatmap's maximum; where several pixels share it, the one
+    nearest their centre.
+
+    A map resampled from a patch grid is flat from a border patch's centre to the image's
+    edge, so "the first maximum" put the peak on the edge itself (x = 0 or y = 0) whenever
+    a border patch won; the middle of the flat stretch is where that patch points.
+    """
+    array = np.asarray(heatmap)
+    if array.ndim != 2 or array.size == 0:
+        raise InvalidInputError(f"heatmap must be a non-empty (H, W) array, not {array.shape}")
+    first = np.unravel_index(int(np.argmax(array)), array.shape)
+    top = float(array[first])
+    ys, xs = np.nonzero(array >= top - 1e-6 * max(abs(top), 1.0))  # empty if top is NaN
+    if xs.size <= 1:
+        return int(first[1]), int(first[0])
+    nearest = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
+    return int(xs[nearest]), int(ys[nearest])
+
+
 def colorize(heatmap: np.ndarray) -> np.ndarray:
     """`(H, W)` values in [0, 1] -> `(H, W, 3)` uint8 colours of the ramp."""
     values = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)), 0.0, 1.0)
@@ -56,8 +76,11 @@ def draw_heatmap(
     blended = base * (1.0 - alpha) + colorize(array).astype(np.float32) * alpha
     out = Image.fromarray(blended.round().astype(np.uint8))
     if mark_peak and array.size:
-        y, x = np.unravel_index(int(np.argmax(array)), array.shape)
+        x, y = heatmap_peak(array)
         radius = max(4, round(min(image.size) * 0.03))
+        # A peak near the edge gets a whole ring that still encloses it, not half a ring.
+        x = min(max(x, radius), max(radius, image.width - 1 - radius))
+        y = min(max(y, radius), max(radius, image.height - 1 - radius))
         width = max(2, radius // 3)
         draw = ImageDraw.Draw(out)
         ring = (x - radius, y - radius, x + radius, y + radius)

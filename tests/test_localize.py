@@ -212,6 +212,28 @@ def test_overlay_blends_colours_and_marks_the_peak() -> None:
     assert len(changed) and np.all(np.abs(changed - [10, 45]).max(axis=1) <= 8)
 
 
+def test_a_border_patch_peak_is_that_patch_not_the_image_edge() -> None:
+    # Resampled from a patch grid, a map is flat from a border patch's centre to the edge:
+    # the peak used to be reported (and ringed) at x = 0, half its ring off the picture.
+    grid = np.zeros((7, 7), dtype=np.float32)
+    grid[3, 0] = 1.0  # the left border patch, half-way down
+    heatmap = unletterbox(grid, 224, (0, 0, 224, 224), (224, 224))
+    x, y = heatmap_peak(heatmap)
+    assert 4 <= x < 16 and abs(y - 112) <= 1, (x, y)  # the flat stretch's middle, not 0
+    assert heatmap_peak(np.array([[0.0, 1.0, 0.5]], dtype=np.float32)) == (1, 0)  # one maximum
+    # The ring stays whole: as many marked pixels as for a peak in the middle.
+    image = Image.new("RGB", (224, 224), (128, 128, 128))
+    middle = np.zeros((224, 224), dtype=np.float32)
+    middle[112, 112] = 1.0
+
+    def ring_pixels(heatmap: np.ndarray) -> int:
+        marked = np.asarray(draw_heatmap(image, heatmap, alpha=0.5)).astype(int)
+        unmarked = np.asarray(draw_heatmap(image, heatmap, alpha=0.5, mark_peak=False))
+        return int(np.count_nonzero(np.any(marked != unmarked, axis=-1)))
+
+    assert ring_pixels(heatmap) >= 0.9 * ring_pixels(middle)
+
+
 def test_scores_of_a_map_against_its_box() -> None:
     heatmap = np.zeros((100, 100), dtype=np.float32)
     heatmap[20:40, 30:60] = 1.0
