@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
 log = logging.getLogger("fashion_clip.app")
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        # note: the demo model stood in
+        # fallback_note: why the bundled demo model stands in (shown on the page), or None
         model, fallback_note = load_configured_model(
             settings, default_text_precision=QUERY_PRECISION
         )
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except FashionCLIPError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    # A stop (SIGTERM: a Space restarting, `docker stop`, systemd) ends like Ctrl-C: the server
+    # closes and temporary folders (the gallery's thumbnails, overlays) are removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     demo.launch(**launch_options(settings, share=args.share))
     return 0
 

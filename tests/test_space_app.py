@@ -77,16 +77,22 @@ def test_a_model_that_cannot_load_stops_with_its_name(tmp_path):
 @pytest.mark.skipif(not DEMO_MODEL_DIR.is_dir(), reason="the bundled demo model is not built")
 def test_first_start_offline_falls_back_indexes_the_demo_and_serves(tmp_path):
     """The README's first command on a fresh clone without network: the whole path."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     process, url = start(
         tmp_path,
         HF_HUB_OFFLINE="1",
         HF_HOME=str(tmp_path / "hf"),  # nothing cached
         FASHION_CLIP_MODEL="",
+        TMPDIR=str(temporary),
     )
     try:
         page = wait_for_page(process, url)
+        assert list(temporary.glob("fashion-clip-pictures-*"))  # the gallery's own folder
     finally:
-        log = stop(process)
+        log = stop(process)  # SIGTERM, as a Space restarting sends
+    assert process.returncode == 0, log
+    assert not list(temporary.glob("fashion-clip-pictures-*"))  # removed when stopped
     assert "using the bundled demo model" in page  # the banner ...
     assert "using the bundled demo model" in log  # ... and the log
     assert "model `demo`" in page and "collection `demo`" in page and "400 items" in page
