@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up checks
 
-    from fashion_clip.errors import FashionCLIPError
+    from fashion_clip.errors import FashionCLIPError, ModelMismatchError
     from fashion_clip.runtime import load_configured_model
     from fashion_clip.settings import load_settings
     from fashion_clip.store import open_store
     from space.app import build_demo
     from space.startup import launch_options, open_collection
 
+    fallback_note = None
     try:
         settings = load_settings()
         # fallback_note: why the bundled demo model stands in (shown on the page), or None
@@ -49,6 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(settings)
         collection = open_collection(settings, store, model)
         demo = build_demo(model, collection, settings, notice=fallback_note)
+    except ModelMismatchError as exc:
+        if fallback_note:  # the configured model did not load: rebuilding is not the cure
+            mismatch = str(exc).split(";")[0]  # "collection … was built with …, but …"
+            exc = ModelMismatchError(
+                f"{fallback_note}, and {mismatch}. Make {settings.model} reachable (network, "
+                "HF_TOKEN, or a local copy in FASHION_CLIP_MODEL) rather than rebuilding "
+                "the collection for the demo model"
+            )
+        log.error("cannot start: %s", exc)
+        return 1
     except FashionCLIPError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -30,9 +30,9 @@ def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
         "QDRANT_PATH": str(tmp_path / "store"),
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
-        **env,
     }
-    environment.pop("FASHION_CLIP_COLLECTION", None)
+    environment.pop("FASHION_CLIP_COLLECTION", None)  # the developer's, not the test's
+    environment |= env
     process = subprocess.Popen(
         [sys.executable, str(APP)],
         cwd=tmp_path,  # no developer's .env
@@ -72,6 +72,30 @@ def test_a_model_that_cannot_load_stops_with_its_name(tmp_path):
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 1
     assert "cannot start" in out and "no-such-model" in out
+
+
+def test_a_catalog_of_the_hub_model_offline_says_to_reach_the_model_not_to_rebuild(tmp_path):
+    # A Space whose hub model cannot be fetched falls back to the demo model; its catalog's
+    # collection (built with FashionCLIP) then mismatches. Rebuilding it for the demo model
+    # (what the mismatch error advises elsewhere) would be the wrong cure.
+    from fashion_clip.settings import DEFAULT_MODEL
+    from fashion_clip.store.embedded import EmbeddedStore
+    from tests.store_fixtures import spec
+
+    with EmbeddedStore(tmp_path / "store") as store:
+        store.create("shop", spec(model_id=DEFAULT_MODEL, dim=512, model_revision=None)).close()
+    process, _ = start(
+        tmp_path,
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        FASHION_CLIP_MODEL="",
+        FASHION_CLIP_COLLECTION="shop",
+    )
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 1, out
+    line = next(line for line in out.splitlines() if "cannot start" in line)
+    assert "using the bundled demo model, and collection 'shop' was built with" in line
+    assert f"Make {DEFAULT_MODEL} reachable" in line and "--recreate" not in line
 
 
 @pytest.mark.skipif(not DEMO_MODEL_DIR.is_dir(), reason="the bundled demo model is not built")
