@@ -51,6 +51,26 @@ NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
 
 CACHE_LIFETIME = (3600, 3600)  # every hour, delete Gradio's cached files over an hour old
 
+# Styles `launch(css=...)` adds to the page (`startup.launch_options`; Gradio 6 takes them
+# there, not in `Blocks`). A result gallery's columns are at least 100 px wide, so on a phone
+# its 4 columns ran past the screen's edge: narrow screens get 3, then 2, that shrink to fit,
+# and the gallery grows with its rows (the page scrolls, not a box of 55% of the screen).
+PAGE_CSS = """
+@media (max-width: 640px) {
+  #text-results .grid-container, #image-results .grid-container {
+    grid-template-columns: repeat(3, minmax(0, 1fr));
+  }
+  #text-results .grid-wrap, #image-results .grid-wrap {
+    max-height: none;
+  }
+}
+@media (max-width: 480px) {
+  #text-results .grid-container, #image-results .grid-container {
+    grid-template-columns: repeat(2, minmax(0, 1fr));
+  }
+}
+"""
+
 
 def header_line(model: ClipModel, collection: Collection, settings: Settings | None) -> str:
     """One line: the model, the collection and its item count, and where the store lives."""

@@ -14,6 +14,7 @@ import pytest
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from space.app import build_demo
+from space.startup import launch_options
 from tests.space_support import open_shop, serving, shared_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,7 +37,7 @@ def url(tiny_model, tmp_path_factory):
     settings = shared_shop(tiny_model, tmp_path_factory)
     collection = open_shop(settings, tiny_model)
     demo = build_demo(tiny_model, collection, settings, notice="the demo model stands in")
-    with serving(demo) as address:
+    with serving(demo, **launch_options(settings)) as address:  # the page's CSS too
         yield address
     collection.close()
 
@@ -68,6 +69,25 @@ def page(browser):
     page.set_default_timeout(WAIT_MS)
     yield page
     context.close()
+
+
+@pytest.fixture
+def phone(browser):
+    """A page on a phone's screen: `phone(width, height)`."""
+    contexts = []
+
+    def open_page(width: int, height: int):
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, is_mobile=True, has_touch=True
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 def expect(locator):
@@ -106,6 +126,20 @@ def test_text_search_shows_results_and_more_like_this(page, url):
     shot(page, "more-like-this")
     page.get_by_role("button", name="Clear examples").click()
     expect(page.locator("#examples")).not_to_contain_text("not used", timeout=WAIT_MS)
+
+
+def test_every_result_fits_a_phones_screen(phone, url):
+    page = phone(390, 844)
+    page.goto(url)
+    page.locator("#query textarea, #query input").first.fill("red dress")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    assert results(page).count() == 12
+    for index in range(12):
+        box = results(page).nth(index).bounding_box()
+        # Not past the right edge, where only an invisible sideways scroll reached it.
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (index, box)
+    shot(page, "phone-text-search")
 
 
 def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):
