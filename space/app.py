@@ -117,9 +117,11 @@ def build_demo(
         banner = f"⚠️ {notice[:1].upper()}{notice[1:]}" if notice else ""
         gr.Markdown(banner, visible=bool(notice), elem_id="notice")
 
-        with gr.Tabs():
+        # Short labels fit a 360-px phone in one row; a narrower screen wraps them, rather
+        # than hiding the last tabs behind Gradio's "More tabs" menu.
+        with gr.Tabs(overflow_behavior="wrap"):
             # ------------------------------------------------------------ text search
-            with gr.Tab("Text search", id="text"):
+            with gr.Tab("Text", id="text"):
                 with gr.Row(equal_height=True):
                     query = gr.Textbox(
                         label="Search", placeholder="red summer dress", scale=4, elem_id="query"
@@ -145,7 +147,7 @@ def build_demo(
                 examples = gr.State(NO_EXAMPLES)
 
             # ------------------------------------------------------------ image search
-            with gr.Tab("Image search", id="image"), gr.Row():
+            with gr.Tab("Image", id="image"), gr.Row():
                 with gr.Column(scale=1):
                     search_image = uploaded_image(
                         label="Image", sources=["upload", "webcam", "clipboard"], height=280

@@ -142,6 +142,20 @@ def test_every_result_fits_a_phones_screen(phone, url):
     shot(page, "phone-text-search")
 
 
+def test_every_tab_shows_on_a_small_phone(phone, url):
+    page = phone(360, 740)
+    page.goto(url)
+    page.locator("#search-button").wait_for()
+    for tab_id in ("text", "image", "classify", "localize"):  # the tabs' ids, kept
+        tab = page.locator(f'[role="tab"][data-tab-id="{tab_id}"]')
+        expect(tab).to_be_visible()  # not in a "More tabs" menu
+        box = tab.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360, (tab_id, box)
+    page.get_by_role("tab", name="Localize", exact=True).click()
+    expect(page.locator("#concept")).to_be_visible()
+    shot(page, "phone-tabs")
+
+
 def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):
     page.goto(url)
     page.locator("#search-button").click()
