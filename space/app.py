@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
@@ -48,6 +49,18 @@ VISION_GROUP, VISION_CONCURRENCY = "vision", 1
 MORE, LESS = "More like this", "Less like this"
 NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
 
+
+ABOUT = (
+    "Find clothes by describing them or with a picture, sort a picture into categories, "
+    "or see where something (a collar, a sleeve) is in it."
+)
+# Examples to try, for a first visit (on a phone, often without a clothing photo at hand):
+# the bundled demo catalog's pictures, which ship with the code whatever catalog is indexed.
+DEMO_PICTURES = DEMO_CATALOG_DIR / "images"
+TEXT_EXAMPLES = ["red summer dress", "striped shirt", "black shoes", "blue checked skirt"]
+IMAGE_EXAMPLES = ["demo-0081.jpg", "demo-0042.jpg", "demo-0281.jpg"]  # dress, shirt, shoes
+CLASSIFY_EXAMPLES = ["demo-0246.jpg", "demo-0361.jpg", "demo-0321.jpg"]  # jacket, hat, bag
+LOCALIZE_EXAMPLES = [("demo-0042.jpg", "collar"), ("demo-0001.jpg", "sleeve")]
 
 CACHE_LIFETIME = (3600, 3600)  # every hour, delete Gradio's cached files over an hour old
 
@@ -114,6 +127,7 @@ def build_demo(
     # a page to fetch them, and a public Space's disk would fill otherwise.
     with gr.Blocks(title="FashionCLIP Space", delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(header_line(model, collection, settings), elem_id="header")
+        gr.Markdown(ABOUT, elem_id="about")
         banner = f"⚠️ {notice[:1].upper()}{notice[1:]}" if notice else ""
         gr.Markdown(banner, visible=bool(notice), elem_id="notice")
 
@@ -130,6 +144,7 @@ def build_demo(
                     search_button = gr.Button(
                         "Search", variant="primary", scale=1, elem_id="search-button"
                     )
+                _examples([[text] for text in TEXT_EXAMPLES], [query], "text-examples")
                 text_filters = _filter_controls(facets)
                 with gr.Row():
                     mode = gr.Radio(
@@ -159,6 +174,7 @@ def build_demo(
                         label="Change it (optional)", placeholder="same, but in blue"
                     )
                     image_button = gr.Button("Find similar", variant="primary")
+                    _examples(_pictures(IMAGE_EXAMPLES), [search_image], "image-examples")
                 with gr.Column(scale=2):
                     image_filters = _filter_controls(facets)
                     image_note = gr.Markdown(elem_id="image-note")
@@ -169,7 +185,9 @@ def build_demo(
             # ------------------------------------------------------------ classify
             with gr.Tab("Classify", id="classify"), gr.Row():
                 with gr.Column():
-                    classify_image = uploaded_image(label="Image", height=280)
+                    classify_image = uploaded_image(
+                        label="Image", height=280, elem_id="classify-image"
+                    )
                     labels = gr.Textbox(
                         label="Labels (comma-separated or one per line)",
                         value=facets.presets["category"],
@@ -180,10 +198,13 @@ def build_demo(
                             name: gr.Button(f"{name.title()} labels", size="sm")
                             for name in facets.presets
                         }
-                    classify_button = gr.Button("Classify", variant="primary")
+                    classify_button = gr.Button(
+                        "Classify", variant="primary", elem_id="classify-button"
+                    )
+                    _examples(_pictures(CLASSIFY_EXAMPLES), [classify_image], "classify-examples")
                 # Every label, most likely first: `num_top_classes` would also cut what the
                 # API returns, and DESIGN promises a probability for each label given.
-                probabilities = gr.Label(label="Probabilities")
+                probabilities = gr.Label(label="Probabilities", elem_id="probabilities")
 
             # ------------------------------------------------------------ localize
             with gr.Tab("Localize", id="localize"), gr.Row():
@@ -196,6 +217,11 @@ def build_demo(
                     )
                     localize_button = gr.Button(
                         "Localize", variant="primary", elem_id="localize-button"
+                    )
+                    _examples(
+                        [[str(DEMO_PICTURES / name), text] for name, text in LOCALIZE_EXAMPLES],
+                        [localize_image, concept],
+                        "localize-examples",
                     )
                 with gr.Column():
                     heatmap = gr.Image(label="Heatmap", type="filepath", elem_id="heatmap")
@@ -375,6 +401,25 @@ def _filter_controls(facets: Facets) -> list[gr.components.Component]:
     # The handlers check these values and name the input at fault (for the image search,
     # which cannot skip Gradio's preprocessing: its upload needs it).
     return [checked_by_handler(control) for control in (*selects, *prices, limit)]
+
+
+def _pictures(names: list[str]) -> list[list[str]]:
+    return [[str(DEMO_PICTURES / name)] for name in names]
+
+
+def _examples(
+    examples: list[list[str]], inputs: list[gr.components.Component], elem_id: str
+) -> gr.Examples:
+    """Examples that fill `inputs` when clicked, for the visitor to run: nothing is cached or
+    run ahead, and the click is the page's own (no API endpoint, callable or listed)."""
+    return gr.Examples(
+        examples,
+        inputs,
+        label="Try",
+        cache_examples=False,
+        api_visibility="private",
+        elem_id=elem_id,
+    )
 
 
 def _gallery(elem_id: str) -> gr.Gallery:
