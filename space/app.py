@@ -68,7 +68,15 @@ CACHE_LIFETIME = (3600, 3600)  # every hour, delete Gradio's cached files over a
 # there, not in `Blocks`). A result gallery's columns are at least 100 px wide, so on a phone
 # its 4 columns ran past the screen's edge: narrow screens get 3, then 2, that shrink to fit,
 # and the gallery grows with its rows (the page scrolls, not a box of 55% of the screen).
+# A tile's caption (name · price · brand · score) wraps onto up to 3 lines, not cut to one.
 PAGE_CSS = """
+#text-results .caption-label, #image-results .caption-label {
+  white-space: normal;
+  max-width: calc(100% - 2 * var(--block-label-margin));
+  display: -webkit-box;
+  -webkit-line-clamp: 3;
+  -webkit-box-orient: vertical;
+}
 @media (max-width: 640px) {
   #text-results .grid-container, #image-results .grid-container {
     grid-template-columns: repeat(3, minmax(0, 1fr));

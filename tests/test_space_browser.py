@@ -8,6 +8,7 @@ note, follows a `?q=` deep link, and localizes an uploaded picture; screenshots 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_text_search_shows_results_and_more_like_this(page, url):
     results(page).first.wait_for(state="visible")
     assert results(page).count() == 12
     first_caption = page.locator("#text-results").inner_text()
-    assert "·" in first_caption  # "caption · score"
+    assert re.search(r" · \d+\.\d\d · .+ · -?\d\.\d{3}", first_caption)  # price, brand, score
     shot(page, "text-search")
 
     results(page).first.click()  # "more like this"
@@ -139,6 +140,12 @@ def test_every_result_fits_a_phones_screen(phone, url):
         box = results(page).nth(index).bounding_box()
         # Not past the right edge, where only an invisible sideways scroll reached it.
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (index, box)
+    # ... and each caption whole (price and brand come after the name), not cut short.
+    cut = page.locator("#text-results .caption-label").evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth + 1"
+        " || l.scrollHeight > l.clientHeight + 1).map(l => l.textContent)"
+    )
+    assert cut == []
     shot(page, "phone-text-search")
 
 
