@@ -265,8 +265,15 @@ def build_demo(
             # New results: no tile stays highlighted from the click that asked for them.
             return gr.Gallery(value=gallery, selected_index=None), found, chosen_now
 
+        # Enter in a text box or a price box searches, as the button does (one endpoint).
+        text_prices = text_filters[3:5]  # "Price from", "Price to"
         search = gr.on(
-            [search_button.click, query.submit, negative.submit],
+            [
+                search_button.click,
+                query.submit,
+                negative.submit,
+                *(price.submit for price in text_prices),
+            ],
             with_gallery_data(bind(handlers.text_search, backend)),
             [*filters_in, like_ids, unlike_ids],
             [text_gallery, text_hits],
@@ -303,7 +310,9 @@ def build_demo(
         )
         picked.failure(lambda: "", None, text_note, **private)
 
-        image_search = image_button.click(
+        image_prices = image_filters[3:5]
+        image_search = gr.on(
+            [image_button.click, *(price.submit for price in image_prices)],
             bind(handlers.image_search, backend),
             [search_image, modifier, *image_filters, image_url],
             [image_gallery, image_hits],

@@ -190,6 +190,30 @@ def test_filters_that_match_nothing_say_so(page, url):
     expect(page.locator("#text-note")).not_to_contain_text("No products match", timeout=WAIT_MS)
 
 
+def test_enter_in_a_price_box_searches(page, url):
+    page.goto(url)
+    page.locator("#query textarea, #query input").first.fill("dress")
+    page.get_by_text("Filters").first.click()
+    page.get_by_label("Price from").first.fill("100000")
+    page.get_by_label("Price from").first.press("Enter")
+    page.locator("#text-note").get_by_text("No products match these filters").wait_for()
+    page.get_by_label("Price from").first.fill("0")
+    page.get_by_label("Price to").first.fill("60")
+    page.get_by_label("Price to").first.press("Enter")
+    results(page).first.wait_for(state="visible")
+
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    page.locator("#image-examples img").first.click()  # a picture to search with
+    page.get_by_text("Filters").nth(1).click()
+    page.get_by_label("Price to").nth(1).fill("100000")
+    page.get_by_label("Price to").nth(1).press("Enter")
+    results(page, "#image-results").first.wait_for(state="visible")
+    page.get_by_label("Price from").nth(1).fill("100000")
+    page.get_by_label("Price from").nth(1).press("Enter")
+    page.locator("#image-note").get_by_text("No products match these filters").wait_for()
+    shot(page, "price-enter")
+
+
 def test_a_failed_search_clears_the_last_searchs_note(page, url):
     page.goto(url)
     query = page.locator("#query textarea, #query input").first
