@@ -11,6 +11,7 @@ requests that run the vision tower (tens to hundreds of ms each).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gradio as gr
@@ -106,6 +107,12 @@ def header_line(model: ClipModel, collection: Collection, settings: Settings | N
         f"**FashionCLIP Space** · model `{info.name}` ({info.kind}, {info.dim}-d) · "
         f"collection `{collection.name}` · {collection.count():,} items{where}"
     )
+
+
+def heatmap_buttons() -> list[str]:
+    """The heatmap's corner buttons: download and fullscreen, and Gradio's share (a post to
+    the Space's discussions) only on a Space: anywhere else it fails ("Must be on Spaces")."""
+    return ["download", "fullscreen", *(["share"] if os.environ.get("SPACE_ID") else [])]
 
 
 def build_demo(
@@ -232,7 +239,12 @@ def build_demo(
                         "localize-examples",
                     )
                 with gr.Column():
-                    heatmap = gr.Image(label="Heatmap", type="filepath", elem_id="heatmap")
+                    heatmap = gr.Image(
+                        label="Heatmap",
+                        type="filepath",
+                        buttons=heatmap_buttons(),
+                        elem_id="heatmap",
+                    )
                     gr.HTML(heatmap_legend(), elem_id="heatmap-legend")
                     peak = gr.JSON(label="Peak", elem_id="peak")
 

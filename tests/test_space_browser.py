@@ -286,6 +286,10 @@ def test_localize_tab_draws_a_heatmap(page, url):
     page.locator("#localize-button").click()
     page.locator("#heatmap img").first.wait_for(state="visible")
     page.locator("#peak").get_by_text('"peak"').wait_for()
+    heatmap = page.locator("#heatmap")
+    expect(heatmap.get_by_role("button", name="Download")).to_be_visible()
+    expect(heatmap.get_by_role("button", name="Fullscreen")).to_be_visible()
+    expect(heatmap.get_by_role("button", name="Share")).to_have_count(0)  # Spaces only
     legend = page.locator("#heatmap-legend")
     assert "red: most like it" in legend.inner_text()
     assert "relative to this picture" in legend.inner_text()

@@ -514,6 +514,15 @@ def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_
             assert choose_collection(settings, EmbeddedStore(tmp_path / "store")) == "spring"
 
 
+def test_the_heatmap_offers_share_only_on_a_space(monkeypatch):
+    from space.app import heatmap_buttons
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert heatmap_buttons() == ["download", "fullscreen"]  # share fails off Spaces
+    monkeypatch.setenv("SPACE_ID", "someone/fashion-clip")
+    assert heatmap_buttons() == ["download", "fullscreen", "share"]
+
+
 def test_share_and_auth_options(tmp_path, monkeypatch):
     assert launch_options(Settings())["share"] is False
     assert launch_options(Settings(), share=True)["share"] is True  # --share
