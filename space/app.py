@@ -11,10 +11,12 @@ requests that run the vision tower (tens to hundreds of ms each).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gradio as gr
 
+from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
@@ -49,7 +51,47 @@ MORE, LESS = "More like this", "Less like this"
 NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
 
 
+ABOUT = (
+    "Find clothes by describing them or with a picture, sort a picture into categories, "
+    "or see where something (a collar, a sleeve) is in it."
+)
+# Examples to try, for a first visit (on a phone, often without a clothing photo at hand):
+# the bundled demo catalog's pictures, which ship with the code whatever catalog is indexed.
+DEMO_PICTURES = DEMO_CATALOG_DIR / "images"
+TEXT_EXAMPLES = ["red summer dress", "striped shirt", "black shoes", "blue checked skirt"]
+IMAGE_EXAMPLES = ["demo-0081.jpg", "demo-0042.jpg", "demo-0281.jpg"]  # dress, shirt, shoes
+CLASSIFY_EXAMPLES = ["demo-0246.jpg", "demo-0361.jpg", "demo-0321.jpg"]  # jacket, hat, bag
+LOCALIZE_EXAMPLES = [("demo-0042.jpg", "collar"), ("demo-0001.jpg", "sleeve")]
+
 CACHE_LIFETIME = (3600, 3600)  # every hour, delete Gradio's cached files over an hour old
+
+# Styles `launch(css=...)` adds to the page (`startup.launch_options`; Gradio 6 takes them
+# there, not in `Blocks`). A result gallery's columns are at least 100 px wide, so on a phone
+# its 4 columns ran past the screen's edge: narrow screens get 3, then 2, that shrink to fit,
+# and the gallery grows with its rows (the page scrolls, not a box of 55% of the screen).
+# A tile's caption (name · price · brand · score) wraps onto up to 3 lines, not cut to one.
+PAGE_CSS = """
+#text-results .caption-label, #image-results .caption-label {
+  white-space: normal;
+  max-width: calc(100% - 2 * var(--block-label-margin));
+  display: -webkit-box;
+  -webkit-line-clamp: 3;
+  -webkit-box-orient: vertical;
+}
+@media (max-width: 640px) {
+  #text-results .grid-container, #image-results .grid-container {
+    grid-template-columns: repeat(3, minmax(0, 1fr));
+  }
+  #text-results .grid-wrap, #image-results .grid-wrap {
+    max-height: none;
+  }
+}
+@media (max-width: 480px) {
+  #text-results .grid-container, #image-results .grid-container {
+    grid-template-columns: repeat(2, minmax(0, 1fr));
+  }
+}
+"""
 
 
 def header_line(model: ClipModel, collection: Collection, settings: Settings | None) -> str:
@@ -65,6 +107,12 @@ def header_line(model: ClipModel, collection: Collection, settings: Settings | N
         f"**FashionCLIP Space** · model `{info.name}` ({info.kind}, {info.dim}-d) · "
         f"collection `{collection.name}` · {collection.count():,} items{where}"
     )
+
+
+def heatmap_buttons() -> list[str]:
+    """The heatmap's corner buttons: download and fullscreen, and Gradio's share (a post to
+    the Space's discussions) only on a Space: anywhere else it fails ("Must be on Spaces")."""
+    return ["download", "fullscreen", *(["share"] if os.environ.get("SPACE_ID") else [])]
 
 
 def build_demo(
@@ -94,12 +142,15 @@ def build_demo(
     # a page to fetch them, and a public Space's disk would fill otherwise.
     with gr.Blocks(title="FashionCLIP Space", delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(header_line(model, collection, settings), elem_id="header")
+        gr.Markdown(ABOUT, elem_id="about")
         banner = f"⚠️ {notice[:1].upper()}{notice[1:]}" if notice else ""
         gr.Markdown(banner, visible=bool(notice), elem_id="notice")
 
-        with gr.Tabs():
+        # Short labels fit a 360-px phone in one row; a narrower screen wraps them, rather
+        # than hiding the last tabs behind Gradio's "More tabs" menu.
+        with gr.Tabs(overflow_behavior="wrap"):
             # ------------------------------------------------------------ text search
-            with gr.Tab("Text search", id="text"):
+            with gr.Tab("Text", id="text"):
                 with gr.Row(equal_height=True):
                     query = gr.Textbox(
                         label="Search", placeholder="red summer dress", scale=4, elem_id="query"
@@ -108,6 +159,7 @@ def build_demo(
                     search_button = gr.Button(
                         "Search", variant="primary", scale=1, elem_id="search-button"
                     )
+                _examples([[text] for text in TEXT_EXAMPLES], [query], "text-examples")
                 text_filters = _filter_controls(facets)
                 with gr.Row():
                     mode = gr.Radio(
@@ -125,7 +177,7 @@ def build_demo(
                 examples = gr.State(NO_EXAMPLES)
 
             # ------------------------------------------------------------ image search
-            with gr.Tab("Image search", id="image"), gr.Row():
+            with gr.Tab("Image", id="image"), gr.Row():
                 with gr.Column(scale=1):
                     search_image = uploaded_image(
                         label="Image", sources=["upload", "webcam", "clipboard"], height=280
@@ -137,6 +189,7 @@ def build_demo(
                         label="Change it (optional)", placeholder="same, but in blue"
                     )
                     image_button = gr.Button("Find similar", variant="primary")
+                    _examples(_pictures(IMAGE_EXAMPLES), [search_image], "image-examples")
                 with gr.Column(scale=2):
                     image_filters = _filter_controls(facets)
                     image_note = gr.Markdown(elem_id="image-note")
@@ -147,7 +200,9 @@ def build_demo(
             # ------------------------------------------------------------ classify
             with gr.Tab("Classify", id="classify"), gr.Row():
                 with gr.Column():
-                    classify_image = uploaded_image(label="Image", height=280)
+                    classify_image = uploaded_image(
+                        label="Image", height=280, elem_id="classify-image"
+                    )
                     labels = gr.Textbox(
                         label="Labels (comma-separated or one per line)",
                         value=facets.presets["category"],
@@ -158,10 +213,13 @@ def build_demo(
                             name: gr.Button(f"{name.title()} labels", size="sm")
                             for name in facets.presets
                         }
-                    classify_button = gr.Button("Classify", variant="primary")
+                    classify_button = gr.Button(
+                        "Classify", variant="primary", elem_id="classify-button"
+                    )
+                    _examples(_pictures(CLASSIFY_EXAMPLES), [classify_image], "classify-examples")
                 # Every label, most likely first: `num_top_classes` would also cut what the
                 # API returns, and DESIGN promises a probability for each label given.
-                probabilities = gr.Label(label="Probabilities")
+                probabilities = gr.Label(label="Probabilities", elem_id="probabilities")
 
             # ------------------------------------------------------------ localize
             with gr.Tab("Localize", id="localize"), gr.Row():
@@ -175,8 +233,18 @@ def build_demo(
                     localize_button = gr.Button(
                         "Localize", variant="primary", elem_id="localize-button"
                     )
+                    _examples(
+                        [[str(DEMO_PICTURES / name), text] for name, text in LOCALIZE_EXAMPLES],
+                        [localize_image, concept],
+                        "localize-examples",
+                    )
                 with gr.Column():
-                    heatmap = gr.Image(label="Heatmap", type="filepath", elem_id="heatmap")
+                    heatmap = gr.Image(
+                        label="Heatmap",
+                        type="filepath",
+                        buttons=heatmap_buttons(),
+                        elem_id="heatmap",
+                    )
                     gr.HTML(heatmap_legend(), elem_id="heatmap-legend")
                     peak = gr.JSON(label="Peak", elem_id="peak")
 
@@ -209,8 +277,15 @@ def build_demo(
             # New results: no tile stays highlighted from the click that asked for them.
             return gr.Gallery(value=gallery, selected_index=None), found, chosen_now
 
+        # Enter in a text box or a price box searches, as the button does (one endpoint).
+        text_prices = text_filters[3:5]  # "Price from", "Price to"
         search = gr.on(
-            [search_button.click, query.submit, negative.submit],
+            [
+                search_button.click,
+                query.submit,
+                negative.submit,
+                *(price.submit for price in text_prices),
+            ],
             with_gallery_data(bind(handlers.text_search, backend)),
             [*filters_in, like_ids, unlike_ids],
             [text_gallery, text_hits],
@@ -247,7 +322,9 @@ def build_demo(
         )
         picked.failure(lambda: "", None, text_note, **private)
 
-        image_search = image_button.click(
+        image_prices = image_filters[3:5]
+        image_search = gr.on(
+            [image_button.click, *(price.submit for price in image_prices)],
             bind(handlers.image_search, backend),
             [search_image, modifier, *image_filters, image_url],
             [image_gallery, image_hits],
@@ -353,6 +430,25 @@ def _filter_controls(facets: Facets) -> list[gr.components.Component]:
     # The handlers check these values and name the input at fault (for the image search,
     # which cannot skip Gradio's preprocessing: its upload needs it).
     return [checked_by_handler(control) for control in (*selects, *prices, limit)]
+
+
+def _pictures(names: list[str]) -> list[list[str]]:
+    return [[str(DEMO_PICTURES / name)] for name in names]
+
+
+def _examples(
+    examples: list[list[str]], inputs: list[gr.components.Component], elem_id: str
+) -> gr.Examples:
+    """Examples that fill `inputs` when clicked, for the visitor to run: nothing is cached or
+    run ahead, and the click is the page's own (no API endpoint, callable or listed)."""
+    return gr.Examples(
+        examples,
+        inputs,
+        label="Try",
+        cache_examples=False,
+        api_visibility="private",
+        elem_id=elem_id,
+    )
 
 
 def _gallery(elem_id: str) -> gr.Gallery:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import mimetypes
 import os
 import posixpath
@@ -26,6 +27,7 @@ from PIL import Image
 from fashion_clip.errors import FashionCLIPError
 from fashion_clip.images import load_image
 from fashion_clip.store import Hit
+from space.filters import FILTER_FIELDS, PRICE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +149,26 @@ class Pictures:
         return str(target)
 
     def gallery(self, hits: Sequence[Hit]) -> list[GalleryItem]:
-        """One `(picture, "caption · score")` per hit, in rank order."""
-        items = []
-        for hit in hits:
-            caption = public_payload(hit.payload).get("caption") or str(hit.id)
-            items.append((self(hit.payload), f"{caption} · {hit.score:.3f}"))
-        return items
+        """One `(picture, "caption · price · brand · score")` per hit, in rank order; price
+        and brand where the payload has them (under a name the filters know)."""
+        return [(self(hit.payload), tile_caption(hit)) for hit in hits]
+
+
+def tile_caption(hit: Hit) -> str:
+    """`red solid dress · 29.99 · Atelier Nova · 0.812`: what a shopper reads first, the
+    score last. The price has no currency sign: catalogs do not say which."""
+    payload = public_payload(hit.payload)
+    parts = [str(payload.get("caption") or hit.id)]
+    price = next((payload[k] for k in PRICE_FIELDS if payload.get(k) is not None), None)
+    if isinstance(price, int | float) and not isinstance(price, bool) and math.isfinite(price):
+        parts.append(f"{price:.2f}")
+    brand = next((payload[k] for k in FILTER_FIELDS["brand"] if payload.get(k)), None)
+    if isinstance(brand, list):
+        brand = ", ".join(str(b) for b in brand if b)
+    if isinstance(brand, str) and brand.strip():
+        parts.append(brand.strip())
+    parts.append(f"{hit.score:.3f}")
+    return " · ".join(parts)
 
 
 def _write_whole(target: Path, data: bytes) -> None:

@@ -99,9 +99,16 @@ def launch_options(settings: Settings, *, share: bool = False) -> dict[str, Any]
     `FASHION_CLIP_SHARE`.
 
     Host and port are left to Gradio, which reads `GRADIO_SERVER_NAME` and
-    `GRADIO_SERVER_PORT` (7860 by default, as Spaces expects).
+    `GRADIO_SERVER_PORT` (7860 by default, as Spaces expects). The page's own styles
+    (`space.app.PAGE_CSS`) go with them.
     """
-    options: dict[str, Any] = {"max_file_size": MAX_UPLOAD, "share": share or settings.share}
+    from space.app import PAGE_CSS
+
+    options: dict[str, Any] = {
+        "max_file_size": MAX_UPLOAD,
+        "share": share or settings.share,
+        "css": PAGE_CSS,
+    }
     if settings.auth:
         options["auth"] = settings.auth
         options["auth_message"] = "FashionCLIP Space: sign in (FASHION_CLIP_AUTH)"

@@ -8,12 +8,14 @@ note, follows a `?q=` deep link, and localizes an uploaded picture; screenshots 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from space.app import build_demo
+from space.startup import launch_options
 from tests.space_support import open_shop, serving, shared_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,7 +38,7 @@ def url(tiny_model, tmp_path_factory):
     settings = shared_shop(tiny_model, tmp_path_factory)
     collection = open_shop(settings, tiny_model)
     demo = build_demo(tiny_model, collection, settings, notice="the demo model stands in")
-    with serving(demo) as address:
+    with serving(demo, **launch_options(settings)) as address:  # the page's CSS too
         yield address
     collection.close()
 
@@ -70,6 +72,25 @@ def page(browser):
     context.close()
 
 
+@pytest.fixture
+def phone(browser):
+    """A page on a phone's screen: `phone(width, height)`."""
+    contexts = []
+
+    def open_page(width: int, height: int):
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, is_mobile=True, has_touch=True
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
 def expect(locator):
     """Playwright's retrying assertions (imported here: Playwright may be missing)."""
     from playwright.sync_api import expect as playwright_expect
@@ -95,7 +116,7 @@ def test_text_search_shows_results_and_more_like_this(page, url):
     results(page).first.wait_for(state="visible")
     assert results(page).count() == 12
     first_caption = page.locator("#text-results").inner_text()
-    assert "·" in first_caption  # "caption · score"
+    assert re.search(r" · \d+\.\d\d · .+ · -?\d\.\d{3}", first_caption)  # price, brand, score
     shot(page, "text-search")
 
     results(page).first.click()  # "more like this"
@@ -106,6 +127,40 @@ def test_text_search_shows_results_and_more_like_this(page, url):
     shot(page, "more-like-this")
     page.get_by_role("button", name="Clear examples").click()
     expect(page.locator("#examples")).not_to_contain_text("not used", timeout=WAIT_MS)
+
+
+def test_every_result_fits_a_phones_screen(phone, url):
+    page = phone(390, 844)
+    page.goto(url)
+    page.locator("#query textarea, #query input").first.fill("red dress")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    assert results(page).count() == 12
+    for index in range(12):
+        box = results(page).nth(index).bounding_box()
+        # Not past the right edge, where only an invisible sideways scroll reached it.
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (index, box)
+    # ... and each caption whole (price and brand come after the name), not cut short.
+    cut = page.locator("#text-results .caption-label").evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth + 1"
+        " || l.scrollHeight > l.clientHeight + 1).map(l => l.textContent)"
+    )
+    assert cut == []
+    shot(page, "phone-text-search")
+
+
+def test_every_tab_shows_on_a_small_phone(phone, url):
+    page = phone(360, 740)
+    page.goto(url)
+    page.locator("#search-button").wait_for()
+    for tab_id in ("text", "image", "classify", "localize"):  # the tabs' ids, kept
+        tab = page.locator(f'[role="tab"][data-tab-id="{tab_id}"]')
+        expect(tab).to_be_visible()  # not in a "More tabs" menu
+        box = tab.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360, (tab_id, box)
+    page.get_by_role("tab", name="Localize", exact=True).click()
+    expect(page.locator("#concept")).to_be_visible()
+    shot(page, "phone-tabs")
 
 
 def test_empty_query_shows_an_error_and_the_page_keeps_working(page, url):
@@ -133,6 +188,30 @@ def test_filters_that_match_nothing_say_so(page, url):
     results(page).first.wait_for(state="visible")
     # The note follows the results (a chained event, so the API's outputs stay as they are).
     expect(page.locator("#text-note")).not_to_contain_text("No products match", timeout=WAIT_MS)
+
+
+def test_enter_in_a_price_box_searches(page, url):
+    page.goto(url)
+    page.locator("#query textarea, #query input").first.fill("dress")
+    page.get_by_text("Filters").first.click()
+    page.get_by_label("Price from").first.fill("100000")
+    page.get_by_label("Price from").first.press("Enter")
+    page.locator("#text-note").get_by_text("No products match these filters").wait_for()
+    page.get_by_label("Price from").first.fill("0")
+    page.get_by_label("Price to").first.fill("60")
+    page.get_by_label("Price to").first.press("Enter")
+    results(page).first.wait_for(state="visible")
+
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    page.locator("#image-examples img").first.click()  # a picture to search with
+    page.get_by_text("Filters").nth(1).click()
+    page.get_by_label("Price to").nth(1).fill("100000")
+    page.get_by_label("Price to").nth(1).press("Enter")
+    results(page, "#image-results").first.wait_for(state="visible")
+    page.get_by_label("Price from").nth(1).fill("100000")
+    page.get_by_label("Price from").nth(1).press("Enter")
+    page.locator("#image-note").get_by_text("No products match these filters").wait_for()
+    shot(page, "price-enter")
 
 
 def test_a_failed_search_clears_the_last_searchs_note(page, url):
@@ -171,6 +250,33 @@ def test_a_bad_deep_link_says_why_beside_the_box(page, url):
     expect(page.locator("#text-note")).not_to_contain_text("cannot run", timeout=WAIT_MS)
 
 
+def test_examples_fill_the_inputs_and_run(page, url):
+    """A first visit without a picture at hand: each tab's examples fill its inputs."""
+    page.goto(url)
+    page.locator("#about").get_by_text("Find clothes by describing them").wait_for()
+    page.locator("#text-examples").get_by_text("striped shirt").click()
+    query = page.locator("#query textarea, #query input").first
+    expect(query).to_have_value("striped shirt")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    assert results(page).count() == 12
+
+    page.locator('[role="tab"][data-tab-id="classify"]').click()
+    page.locator("#classify-examples img").first.click()
+    page.locator("#classify-image img").first.wait_for(state="visible")  # filled
+    page.locator("#classify-button").click()
+    expect(page.locator("#probabilities")).to_contain_text("%", timeout=WAIT_MS)
+
+    page.locator('[role="tab"][data-tab-id="localize"]').click()
+    page.locator("#localize-examples").get_by_text("collar").click()
+    page.locator("#localize-image img").first.wait_for(state="visible")
+    expect(page.locator("#concept textarea, #concept input").first).to_have_value("collar")
+    page.locator("#localize-button").click()
+    page.locator("#heatmap img").first.wait_for(state="visible")
+    page.locator("#peak").get_by_text('"peak"').wait_for()
+    shot(page, "localize-example")
+
+
 def test_localize_tab_draws_a_heatmap(page, url):
     page.goto(url)
     page.get_by_role("tab", name="Localize").click()
@@ -180,6 +286,10 @@ def test_localize_tab_draws_a_heatmap(page, url):
     page.locator("#localize-button").click()
     page.locator("#heatmap img").first.wait_for(state="visible")
     page.locator("#peak").get_by_text('"peak"').wait_for()
+    heatmap = page.locator("#heatmap")
+    expect(heatmap.get_by_role("button", name="Download")).to_be_visible()
+    expect(heatmap.get_by_role("button", name="Fullscreen")).to_be_visible()
+    expect(heatmap.get_by_role("button", name="Share")).to_have_count(0)  # Spaces only
     legend = page.locator("#heatmap-legend")
     assert "red: most like it" in legend.inner_text()
     assert "relative to this picture" in legend.inner_text()

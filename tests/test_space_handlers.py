@@ -17,13 +17,13 @@ from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.settings import Settings, load_settings
-from fashion_clip.store import Filter, Range
+from fashion_clip.store import Filter, Hit, Range
 from fashion_clip.store.embedded import EmbeddedStore
 from fashion_clip.text import visible_text
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
-from space.results import Pictures, hit_record
+from space.results import Pictures, hit_record, tile_caption
 from space.startup import choose_collection, launch_options, open_collection
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
 from tests.space_support import demo_slice, open_shop, shared_shop
@@ -54,6 +54,28 @@ def test_text_search_returns_aligned_gallery_and_hits(backend):
         assert Path(picture).is_file() and Path(picture).name == f"{hit['id']}.jpg"
         assert caption.startswith(hit["caption"]) and f"{hit['score']:.3f}" in caption
         assert not any(key.startswith("_") for key in hit["payload"])  # no bookkeeping
+
+
+def test_result_tiles_name_price_and_brand_then_the_score(backend):
+    gallery, hits = search(backend, limit=5)
+    for (_, caption), hit in zip(gallery, hits, strict=True):
+        price, brand = hit["payload"]["price"], hit["payload"]["brand"]
+        assert caption == f"{hit['caption']} · {price:.2f} · {brand} · {hit['score']:.3f}"
+
+
+def test_tile_captions_show_what_the_payload_has():
+    def caption(**payload):
+        return tile_caption(Hit(id=7, score=0.81234, payload=payload))
+
+    assert caption(caption="red dress", price=30, brand="Kestrel") == (
+        "red dress · 30.00 · Kestrel · 0.812"  # no currency sign: the catalog names none
+    )
+    assert caption(caption="red dress") == "red dress · 0.812"
+    assert caption() == "7 · 0.812"
+    assert caption(caption="hat", price_eur=9.5, designer="Nova") == "hat · 9.50 · Nova · 0.812"
+    assert caption(caption="hat", price=float("nan"), brand=" ") == "hat · 0.812"
+    assert caption(caption="hat", price=True, brands=["A", "B"]) == "hat · A, B · 0.812"
+    assert caption(caption="hat", _price=1.0, price=None) == "hat · 0.812"
 
 
 def test_filters_narrow_the_results(backend):
@@ -505,6 +527,15 @@ def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_
         assert choose_collection(settings, store) == "summer"
         with store.open("summer"):  # held elsewhere (here: open): not one to show now
             assert choose_collection(settings, EmbeddedStore(tmp_path / "store")) == "spring"
+
+
+def test_the_heatmap_offers_share_only_on_a_space(monkeypatch):
+    from space.app import heatmap_buttons
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert heatmap_buttons() == ["download", "fullscreen"]  # share fails off Spaces
+    monkeypatch.setenv("SPACE_ID", "someone/fashion-clip")
+    assert heatmap_buttons() == ["download", "fullscreen", "share"]
 
 
 def test_share_and_auth_options(tmp_path, monkeypatch):

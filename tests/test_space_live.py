@@ -90,6 +90,16 @@ def test_every_endpoint_is_documented_with_named_parameters(client):
     assert client.predict(api_name="/ping") == "ok"
 
 
+def test_the_pages_own_events_are_not_callable(url):
+    """Examples, notes, clicks on results: private to the page, never more API to keep."""
+    import json
+
+    with urllib.request.urlopen(url + "config", timeout=30) as response:
+        dependencies = json.load(response)["dependencies"]
+    callable_names = {d["api_name"] for d in dependencies if d["api_visibility"] != "private"}
+    assert callable_names == {name.lstrip("/") for name in ENDPOINTS} | {"ping"}
+
+
 def test_text_search(client):
     gallery, hits = client.predict("red dress", limit=5, api_name="/text_search")
     assert len(gallery) == len(hits) == 5
