@@ -308,7 +308,7 @@ def build_demo(
         search.success(handlers.results_note, *text_noted, **private)
         # A failed search answers with an error toast and leaves the outputs as they were;
         # the old note ("No products match these filters") would read as this search's.
-        search.failure(lambda: "", None, text_note, **private)
+        keep_results(search, [text_gallery, text_hits], text_note)
         clear_button.click(lambda: (NO_EXAMPLES, ""), None, [examples, examples_note], **private)
         picked = text_gallery.select(
             pick,
@@ -320,7 +320,7 @@ def build_demo(
         picked.success(handlers.examples_note, examples, examples_note, **private).success(
             handlers.results_note, *text_noted, **private
         )
-        picked.failure(lambda: "", None, text_note, **private)
+        keep_results(picked, [text_gallery, text_hits, examples], text_note)
 
         image_prices = image_filters[3:5]
         image_search = gr.on(
@@ -337,11 +337,11 @@ def build_demo(
         image_search.success(
             handlers.results_note, [image_hits, *image_filters[:5]], image_note, **private
         )
-        image_search.failure(lambda: "", None, image_note, **private)
+        keep_results(image_search, [image_gallery, image_hits], image_note)
 
         for name, button in presets.items():
             button.click(lambda text=facets.presets[name]: text, None, labels, **private)
-        gr.on(
+        classified = gr.on(
             [classify_button.click, labels.submit],
             bind(handlers.classify, backend),
             [classify_image, labels],
@@ -351,8 +351,9 @@ def build_demo(
             "one per line or a list) for the image.",
             **vision_bound,
         )
+        keep_results(classified, [probabilities])
 
-        gr.on(
+        localized = gr.on(
             [localize_button.click, concept.submit],
             with_picture_file(bind(handlers.localize, backend), pictures),
             [localize_image, concept],
@@ -362,6 +363,7 @@ def build_demo(
             "peak {peak: [x, y], size: [width, height]} in the image's pixels.",
             **vision_bound,
         )
+        keep_results(localized, [heatmap, peak])
 
         def deep_link(request: gr.Request) -> tuple[Any, ...]:
             """`/?q=red+dress` fills the query box and runs the search."""
@@ -390,6 +392,34 @@ def build_demo(
 
     demo.queue(default_concurrency_limit=VISION_CONCURRENCY)
     return demo
+
+
+def keep_results(
+    event: Any, outputs: list[gr.components.Component], note: gr.Markdown | None = None
+) -> None:
+    """After `event` fails, its `outputs` keep showing the last good result, uncovered.
+
+    The failure is answered by the handler's `gr.Error`: a toast on the page, an `AppError`
+    with the same message for API callers. But Gradio also marks the failed event's outputs
+    with an "Error" overlay that hides them until the visitor closes it. A page-only event
+    that leaves the outputs as they are (`gr.skip()`) and shows no progress takes over their
+    status from the failed one, which lifts the overlay. `note`, if any, is emptied: it was
+    about the last result, and beside this error it would read as this one's.
+    """
+    notes = [] if note is None else [note]
+
+    def kept() -> Any:
+        values = (*[""] * len(notes), *[gr.skip() for _ in outputs])
+        return values if len(values) > 1 else values[0]
+
+    event.failure(
+        kept,
+        None,
+        [*notes, *outputs],
+        show_progress="hidden",
+        api_visibility="private",
+        queue=False,
+    )
 
 
 def _filter_controls(facets: Facets) -> list[gr.components.Component]:

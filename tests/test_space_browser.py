@@ -2,7 +2,8 @@
 
 It loads the page, runs a text search and sees results, clicks a result for "more like
 this" (and is told the typed text no longer applies), sees a failed search clear the old
-note, follows a `?q=` deep link, and localizes an uploaded picture; screenshots go to
+note, sees a failed search, classify or localize leave the last results in view (no error
+overlay over them), follows a `?q=` deep link, and localizes an uploaded picture; screenshots go to
 `tests/artifacts/`. `.ci/run` installs Chromium; without it these tests are skipped.
 """
 
@@ -294,3 +295,57 @@ def test_localize_tab_draws_a_heatmap(page, url):
     assert "red: most like it" in legend.inner_text()
     assert "relative to this picture" in legend.inner_text()
     shot(page, "localize")
+
+
+def covered(page, selector: str) -> bool:
+    """Whether something else (Gradio's status overlay) sits over the middle of `selector`."""
+    return page.locator(selector).first.evaluate(
+        "el => { const r = el.getBoundingClientRect();"
+        " const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+        " return !(top === el || el.contains(top)); }"
+    )
+
+
+def test_a_failed_action_leaves_the_last_results_in_view(page, url):
+    """Bad input is answered with its message; what the last good action showed stays."""
+    page.goto(url)
+    query = page.locator("#query textarea, #query input").first
+    query.fill("red dress")
+    page.locator("#search-button").click()
+    results(page).first.wait_for(state="visible")
+    query.fill("")
+    page.locator("#search-button").click()
+    page.get_by_text("query is empty").first.wait_for()  # the error toast
+    page.wait_for_timeout(1_000)  # time for the page to mark the outputs
+    assert results(page).count() == 12
+    assert "Error" not in page.locator("#text-results").inner_text()
+    assert not covered(page, "#text-results img")
+    shot(page, "failed-search-keeps-results")
+
+    page.locator('[role="tab"][data-tab-id="classify"]').click()
+    page.locator("#classify-examples img").first.click()
+    page.locator("#classify-image img").first.wait_for(state="visible")
+    page.locator("#classify-button").click()
+    expect(page.locator("#probabilities")).to_contain_text("%", timeout=WAIT_MS)
+    page.get_by_label("Labels (comma-separated or one per line)").fill("dress")
+    page.locator("#classify-button").click()
+    page.get_by_text("only one label given").first.wait_for()
+    page.wait_for_timeout(1_000)
+    assert "Error" not in page.locator("#probabilities").inner_text()
+    assert "%" in page.locator("#probabilities").inner_text()
+    assert not covered(page, "#probabilities")
+
+    page.locator('[role="tab"][data-tab-id="localize"]').click()
+    page.locator("#localize-examples").get_by_text("collar").click()
+    page.locator("#localize-image img").first.wait_for(state="visible")
+    page.locator("#localize-button").click()
+    page.locator("#heatmap img").first.wait_for(state="visible")
+    page.locator("#concept textarea, #concept input").first.fill("")
+    page.locator("#localize-button").click()
+    page.get_by_text("what to find").first.wait_for()
+    page.wait_for_timeout(1_000)
+    for output in ("#heatmap", "#peak"):
+        assert "Error" not in page.locator(output).inner_text(), output
+    assert not covered(page, "#heatmap img")
+    page.locator("#peak").get_by_text('"peak"').wait_for()
+    shot(page, "failed-localize-keeps-heatmap")
