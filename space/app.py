@@ -322,9 +322,15 @@ def build_demo(
         )
         keep_results(picked, [text_gallery, text_hits, examples], text_note)
 
+        # Enter in the URL, "Change it" or a price box searches too, as on the text tab.
         image_prices = image_filters[3:5]
         image_search = gr.on(
-            [image_button.click, *(price.submit for price in image_prices)],
+            [
+                image_button.click,
+                image_url.submit,
+                modifier.submit,
+                *(price.submit for price in image_prices),
+            ],
             bind(handlers.image_search, backend),
             [search_image, modifier, *image_filters, image_url],
             [image_gallery, image_hits],

@@ -349,3 +349,19 @@ def test_a_failed_action_leaves_the_last_results_in_view(page, url):
     assert not covered(page, "#heatmap img")
     page.locator("#peak").get_by_text('"peak"').wait_for()
     shot(page, "failed-localize-keeps-heatmap")
+
+
+def test_enter_in_the_image_tabs_text_boxes_searches(page, url):
+    page.goto(url)
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    address = page.get_by_label("…or an image URL")
+    address.fill("not a url")
+    address.press("Enter")
+    page.get_by_text("must start with http:// or https://").first.wait_for()  # it ran
+    address.fill("")
+    page.locator("#image-examples img").first.click()  # a picture to search with
+    change = page.get_by_label("Change it (optional)")
+    change.fill("same, but in blue")
+    change.press("Enter")
+    results(page, "#image-results").first.wait_for(state="visible")
+    shot(page, "image-enter")
