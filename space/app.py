@@ -94,8 +94,11 @@ PAGE_CSS = """
 """
 
 
-def header_line(model: ClipModel, collection: Collection, settings: Settings | None) -> str:
-    """One line: the model, the collection and its item count, and where the store lives."""
+def header_lines(
+    model: ClipModel, collection: Collection, settings: Settings | None
+) -> tuple[str, str]:
+    """The page's title line (the collection and its item count: one line on a phone) and
+    the details an operator checks (the model, and where the store lives)."""
     info = model.info
     if settings is None:
         where = ""
@@ -103,10 +106,8 @@ def header_line(model: ClipModel, collection: Collection, settings: Settings | N
         where = f" · Qdrant server {settings.qdrant_url}"
     else:
         where = f" · embedded store `{settings.qdrant_path}`"
-    return (
-        f"**FashionCLIP Space** · model `{info.name}` ({info.kind}, {info.dim}-d) · "
-        f"collection `{collection.name}` · {collection.count():,} items{where}"
-    )
+    title = f"**FashionCLIP Space** · collection `{collection.name}` · {collection.count():,} items"
+    return title, f"model `{info.name}` ({info.kind}, {info.dim}-d){where}"
 
 
 def heatmap_buttons() -> list[str]:
@@ -141,7 +142,12 @@ def build_demo(
     # Uploads (up to 25 MB each) stay in Gradio's cache until deleted: an hour is plenty for
     # a page to fetch them, and a public Space's disk would fill otherwise.
     with gr.Blocks(title="FashionCLIP Space", delete_cache=CACHE_LIFETIME) as demo:
-        gr.Markdown(header_line(model, collection, settings), elem_id="header")
+        # The title in one line; the model and store paths (four lines on a phone, when they
+        # were in it) under "About this Space", collapsed.
+        title, details = header_lines(model, collection, settings)
+        gr.Markdown(title, elem_id="header")
+        with gr.Accordion("About this Space", open=False, elem_id="about-space"):
+            gr.Markdown(details, elem_id="header-details")
         gr.Markdown(ABOUT, elem_id="about")
         banner = f"⚠️ {notice[:1].upper()}{notice[1:]}" if notice else ""
         gr.Markdown(banner, visible=bool(notice), elem_id="notice")

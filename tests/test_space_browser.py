@@ -3,8 +3,10 @@
 It loads the page, runs a text search and sees results, clicks a result for "more like
 this" (and is told the typed text no longer applies), sees a failed search clear the old
 note, sees a failed search, classify or localize leave the last results in view (no error
-overlay over them), follows a `?q=` deep link, and localizes an uploaded picture; screenshots go to
-`tests/artifacts/`. `.ci/run` installs Chromium; without it these tests are skipped.
+overlay over them), searches with Enter in the image tab's boxes, follows a `?q=` deep
+link, finds the page's top one line on a phone, and localizes an uploaded picture;
+screenshots go to `tests/artifacts/`. `.ci/run` installs Chromium; without it these tests
+are skipped.
 """
 
 from __future__ import annotations
@@ -365,3 +367,19 @@ def test_enter_in_the_image_tabs_text_boxes_searches(page, url):
     change.press("Enter")
     results(page, "#image-results").first.wait_for(state="visible")
     shot(page, "image-enter")
+
+
+def test_the_pages_top_is_compact_on_a_phone(phone, url):
+    """One line of title, collection and size; the model and store one click away."""
+    page = phone(390, 844)
+    page.goto(url)
+    header = page.locator("#header")
+    header.get_by_text("shop", exact=True).wait_for()
+    expect(header).to_contain_text("60 items")
+    box = header.bounding_box()
+    assert box and box["height"] <= 40, box  # one line, not four
+    page.get_by_text("About this Space").click()
+    details = page.locator("#header-details")
+    expect(details).to_contain_text("model /")  # the tiny model's folder
+    expect(details).to_contain_text("embedded store /")
+    shot(page, "phone-header")
