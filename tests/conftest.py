@@ -6,10 +6,23 @@ plumbing tests exercise the real loading code in milliseconds (as open_clip's te
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Gradio keeps uploads and answers in one folder per machine (/tmp/gradio) and each app
+# removes its own files when it stops: a test run beside another (or beside a running app)
+# could lose a file it had just uploaded. Each run gets its own, set before Gradio is
+# imported (it reads the variable then).
+if "GRADIO_TEMP_DIR" not in os.environ:
+    _GRADIO_TEMP = tempfile.mkdtemp(prefix="gradio-tests-")
+    os.environ["GRADIO_TEMP_DIR"] = _GRADIO_TEMP
+    atexit.register(shutil.rmtree, _GRADIO_TEMP, ignore_errors=True)
 
 TINY_TEXTS = [
     "a photo of a red striped dress",
