@@ -20,6 +20,13 @@ log = logging.getLogger("fashion_clip.app")
 QUERY_PRECISION = "fast"
 
 
+def _stop(signum: int, frame: object) -> None:
+    # One stop is enough: a second SIGTERM (a supervisor and its child both signalled)
+    # would interrupt the server's closing with a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FashionCLIP Space: search, classify, localize")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # A stop (SIGTERM: a Space restarting, `docker stop`, systemd) ends like Ctrl-C: the server
     # closes and temporary folders (the gallery's thumbnails, overlays) are removed.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
     demo.launch(**launch_options(settings, share=args.share))
     return 0
 
