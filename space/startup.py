@@ -11,6 +11,7 @@ from fashion_clip.errors import ModelMismatchError, StoreError
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
 from fashion_clip.store import Collection, Store
+from fashion_clip.store.embedded import EmbeddedStore, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,7 @@ def choose_collection(settings: Settings, store: Store) -> str:
     """`FASHION_CLIP_COLLECTION`, else the most recently indexed catalog, else `demo`.
 
     Collections the Python API made for its datasets are not catalogs to show (they were
-    picked before, after a run of the README's Python example), nor are collections that
-    cannot be opened (another process holds them).
+    picked before, after a run of the README's Python example).
     """
     if settings.collection:
         return settings.collection
@@ -46,17 +46,28 @@ def choose_collection(settings: Settings, store: Store) -> str:
 
 def _indexed_catalog(store: Store, name: str) -> str | None:
     """When the catalog in `name` was last indexed ("" if never finished), or None when it
-    is no catalog to show: a Python API dataset's collection, or one that cannot be opened."""
+    is a Python API dataset's collection, no catalog to show."""
     from fashion_clip.catalog_vectors import DATASET_CATALOG_PREFIX
 
     try:
         with store.open(name) as collection:
             info = collection.info()
-    except StoreError:
+        catalog, extra = info.catalog, info.extra
+    except StoreError as exc:
+        # Held by another process (an `indexer index` run, a notebook): its record still
+        # says what it is. A catalog stays a candidate, so choosing it stops the start with
+        # that process named, rather than quietly showing the demo instead.
+        log.warning("collection %r cannot be opened now: %s", name, exc)
+        if not isinstance(store, EmbeddedStore):
+            return ""
+        try:
+            record = read_meta(store.directory(name), name)
+        except StoreError:
+            return ""
+        catalog, extra = record.get("catalog"), record.get("extra") or {}
+    if (catalog or "").startswith(DATASET_CATALOG_PREFIX):
         return None
-    if (info.catalog or "").startswith(DATASET_CATALOG_PREFIX):
-        return None
-    return str(info.extra.get("indexed_at") or "")
+    return str(extra.get("indexed_at") or "")
 
 
 def open_collection(settings: Settings, store: Store, model: ClipModel) -> Collection:

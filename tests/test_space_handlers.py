@@ -512,6 +512,7 @@ def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
 
 def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_path):
     from fashion_clip.catalog_vectors import DATASET_CATALOG_PREFIX
+    from fashion_clip.errors import StoreError
     from fashion_clip.store import open_store
     from tests.store_fixtures import spec
 
@@ -525,8 +526,13 @@ def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_
             with store.create(name, spec(catalog=f"{name}.csv")) as shop:
                 shop.set_extra({"indexed_at": when})
         assert choose_collection(settings, store) == "summer"
-        with store.open("summer"):  # held elsewhere (here: open): not one to show now
-            assert choose_collection(settings, EmbeddedStore(tmp_path / "store")) == "spring"
+        # Held by another process (here: another store object): its record still tells. A
+        # catalog stays the choice (opening it then names the holder); a dataset cache not.
+        other = EmbeddedStore(tmp_path / "store")
+        with store.open("summer"), store.open("demo-298a2a679e3d-a8cfb03f"):
+            assert choose_collection(settings, other) == "summer"
+            with pytest.raises(StoreError, match="already open"):
+                other.open("summer")  # what the start then says, naming the holder
 
 
 def test_the_heatmap_offers_share_only_on_a_space(monkeypatch):
