@@ -40,12 +40,26 @@ def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int]:
     if array.ndim != 2 or array.size == 0:
         raise InvalidInputError(f"heatmap must be a non-empty (H, W) array, not {array.shape}")
     first = np.unravel_index(int(np.argmax(array)), array.shape)
-    top = float(array[first])
-    ys, xs = np.nonzero(array >= top - 1e-6 * max(abs(top), 1.0))  # empty if top is NaN
-    if xs.size <= 1:
+    top = array[first]
+    # Ties: equal to within a few units in the last place of the map's own float type (the
+    # resampled flat stretch differs by rounding alone); integers must be equal.
+    slack = 4 * np.spacing(np.abs(top)) if np.issubdtype(array.dtype, np.floating) else 0
+    ties = array >= top - slack  # all False when top is NaN
+    count = int(np.count_nonzero(ties))
+    if count <= 1:
         return int(first[1]), int(first[0])
-    nearest = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
-    return int(xs[nearest]), int(ys[nearest])
+    # Their centre from the row and column sums: no index arrays the size of the map.
+    cy = float(np.dot(ties.sum(axis=1, dtype=np.int64), np.arange(ties.shape[0]))) / count
+    cx = float(np.dot(ties.sum(axis=0, dtype=np.int64), np.arange(ties.shape[1]))) / count
+    y, x = round(cy), round(cx)
+    if ties[y, x]:  # a flat stretch is one block: its centre is in it
+        return x, y
+    rows = np.flatnonzero(ties.any(axis=1))  # else the tie nearest the centre, in their box
+    cols = np.flatnonzero(ties.any(axis=0))
+    box = ties[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    ys, xs = np.nonzero(box)
+    nearest = int(np.argmin((xs + cols[0] - cx) ** 2 + (ys + rows[0] - cy) ** 2))
+    return int(xs[nearest] + cols[0]), int(ys[nearest] + rows[0])
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,7 @@ class Pictures:
             # Ours to remove: when this object goes, or at the latest when the process exits.
             weakref.finalize(self, shutil.rmtree, cache_dir, ignore_errors=True)
         self.cache_dir = cache_dir
+        self._keeping = threading.Lock()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.roots = [Path(root).resolve() for root in roots if Path(root).is_dir()]
         self._placeholder = self.cache_dir / "placeholder.png"
@@ -142,10 +144,14 @@ class Pictures:
         folder = self.cache_dir / "made"
         folder.mkdir(exist_ok=True)
         target = folder / (hashlib.sha1(data).hexdigest() + ".jpg")
-        _write_whole(target, data)
-        made = sorted(folder.glob("*.jpg"), key=_age_key, reverse=True)
-        for old in made[KEPT_PICTURES:]:
-            old.unlink(missing_ok=True)
+        # One at a time: a call pruning by the ages it read could otherwise remove the file
+        # another call has just rewritten and is about to hand out.
+        with self._keeping:
+            _write_whole(target, data)
+            made = sorted(folder.glob("*.jpg"), key=_age_key, reverse=True)
+            for old in made[KEPT_PICTURES:]:
+                if old != target:
+                    old.unlink(missing_ok=True)
         return str(target)
 
     def gallery(self, hits: Sequence[Hit]) -> list[GalleryItem]:

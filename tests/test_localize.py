@@ -221,6 +221,12 @@ def test_a_border_patch_peak_is_that_patch_not_the_image_edge() -> None:
     x, y = heatmap_peak(heatmap)
     assert 4 <= x < 16 and abs(y - 112) <= 1, (x, y)  # the flat stretch's middle, not 0
     assert heatmap_peak(np.array([[0.0, 1.0, 0.5]], dtype=np.float32)) == (1, 0)  # one maximum
+    # Only values equal to rounding count as ties, at any scale; a flat map's peak is its
+    # centre, found without index arrays the size of the map.
+    assert heatmap_peak(np.array([[0, 9e-7, 1e-6, 5e-7, 3e-7]])) == (2, 0)
+    assert heatmap_peak(np.array([[1000, 999.9995, 999.9991]], dtype=np.float32)) == (0, 0)
+    assert heatmap_peak(np.ones((300, 500), dtype=np.float32)) == (250, 150)
+    assert heatmap_peak(np.array([[1, 0, 0, 0, 1]])) in {(0, 0), (4, 0)}  # apart: one of them
     # The ring stays whole: as many marked pixels as for a peak in the middle.
     image = Image.new("RGB", (224, 224), (128, 128, 128))
     middle = np.zeros((224, 224), dtype=np.float32)
