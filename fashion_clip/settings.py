@@ -59,18 +59,21 @@ def load_settings(
 
     With an explicit `env` mapping nothing else is consulted, which keeps tests hermetic.
     """
-    if env is None:
-        merged: dict[str, str] = {}
-        if dotenv_path is not None and Path(dotenv_path).is_file():
-            from dotenv import dotenv_values
+    sources: list[Mapping[str, str | None]] = [os.environ] if env is None else [env]
+    if env is None and dotenv_path is not None and Path(dotenv_path).is_file():
+        from dotenv import dotenv_values
 
-            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        merged.update(os.environ)  # the real environment wins
-        env = merged
+        sources.append(dotenv_values(dotenv_path))  # after: the real environment wins
 
-    def get(name: str) -> str | None:
-        value = env.get(name)
-        return value.strip() if value and value.strip() else None
+    def get(*names: str) -> str | None:
+        """The first source that sets any of `names` (a setting and its aliases) decides,
+        so an alias in the environment beats the main name in `.env`; set but blank is
+        unset, and still decides."""
+        for source in sources:
+            present = [source[name] for name in names if name in source]
+            if present:
+                return next((v.strip() for v in present if v and v.strip()), None)
+        return None
 
     from fashion_clip.errors import ConfigurationError
 
@@ -92,15 +95,15 @@ def load_settings(
     qdrant_path = get("QDRANT_PATH")
     return Settings(
         model=get("FASHION_CLIP_MODEL") or DEFAULT_MODEL,
-        hf_token=get("HF_TOKEN") or get("HUGGING_FACE_HUB_TOKEN"),
+        hf_token=get("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
         qdrant_url=get("QDRANT_URL"),
         qdrant_api_key=get("QDRANT_API_KEY"),
         qdrant_path=Path(qdrant_path) if qdrant_path else default_qdrant_path(),
         collection=get("FASHION_CLIP_COLLECTION"),
         aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
         # AWS_SECRET_KEY is the original fashion-clip project's name for the same secret.
-        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY") or get("AWS_SECRET_KEY"),
-        aws_region=get("AWS_DEFAULT_REGION") or get("AWS_REGION"),
+        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"),
+        aws_region=get("AWS_DEFAULT_REGION", "AWS_REGION"),
         aws_endpoint_url=get("AWS_ENDPOINT_URL"),
         auth=auth,
         share=(get("FASHION_CLIP_SHARE") or "").lower() in ("1", "true", "yes", "on"),

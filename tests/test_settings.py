@@ -73,6 +73,23 @@ def test_dotenv_is_read_and_the_real_environment_wins(
     assert settings.collection == "from-env"
 
 
+def test_an_alias_in_the_environment_beats_the_main_name_in_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "AWS_SECRET_ACCESS_KEY=from-file\nAWS_DEFAULT_REGION=eu-west-1\nQDRANT_URL=http://file\n"
+    )
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SECRET_KEY", "from-env")
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    monkeypatch.setenv("QDRANT_URL", "  ")  # set but blank in the environment: unset, and final
+    settings = load_settings(dotenv_path=dotenv)
+    assert (settings.aws_secret_access_key, settings.aws_region) == ("from-env", "us-west-2")
+    assert settings.qdrant_url is None
+
+
 def test_bad_auth_is_refused_with_the_expected_shape() -> None:
     with pytest.raises(ConfigurationError, match="user:password"):
         load_settings({"FASHION_CLIP_AUTH": "no-colon"})

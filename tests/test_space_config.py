@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import gradio
@@ -31,7 +30,10 @@ def test_the_space_runs_what_the_tests_run():
     ]
     assert pins == [f"gradio=={config['sdk_version']}"]
     assert gradio.__version__ == config["sdk_version"]
-    assert str(config["python_version"]) == f"{sys.version_info.major}.{sys.version_info.minor}"
+    # The Space's Python resolves requirements.txt as the tests' does: transformers 5.21+
+    # and numpy 2.3+ need 3.11, so the Space's default (3.10) would get older ones.
+    major, minor = (int(part) for part in str(config["python_version"]).split(".")[:2])
+    assert (major, minor) >= (3, 11)
     # The default model is in the Space's image, so a start downloads nothing.
     assert DEFAULT_MODEL in config["preload_from_hub"]
     assert len(config["short_description"]) <= 60  # the Hub's limit
