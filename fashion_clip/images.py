@@ -224,7 +224,8 @@ def decode_image_sized(
         )
     if width < 1 or height < 1:
         raise ImageLoadError(name, f"image has no pixels ({width}x{height})")
-    if image.format == "JPEG" and (min_side or min_long_side):
+    # MPO: a phone camera's JPEG with extra frames (depth, preview); its first is a JPEG.
+    if image.format in ("JPEG", "MPO") and (min_side or min_long_side):
         scale = max(
             min_side / min(width, height) if min_side else 0.0,
             min_long_side / max(width, height) if min_long_side else 0.0,

@@ -96,6 +96,15 @@ def test_draft_mode_for_display_keeps_the_long_side_and_tells_the_whole_size(ori
         assert image.size == size == (300, 200)
 
 
+def test_a_phones_multi_picture_jpeg_is_drafted_too() -> None:
+    # Phones save MPO files (a JPEG plus depth or preview frames): Pillow calls them "MPO",
+    # and they were decoded whole.
+    buffer = io.BytesIO()
+    photo(2000, 1500).save(buffer, "MPO", save_all=True, append_images=[photo(2000, 1500, 1)])
+    image, size = decode_image_sized(buffer.getvalue(), min_side=224)
+    assert size == (2000, 1500) and 224 <= min(image.size) < 1500
+
+
 def test_pixel_cap_is_configurable() -> None:
     with pytest.raises(ImageLoadError, match="pixel cap"):
         decode_image(jpeg_bytes(photo(100, 100)), max_pixels=5_000)
