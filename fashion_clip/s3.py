@@ -39,7 +39,13 @@ def join_s3(prefix_uri: str, relative: str) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _client(endpoint_url: str | None, key_id: str | None, secret: str | None, region: str | None):
+def _client(
+    endpoint_url: str | None,
+    key_id: str | None,
+    secret: str | None,
+    region: str | None,
+    session_token: str | None = None,
+):
     import boto3
     from botocore.config import Config
 
@@ -51,6 +57,8 @@ def _client(endpoint_url: str | None, key_id: str | None, secret: str | None, re
     if key_id and secret:
         kwargs["aws_access_key_id"] = key_id
         kwargs["aws_secret_access_key"] = secret
+        if session_token:  # keys given here hide the environment's token from boto3
+            kwargs["aws_session_token"] = session_token
     kwargs["region_name"] = region or "us-east-1"
     # A client (unlike a session) is safe to share between threads.
     return boto3.client("s3", **kwargs)
@@ -66,6 +74,7 @@ def s3_client(settings: Settings | None = None):
         settings.aws_access_key_id,
         settings.aws_secret_access_key,
         settings.aws_region,
+        settings.aws_session_token,
     )
 
 

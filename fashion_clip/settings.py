@@ -30,6 +30,7 @@ class Settings:
     collection: str | None = None  # None: "demo" until a catalog is indexed under another name
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None  # temporary (STS) credentials come with one
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
     auth: tuple[str, str] | None = None
@@ -103,6 +104,7 @@ def load_settings(
         aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
         # AWS_SECRET_KEY is the original fashion-clip project's name for the same secret.
         aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"),
+        aws_session_token=get("AWS_SESSION_TOKEN"),
         aws_region=get("AWS_DEFAULT_REGION", "AWS_REGION"),
         aws_endpoint_url=get("AWS_ENDPOINT_URL"),
         auth=auth,

@@ -138,3 +138,7 @@ def test_s3_client_follows_the_settings_it_is_given() -> None:
     assert client.meta.endpoint_url == "http://127.0.0.1:9"
     assert client.meta.region_name == "eu-west-3"
     assert s3.s3_client(load_settings({})).meta.region_name == "us-east-1"
+    # Temporary (STS) credentials: the token goes with the keys, which otherwise hide it.
+    temporary = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t"}
+    credentials = s3.s3_client(load_settings(temporary))._request_signer._credentials
+    assert (credentials.access_key, credentials.token) == ("k", "t")
