@@ -165,7 +165,9 @@ def build_demo(
                     search_button = gr.Button(
                         "Search", variant="primary", scale=1, elem_id="search-button"
                     )
-                _examples([[text] for text in TEXT_EXAMPLES], [query], "text-examples")
+                _examples(
+                    [[text] for text in TEXT_EXAMPLES], [query], "text-examples", "search-button"
+                )
                 text_filters = _filter_controls(facets)
                 with gr.Row():
                     mode = gr.Radio(
@@ -194,8 +196,12 @@ def build_demo(
                     modifier = gr.Textbox(
                         label="Change it (optional)", placeholder="same, but in blue"
                     )
-                    image_button = gr.Button("Find similar", variant="primary")
-                    _examples(_pictures(IMAGE_EXAMPLES), [search_image], "image-examples")
+                    image_button = gr.Button(
+                        "Find similar", variant="primary", elem_id="image-button"
+                    )
+                    _examples(
+                        _pictures(IMAGE_EXAMPLES), [search_image], "image-examples", "image-button"
+                    )
                 with gr.Column(scale=2):
                     image_filters = _filter_controls(facets)
                     image_note = gr.Markdown(elem_id="image-note")
@@ -222,7 +228,12 @@ def build_demo(
                     classify_button = gr.Button(
                         "Classify", variant="primary", elem_id="classify-button"
                     )
-                    _examples(_pictures(CLASSIFY_EXAMPLES), [classify_image], "classify-examples")
+                    _examples(
+                        _pictures(CLASSIFY_EXAMPLES),
+                        [classify_image],
+                        "classify-examples",
+                        "classify-button",
+                    )
                 # Every label, most likely first: `num_top_classes` would also cut what the
                 # API returns, and DESIGN promises a probability for each label given.
                 probabilities = gr.Label(label="Probabilities", elem_id="probabilities")
@@ -243,6 +254,7 @@ def build_demo(
                         [[str(DEMO_PICTURES / name), text] for name, text in LOCALIZE_EXAMPLES],
                         [localize_image, concept],
                         "localize-examples",
+                        "localize-button",
                     )
                 with gr.Column():
                     heatmap = gr.Image(
@@ -479,11 +491,16 @@ def _pictures(names: list[str]) -> list[list[str]]:
 
 
 def _examples(
-    examples: list[list[str]], inputs: list[gr.components.Component], elem_id: str
+    examples: list[list[str]],
+    inputs: list[gr.components.Component],
+    elem_id: str,
+    button_id: str,
 ) -> gr.Examples:
-    """Examples that fill `inputs` when clicked, for the visitor to run: nothing is cached or
-    run ahead, and the click is the page's own (no API endpoint, callable or listed)."""
-    return gr.Examples(
+    """Examples that fill `inputs` when clicked, then press the tab's button (`button_id`):
+    the visitor sees the answer at once, through the very event a press runs. Nothing is
+    cached or run ahead, and the click is the page's own (no API endpoint, callable or
+    listed)."""
+    shown = gr.Examples(
         examples,
         inputs,
         label="Try",
@@ -491,6 +508,13 @@ def _examples(
         api_visibility="private",
         elem_id=elem_id,
     )
+    shown.load_input_event.then(
+        None,
+        js=f"() => {{ document.querySelector('#{button_id}')?.click(); }}",
+        queue=False,
+        api_visibility="private",
+    )
+    return shown
 
 
 def _gallery(elem_id: str) -> gr.Gallery:

@@ -254,27 +254,29 @@ def test_a_bad_deep_link_says_why_beside_the_box(page, url):
 
 
 def test_examples_fill_the_inputs_and_run(page, url):
-    """A first visit without a picture at hand: each tab's examples fill its inputs."""
+    """A first visit without a picture at hand: each tab's examples fill its inputs and run
+    at once, with no button to find and press."""
     page.goto(url)
     page.locator("#about").get_by_text("Find clothes by describing them").wait_for()
     page.locator("#text-examples").get_by_text("striped shirt").click()
     query = page.locator("#query textarea, #query input").first
     expect(query).to_have_value("striped shirt")
-    page.locator("#search-button").click()
     results(page).first.wait_for(state="visible")
-    assert results(page).count() == 12
+    expect(results(page)).to_have_count(12)
+
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    page.locator("#image-examples img").first.click()
+    results(page, "#image-results").first.wait_for(state="visible")
 
     page.locator('[role="tab"][data-tab-id="classify"]').click()
     page.locator("#classify-examples img").first.click()
     page.locator("#classify-image img").first.wait_for(state="visible")  # filled
-    page.locator("#classify-button").click()
     expect(page.locator("#probabilities")).to_contain_text("%", timeout=WAIT_MS)
 
     page.locator('[role="tab"][data-tab-id="localize"]').click()
     page.locator("#localize-examples").get_by_text("collar").click()
     page.locator("#localize-image img").first.wait_for(state="visible")
     expect(page.locator("#concept textarea, #concept input").first).to_have_value("collar")
-    page.locator("#localize-button").click()
     page.locator("#heatmap img").first.wait_for(state="visible")
     page.locator("#peak").get_by_text('"peak"').wait_for()
     shot(page, "localize-example")
