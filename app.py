@@ -59,9 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         demo = build_demo(model, collection, settings, notice=fallback_note)
     except ModelMismatchError as exc:
         if fallback_note:  # the configured model did not load: rebuilding is not the cure
-            mismatch = str(exc).split(";")[0]  # "collection … was built with …, but …"
             exc = ModelMismatchError(
-                f"{fallback_note}, and {mismatch}. Make {settings.model} reachable (network, "
+                f"{fallback_note}, and {exc.mismatch}. Make {settings.model} reachable (network, "
                 "HF_TOKEN, or a local copy in FASHION_CLIP_MODEL) rather than rebuilding "
                 "the collection for the demo model"
             )

@@ -45,7 +45,15 @@ class StoreError(FashionCLIPError):
 
 
 class ModelMismatchError(StoreError):
-    """A collection was built with another model (or dimension) than the one in use."""
+    """A collection was built with another model (or dimension) than the one in use.
+
+    `mismatch` says which models differ, without the advice the message adds, for callers
+    that give their own (the app when the demo model stands in for an unreachable one).
+    """
+
+    def __init__(self, message: str, *, mismatch: str | None = None) -> None:
+        self.mismatch = mismatch or message
+        super().__init__(message)
 
 
 class StoreLockedError(StoreError):

@@ -127,11 +127,12 @@ def guard(
         or revisions_differ
         or (dim is not None and int(dim) != int(meta["dim"]))
     ):
+        mismatch = f"collection {name!r} was built with {built}, but the model in use is {wanted}"
         raise ModelMismatchError(
-            f"collection {name!r} was built with {built}, but the model in use is {wanted}; "
-            "vectors of different models cannot be compared. Rebuild the collection with "
-            f"`python -m indexer index CATALOG --collection {name} --recreate`, or use the "
-            "model it was built with"
+            f"{mismatch}; vectors of different models cannot be compared. Rebuild the "
+            f"collection with `python -m indexer index CATALOG --collection {name} --recreate`, "
+            "or use the model it was built with",
+            mismatch=mismatch,
         )
 
 
