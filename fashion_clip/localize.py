@@ -18,7 +18,6 @@ the single-pass methods cannot serve (SigLIP, non-ViT towers) fall back to maski
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from PIL import Image
 
 from fashion_clip import localize_methods as methods
 from fashion_clip.errors import ImageLoadError, InvalidInputError
-from fashion_clip.images import ImageSource, image_from_array, load_image
+from fashion_clip.images import ImageSource, image_from_array, is_image_source, load_image
 from fashion_clip.overlay import heatmap_peak  # public here: where the map comes from
 from fashion_clip.text import visible_text
 
@@ -184,9 +183,7 @@ def _check_resolution(model: Any, resolution: int | None, method: str) -> int:
 def _load(image: Any) -> Image.Image:
     if isinstance(image, np.ndarray):
         image = image_from_array(image)
-    if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) and (
-        not hasattr(image, "read")
-    ):
+    if not is_image_source(image):
         raise ImageLoadError(
             repr(image)[:80], "not an image; give a path, URL, bytes, PIL image or uint8 array"
         )
