@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import IO
 
@@ -20,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
+from fashion_clip.web import HTTP_RETRIES, HTTP_TIMEOUT_S, fetch_http
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
 _SOURCE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
@@ -27,10 +25,6 @@ SOURCE_HINT = "a path, http(s):// URL, s3:// URI, bytes, a binary file object or
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; larger images are refused as possible decompression bombs
 MAX_BYTES = 50 * 1024 * 1024  # cap on bytes fetched for one image
-HTTP_TIMEOUT_S = 15.0
-HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
-_USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
-_TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 _ORIENTATION_TAG = 0x0112  # EXIF Orientation
 _QUARTER_TURNS = {5, 6, 7, 8}  # its values that swap width and height
 
@@ -71,11 +65,17 @@ def fetch_bytes(
     max_bytes: int = MAX_BYTES,
     timeout: float = HTTP_TIMEOUT_S,
     retries: int = HTTP_RETRIES,
+    public_only: bool = False,
 ) -> bytes:
-    """Read the raw bytes behind a local path, an `http(s)://` URL or an `s3://` URI."""
+    """Read the raw bytes behind a local path, an `http(s)://` URL or an `s3://` URI.
+
+    `public_only`: fetch web addresses on the public internet only (`fashion_clip.web`).
+    """
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
-        return _fetch_http(text, max_bytes=max_bytes, timeout=timeout, retries=retries)
+        return fetch_http(
+            text, max_bytes=max_bytes, timeout=timeout, retries=retries, public_only=public_only
+        )
     if text.startswith("s3://"):
         from fashion_clip import s3
 
@@ -100,31 +100,6 @@ def fetch_bytes(
         raise ImageLoadError(text, "is a directory, not an image file") from exc
     except PermissionError as exc:
         raise ImageLoadError(text, "permission denied") from exc
-
-
-def _fetch_http(url: str, *, max_bytes: int, timeout: float, retries: int) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    last_problem = "unreachable"
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(min(0.5 * 2**attempt, 4.0))  # back off before retrying a transient failure
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                declared = response.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
-                data = response.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
-            return data
-        except urllib.error.HTTPError as exc:
-            last_problem = f"HTTP {exc.code} {exc.reason}"
-            if exc.code not in _TRANSIENT_HTTP:
-                break
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            last_problem = f"unreachable ({reason})"
-    raise ImageLoadError(url, last_problem)
 
 
 def load_image(

@@ -35,6 +35,9 @@ class Settings:
     aws_endpoint_url: str | None = None
     auth: tuple[str, str] | None = None
     share: bool = False  # the app also opens a public Gradio share link
+    # The app's image URL box may fetch hosts on private networks and this machine (off: a
+    # public Space must not be a way into the network it runs in; see fashion_clip.web).
+    allow_private_urls: bool = False
     device: str | None = None  # None: cuda, then mps, then cpu
     snapshots: str | None = None  # folder or s3:// prefix of precomputed dataset snapshots
     # The query (text) tower: auto, fast, fp32, bf16 or int8. None: the caller's default
@@ -108,11 +111,16 @@ def load_settings(
         aws_region=get("AWS_DEFAULT_REGION", "AWS_REGION"),
         aws_endpoint_url=get("AWS_ENDPOINT_URL"),
         auth=auth,
-        share=(get("FASHION_CLIP_SHARE") or "").lower() in ("1", "true", "yes", "on"),
+        share=_is_on(get("FASHION_CLIP_SHARE")),
+        allow_private_urls=_is_on(get("FASHION_CLIP_ALLOW_PRIVATE_URLS")),
         device=get("FASHION_CLIP_DEVICE"),
         snapshots=get("FASHION_CLIP_SNAPSHOTS"),
         text_precision=text_precision,
     )
+
+
+def _is_on(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
 
 
 def resolve_model_name(name: str) -> str:

@@ -31,10 +31,11 @@ from tqdm import tqdm
 
 from fashion_clip.embed import check_count
 from fashion_clip.errors import CatalogError
-from fashion_clip.images import HTTP_RETRIES, HTTP_TIMEOUT_S, MAX_BYTES
+from fashion_clip.images import MAX_BYTES
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Point
 from fashion_clip.store.meta import is_content_digest
+from fashion_clip.web import HTTP_RETRIES, HTTP_TIMEOUT_S
 from indexer.catalog import Row, RowProblem
 from indexer.decoding import decode_mode
 from indexer.report import Reporter, Skip, Summary

@@ -134,7 +134,8 @@ def build_demo(
         roots = [collection.info().extra.get("images_root")]
         pictures = Pictures([r for r in roots if r and "://" not in r])
     serve_in_place(pictures.static_paths)
-    backend = Backend(model, collection, facets, pictures)
+    allow_private_urls = settings is not None and settings.allow_private_urls
+    backend = Backend(model, collection, facets, pictures, allow_private_urls)
     search_bound = {"concurrency_id": SEARCH_GROUP, "concurrency_limit": SEARCH_CONCURRENCY}
     vision_bound = {"concurrency_id": VISION_GROUP, "concurrency_limit": VISION_CONCURRENCY}
     private = {"api_visibility": "private", "queue": False}

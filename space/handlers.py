@@ -58,6 +58,8 @@ class Backend:
     collection: Collection
     facets: Facets
     pictures: Pictures
+    # The image URL box may fetch private and local hosts (FASHION_CLIP_ALLOW_PRIVATE_URLS).
+    allow_private_urls: bool = False
     texts: CachedText = field(init=False)  # query and label embeddings, remembered
     threads: dict[str, int] = field(init=False)  # torch CPU threads per kind of request
 
@@ -256,7 +258,12 @@ def image_search(
 ) -> SearchOutput:
     """Products that look like the image; a modifier text composes with it ("but in blue")."""
     # url="" rather than None: this tab has the URL box, and its hints say so.
-    picture = read_image(image, url or "", min_side=backend.model.preprocessor.min_decode_side)
+    picture = read_image(
+        image,
+        url or "",
+        min_side=backend.model.preprocessor.min_decode_side,
+        private_urls=backend.allow_private_urls,
+    )
     modifier = read_text(modifier, "modifier")
     count = read_limit(limit)
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)

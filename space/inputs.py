@@ -16,7 +16,12 @@ from PIL import Image
 
 from fashion_clip.classify import parse_labels
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.images import image_from_array, load_image_sized
+from fashion_clip.images import (
+    decode_image_sized,
+    fetch_bytes,
+    image_from_array,
+    load_image_sized,
+)
 from fashion_clip.text import split_items, visible_text
 
 MAX_RESULTS = 48
@@ -99,13 +104,21 @@ def read_labels(value: str | Sequence[str] | None) -> list[str]:
     return names
 
 
-def read_image(image: Any, url: str | None = None, *, min_side: int | None = None) -> Image.Image:
+def read_image(
+    image: Any,
+    url: str | None = None,
+    *,
+    min_side: int | None = None,
+    private_urls: bool = False,
+) -> Image.Image:
     """An upload (a file path, a PIL image or an array) or else a URL, as an RGB image.
 
     `min_side`: a JPEG may be decoded at the smallest scale that keeps its shorter side at
     least this long (draft mode), as the indexer decodes the catalog's photos.
+    `private_urls`: the URL may name a host on a private network or this machine; by default
+    only public web addresses are fetched (`fashion_clip.web`).
     """
-    return read_image_sized(image, url, min_side=min_side)[0]
+    return read_image_sized(image, url, min_side=min_side, private_urls=private_urls)[0]
 
 
 def is_missing(image: Any) -> bool:
@@ -119,6 +132,7 @@ def read_image_sized(
     *,
     min_side: int | None = None,
     min_long_side: int | None = None,
+    private_urls: bool = False,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """`read_image`, and the whole picture's `(width, height)`: a JPEG decoded in draft mode
     (`min_long_side`: to keep its longer side at least this long) is smaller than that."""
@@ -129,7 +143,11 @@ def read_image_sized(
                 raise InvalidInputError(
                     f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
                 )
-            image = url.strip()
+            address = url.strip()
+            data = fetch_bytes(address, public_only=not private_urls)
+            return decode_image_sized(
+                data, name=address, min_side=min_side, min_long_side=min_long_side
+            )
         else:
             # Only the image search has a URL box (it passes `url`, even empty): say so there.
             hint = IMAGE_OR_URL_HINT if url is not None else IMAGE_HINT

@@ -7,8 +7,11 @@ indexer's own pipeline into a temporary embedded store, with whatever model the 
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,3 +95,19 @@ def serving(demo: Any, **launch: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@contextlib.contextmanager
+def serving_pictures() -> Iterator[str]:
+    """The demo catalog's pictures over plain HTTP on 127.0.0.1, for the image-URL input."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(DEMO_CATALOG_DIR / "images")
+    )
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -29,6 +29,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert settings.collection is None and settings.auth is None and settings.hf_token is None
     assert settings.text_precision is None  # each entry point's own default
     assert settings.share is False
+    assert settings.allow_private_urls is False  # a public Space fetches public URLs only
 
 
 def test_every_variable_is_read() -> None:
@@ -46,6 +47,7 @@ def test_every_variable_is_read() -> None:
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
             "FASHION_CLIP_AUTH": "ada:pass:word",
             "FASHION_CLIP_SHARE": "Yes",
+            "FASHION_CLIP_ALLOW_PRIVATE_URLS": "1",
             "FASHION_CLIP_SNAPSHOTS": "s3://b/snaps",
             "FASHION_CLIP_TEXT_PRECISION": "INT8",
         }
@@ -56,7 +58,7 @@ def test_every_variable_is_read() -> None:
     assert settings.aws_secret_access_key == "secret"
     assert settings.aws_region == "eu-west-1" and settings.aws_endpoint_url.endswith(":9000")
     assert settings.auth == ("ada", "pass:word")  # only the first colon separates
-    assert settings.share is True
+    assert settings.share is True and settings.allow_private_urls is True
     assert settings.snapshots == "s3://b/snaps"
     assert settings.text_precision == "int8"
 

@@ -26,7 +26,7 @@ from space.handlers import Backend
 from space.results import Pictures, hit_record, tile_caption
 from space.startup import choose_collection, launch_options, open_collection
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
-from tests.space_support import demo_slice, open_shop, shared_shop
+from tests.space_support import demo_slice, open_shop, serving_pictures, shared_shop
 
 PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"
 
@@ -260,6 +260,24 @@ def test_image_search_needs_an_image_and_only_web_urls(backend):
         handlers.image_search(backend, None, url="/etc/passwd")
     with pytest.raises(gr.Error, match="(?i)must start with http"):
         handlers.image_search(backend, None, url="s3://bucket/key.jpg")
+
+
+def test_image_urls_on_private_hosts_are_fetched_only_when_the_setting_allows(backend):
+    with serving_pictures() as base:
+        address = f"{base}/demo-0001.jpg"
+        with pytest.raises(gr.Error) as refused:
+            handlers.image_search(backend, None, url=address)
+        assert refused.value.message == (
+            f"Cannot read the image {address}: 127.0.0.1 is a private or local address, and "
+            "only public web addresses are fetched here (FASHION_CLIP_ALLOW_PRIVATE_URLS=1 "
+            f"allows them on a private deployment). {inputs.IMAGE_OR_URL_HINT}"
+        )
+        allowed = load_settings({"FASHION_CLIP_ALLOW_PRIVATE_URLS": "true"}).allow_private_urls
+        trusting = Backend(
+            backend.model, backend.collection, backend.facets, backend.pictures, allowed
+        )
+        _, hits = handlers.image_search(trusting, None, url=address, limit=3)
+        assert hits[0]["id"] == "demo-0001"
 
 
 # ---------------------------------------------------------------------- classify, localize

@@ -7,8 +7,6 @@ with a message that says what to do, and keep serving.
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import io
 import re
 import tempfile
@@ -23,7 +21,7 @@ from fashion_clip.demo import DEMO_CATALOG_DIR
 from space.app import build_demo
 from space.startup import launch_options
 from tests.image_corpus import bomb_png, jpeg_bytes, photo
-from tests.space_support import open_shop, serving, shared_shop
+from tests.space_support import open_shop, serving, serving_pictures, shared_shop
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
@@ -60,15 +58,8 @@ def client(url):
 
 @pytest.fixture(scope="module")
 def picture_server():
-    """The demo pictures over plain HTTP, for the image-URL input."""
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(DEMO_CATALOG_DIR / "images")
-    )
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving_pictures() as base:
+        yield base
 
 
 def test_every_endpoint_is_documented_with_named_parameters(client):
@@ -147,10 +138,15 @@ def test_image_search_by_upload_and_by_url(client, picture_server):
         handle_file(str(PICTURE)), "same, but in blue", limit=4, api_name="/image_search"
     )
     assert len(composed) == 4
-    _, by_url = client.predict(
-        None, url=f"{picture_server}/demo-0001.jpg", limit=4, api_name="/image_search"
+    # By URL: this app runs with the defaults, so a host on this machine is refused (a public
+    # Space must not fetch its own network's addresses for strangers); the server goes on.
+    address = f"{picture_server}/demo-0001.jpg"
+    with pytest.raises(AppError, match=r"127\.0\.0\.1 is a private or local address") as refused:
+        client.predict(None, url=address, limit=4, api_name="/image_search")
+    assert address in str(refused.value) and "FASHION_CLIP_ALLOW_PRIVATE_URLS=1" in str(
+        refused.value
     )
-    assert by_url[0]["id"] == "demo-0001"
+    assert client.predict(api_name="/ping") == "ok"
 
 
 def test_classify(client):
