@@ -144,7 +144,9 @@ def index_demo(
         try:
             collection = store.open_or_create(name, spec, recreate=recreate)
         except ModelMismatchError as exc:
-            on_rebuild(f"rebuilding collection {name!r}: {exc}")
+            # exc.mismatch: which models differ, without the message's advice to run
+            # --recreate, which this rebuild is doing already.
+            on_rebuild(f"rebuilding collection {name!r}: {exc.mismatch}")
             collection = store.create(name, spec, recreate=True)
         try:
             summary = index_catalog(catalog, root, collection, model, reporter, options)

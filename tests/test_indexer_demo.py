@@ -47,6 +47,7 @@ def test_demo_is_rebuilt_for_another_model(env, capsys, tmp_path):
     code, out, err = run_indexer(capsys, "demo", "--model", other)
     assert code == 0, err
     assert "rebuilding collection 'demo'" in err and "indexed 400" in out
+    assert "--recreate" not in err  # the rebuild is under way: no advice to run it
     code, out, _ = run_indexer(capsys, "info", "--collection", "demo", "--json")
     assert json.loads(out)["model"] == str(other)
 
