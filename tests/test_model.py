@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from fashion_clip.api import FashionCLIP
+from fashion_clip.checkpoints import resolve_source
 from fashion_clip.errors import (
     ConfigurationError,
     ImageLoadError,
@@ -19,7 +20,7 @@ from fashion_clip.errors import (
     ModelLoadError,
     ModelUnavailableError,
 )
-from fashion_clip.model import ClipModel, resolve_source
+from fashion_clip.model import ClipModel
 from fashion_clip.settings import resolve_model_name
 from tests.image_corpus import jpeg_bytes, photo
 
@@ -128,13 +129,13 @@ def test_fast_precisions_stay_close_to_fp32(tiny_model_dir: Path, tiny_model: Cl
 
 
 def test_fast_text_is_int8_on_the_cpu_for_towers_large_enough_to_gain() -> None:
-    from fashion_clip.model import SMALL_TEXT_TOWER, _text_mode
+    from fashion_clip.precision import SMALL_TEXT_TOWER, text_mode
 
-    assert _text_mode("fast", "cpu", 63_000_000) == "int8"  # ViT-B/32's, FashionCLIP's
-    assert _text_mode("fast", "cpu", SMALL_TEXT_TOWER - 1) == "fp32"  # the demo model's
-    assert _text_mode("auto", "cpu", SMALL_TEXT_TOWER - 1) == "fp32"
-    assert _text_mode("fast", "cuda", 63_000_000) == _text_mode("auto", "cuda") == "fp32"
-    assert _text_mode("int8", "cpu", 1000) == "int8"  # asked for by name: as asked
+    assert text_mode("fast", "cpu", 63_000_000) == "int8"  # ViT-B/32's, FashionCLIP's
+    assert text_mode("fast", "cpu", SMALL_TEXT_TOWER - 1) == "fp32"  # the demo model's
+    assert text_mode("auto", "cpu", SMALL_TEXT_TOWER - 1) == "fp32"
+    assert text_mode("fast", "cuda", 63_000_000) == text_mode("auto", "cuda") == "fp32"
+    assert text_mode("int8", "cpu", 1000) == "int8"  # asked for by name: as asked
 
 
 def test_zero_shot_classification(tiny_model: ClipModel) -> None:
