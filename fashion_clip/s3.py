@@ -16,6 +16,8 @@ from typing import Any
 from fashion_clip.errors import ConfigurationError, FashionCLIPError
 from fashion_clip.settings import Settings, load_settings
 
+MAX_CONNECTIONS = 64
+
 
 class S3Error(FashionCLIPError):
     """An S3 object or bucket could not be read or written."""
@@ -49,9 +51,15 @@ def _client(
     import boto3
     from botocore.config import Config
 
-    kwargs: dict[str, Any] = {
-        "config": Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=10)
-    }
+    config = Config(
+        retries={"max_attempts": 4, "mode": "standard"},
+        connect_timeout=10,
+        # One connection per thread that reads at once: the indexer fetches a batch with as
+        # many threads as workers (16 and more on a GPU machine); botocore's pool of 10
+        # would close the extra connections after each read, with a warning for each.
+        max_pool_connections=MAX_CONNECTIONS,
+    )
+    kwargs: dict[str, Any] = {"config": config}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     if key_id and secret:
