@@ -20,7 +20,7 @@ from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.model import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
-from space import handlers
+from space import cache_sweep, handlers
 from space.components import (
     bind,
     checked_by_handler,
@@ -141,7 +141,9 @@ def build_demo(
     private = {"api_visibility": "private", "queue": False}
 
     # Uploads (up to 25 MB each) stay in Gradio's cache until deleted: an hour is plenty for
-    # a page to fetch them, and a public Space's disk would fill otherwise.
+    # a page to fetch them, and a public Space's disk would fill otherwise. Swept by our
+    # `cache_sweep.sweep`: Gradio's own stops at the first upload that arrives during a sweep.
+    cache_sweep.install()
     with gr.Blocks(title="FashionCLIP Space", delete_cache=CACHE_LIFETIME) as demo:
         # The title in one line; the model and store paths (four lines on a phone, when they
         # were in it) under "About this Space", collapsed.
