@@ -55,10 +55,13 @@ class CachedText:
             # Encoded outside the lock: two requests may encode one new text at once, which
             # costs a little work but never makes one request wait for another's model call.
             vectors = self.model.encode_text(missing, batch_size=batch_size)  # (m, dim)
-            vectors.setflags(write=False)
             with self._lock:
                 self.misses += len(missing)
-                for text, vector in zip(missing, vectors, strict=True):
+                for text, row in zip(missing, vectors, strict=True):
+                    # A copy: a row view would keep its whole batch (up to 64 label prompts)
+                    # alive for as long as any one of them stays remembered.
+                    vector = row.copy()
+                    vector.setflags(write=False)
                     self._vectors[text] = vector
                     found[text] = vector
                 while len(self._vectors) > self.size:

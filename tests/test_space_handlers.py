@@ -603,6 +603,18 @@ def test_text_cache_gives_the_model_vectors_and_forgets_the_oldest(tiny_model):
     assert cache.logit_scale == tiny_model.logit_scale
 
 
+def test_text_cache_remembers_each_vector_alone_not_its_batch(tiny_model):
+    """One label kept from a 64-label call must not keep the other 63's vectors alive."""
+    from space.textcache import CachedText
+
+    cache = CachedText(tiny_model, size=1)
+    labels = [f"style {i}" for i in range(64)]
+    cache.encode_text(labels)
+    (remembered,) = cache._vectors.values()  # the last label: the one the size leaves
+    held = remembered if remembered.base is None else remembered.base
+    assert held.nbytes == tiny_model.dim * 4
+
+
 def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
     """Text queries run on one core, the vision tower on torch's choice, per serving thread."""
     import threading
