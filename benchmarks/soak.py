@@ -60,8 +60,10 @@ class App:
     log_path: Path | None = None
 
 
-def start_app(folder: Path, port: int) -> App:
-    """`python app.py` with the demo model and temporary folders of its own under `folder`."""
+def start_app(folder: Path, port: int, sweep_seconds: int | None = None) -> App:
+    """`python app.py` with the demo model and temporary folders of its own under `folder`;
+    with `sweep_seconds`, Gradio's cache is swept that often, of files that old (the app's
+    hour, `space.app.CACHE_LIFETIME`, is longer than a soak)."""
     if folder.exists():
         shutil.rmtree(folder)
     gradio_dir, app_tmp = folder / "gradio", folder / "tmp"
@@ -79,9 +81,14 @@ def start_app(folder: Path, port: int) -> App:
     log_path = folder / "app.log"
     root = Path(__file__).resolve().parent.parent
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=root, env=env, stdout=log_file, stderr=log_file
-        )
+        command = [sys.executable, "app.py"]
+        if sweep_seconds:
+            command = [
+                sys.executable, "-c",
+                f"import space.app; space.app.CACHE_LIFETIME = ({sweep_seconds}, {sweep_seconds}); "
+                "import app; raise SystemExit(app.main([]))",
+            ]  # fmt: skip
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=log_file)
     # The URL Gradio prints: it takes the next free port when `port` is busy (another app's,
     # which must not be the one soaked).
     deadline = time.monotonic() + 300
@@ -315,6 +322,10 @@ def main() -> None:
     parser.add_argument("--session", type=int, default=100, help="calls per Client (session)")
     parser.add_argument("--max-side", type=int, default=3000, help="largest upload side, px")
     parser.add_argument("--port", type=int, default=7871)
+    parser.add_argument(
+        "--sweep-seconds", type=int, metavar="S",
+        help="sweep Gradio's cache every S seconds, of files over S seconds old (the app: 3600)",
+    )  # fmt: skip
     parser.add_argument("--folder", type=Path, default=OUT / "soak", help="the app's files")
     parser.add_argument("--url", help="soak an app already running here (with --pid)")
     parser.add_argument("--pid", type=int, help="that app's process id")
@@ -332,7 +343,7 @@ def main() -> None:
         watched = {Path(w).name or w: Path(w) for w in args.watch}
         app = App(args.pid, args.url, watched, log_path=args.log)
     else:
-        app = start_app(args.folder.resolve(), args.port)
+        app = start_app(args.folder.resolve(), args.port, args.sweep_seconds)
     tally, counter = Tally(), itertools.count()
     samples: list[dict[str, float]] = []
     started = time.monotonic()
