@@ -36,10 +36,12 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     """
     items = split_items(labels) if isinstance(labels, str) else [str(label) for label in labels]
     seen: dict[str, None] = {}
+    keys: set[str] = set()  # the labels kept, lowercased: one lookup per item, not a scan
     for item in items:
         label = prompt_text(item)
-        if label and label.lower() not in {key.lower() for key in seen}:
+        if label and label.lower() not in keys:
             seen[label] = None
+            keys.add(label.lower())
     if not seen:
         raise InvalidInputError("no labels given: pass at least one label, e.g. 'dress, shirt'")
     return list(seen)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
@@ -20,20 +20,25 @@ PYTHON_TEXT_PRECISION = "auto"  # the Python API's default, as the README lists 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the app, the indexer and the Python API read from the environment."""
+    """Everything the app, the indexer and the Python API read from the environment.
+
+    Secrets (tokens, keys, the login) are left out of its repr, so a settings object in a
+    log line, a traceback or a test failure does not print them.
+    """
 
     model: str = DEFAULT_MODEL
-    hf_token: str | None = None
+    hf_token: str | None = field(default=None, repr=False)
     qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
+    qdrant_api_key: str | None = field(default=None, repr=False)
     qdrant_path: Path = Path("data/qdrant")
     collection: str | None = None  # None: "demo" until a catalog is indexed under another name
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
-    aws_session_token: str | None = None  # temporary (STS) credentials come with one
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    # temporary (STS) credentials come with one
+    aws_session_token: str | None = field(default=None, repr=False)
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | None = field(default=None, repr=False)
     share: bool = False  # the app also opens a public Gradio share link
     # The app's image URL box may fetch hosts on private networks and this machine (off: a
     # public Space must not be a way into the network it runs in; see fashion_clip.web).

@@ -103,11 +103,28 @@ def header_lines(
     if settings is None:
         where = ""
     elif settings.qdrant_url:
-        where = f" · Qdrant server {settings.qdrant_url}"
+        where = f" · Qdrant server {public_url(settings.qdrant_url)}"
     else:
         where = f" · embedded store `{settings.qdrant_path}`"
     title = f"**FashionCLIP Space** · collection `{collection.name}` · {collection.count():,} items"
     return title, f"model `{info.name}` ({info.kind}, {info.dim}-d){where}"
+
+
+def public_url(url: str) -> str:
+    """`url` as the page may show it: scheme, host and port, without a `user:password@`,
+    path or query (a key or password some set there)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if not host:
+        return "(set)"
+    netloc = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{netloc}{f':{port}' if port else ''}"
 
 
 def heatmap_buttons() -> list[str]:

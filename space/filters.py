@@ -30,6 +30,7 @@ PRESET_FIELDS: dict[str, tuple[str, ...]] = {
 }
 PRICE_FIELDS = ("price", "price_usd", "price_eur")
 MAX_CHOICES = 200  # a multi-select longer than this is no help; the most frequent stay
+SHOWN_VALUES = 10  # values an error message lists before "and N more"
 PRICE_SCAN_LIMIT = 20_000  # points read to find the price range (it only labels the inputs)
 
 # Label presets for a collection without those fields (e.g. one indexed from a bare catalog).
@@ -134,7 +135,7 @@ def build_filter(
         unknown = sorted(set(chosen) - set(offered))
         if unknown:
             raise InvalidInputError(
-                f"{name} filter: {', '.join(map(repr, unknown))} is not one of this collection's "
+                f"{name} filter: {shown_values(unknown)[1:-1]} is not one of this collection's "
                 f"values; choose among {', '.join(offered[:12])}"
                 + (f" and {len(offered) - 12} more" if len(offered) > 12 else "")
             )
@@ -201,3 +202,13 @@ def _number(value: float | str | None, name: str) -> float | None:
     if not math.isfinite(number):
         raise InvalidInputError(f"{name} must be a finite number, not {value!r}")
     return number
+
+
+def shown_values(values: Sequence[str]) -> str:
+    """Values for an error message: the first `SHOWN_VALUES`, each cut short, then a count
+    (an API caller's megabyte of values is not echoed back, nor written to the log)."""
+    shown = ", ".join(
+        repr(value if len(value) <= 40 else value[:40] + "…") for value in values[:SHOWN_VALUES]
+    )
+    more = len(values) - SHOWN_VALUES
+    return f"[{shown}{f' and {more} more' if more > 0 else ''}]"

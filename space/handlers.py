@@ -20,15 +20,17 @@ import numpy as np
 from PIL import Image
 
 from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities
-from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
+from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError, StoreError
 from fashion_clip.model import ClipModel
 from fashion_clip.store import Collection, Hit, Point
 from fashion_clip.text import visible_text
-from space.filters import Facets, build_filter, narrows
+from space.filters import Facets, build_filter, narrows, shown_values
 from space.inputs import (
     DEFAULT_RESULTS,
     IMAGE_HINT,
     IMAGE_OR_URL_HINT,
+    MAX_LABELS,
+    MAX_TEXT_CHARS,
     is_missing,
     read_ids,
     read_image,
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 MAX_OVERLAY_SIDE = 1024  # the overlay shown; the peak is still in the input's pixels
 NEGATIVE_WEIGHT = 0.5  # "less of" text and disliked examples pull half as hard as the query
 MODIFIER_WEIGHT = 1.0  # "same, but in blue": the text counts as much as the picture
+# Caps on what one request may send, checked before any parsing: the page sends a few
+# clicked examples and a label box, and a public endpoint must not parse megabytes.
+MAX_EXAMPLES = 100  # liked or disliked ids per search
+MAX_IDS_CHARS = 20_000  # the ids as sent (text or list)
+MAX_LABELS_CHARS = MAX_LABELS * (MAX_TEXT_CHARS + 2)  # the labels as sent (text or list)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -130,6 +137,14 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             hint = IMAGE_OR_URL_HINT if fn.__name__ in _TAKES_URLS else IMAGE_HINT
             message = f"Cannot read the image {_short(exc.source)}: {exc.problem}. {hint}"
             raise refusal(fn.__name__, message) from exc
+        except StoreError as exc:
+            # The store's trouble, not the caller's: its message names the Qdrant server or
+            # the store's folder, which are for the log, not for anyone on the internet.
+            log.error("%s failed: %s", fn.__name__, exc)
+            raise gr.Error(
+                "The product store cannot answer right now; please try again.",
+                print_exception=False,
+            ) from exc
         except FashionCLIPError as exc:
             raise refusal(fn.__name__, _sentence(str(exc))) from exc
         except Exception as exc:
@@ -187,7 +202,11 @@ def text_search(
     query text only says where the examples came from). Without, the query's embedding,
     minus the "less of" text and the captions of disliked examples, searches the pictures.
     """
-    like, unlike = read_ids(like_ids), read_ids(unlike_ids)
+    like = read_ids(_sized(like_ids, MAX_IDS_CHARS, "liked example ids"))
+    unlike = read_ids(_sized(unlike_ids, MAX_IDS_CHARS, "disliked example ids"))
+    for ids, what in ((like, "liked"), (unlike, "disliked")):
+        if len(ids) > MAX_EXAMPLES:
+            raise InvalidInputError(f"{len(ids)} {what} examples given; use at most {MAX_EXAMPLES}")
     query = read_text(
         query,
         "query",
@@ -236,10 +255,23 @@ def _known(
     missing = sorted(set(ids) - {str(point.id) for point in held})
     if missing:
         raise InvalidInputError(
-            f"{what}: collection {collection.name!r} has no products with ids {missing}; "
-            "use ids from the hits of a search"
+            f"{what}: collection {collection.name!r} has no products with ids "
+            f"{shown_values(missing)}; use ids from the hits of a search"
         )
     return held
+
+
+def _sized(value: Any, limit: int, what: str) -> Any:
+    """`value` (text, or a list of texts) if its size is within `limit` characters."""
+    if isinstance(value, str):
+        size = len(value)
+    elif isinstance(value, (list, tuple)):
+        size = sum(len(str(item)) + 1 for item in value)
+    else:
+        return value
+    if size > limit:
+        raise InvalidInputError(f"the {what} are {size} characters long; keep them under {limit}")
+    return value
 
 
 @user_errors
@@ -327,7 +359,13 @@ def _answer(backend: Backend, hits: list[Hit]) -> SearchOutput:
 @runs_as("vision")
 def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -> dict[str, float]:
     """Label -> probability for the image, as the model was trained to score them."""
-    names = read_labels(labels)
+    names = read_labels(_sized(labels, MAX_LABELS_CHARS, "labels"))
+    long = next((name for name in names if len(name) > MAX_TEXT_CHARS), None)
+    if long is not None:
+        raise InvalidInputError(
+            f"the label {long[:40]!r}… is {len(long)} characters long; keep each label under "
+            f"{MAX_TEXT_CHARS}"
+        )
     # Decoded at the model's size, as the indexer decodes the catalog: a 12 MP phone photo's
     # JPEG is read at a quarter or an eighth of its sides, several times faster.
     picture = read_image(image, min_side=backend.model.preprocessor.min_decode_side)

@@ -1,13 +1,18 @@
 """Search hits as the app shows them: gallery pictures with captions, and JSON records.
 
 A hit's picture is whatever its catalog row's image reference resolved to at indexing time:
-a local file (served in place, never copied), an `http(s)://` URL (the browser fetches it)
-or an `s3://` object (fetched once and kept as a thumbnail). A picture that cannot be shown
-becomes a grey placeholder, so the gallery and the JSON list stay aligned hit for hit.
+a local file (hard-linked into the app's own folder, never copied), an `http(s)://` URL (the
+browser fetches it) or an `s3://` object (fetched once and kept as a thumbnail). A picture
+that cannot be shown becomes a grey placeholder, so the gallery and the JSON list stay
+aligned hit for hit.
+
+Only that folder of the app's own is served: the catalog's image folder is not, since by
+default it is the catalog file's folder, which may be the Space's own (`.env` and all).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -36,6 +41,8 @@ SOURCE_FIELD = "_image_source"  # written by the indexer: the resolved image ref
 THUMBNAIL_SIDE = 384
 KEPT_PICTURES = 256  # pictures the app made (overlays) kept for the pages to fetch
 GalleryItem = tuple[str, str]  # (picture: a path or URL, caption)
+# Local pictures shown as they are: formats a browser displays and never runs (no SVG/HTML).
+SHOWN_AS_IS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
 
 
 def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +83,10 @@ def gallery_data(items: Sequence[GalleryItem]) -> list[dict[str, Any]]:
 class Pictures:
     """Finds something the gallery can display for each hit, cheaply and safely.
 
-    `roots` are the local image folders of the collection; files under them are served as
-    Gradio static files. Anything else local or on S3 is decoded once into `cache_dir`.
+    `roots` are the local image folders of the collection; the pictures under them are
+    hard-linked into `cache_dir`, the only folder served (a link costs no copy, and the
+    folders themselves stay private). Anything else local or on S3, or a picture that cannot
+    be linked (another file system), is decoded once into a thumbnail in `cache_dir`.
     """
 
     def __init__(self, roots: Sequence[Path] = (), cache_dir: Path | None = None) -> None:
@@ -97,8 +106,8 @@ class Pictures:
 
     @property
     def static_paths(self) -> list[Path]:
-        """Folders whose files the app may serve as they are."""
-        return [*self.roots, self.cache_dir]
+        """Folders whose files the app may serve as they are: its own, and no other."""
+        return [self.cache_dir]
 
     def __call__(self, payload: dict[str, Any]) -> str:
         source = str(payload.get(SOURCE_FIELD) or payload.get("image") or "")
@@ -112,8 +121,28 @@ class Pictures:
                 path = self.roots[0] / path  # an older point without the resolved source
             resolved = path.resolve()
             if resolved.is_file() and any(resolved.is_relative_to(r) for r in self.roots):
-                return str(resolved)
+                return self._linked(resolved)
         return self._thumbnail(source)
+
+    def _linked(self, picture: Path) -> str:
+        """`picture` (a file under a root) as a hard link in `cache_dir`, keeping its name;
+        a thumbnail where it cannot be linked or is not a format shown as it is."""
+        if picture.suffix.lower() not in SHOWN_AS_IS:
+            return self._thumbnail(str(picture))
+        try:
+            stat = picture.stat()
+            key = f"{picture}\0{stat.st_mtime_ns}\0{stat.st_size}"  # a changed file: a new link
+            target = (
+                self.cache_dir / "files" / hashlib.sha1(key.encode()).hexdigest() / picture.name
+            )
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError):  # linked by a concurrent call
+                    os.link(picture, target)
+        except OSError as exc:  # another file system, no permission: shown as a thumbnail
+            log.debug("cannot link %s: %s", picture, exc)
+            return self._thumbnail(str(picture))
+        return str(target)
 
     def _thumbnail(self, source: str) -> str:
         target = self.cache_dir / (hashlib.sha1(source.encode()).hexdigest() + ".jpg")

@@ -449,8 +449,11 @@ def test_build_filter():
 
 def test_pictures_serve_local_files_in_place_and_never_fail(tmp_path):
     pictures = Pictures([DEMO_CATALOG_DIR], cache_dir=tmp_path / "cache")
-    assert pictures({"_image_source": str(PICTURE)}) == str(PICTURE.resolve())
-    assert pictures({"image": "images/demo-0001.jpg"}) == str(PICTURE.resolve())
+    linked = Path(pictures({"_image_source": str(PICTURE)}))  # a hard link, in the app's folder
+    assert linked.name == PICTURE.name and linked.samefile(PICTURE)
+    assert linked.is_relative_to(tmp_path / "cache")
+    assert pictures.static_paths == [tmp_path / "cache"]
+    assert pictures({"image": "images/demo-0001.jpg"}) == str(linked)
     url = "https://example.com/a.jpg"
     assert pictures({"_image_source": url}) == url
     placeholder = pictures({"_image_source": str(tmp_path / "missing.jpg")})

@@ -1,0 +1,147 @@
+"""What a stranger on the internet (or a catalog's odd rows) must not get from the app and
+the indexer: files beside the catalog, minutes of CPU from one request, secrets in text."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+from starlette.exceptions import HTTPException
+
+from fashion_clip.classify import parse_labels
+from fashion_clip.errors import ImageLoadError, StoreError
+from fashion_clip.settings import load_settings
+from space import handlers
+from space.app import header_lines
+from space.components import serve_in_place
+from space.filters import Facets, build_filter
+from space.results import Pictures
+from tests.image_corpus import jpeg_bytes, photo
+
+
+def fetch(path: Path) -> object:
+    """What Gradio's `/gradio_api/file=` route answers for `path` (its own code)."""
+    from gradio.route_utils import file_fetch
+
+    blocks = SimpleNamespace(blocked_paths=[], allowed_paths=[])
+    request = SimpleNamespace(headers={})
+    return file_fetch(str(path), request, blocks, "/nonexistent-upload-dir")
+
+
+def test_the_catalog_folder_is_not_served_only_its_pictures(tmp_path):
+    from gradio.data_classes import _StaticFiles
+
+    # No --images: the root is the catalog's folder, e.g. the Space's own with its .env.
+    folder = tmp_path / "space"
+    (folder / "photos").mkdir(parents=True)
+    (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
+    (folder / "products.csv").write_text("id,image\n1,photos/a.jpg\n")
+    (folder / "photos" / "a.jpg").write_bytes(jpeg_bytes(photo(64, 48)))
+    (folder / "photos" / "x.svg").write_text("<svg onload='alert(1)'/>")
+    pictures = Pictures([folder], cache_dir=tmp_path / "cache")
+    before = list(_StaticFiles.all_paths)
+    try:
+        serve_in_place(pictures.static_paths)
+        for secret in (folder / ".env", folder / "products.csv"):
+            with pytest.raises(HTTPException) as refused:
+                fetch(secret)
+            assert refused.value.status_code == 403
+        shown = Path(pictures({"_image_source": str(folder / "photos" / "a.jpg")}))
+        assert shown.name == "a.jpg" and shown.is_relative_to(tmp_path / "cache")
+        assert shown.read_bytes() == (folder / "photos" / "a.jpg").read_bytes()
+        assert fetch(shown).status_code == 200
+        # A picture format that can carry script is never handed out as it is.
+        svg = Path(pictures({"_image_source": str(folder / "photos" / "x.svg")}))
+        assert svg.suffix != ".svg" and svg.is_relative_to(tmp_path / "cache")
+    finally:
+        _StaticFiles.all_paths[:] = before
+
+
+def test_many_labels_are_read_in_linear_time():
+    labels = [f"label {i}" for i in range(20_000)]
+    started = time.perf_counter()
+    assert len(parse_labels(labels)) == 20_000  # was ~18 s (every label scanned all kept)
+    assert time.perf_counter() - started < 3.0
+    assert parse_labels(["Dress", "dress", "DRESS ", "shirt"]) == ["Dress", "shirt"]
+
+
+def test_oversize_label_input_is_refused_before_any_work():
+    # No model and no image: refused before either is needed.
+    backend = SimpleNamespace(threads={"vision": 1})
+    pytest.importorskip("torch")  # imported by the handler's thread setting: not timed
+    for labels in (
+        ", ".join(f"l{i}" for i in range(100_000)),  # ~700 KB of labels
+        [f"l{i}" for i in range(100_000)],
+        "dress, " + "word " * 200,  # one label over the query length
+    ):
+        started = time.perf_counter()
+        with pytest.raises(gr.Error, match="characters long"):
+            handlers.classify(backend, None, labels)
+        assert time.perf_counter() - started < 1.0
+
+
+def test_example_ids_and_filter_values_are_capped_and_not_echoed():
+    backend = SimpleNamespace(threads={"query": 1})
+    for sent in (",".join(str(i) for i in range(50_000)), [str(i) for i in range(200)]):
+        with pytest.raises(gr.Error) as refused:
+            handlers.text_search(backend, "dress", like_ids=sent)
+        assert len(refused.value.message) < 300
+    facets = Facets(fields={"colour": "color"}, values={"colour": ["red", "blue"]})
+    with pytest.raises(Exception) as refused:
+        build_filter(facets, colours=[f"x{i}" for i in range(100_000)])
+    assert "and 99990 more" in str(refused.value) and len(str(refused.value)) < 1_000
+
+
+def test_store_trouble_is_not_told_to_callers(caplog):
+    @handlers.user_errors
+    def text_search() -> None:
+        raise StoreError("Qdrant at https://secret-cluster.example.com:6333: could not search")
+
+    with pytest.raises(gr.Error) as refused:
+        text_search()
+    assert "secret-cluster" not in refused.value.message
+    assert "secret-cluster" in caplog.text  # the operator still reads it in the log
+
+
+def test_secrets_stay_out_of_settings_repr_and_the_page():
+    settings = load_settings(
+        {
+            "HF_TOKEN": "hf_tok",
+            "QDRANT_URL": "https://admin:pw@qdrant.example.com:6333/?api_key=k1",
+            "QDRANT_API_KEY": "qk_key",
+            "AWS_SECRET_ACCESS_KEY": "aws_secret",
+            "AWS_SESSION_TOKEN": "aws_session",
+            "FASHION_CLIP_AUTH": "user:login_pw",
+        }
+    )
+    text = repr(settings)
+    for secret in ("hf_tok", "qk_key", "aws_secret", "aws_session", "login_pw"):
+        assert secret not in text
+    model = SimpleNamespace(info=SimpleNamespace(name="m", kind="clip", dim=4))
+    collection = SimpleNamespace(name="shop", count=lambda: 3)
+    _, details = header_lines(model, collection, settings)
+    assert "qdrant.example.com:6333" in details
+    assert "pw" not in details and "k1" not in details
+
+
+def test_indexer_refuses_symlinks_out_of_the_image_root(tmp_path):
+    from indexer.sources import ImageRoot
+
+    root, outside = tmp_path / "photos", tmp_path / "private"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"x")
+    (root / "inside.jpg").write_bytes(b"x")
+    os.symlink(outside, root / "shared")
+    os.symlink(root / "inside.jpg", root / "alias.jpg")  # a link that stays inside is fine
+    for explicit in (str(root), None):
+        images = ImageRoot(explicit, str(root / "catalog.csv"))
+        with pytest.raises(ImageLoadError, match="outside the image root"):
+            images.resolve("shared/secret.jpg")
+        with pytest.raises(ImageLoadError, match="outside the image root"):
+            images.resolve(str(root / "shared" / "secret.jpg"))
+        assert images.resolve("alias.jpg") == str(root.resolve() / "alias.jpg")
