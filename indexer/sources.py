@@ -3,8 +3,7 @@
 A reference is either absolute (`http(s)://…`, `s3://…`) or relative to the image root: a
 local directory, an `s3://bucket/prefix` or an `http(s)://` base. Without `--images` the
 root is the catalog's own folder (or S3 prefix). A relative reference never leaves the root:
-`../secret.jpg` is refused, whatever kind of root it is, and so is a local one that a symlink
-inside the root leads out of it.
+`../secret.jpg` is refused, whatever kind of root it is.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ class ImageRoot:
         if relative == ".." or relative.startswith("../") or relative == ".":
             raise ImageLoadError(reference, f"the path leaves the image root {self._base}; refused")
         if self.kind == "local":
-            return self._inside(reference, str(self._dir / relative))
+            return str(self._dir / relative)
         if self.kind == "s3":
             return s3.join_s3(self._base, relative)
         return self._base + urllib.parse.quote(relative, safe="/")
@@ -84,17 +83,6 @@ class ImageRoot:
         inside = any(path == root or path.startswith(root + "/") for root in self._roots)
         if self.explicit and not inside:
             raise ImageLoadError(reference, f"the path is outside the image root {self._base}")
-        return self._inside(reference, path) if inside else path
-
-    def _inside(self, reference: str, path: str) -> str:
-        """`path` (spelled inside the root) if it also lands inside once symlinks are followed:
-        a link in the image folder (`photos/shared -> /home/me`) must not read past it."""
-        target = Path(path).resolve()
-        if target != self._dir and not target.is_relative_to(self._dir):
-            raise ImageLoadError(
-                reference,
-                f"the path leads outside the image root {self._base} (a symlink); refused",
-            )
         return path
 
 

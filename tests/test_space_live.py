@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fashion_clip.demo import DEMO_CATALOG_DIR
+from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
 from space.app import build_demo
 from space.startup import launch_options
 from tests.image_corpus import bomb_png, jpeg_bytes, photo
@@ -354,3 +354,15 @@ def test_readme_api_example_runs_against_a_local_server(url, capsys, tmp_path):
                     left.rmdir()  # only if empty
     printed = capsys.readouterr().out
     assert "'peak'" in printed and "demo-" in printed
+
+
+def test_pictures_are_served_and_the_catalog_folder_is_not(client, url):
+    """The catalog's image folder holds the catalog file too (and on a Space may be the app's
+    own, `.env` included): only the pictures the gallery hands out can be fetched."""
+    gallery, _ = client.predict("red dress", limit=2, api_name="/text_search")
+    with urllib.request.urlopen(gallery[0]["image"]["url"], timeout=30) as response:
+        assert response.read(3) == b"\xff\xd8\xff"  # the JPEG itself
+    for private in (DEMO_CATALOG_FILE, DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}gradio_api/file={private}", timeout=30)
+        assert refused.value.code == 403

@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
+from PIL import Image
 from starlette.exceptions import HTTPException
 
 from fashion_clip.classify import parse_labels
-from fashion_clip.errors import ImageLoadError, StoreError
+from fashion_clip.errors import StoreError
 from fashion_clip.settings import load_settings
 from space import handlers
 from space.app import header_lines
@@ -128,20 +129,18 @@ def test_secrets_stay_out_of_settings_repr_and_the_page():
     assert "pw" not in details and "k1" not in details
 
 
-def test_indexer_refuses_symlinks_out_of_the_image_root(tmp_path):
+def test_a_symlink_out_of_the_image_root_is_indexed_but_only_shown_as_a_thumbnail(tmp_path):
+    """The indexer follows links in the image folder (`photos/2024 -> /mnt/disk2/2024` is a
+    common layout); the app links and serves as they are only files really under the root."""
     from indexer.sources import ImageRoot
 
-    root, outside = tmp_path / "photos", tmp_path / "private"
+    root, outside = tmp_path / "photos", tmp_path / "elsewhere"
     root.mkdir()
     outside.mkdir()
-    (outside / "secret.jpg").write_bytes(b"x")
-    (root / "inside.jpg").write_bytes(b"x")
+    Image.new("RGB", (40, 30), "red").save(outside / "far.jpg")
     os.symlink(outside, root / "shared")
-    os.symlink(root / "inside.jpg", root / "alias.jpg")  # a link that stays inside is fine
-    for explicit in (str(root), None):
-        images = ImageRoot(explicit, str(root / "catalog.csv"))
-        with pytest.raises(ImageLoadError, match="outside the image root"):
-            images.resolve("shared/secret.jpg")
-        with pytest.raises(ImageLoadError, match="outside the image root"):
-            images.resolve(str(root / "shared" / "secret.jpg"))
-        assert images.resolve("alias.jpg") == str(root.resolve() / "alias.jpg")
+    source = ImageRoot(str(root), str(root / "catalog.csv")).resolve("shared/far.jpg")
+    assert source == str(root / "shared" / "far.jpg")
+    shown = Path(Pictures([root], cache_dir=tmp_path / "cache")({"_image_source": source}))
+    assert shown.is_relative_to(tmp_path / "cache")
+    assert not shown.samefile(outside / "far.jpg")  # a thumbnail made from it, not a link
