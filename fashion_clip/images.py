@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -23,6 +24,10 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image |
 _SOURCE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
 SOURCE_HINT = "a path, http(s):// URL, s3:// URI, bytes, a binary file object or a PIL image"
 
+# What the web serves and phones send; the app decodes uploads in these alone, leaving the
+# rest of Pillow's decoders (dozens of rarely used formats) out of a stranger's reach.
+WEB_FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP", "AVIF")  # JPEG takes MPO too
+UNKNOWN_FORMAT = "unknown format"
 MAX_PIXELS = 64_000_000  # 8000 x 8000; larger images are refused as possible decompression bombs
 MAX_BYTES = 50 * 1024 * 1024  # cap on bytes fetched for one image
 _ORIENTATION_TAG = 0x0112  # EXIF Orientation
@@ -109,6 +114,7 @@ def load_image(
     min_long_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
     max_bytes: int = MAX_BYTES,
+    formats: Sequence[str] | None = None,
 ) -> Image.Image:
     """Open any supported source as an RGB image, upright, alpha composited on white.
 
@@ -116,6 +122,7 @@ def load_image(
     scale whose shorter side still covers `min_side` pixels: enough for a model whose input
     is that size, and the reason decoding all but vanishes from the indexing cost.
     `min_long_side` does the same for the longer side: enough for a picture shown that big.
+    `formats`: decode only these (Pillow's names, e.g. `WEB_FORMATS`); None: any.
     """
     return load_image_sized(
         source,
@@ -123,6 +130,7 @@ def load_image(
         min_long_side=min_long_side,
         max_pixels=max_pixels,
         max_bytes=max_bytes,
+        formats=formats,
     )[0]
 
 
@@ -133,9 +141,11 @@ def load_image_sized(
     min_long_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
     max_bytes: int = MAX_BYTES,
+    formats: Sequence[str] | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """`load_image`, and the `(width, height)` of the whole upright image, which a JPEG
-    decoded in draft mode is smaller than (for positions given in the original's pixels)."""
+    decoded in draft mode is smaller than (for positions given in the original's pixels).
+    `formats`: decode only these (Pillow's names, e.g. `WEB_FORMATS`); None: any."""
     if not is_image_source(source):
         raise InvalidInputError(
             f"an image of type {type(source).__name__} cannot be read; pass {SOURCE_HINT}"
@@ -153,7 +163,12 @@ def load_image_sized(
     else:
         data, name = fetch_bytes(source, max_bytes=max_bytes), os.fspath(source)
     return decode_image_sized(
-        data, name=name, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels
+        data,
+        name=name,
+        min_side=min_side,
+        min_long_side=min_long_side,
+        max_pixels=max_pixels,
+        formats=formats,
     )
 
 
@@ -164,10 +179,16 @@ def decode_image(
     min_side: int | None = None,
     min_long_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
+    formats: Sequence[str] | None = None,
 ) -> Image.Image:
     """Decode encoded image bytes into an upright RGB image (see `load_image`)."""
     return decode_image_sized(
-        data, name=name, min_side=min_side, min_long_side=min_long_side, max_pixels=max_pixels
+        data,
+        name=name,
+        min_side=min_side,
+        min_long_side=min_long_side,
+        max_pixels=max_pixels,
+        formats=formats,
     )[0]
 
 
@@ -178,17 +199,18 @@ def decode_image_sized(
     min_side: int | None = None,
     min_long_side: int | None = None,
     max_pixels: int = MAX_PIXELS,
+    formats: Sequence[str] | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """`decode_image`, and the whole upright image's `(width, height)` (see `load_image_sized`)."""
     name = name if name is not None else data
     if not data:
         raise ImageLoadError(name, "empty file (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=_installed(formats))
     except Image.DecompressionBombError as exc:
         raise ImageLoadError(name, f"too many pixels (over {max_pixels}); refused") from exc
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(name, f"not an image ({_sniff(data)})") from exc
+        raise ImageLoadError(name, _unreadable(data, formats)) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(name, f"corrupt image ({exc})") from exc
 
@@ -267,14 +289,49 @@ def to_rgb(image: Image.Image, name: object = None) -> Image.Image:
 
 def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
     """16-bit and 32-bit greyscale: scale to 8 bits instead of clipping everything to white."""
-    values = np.asarray(image).astype(np.float64)
+    # float32 and in place: an 8000x8000 scan is 256 MB as float32 (float64 copies: ~2 GB).
+    values = np.asarray(image, dtype=np.float32)
     if image.mode.startswith("I;16"):
-        scaled = values / 257.0  # 65535 -> 255
+        values /= 257.0  # 65535 -> 255
     else:
         low, high = float(values.min()), float(values.max())
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey).convert("RGB")
+        values -= low
+        values *= 255.0 / (high - low) if high > low else 0.0
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    return Image.fromarray(values.astype(np.uint8)).convert("RGB")
+
+
+def _installed(formats: Sequence[str] | None) -> list[str] | None:
+    """Those of `formats` this Pillow decodes (AVIF needs a build with libavif); None: any."""
+    if formats is None:
+        return None
+    Image.init()
+    return [name.upper() for name in formats if name.upper() in Image.OPEN]
+
+
+def _unreadable(data: bytes, formats: Sequence[str] | None) -> str:
+    """Why no allowed decoder took `data`: another kind of file (named), or not an image.
+
+    Named from its first bytes, never by Pillow's other decoders: those are what `formats`
+    keeps out of reach."""
+    looks = _sniff(data)
+    if formats is None or looks != UNKNOWN_FORMAT:  # text, JSON, a web page
+        return f"not an image ({looks})"
+    allowed = f"{', '.join(formats[:-1])} or {formats[-1]}" if len(formats) > 1 else formats[0]
+    other = next((what for magic, what in _OTHER_FILES if magic(data[:32])), None)
+    return f"{other}, not a {allowed} image" if other else f"not a {allowed} image ({looks})"
+
+
+_OTHER_FILES: list[tuple[Callable[[bytes], bool], str]] = [
+    (lambda head: head.startswith((b"II*\0", b"MM\0*")), "a TIFF image"),
+    (lambda head: head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1"),
+     "a HEIC image (an iPhone's; export it as JPEG)"),
+    (lambda head: head.startswith(b"8BPS"), "a Photoshop file"),
+    (lambda head: head.startswith(b"\0\0\1\0"), "an icon file"),
+    (lambda head: head.startswith(b"%PDF"), "a PDF document"),
+    (lambda head: head.lstrip().lower().startswith((b"<svg", b"<?xml")), "an SVG drawing"),
+]  # fmt: skip
 
 
 def _sniff(data: bytes) -> str:
@@ -285,4 +342,4 @@ def _sniff(data: bytes) -> str:
         return "looks like JSON"
     if all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256]):
         return "looks like text"
-    return "unknown format"
+    return UNKNOWN_FORMAT

@@ -17,6 +17,7 @@ from PIL import Image
 from fashion_clip.classify import parse_labels
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.images import (
+    WEB_FORMATS,
     decode_image_sized,
     fetch_bytes,
     image_from_array,
@@ -146,7 +147,11 @@ def read_image_sized(
             address = url.strip()
             data = fetch_bytes(address, public_only=not private_urls)
             return decode_image_sized(
-                data, name=address, min_side=min_side, min_long_side=min_long_side
+                data,
+                name=address,
+                min_side=min_side,
+                min_long_side=min_long_side,
+                formats=WEB_FORMATS,
             )
         else:
             # Only the image search has a URL box (it passes `url`, even empty): say so there.
@@ -154,4 +159,7 @@ def read_image_sized(
             raise InvalidInputError(f"no image given: {hint[0].lower()}{hint[1:]}")
     if isinstance(image, np.ndarray):
         image = image_from_array(image)
-    return load_image_sized(image, min_side=min_side, min_long_side=min_long_side)
+    # Strangers' files: decoded by the web's formats' decoders only, not by every Pillow has.
+    return load_image_sized(
+        image, min_side=min_side, min_long_side=min_long_side, formats=WEB_FORMATS
+    )

@@ -13,7 +13,13 @@ import pytest
 from PIL import Image
 
 from fashion_clip.errors import ImageLoadError
-from fashion_clip.images import decode_image, decode_image_sized, image_from_array, load_image
+from fashion_clip.images import (
+    WEB_FORMATS,
+    decode_image,
+    decode_image_sized,
+    image_from_array,
+    load_image,
+)
 from tests.image_corpus import bad_files, exif_rotated_jpeg, good_files, jpeg_bytes, photo
 
 
@@ -37,6 +43,41 @@ def test_bad_files_get_one_clear_error_naming_the_file(tmp_path: Path, name: str
     message = str(caught.value)
     assert name in message
     assert word.lower() in message.lower()
+
+
+@pytest.mark.parametrize("name", sorted(good_files()))
+def test_the_odd_files_are_all_in_web_formats(name: str) -> None:
+    image = decode_image(good_files()[name], name=name, formats=WEB_FORMATS)
+    assert image.mode == "RGB"
+
+
+def _encoded(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (_encoded("TIFF"), "a TIFF image, not a JPEG, PNG, WebP, GIF, BMP or AVIF image"),
+        (_encoded("PCX"), "not a JPEG, PNG, WebP, GIF, BMP or AVIF image (unknown format)"),
+        (_encoded("SGI"), "not a JPEG, PNG, WebP, GIF, BMP or AVIF image (unknown format)"),
+        (b"\0\0\0\x18ftypheic\0\0\0\0mif1", "a HEIC image (an iPhone's; export it as JPEG)"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document, not a JPEG"),
+        (b"plain words", "not an image (looks like text)"),
+    ],
+)
+def test_only_web_formats_are_decoded_when_asked(data: bytes, problem: str) -> None:
+    """The app's uploads: Pillow's other decoders (dozens of rare formats) never see them."""
+    with pytest.raises(ImageLoadError) as refused:
+        decode_image(data, name="upload", formats=WEB_FORMATS)
+    assert str(refused.value) == f"upload: {problem}" or problem in str(refused.value)
+
+
+def test_every_format_decodes_when_none_is_asked_for() -> None:
+    for fmt in ("TIFF", "PCX", "SGI"):  # a catalog's files: whatever Pillow reads
+        assert decode_image(_encoded(fmt)).size == (20, 10)
 
 
 def test_exif_orientation_is_applied() -> None:

@@ -262,6 +262,17 @@ def test_image_search_needs_an_image_and_only_web_urls(backend):
         handlers.image_search(backend, None, url="s3://bucket/key.jpg")
 
 
+def test_uploads_in_formats_off_the_web_are_refused_by_name(backend, tmp_path):
+    scan = tmp_path / "scan.tif"
+    Image.open(PICTURE).save(scan, "TIFF")
+    with pytest.raises(gr.Error) as refused:
+        handlers.classify(backend, str(scan), "dress, shirt")
+    assert refused.value.message == (
+        "Cannot read the image scan.tif: a TIFF image, not a JPEG, PNG, WebP, GIF, BMP or AVIF "
+        f"image. {inputs.IMAGE_HINT}"
+    )
+
+
 def test_image_urls_on_private_hosts_are_fetched_only_when_the_setting_allows(backend):
     with serving_pictures() as base:
         address = f"{base}/demo-0001.jpg"
