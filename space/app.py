@@ -47,6 +47,10 @@ from space.results import Pictures
 # requests cheap and ordered instead.
 SEARCH_GROUP, SEARCH_CONCURRENCY = "search", None
 VISION_GROUP, VISION_CONCURRENCY = "vision", 1
+# Requests waiting at once, all kinds: past it a caller is told the queue is full at once,
+# instead of one client piling up thousands of picture requests (each holding its upload)
+# for everyone else to wait behind. 64 one-at-a-time vision calls are already a minute's work.
+QUEUE_SIZE = 64
 MORE, LESS = "More like this", "Less like this"
 NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
 
@@ -434,7 +438,7 @@ def build_demo(
             handlers.ping, api_name="ping", api_visibility="undocumented", concurrency_limit=None
         )
 
-    demo.queue(default_concurrency_limit=VISION_CONCURRENCY)
+    demo.queue(default_concurrency_limit=VISION_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 

@@ -333,6 +333,7 @@ def test_text_search_queues_apart_from_the_vision_tower(shop, tiny_model):
     assert groups["text_search"] == ("search", None), groups  # searches never wait in line
     assert groups["ping"][1] is None  # the health check never queues
     assert demo.enable_queue is not False
+    assert demo._queue.max_size == 64  # one client cannot queue thousands of picture requests
 
 
 def test_readme_api_example_runs_against_a_local_server(url, capsys, tmp_path):
