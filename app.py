@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FashionCLIP Space: search, classify, localize")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
     args = parser.parse_args(argv)
+    from fashion_clip.allocator import arena_count, cap_arenas
+
+    # First, before threads allocate: a cap does not shrink arenas already made (allocator.py)
+    cap_arenas(arena_count())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up checks
 

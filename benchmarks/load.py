@@ -126,6 +126,10 @@ def random_collection(store, model, points: int):
 
 def serve(args: argparse.Namespace) -> None:
     """Run the app until killed; print `READY <url>` once it answers."""
+    from fashion_clip.allocator import arena_count, cap_arenas
+
+    cap_arenas(arena_count())  # as app.py does, before the app's threads allocate
+
     import space.app
     from space.app import build_demo
 

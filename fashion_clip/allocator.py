@@ -15,6 +15,16 @@ This is process-wide. `ClipModel.load` calls it for models on the CPU. It does n
 malloc is not glibc's, or where the user already tuned it (`MALLOC_TRIM_THRESHOLD_`,
 `MALLOC_MMAP_THRESHOLD_`, or malloc settings in `GLIBC_TUNABLES`): setting one of those
 also opts out.
+
+`cap_arenas` bounds how many malloc arenas serve the process's threads. glibc gives threads
+that allocate at the same time arenas of their own, up to 8 per core, and an arena keeps what
+its threads freed: with the tuning above, a decoded upload under 32 MiB (a 3000x3000 photo:
+27 MB) stays in the arena of whichever of the server's threads decoded it. A soak of the app
+(`benchmarks.soak`, 2 cores) climbed to ~1,500 MB that way, and stayed at ~750 MB with 2
+arenas, at no measurable cost in latency or throughput (BENCHMARKS.md, Space). The app calls
+it first thing (`app.py`), before its threads allocate: a cap does not shrink the arenas
+already made. It opts out where the user set `MALLOC_ARENA_MAX`, `MALLOC_ARENA_TEST` or
+malloc settings in `GLIBC_TUNABLES`. The indexer does not call it.
 """
 
 from __future__ import annotations
@@ -28,9 +38,11 @@ log = logging.getLogger(__name__)
 # mallopt parameters, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest accepted value on 64-bit systems
 TRIM_THRESHOLD = 256 * 1024 * 1024
 USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+USER_ARENA_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST")
 
 _applied = False
 
@@ -40,14 +52,11 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied:
         return True
-    if not _is_glibc() or _user_tuned():
+    if not _is_glibc() or _user_tuned(USER_SETTINGS):
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the libc this process already runs on
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     # Both are needed: with the mmap threshold alone, freed blocks at the heap's top are
     # trimmed (returned to the kernel) and faulted in again by the next batch.
     _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
@@ -57,6 +66,41 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
+def cap_arenas(count: int) -> bool:
+    """Let at most `count` malloc arenas serve this process's threads; True when it took effect.
+
+    Call it before threads allocate: arenas made before the call are kept and used.
+    """
+    if not _is_glibc() or _user_tuned(USER_ARENA_SETTINGS):
+        return False
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    capped = bool(mallopt(M_ARENA_MAX, max(1, count)))
+    log.debug("malloc arenas capped at %d: %s", count, capped)
+    return capped
+
+
+def arena_count() -> int:
+    """The cap the app sets: one arena per usable core (no more threads than that run malloc
+    at once), at least 2."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # taskset, cpusets; a CPU quota is not seen
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    return max(2, cores)
+
+
+def _mallopt():
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the libc this process already runs on
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt
+
+
 def _is_glibc() -> bool:
     try:
         return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
@@ -64,7 +108,7 @@ def _is_glibc() -> bool:
         return False
 
 
-def _user_tuned() -> bool:
-    return any(name in os.environ for name in USER_SETTINGS) or "malloc" in os.environ.get(
+def _user_tuned(names: tuple[str, ...]) -> bool:
+    return any(name in os.environ for name in names) or "malloc" in os.environ.get(
         "GLIBC_TUNABLES", ""
     )
