@@ -3,26 +3,19 @@
 First the race itself, made certain: a file is added to the swept set while a sweep removes
 another (as an upload landing mid-sweep does). Gradio's own function fails there, ours goes
 on. Then a live app with a sweep every second and uploads pouring in: every uploaded file
-and its folder are gone once the uploads stop.
+and its folder are gone once the uploads stop (in test_space_live.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import time
-import uuid
 from pathlib import Path
 
 import gradio as gr
-import httpx
 import pytest
 
 from space import cache_sweep
-from space.app import build_demo
-from space.startup import launch_options
-from tests.space_support import open_shop, serving, shared_shop
 
 
 def cached_file(cache: Path, name: str) -> str:
@@ -86,43 +79,3 @@ def test_our_sweep_goes_on_and_removes_the_folders_it_empties(cache, monkeypatch
     cache_sweep.sweep(blocks, 0)  # the next sweep takes the newcomer, and the cache stays
     assert blocks.upload_file_set == {kept}
     assert sorted(cache.iterdir()) == [Path(kept).parent]
-
-
-@pytest.fixture(scope="module")
-def shop(tiny_model, tmp_path_factory):
-    settings = shared_shop(tiny_model, tmp_path_factory)
-    collection = open_shop(settings, tiny_model)
-    yield settings, collection
-    collection.close()
-
-
-def test_a_live_app_sweeps_every_upload_while_uploads_keep_coming(shop, tiny_model, monkeypatch):
-    settings, collection = shop
-    monkeypatch.setattr("space.app.CACHE_LIFETIME", (1, 1))  # every second, files over 1 s old
-    demo = build_demo(tiny_model, collection, settings)
-    uploaded: list[str] = []
-    stop = threading.Event()
-
-    def upload_until_stopped(base: str) -> None:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            while not stop.is_set():
-                name = f"{uuid.uuid4().hex}.jpg"
-                answer = client.post("gradio_api/upload", files={"files": (name, os.urandom(256))})
-                answer.raise_for_status()
-                uploaded.extend(answer.json())
-
-    with serving(demo, **launch_options(settings)) as base:
-        uploaders = [threading.Thread(target=upload_until_stopped, args=(base,)) for _ in (1, 2)]
-        for thread in uploaders:
-            thread.start()
-        time.sleep(4)  # four sweeps with uploads landing all along
-        stop.set()
-        for thread in uploaders:
-            thread.join()
-        assert len(uploaded) > 20
-        deadline = time.monotonic() + 20
-        left = uploaded
-        while left and time.monotonic() < deadline:
-            time.sleep(0.5)
-            left = [f for f in uploaded if Path(f).exists() or Path(f).parent.exists()]
-        assert left == [], f"{len(left)} of {len(uploaded)} uploads (or their folders) left"

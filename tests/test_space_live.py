@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import tempfile
 import threading
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -367,3 +371,35 @@ def test_pictures_are_served_and_the_catalog_folder_is_not(client, url):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{url}gradio_api/file={private}", timeout=30)
         assert refused.value.code == 403
+
+
+def test_a_live_app_sweeps_every_upload_while_uploads_keep_coming(shop, tiny_model, monkeypatch):
+    settings, collection = shop
+    monkeypatch.setattr("space.app.CACHE_LIFETIME", (1, 1))  # every second, files over 1 s old
+    demo = build_demo(tiny_model, collection, settings)
+    uploaded: list[str] = []
+    stop = threading.Event()
+
+    def upload_until_stopped(base: str) -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while not stop.is_set():
+                name = f"{uuid.uuid4().hex}.jpg"
+                answer = client.post("gradio_api/upload", files={"files": (name, os.urandom(256))})
+                answer.raise_for_status()
+                uploaded.extend(answer.json())
+
+    with serving(demo, **launch_options(settings)) as base:
+        uploaders = [threading.Thread(target=upload_until_stopped, args=(base,)) for _ in (1, 2)]
+        for thread in uploaders:
+            thread.start()
+        time.sleep(4)  # four sweeps with uploads landing all along
+        stop.set()
+        for thread in uploaders:
+            thread.join()
+        assert len(uploaded) > 20
+        deadline = time.monotonic() + 20
+        left = uploaded
+        while left and time.monotonic() < deadline:
+            time.sleep(0.5)
+            left = [f for f in uploaded if Path(f).exists() or Path(f).parent.exists()]
+        assert left == [], f"{len(left)} of {len(uploaded)} uploads (or their folders) left"
