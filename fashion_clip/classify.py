@@ -35,16 +35,14 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     Python API keeps the caller's labels as they are (`label_list`).
     """
     items = split_items(labels) if isinstance(labels, str) else [str(label) for label in labels]
-    seen: dict[str, None] = {}
-    keys: set[str] = set()  # the labels kept, lowercased: one lookup per item, not a scan
+    kept: dict[str, str] = {}  # lowercased -> the first spelling: one lookup per item
     for item in items:
         label = prompt_text(item)
-        if label and label.lower() not in keys:
-            seen[label] = None
-            keys.add(label.lower())
-    if not seen:
+        if label:
+            kept.setdefault(label.lower(), label)
+    if not kept:
         raise InvalidInputError("no labels given: pass at least one label, e.g. 'dress, shirt'")
-    return list(seen)
+    return list(kept.values())
 
 
 def label_list(labels: str | Sequence[str]) -> list[str]:

@@ -135,7 +135,7 @@ def build_filter(
         unknown = sorted(set(chosen) - set(offered))
         if unknown:
             raise InvalidInputError(
-                f"{name} filter: {shown_values(unknown)[1:-1]} is not one of this collection's "
+                f"{name} filter: {shown_values(unknown)} is not one of this collection's "
                 f"values; choose among {', '.join(offered[:12])}"
                 + (f" and {len(offered) - 12} more" if len(offered) > 12 else "")
             )
@@ -211,4 +211,4 @@ def shown_values(values: Sequence[str]) -> str:
         repr(value if len(value) <= 40 else value[:40] + "…") for value in values[:SHOWN_VALUES]
     )
     more = len(values) - SHOWN_VALUES
-    return f"[{shown}{f' and {more} more' if more > 0 else ''}]"
+    return f"{shown}{f' and {more} more' if more > 0 else ''}"

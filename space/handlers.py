@@ -256,7 +256,7 @@ def _known(
     if missing:
         raise InvalidInputError(
             f"{what}: collection {collection.name!r} has no products with ids "
-            f"{shown_values(missing)}; use ids from the hits of a search"
+            f"[{shown_values(missing)}]; use ids from the hits of a search"
         )
     return held
 
