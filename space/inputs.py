@@ -138,13 +138,13 @@ def read_image_sized(
     """`read_image`, and the whole picture's `(width, height)`: a JPEG decoded in draft mode
     (`min_long_side`: to keep its longer side at least this long) is smaller than that."""
     if is_missing(image):
-        if url and url.strip():
+        address = (url or "").strip()
+        if address:
             # Only the web: a path or s3:// URI here would let callers read the server's files.
-            if not url.strip().lower().startswith(("http://", "https://")):
+            if not address.lower().startswith(("http://", "https://")):
                 raise InvalidInputError(
-                    f"the image URL {url.strip()[:100]!r} must start with http:// or https://"
+                    f"the image URL {address[:100]!r} must start with http:// or https://"
                 )
-            address = url.strip()
             data = fetch_bytes(address, public_only=not private_urls)
             return decode_image_sized(
                 data,
