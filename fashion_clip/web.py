@@ -85,16 +85,21 @@ def _connect_public(
     raise last_error
 
 
-class _PublicHTTPConnection(http.client.HTTPConnection):
+class _ConnectsToPublicOnly:
+    """Mixed into http.client's connections: they open their socket through
+    `_create_connection`, which they set per instance."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._create_connection = _connect_public
 
 
-class _PublicHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = _connect_public
+class _PublicHTTPConnection(_ConnectsToPublicOnly, http.client.HTTPConnection):
+    pass
+
+
+class _PublicHTTPSConnection(_ConnectsToPublicOnly, http.client.HTTPSConnection):
+    pass
 
 
 class _PublicHTTPHandler(urllib.request.HTTPHandler):

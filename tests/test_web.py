@@ -115,6 +115,21 @@ def test_a_loopback_url_is_refused_before_any_request(serve, no_backoff):
     assert server.paths == ["/a.jpg"]
 
 
+def test_an_https_url_to_a_loopback_host_is_refused_before_connecting(no_backoff):
+    import socket
+
+    with socket.socket() as listener:  # no TLS needed: nothing may reach it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        address = f"https://127.0.0.1:{listener.getsockname()[1]}/a.jpg"
+        with pytest.raises(ImageLoadError, match=r"127\.0\.0\.1 is a private or local"):
+            fetch_http(address, max_bytes=1000, public_only=True)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # never connected to
+    assert no_backoff == []
+
+
 def test_a_name_is_judged_by_the_address_it_resolves_to(serve):
     server = serve()
     named = server.base.replace("127.0.0.1", "localhost")
