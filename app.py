@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FashionCLIP Space: search, classify, localize")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
     args = parser.parse_args(argv)
-    from fashion_clip.allocator import arena_count, cap_arenas
+    from fashion_clip.model.allocator import arena_count, cap_arenas
 
     # First, before threads allocate: a cap does not shrink arenas already made (allocator.py)
     cap_arenas(arena_count())
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up checks
 
     from fashion_clip.errors import FashionCLIPError, ModelMismatchError
-    from fashion_clip.runtime import load_configured_model
+    from fashion_clip.model.runtime import load_configured_model
     from fashion_clip.settings import load_settings
     from fashion_clip.store import open_store
     from space.app import build_demo

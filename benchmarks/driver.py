@@ -6,7 +6,7 @@
 On a GPU the model's call is a few hundred small PyTorch calls (each gives up the GIL and
 takes it back, like a kernel launch) and then a wait while the GPU computes. Here a stand-in
 does exactly that: `--ops` tiny tensor additions, then `--gpu-ms` of sleep per batch. It is
-timed alone, then as the model of `indexer.job.index_catalog` with the decoding processes (the
+timed alone, then as the model of `ingest.job.index_catalog` with the decoding processes (the
 GPU's default) over N rows of 1000x1333 JPEGs. Per batch, "lost" is the stand-in's call
 inside the pipeline minus alone: its driving thread slowed by the GIL held by the indexer's
 other threads and by the cores taken by decoding. "Idle" is the run's wall time per batch
@@ -54,9 +54,9 @@ class StandIn:
 def run(args: argparse.Namespace, decode: str) -> dict:
     import torch
 
-    from fashion_clip.model import ClipModel
+    from fashion_clip.ingest.pipeline import IndexOptions, default_workers
+    from fashion_clip.model.clip import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
-    from indexer.pipeline import IndexOptions, default_workers
 
     torch.set_num_threads(1)  # a GPU's driving thread computes nothing itself
     catalog, photos = write_catalog(args.n, args.distinct)

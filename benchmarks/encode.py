@@ -64,9 +64,9 @@ def reference_text_ms(folder: Path, query: str) -> float:
 
 
 def measure(name: str, folder: Path, paths: list[Path], batch_size: int) -> dict[str, float]:
-    from fashion_clip.embed import encode_images
-    from fashion_clip.images import load_image
-    from fashion_clip.model import ClipModel
+    from fashion_clip.media.images import load_image
+    from fashion_clip.model.clip import ClipModel
+    from fashion_clip.tasks.embed import encode_images
 
     model = ClipModel.load(str(folder), text_precision="fp32")
     n = len(paths)

@@ -7,10 +7,10 @@ each in a fresh process (the malloc setting is process-wide, and no run inherits
 heap), interleaved over `--rounds`:
 
 - transformers: `get_image_features` (what the reference runs);
-- class-token path: `fashion_clip.vision.image_features` (the last layer for the class
+- class-token path: `fashion_clip.model.vision.image_features` (the last layer for the class
   token alone, QuickGELU folded into the matrix products), glibc's malloc as it comes;
 - ours: `ClipModel.load` and `encode_pixels`, which add the malloc tuning
-  (`fashion_clip.allocator`);
+  (`fashion_clip.model.allocator`);
 - int8 and int8, malloc as it comes: the opt-in dynamic int8 model with and without it.
 
 Each figure is the best of 5 timed batches after 2 warm-up batches; minor page faults (pages
@@ -35,9 +35,9 @@ def child(variant: str, batch: int) -> dict[str, float]:
     import torch
     from transformers import CLIPModel
 
-    import fashion_clip.allocator
-    from fashion_clip.model import ClipModel
-    from fashion_clip.vision import image_features
+    import fashion_clip.model.allocator
+    from fashion_clip.model.clip import ClipModel
+    from fashion_clip.model.vision import image_features
 
     folder = str(vitb32_folder())
     pixels = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -51,7 +51,9 @@ def child(variant: str, batch: int) -> dict[str, float]:
             return model.get_image_features(pixel_values=pixels).pooler_output
     else:
         if variant.endswith("as it comes"):
-            fashion_clip.allocator.keep_freed_memory = lambda: False  # what ClipModel.load calls
+            fashion_clip.model.allocator.keep_freed_memory = lambda: (
+                False
+            )  # what ClipModel.load calls
         quantize = "int8" if variant.startswith("int8") else None
         ours = ClipModel.load(folder, quantize=quantize, text_precision="fp32", device="cpu")
 

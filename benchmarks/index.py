@@ -8,7 +8,7 @@ N product photos of 1000x1333 (made once) and a JSONL catalog of them are indexe
 random ViT-B/32 CLIP (FashionCLIP's compute) three ways, each in a fresh process so that peak
 memory is its own:
 
-- ours: `indexer.job.index_catalog` into the embedded Qdrant Edge store (draft-mode decoding
+- ours: `ingest.job.index_catalog` into the embedded Qdrant Edge store (draft-mode decoding
   and preprocessing in threads overlapped with the fp32 model, batched upserts, index build);
 - reference: what a typical user writes: sequential full PIL decode, `CLIPImageProcessor`,
   fp32 `get_image_features` in batches of 32, `qdrant-client` local mode upserts;
@@ -134,9 +134,9 @@ def run_ours(
     *,
     free_model: bool = False,
 ) -> dict:
-    from fashion_clip.model import ClipModel
+    from fashion_clip.ingest.pipeline import IndexOptions, default_workers
+    from fashion_clip.model.clip import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
-    from indexer.pipeline import IndexOptions, default_workers
 
     model = ClipModel.load(str(vitb32_folder()), quantize=quantize, text_precision="fp32")
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
@@ -172,11 +172,11 @@ def run_ours(
 
 
 def index_into(store, catalog: Path, photos: Path, model, options):
-    """`indexer.job.index_catalog` of the catalog into a new collection `bench` of `store`;
+    """`ingest.job.index_catalog` of the catalog into a new collection `bench` of `store`;
     every row must be indexed. Returns the run's summary."""
-    from indexer.job import collection_spec, index_catalog, open_catalog
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
+    from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
+    from fashion_clip.ingest.report import Reporter
+    from fashion_clip.ingest.sources import ImageRoot
 
     with open_catalog(str(catalog)) as opened, Reporter() as reporter:
         collection = store.create("bench", collection_spec(model, opened))
@@ -238,8 +238,8 @@ def run_reference(catalog: Path, photos: Path, work: Path, batch: int, limit: in
 
 
 def run_model_only(photos: Path, n: int, distinct: int, batch: int) -> dict:
-    from fashion_clip.images import load_image
-    from fashion_clip.model import ClipModel
+    from fashion_clip.media.images import load_image
+    from fashion_clip.model.clip import ClipModel
 
     model = ClipModel.load(str(vitb32_folder()), text_precision="fp32")
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below

@@ -51,7 +51,7 @@ def build_store(
     model_name: str, points: int, folder: Path, text_precision: str = QUERY_PRECISION
 ) -> tuple[object, object]:
     """Model and collection: the demo catalog indexed, or `points` random vectors."""
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
     from fashion_clip.settings import Settings
     from fashion_clip.store import open_store
 
@@ -63,8 +63,8 @@ def build_store(
     settings = Settings(model=model.info.name, qdrant_path=folder, collection="load")
     store = open_store(settings)
     if not points:
-        from indexer.job import index_demo
-        from indexer.pipeline import IndexOptions
+        from fashion_clip.ingest.job import index_demo
+        from fashion_clip.ingest.pipeline import IndexOptions
 
         collection, _ = index_demo(store, model, options=IndexOptions(progress=True), name="load")
         return model, collection
@@ -126,7 +126,7 @@ def random_collection(store, model, points: int):
 
 def serve(args: argparse.Namespace) -> None:
     """Run the app until killed; print `READY <url>` once it answers."""
-    from fashion_clip.allocator import arena_count, cap_arenas
+    from fashion_clip.model.allocator import arena_count, cap_arenas
 
     cap_arenas(arena_count())  # as app.py does, before the app's threads allocate
 

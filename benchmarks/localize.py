@@ -1,7 +1,7 @@
 """Localization quality and speed: `python -m benchmarks.localize [--cases N] [--quick]`.
 
 Quality: pointing game, energy share in the target box and IoU of the thresholded map, on
-composites of demo garments (`fashion_clip.localize_eval`) with the demo model, per method.
+composites of demo garments (`benchmarks.localize_eval`) with the demo model, per method.
 Speed: seconds per heatmap through `localize()` (text encoding, forward passes and the map
 resized to the image included) for the demo model and a random-weight ViT-B/32, which has
 FashionCLIP's exact compute (its maps mean nothing, so it is timed only).
@@ -17,10 +17,10 @@ from functools import partial
 from typing import Any
 
 from benchmarks.common import machine, print_table, result_line, vitb32_folder
-from fashion_clip.localize import DEFAULT_METHOD, localize
-from fashion_clip.localize_eval import evaluate, make_composites
-from fashion_clip.localize_methods import masking_passes, native_size
-from fashion_clip.model import ClipModel
+from benchmarks.localize_eval import evaluate, make_composites
+from fashion_clip.model.clip import ClipModel
+from fashion_clip.tasks.localize import DEFAULT_METHOD, localize
+from fashion_clip.tasks.localize_methods import masking_passes, native_size
 
 SEED = 1  # the tests use seed 0; the benchmark measures on other composites
 

@@ -44,8 +44,8 @@ def _reset_peak() -> None:
 
 def _previous_handler(model, picture, text: str):
     """The handler before the change (73d51fb), for the side-by-side."""
-    from fashion_clip.localize import heatmap_peak, localize
-    from fashion_clip.overlay import draw_heatmap
+    from fashion_clip.tasks.localize import heatmap_peak, localize
+    from fashion_clip.tasks.overlay import draw_heatmap
 
     heatmap = localize(model, picture, text)  # the photo's full size
     x, y = heatmap_peak(heatmap)
@@ -58,8 +58,8 @@ def _previous_handler(model, picture, text: str):
 def _case(job: tuple[str, Path, Path, int]) -> dict[str, float]:
     """One path on one photo, in its own process: median seconds and extra peak memory."""
     path, model_dir, photo, runs = job
-    from fashion_clip.images import load_image
-    from fashion_clip.model import ClipModel
+    from fashion_clip.media.images import load_image
+    from fashion_clip.model.clip import ClipModel
     from space.handlers import localize, thread_plan
 
     model = ClipModel.load(str(model_dir))

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fashion_clip import FashionCLIP, FCLIPDataset
-from fashion_clip.overlay import draw_heatmap
+from fashion_clip.tasks.overlay import draw_heatmap
 
 
 def main(out_dir: Path = Path("data/tour")) -> None:

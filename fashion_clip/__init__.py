@@ -24,13 +24,13 @@ __all__ = [
 ]
 
 _WHERE = {
-    "ClipModel": "fashion_clip.model",
-    "FCLIPDataset": "fashion_clip.dataset",
-    "FashionCLIP": "fashion_clip.api",
+    "ClipModel": "fashion_clip.model.clip",
+    "FCLIPDataset": "fashion_clip.api.dataset",
+    "FashionCLIP": "fashion_clip.api.fclip",
     "FashionCLIPError": "fashion_clip.errors",
     "ImageLoadError": "fashion_clip.errors",
     "ModelLoadError": "fashion_clip.errors",
-    "load_image": "fashion_clip.images",
+    "load_image": "fashion_clip.media.images",
     "load_settings": "fashion_clip.settings",
 }
 

@@ -41,7 +41,7 @@ class Settings:
     auth: tuple[str, str] | None = field(default=None, repr=False)
     share: bool = False  # the app also opens a public Gradio share link
     # The app's image URL box may fetch hosts on private networks and this machine (off: a
-    # public Space must not be a way into the network it runs in; see fashion_clip.web).
+    # public Space must not be a way into the network it runs in; see fashion_clip.media.web).
     allow_private_urls: bool = False
     device: str | None = None  # None: cuda, then mps, then cpu
     snapshots: str | None = None  # folder or s3:// prefix of precomputed dataset snapshots

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import math
 
+from fashion_clip.ingest.catalog import FORMAT_NAMES
+from fashion_clip.ingest.decoding import DECODE_MODES
 from fashion_clip.settings import Settings, load_settings
-from indexer.catalog import FORMAT_NAMES
-from indexer.decoding import DECODE_MODES
 
 EPILOG = """exit status: 0 all rows indexed; 1 finished, some rows skipped (listed on stderr and
 in --report); 2 usage, configuration or fatal error.

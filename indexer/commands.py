@@ -16,9 +16,9 @@ from fashion_clip.settings import DEFAULT_COLLECTION, Settings
 from indexer import exit_codes
 
 if TYPE_CHECKING:
-    from fashion_clip.model import ClipModel
-    from indexer.pipeline import IndexOptions
-    from indexer.report import Skip, Summary
+    from fashion_clip.ingest.pipeline import IndexOptions
+    from fashion_clip.ingest.report import Skip, Summary
+    from fashion_clip.model.clip import ClipModel
 
 
 def _note(message: str) -> None:
@@ -27,10 +27,10 @@ def _note(message: str) -> None:
 
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    from fashion_clip.ingest.job import catalog_name, collection_spec, index_catalog, open_catalog
+    from fashion_clip.ingest.report import Reporter
+    from fashion_clip.ingest.sources import ImageRoot
     from fashion_clip.store import open_store
-    from indexer.job import catalog_name, collection_spec, index_catalog, open_catalog
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
 
     with open_catalog(args.catalog, args.format) as catalog:
         root = ImageRoot(args.images, args.catalog)
@@ -48,9 +48,9 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """The bundled catalog into `demo`, rebuilt when it holds another model's vectors."""
+    from fashion_clip.ingest.job import index_demo
+    from fashion_clip.ingest.report import Reporter
     from fashion_clip.store import open_store
-    from indexer.job import index_demo
-    from indexer.report import Reporter
 
     # Only the demo catalog may fall back to the demo model when the hub is unreachable.
     model, options = _model_and_options(args, settings, fallback=True)
@@ -67,8 +67,8 @@ def _model_and_options(
     args: argparse.Namespace, settings: Settings, *, fallback: bool
 ) -> tuple[ClipModel, IndexOptions]:
     """The model to index with and the run's options, from the command line."""
-    from fashion_clip.runtime import load_configured_model
-    from indexer.pipeline import IndexOptions, default_batch_size, default_workers
+    from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
+    from fashion_clip.model.runtime import load_configured_model
 
     # fp32 text: stored caption vectors should not depend on which rows shared their batch
     # (bf16, the query-latency default on some CPUs, moves them by ~1e-3 with the padding).
@@ -148,11 +148,11 @@ def _info_record(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from fashion_clip.runtime import load_configured_model
+    from fashion_clip.ingest.catalog import Row
+    from fashion_clip.ingest.evaluate import evaluate
+    from fashion_clip.ingest.job import catalog_name, open_catalog
+    from fashion_clip.model.runtime import load_configured_model
     from fashion_clip.store import open_store
-    from indexer.catalog import Row
-    from indexer.evaluate import evaluate
-    from indexer.job import catalog_name, open_catalog
 
     with open_catalog(args.catalog, args.format) as catalog, open_store(settings) as store:
         name = args.collection or settings.collection or catalog_name(args.catalog)

@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
 from space import cache_sweep, handlers

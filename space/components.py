@@ -61,7 +61,7 @@ def heatmap_legend() -> str:
     scale is the picture's own (its best spot is red even where the text is absent)."""
     import numpy as np
 
-    from fashion_clip.overlay import colorize
+    from fashion_clip.tasks.overlay import colorize
 
     # The overlay's own ramp, so the legend cannot drift from what is drawn.
     colours = colorize(np.linspace(0.0, 1.0, 7)[None, :])[0]  # (7, 3) uint8

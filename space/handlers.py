@@ -19,11 +19,11 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError, StoreError
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
+from fashion_clip.model.text import visible_text
 from fashion_clip.store import Collection, Hit, Point
-from fashion_clip.text import visible_text
+from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
 from space.filters import Facets, build_filter, narrows, shown_values
 from space.inputs import (
     DEFAULT_RESULTS,
@@ -381,9 +381,9 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
 
     The peak is `[x, y]` and the size `[width, height]`, both in the input image's pixels.
     """
-    from fashion_clip.localize import heatmap_peak
-    from fashion_clip.localize import localize as locate
-    from fashion_clip.overlay import draw_heatmap
+    from fashion_clip.tasks.localize import heatmap_peak
+    from fashion_clip.tasks.localize import localize as locate
+    from fashion_clip.tasks.overlay import draw_heatmap
 
     if is_missing(image) and not visible_text(text if isinstance(text, str) else ""):
         # Both boxes empty: one message for both, not one for the text, then the image.

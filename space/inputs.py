@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fashion_clip.classify import parse_labels
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.images import (
+from fashion_clip.media.images import (
     WEB_FORMATS,
     decode_image_sized,
     fetch_bytes,
     image_from_array,
     load_image_sized,
 )
-from fashion_clip.text import split_items, visible_text
+from fashion_clip.model.text import split_items, visible_text
+from fashion_clip.tasks.classify import parse_labels
 
 MAX_RESULTS = 48
 DEFAULT_RESULTS = 12
@@ -117,7 +117,7 @@ def read_image(
     `min_side`: a JPEG may be decoded at the smallest scale that keeps its shorter side at
     least this long (draft mode), as the indexer decodes the catalog's photos.
     `private_urls`: the URL may name a host on a private network or this machine; by default
-    only public web addresses are fetched (`fashion_clip.web`).
+    only public web addresses are fetched (`fashion_clip.media.web`).
     """
     return read_image_sized(image, url, min_side=min_side, private_urls=private_urls)[0]
 

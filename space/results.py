@@ -31,7 +31,7 @@ from typing import Any
 from PIL import Image
 
 from fashion_clip.errors import FashionCLIPError
-from fashion_clip.images import load_image
+from fashion_clip.media.images import load_image
 from fashion_clip.store import Hit
 from space.filters import FILTER_FIELDS, PRICE_FIELDS
 

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from fashion_clip.errors import ModelMismatchError, StoreError
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
 from fashion_clip.store import Collection, Store
 from fashion_clip.store.embedded import EmbeddedStore, read_meta
@@ -47,7 +47,7 @@ def choose_collection(settings: Settings, store: Store) -> str:
 def _indexed_catalog(store: Store, name: str) -> str | None:
     """When the catalog in `name` was last indexed ("" if never finished), or None when it
     is a Python API dataset's collection, no catalog to show."""
-    from fashion_clip.catalog_vectors import DATASET_CATALOG_PREFIX
+    from fashion_clip.api.catalog_vectors import DATASET_CATALOG_PREFIX
 
     try:
         with store.open(name) as collection:
@@ -98,8 +98,8 @@ def open_collection(settings: Settings, store: Store, model: ClipModel) -> Colle
             if collection.count() and collection.info().extra.get("indexed_at"):
                 return collection
             collection.close()
-    from indexer.job import index_demo  # the indexer, as `indexer demo` runs it
-    from indexer.pipeline import IndexOptions
+    from fashion_clip.ingest.job import index_demo  # the indexer, as `indexer demo` runs it
+    from fashion_clip.ingest.pipeline import IndexOptions
 
     collection, _ = index_demo(store, model, options=IndexOptions(progress=True), name=name)
     return collection

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 
 
 class CachedText:
     """`model.encode_text` with an LRU of the last `size` texts; thread-safe.
 
     It also passes the model's `logit_scale` and `logit_bias` through, so it can stand in
-    for the model wherever only text is encoded (`fashion_clip.classify`).
+    for the model wherever only text is encoded (`fashion_clip.tasks.classify`).
     """
 
     def __init__(self, model: ClipModel, size: int = 4096) -> None:

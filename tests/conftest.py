@@ -83,14 +83,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
 
     return ClipModel.load(str(tiny_model_dir), text_precision="fp32")
 
 
 @pytest.fixture(scope="session")
 def demo_model():
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
 
     return ClipModel.load("demo")
 
@@ -116,7 +116,7 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket on the test endpoint, with the AWS variables pointing at it."""
     import uuid
 
-    from fashion_clip import s3
+    from fashion_clip.media import s3
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

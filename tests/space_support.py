@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection, open_store
 
@@ -38,10 +38,10 @@ def demo_slice(folder: Path, rows: int = 60) -> Path:
 
 def index_slice(model: ClipModel, store_dir: Path, rows: int = 60) -> Settings:
     """Index a demo slice into collection `shop` under `store_dir`; settings that point at it."""
-    from indexer.job import collection_spec, index_catalog, open_catalog
-    from indexer.pipeline import IndexOptions
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
+    from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
+    from fashion_clip.ingest.pipeline import IndexOptions
+    from fashion_clip.ingest.report import Reporter
+    from fashion_clip.ingest.sources import ImageRoot
 
     catalog_path = demo_slice(store_dir.parent / f"{store_dir.name}-catalog", rows)
     settings = Settings(model=model.info.name, qdrant_path=store_dir, collection="shop")

@@ -1,4 +1,4 @@
-"""The app's cap on glibc's malloc arenas (`fashion_clip.allocator.cap_arenas`)."""
+"""The app's cap on glibc's malloc arenas (`fashion_clip.model.allocator.cap_arenas`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from fashion_clip.allocator import USER_ARENA_SETTINGS, USER_SETTINGS, _is_glibc
+from fashion_clip.model.allocator import USER_ARENA_SETTINGS, USER_SETTINGS, _is_glibc
 
 # Started like the app: the cap first (or not), then the model's malloc tuning, then threads.
 # Each of THREADS live threads mallocs a 20 MB buffer (under the 32 MiB mmap threshold: a
@@ -18,7 +18,7 @@ from fashion_clip.allocator import USER_ARENA_SETTINGS, USER_SETTINGS, _is_glibc
 THREADS_FREE_BUFFERS = textwrap.dedent(
     """
     import ctypes, sys, threading
-    from fashion_clip.allocator import cap_arenas, keep_freed_memory
+    from fashion_clip.model.allocator import cap_arenas, keep_freed_memory
 
     def rss_mb():
         with open("/proc/self/status") as status:
@@ -94,7 +94,7 @@ def test_capped_arenas_keep_less_of_what_threads_freed() -> None:
 def test_a_user_setting_opts_out_of_the_arena_cap(setting, value, expected) -> None:
     if expected == "True" and not _is_glibc():
         expected = "False"
-    check = "from fashion_clip.allocator import cap_arenas; print(cap_arenas(2))"
+    check = "from fashion_clip.model.allocator import cap_arenas; print(cap_arenas(2))"
     env = _clean_env(**({setting: value} if setting else {}))
     run = subprocess.run(
         [sys.executable, "-c", check], capture_output=True, text=True, check=True, env=env
@@ -104,18 +104,20 @@ def test_a_user_setting_opts_out_of_the_arena_cap(setting, value, expected) -> N
 
 def test_the_app_caps_arenas_before_the_model_loads(monkeypatch) -> None:
     import app
-    import fashion_clip.allocator
-    import fashion_clip.runtime
+    import fashion_clip.model.allocator
+    import fashion_clip.model.runtime
     from fashion_clip.errors import FashionCLIPError
 
     calls = []
-    monkeypatch.setattr(fashion_clip.allocator, "cap_arenas", lambda n: calls.append(("cap", n)))
+    monkeypatch.setattr(
+        fashion_clip.model.allocator, "cap_arenas", lambda n: calls.append(("cap", n))
+    )
 
     def load_configured_model(*args: object, **kwargs: object) -> None:
         calls.append(("load", None))
         raise FashionCLIPError("stop here")
 
-    monkeypatch.setattr(fashion_clip.runtime, "load_configured_model", load_configured_model)
+    monkeypatch.setattr(fashion_clip.model.runtime, "load_configured_model", load_configured_model)
     monkeypatch.setenv("FASHION_CLIP_MODEL", "demo")
     assert app.main([]) == 1
-    assert calls == [("cap", fashion_clip.allocator.arena_count()), ("load", None)]
+    assert calls == [("cap", fashion_clip.model.allocator.arena_count()), ("load", None)]

@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from fashion_clip import FashionCLIP, FCLIPDataset
-from fashion_clip.api import collection_name
-from fashion_clip.embed import encode_images
+from fashion_clip.api.fclip import collection_name
 from fashion_clip.errors import CatalogError, ConfigurationError
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.store.embedded import EmbeddedStore
 from fashion_clip.store.snapshot import push_snapshot
+from fashion_clip.tasks.embed import encode_images
 from tests.image_corpus import photo
 
 COLORS = ["red", "blue", "green", "black", "white", "pink"]

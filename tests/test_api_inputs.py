@@ -16,7 +16,7 @@ from fashion_clip.errors import (
     InvalidInputError,
     ModelLoadError,
 )
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.store.embedded import EmbeddedStore
 from tests.image_corpus import jpeg_bytes, photo
 
@@ -123,7 +123,7 @@ def test_a_model_name_that_is_not_text_is_named(name: object) -> None:
 def test_an_unusable_device_is_a_configuration_error(
     tiny_model_dir: Path, device: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fashion_clip.model._mps_available", lambda: False)  # as on Linux
+    monkeypatch.setattr("fashion_clip.model.clip._mps_available", lambda: False)  # as on Linux
     with pytest.raises(ConfigurationError, match=f"'{device}'.*{message}"):
         FashionCLIP(str(tiny_model_dir), device=device)
 
@@ -135,7 +135,7 @@ def test_a_pil_image_without_pixels_is_refused(fclip: FashionCLIP) -> None:
 
 
 def test_premultiplied_grey_alpha_is_composited_on_white() -> None:
-    from fashion_clip.images import load_image
+    from fashion_clip.media.images import load_image
 
     # Mode "La" has no direct conversion to RGBA in PIL: it raised a raw ValueError.
     premultiplied = Image.new("LA", (4, 4), (200, 0)).convert("La")
@@ -146,7 +146,7 @@ def test_premultiplied_grey_alpha_is_composited_on_white() -> None:
 
 @pytest.mark.parametrize("source", [None, 3, 2.5, ["x.jpg"]])
 def test_load_image_names_an_unsupported_type(source: object) -> None:
-    from fashion_clip.images import load_image
+    from fashion_clip.media.images import load_image
 
     # It used to fail inside os.fspath with a bare TypeError.
     with pytest.raises(InvalidInputError, match=f"type {type(source).__name__}"):
@@ -179,7 +179,7 @@ def test_an_empty_label_is_named(fclip: FashionCLIP, labels: list[str], message:
 
 
 def test_labels_are_read_like_the_apps_one_per_line_and_invisible_characters_aside() -> None:
-    from fashion_clip.classify import label_list, parse_labels, prompt_text
+    from fashion_clip.tasks.classify import label_list, parse_labels, prompt_text
 
     assert label_list("dress\nshirt, bag") == parse_labels("dress\nshirt, bag") == [
         "dress", "shirt", "bag"
@@ -188,7 +188,7 @@ def test_labels_are_read_like_the_apps_one_per_line_and_invisible_characters_asi
 
 
 def test_the_app_still_reads_labels_forgivingly() -> None:
-    from fashion_clip.classify import parse_labels
+    from fashion_clip.tasks.classify import parse_labels
 
     assert parse_labels("Dress, dress , t  shirt,,") == ["Dress", "t shirt"]
 

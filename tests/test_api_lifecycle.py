@@ -14,9 +14,9 @@ from typing import ClassVar
 import pytest
 
 from fashion_clip import FashionCLIP, FCLIPDataset
-from fashion_clip.api import collection_name
+from fashion_clip.api.fclip import collection_name
 from fashion_clip.errors import CatalogError, StoreError
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import shared
 from fashion_clip.store.embedded import EmbeddedStore
@@ -236,7 +236,7 @@ def test_skipped_rows_are_retried_on_the_next_construction(
 def test_only_the_skipped_rows_are_retried(
     tmp_path: Path, tiny_model: ClipModel, settings: Settings, caplog
 ) -> None:
-    from fashion_clip.catalog_vectors import SKIPPED_KEY
+    from fashion_clip.api.catalog_vectors import SKIPPED_KEY
 
     folder = tmp_path / "images"
     dataset = _dataset(folder, missing=(4,))

@@ -18,7 +18,7 @@ from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.demo.make_catalog import CATALOG_SEED, write_catalog
 from fashion_clip.demo.train import TRAIN_SEED, _zoom_out, evaluate_folder, main, train
 from fashion_clip.demo.trainset import SIZES, TrainingPool
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -14,10 +14,10 @@ import logging
 import numpy as np
 import pytest
 
-from fashion_clip.classify import best_labels, label_probabilities
 from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
-from fashion_clip.embed import encode_images
-from fashion_clip.metrics import classification_metrics, retrieval_metrics
+from fashion_clip.tasks.classify import best_labels, label_probabilities
+from fashion_clip.tasks.embed import encode_images
+from fashion_clip.tasks.metrics import classification_metrics, retrieval_metrics
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fashion_clip.errors import ImageLoadError
-from fashion_clip.images import (
+from fashion_clip.media.images import (
     WEB_FORMATS,
     decode_image,
     decode_image_sized,
@@ -204,7 +204,7 @@ def test_http_sources(http_base: str) -> None:
 
 def test_unreachable_url_is_reported_quickly() -> None:
     with pytest.raises(ImageLoadError, match="unreachable"):
-        from fashion_clip.images import fetch_bytes
+        from fashion_clip.media.images import fetch_bytes
 
         fetch_bytes("http://127.0.0.1:9/x.jpg", timeout=2, retries=0)
 

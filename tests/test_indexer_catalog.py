@@ -7,8 +7,8 @@ import json
 import pytest
 
 from fashion_clip.errors import CatalogError, ConfigurationError
-from indexer import catalog as catalog_module
-from indexer.catalog import Row, RowProblem, catalog_format, read_rows
+from fashion_clip.ingest import catalog as catalog_module
+from fashion_clip.ingest.catalog import Row, RowProblem, catalog_format, read_rows
 from tests.indexer_fixtures import product_rows, write_catalog
 
 

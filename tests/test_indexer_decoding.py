@@ -15,18 +15,23 @@ import time
 import numpy as np
 import pytest
 
-import indexer.workers
+import fashion_clip.ingest.workers
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.images import load_image
+from fashion_clip.ingest.catalog import Row
+from fashion_clip.ingest.decoding import DecoderFailed, decode_mode
+from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
+from fashion_clip.ingest.pipeline import (
+    IndexOptions,
+    default_batch_size,
+    default_workers,
+    index_rows,
+)
+from fashion_clip.ingest.report import Reporter
+from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.state import ModelTag
+from fashion_clip.ingest.workers import CpuTurns, PrepareSpec, Workers
+from fashion_clip.media.images import load_image
 from fashion_clip.store.embedded import EmbeddedStore
-from indexer.catalog import Row
-from indexer.decoding import DecoderFailed, decode_mode
-from indexer.job import collection_spec, index_catalog, open_catalog
-from indexer.pipeline import IndexOptions, default_batch_size, default_workers, index_rows
-from indexer.report import Reporter
-from indexer.sources import ImageRoot
-from indexer.state import ModelTag
-from indexer.workers import CpuTurns, PrepareSpec, Workers
 from tests.image_corpus import jpeg_bytes, photo
 from tests.indexer_fixtures import REPO, product_rows, write_catalog, write_photos
 
@@ -100,7 +105,7 @@ def test_on_the_cpu_images_are_decoded_between_batches_not_beside_the_model(
         pytest.skip("the model runs on a GPU here: decoding goes on beside it by design")
     decode_starts: list[float] = []
     encoding: list[tuple[float, float]] = []
-    decode, encode = indexer.workers.decode_crop, tiny_model.encode_crops
+    decode, encode = fashion_clip.ingest.workers.decode_crop, tiny_model.encode_crops
 
     def recorded_decode(*args):
         decode_starts.append(time.perf_counter())
@@ -114,7 +119,7 @@ def test_on_the_cpu_images_are_decoded_between_batches_not_beside_the_model(
         finally:
             encoding.append((start, time.perf_counter()))
 
-    monkeypatch.setattr(indexer.workers, "decode_crop", recorded_decode)
+    monkeypatch.setattr(fashion_clip.ingest.workers, "decode_crop", recorded_decode)
     # A copy: monkeypatch would leave the session's model holding a bound method afterwards.
     model = copy.copy(tiny_model)
     model.encode_crops = slow_encode
@@ -160,7 +165,7 @@ def test_crops_embed_exactly_as_the_float_preprocessing(tiny_model):
 
 @pytest.mark.parametrize("quantize", ["int8", "bf16"])
 def test_crops_embed_as_the_float_preprocessing_in_the_fast_precisions(tiny_model_dir, quantize):
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
 
     model = ClipModel.load(str(tiny_model_dir), quantize=quantize)
     images = [photo(200, 260, seed=i) for i in range(3)]
@@ -214,7 +219,7 @@ def test_a_slice_that_cannot_reach_its_process_fails_its_rows_not_the_run(tiny_m
 
 
 @pytest.mark.skipif(
-    not indexer.workers._CAN_TERMINATE,
+    not fashion_clip.ingest.workers._CAN_TERMINATE,
     reason="this Python's concurrent.futures lacks the gh-94777 fix: close() waits instead",
 )
 def test_stopping_does_not_wait_for_slow_images_in_the_processes(tiny_model, tmp_path):
@@ -269,7 +274,7 @@ def test_captions_embedded_by_a_faster_text_tower_are_embedded_again_in_fp32(
 ):
     """The Space indexes with its query model (int8 text on a CPU); the indexer's fp32 run
     must not take those caption vectors for its own."""
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
 
     int8_text = ClipModel.load(str(tiny_model_dir), text_precision="int8")
     first = index_with(catalog_with_a_bad_image, int8_text, "threads", "shop")
@@ -287,8 +292,8 @@ def test_decoding_processes_die_with_a_killed_indexer(tmp_path):
     script = tmp_path / "indexer_stand_in.py"
     script.write_text(
         "import sys, time\n"
-        "from fashion_clip.preprocess import ImagePreprocessor\n"
-        "from indexer.catalog import Row\n"
+        "from fashion_clip.model.preprocess import ImagePreprocessor\n"
+        "from fashion_clip.ingest.catalog import Row\n"
         "from tests.test_indexer_decoding import process_workers\n"
         "if __name__ == '__main__':\n"
         "    workers = process_workers(sys.argv[1], ImagePreprocessor(), processes=2)\n"

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from fashion_clip.errors import CatalogError, InvalidInputError
-from fashion_clip.metrics import classification_metrics, retrieval_metrics
+from fashion_clip.ingest import evaluate as evaluate_module
+from fashion_clip.ingest.catalog import Row
+from fashion_clip.ingest.evaluate import evaluate
 from fashion_clip.store import CollectionSpec, Point
 from fashion_clip.store.embedded import EmbeddedStore
-from indexer import evaluate as evaluate_module
-from indexer.catalog import Row
-from indexer.evaluate import evaluate
+from fashion_clip.tasks.metrics import classification_metrics, retrieval_metrics
 
 DIM = 8
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from indexer.state import FINGERPRINT_FIELD, SOURCE_FIELD, VECTORS_FIELD
+from fashion_clip.ingest.state import FINGERPRINT_FIELD, SOURCE_FIELD, VECTORS_FIELD
 from tests.image_corpus import jpeg_bytes, photo
 from tests.indexer_fixtures import (
     points,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fashion_clip import s3
+from fashion_clip.media import s3
 from tests.indexer_fixtures import (
     points,
     product_rows,

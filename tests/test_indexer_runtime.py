@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fashion_clip import runtime
 from fashion_clip.errors import ModelLoadError, ModelUnavailableError
-from fashion_clip.model import ClipModel
+from fashion_clip.model import runtime
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import DEFAULT_MODEL, load_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fashion_clip.errors import ConfigurationError, ImageLoadError
-from indexer.sources import ImageRoot
+from fashion_clip.ingest.sources import ImageRoot
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.localize_eval import evaluate, make_composites, score_heatmap
 from fashion_clip.errors import ImageLoadError, InvalidInputError
-from fashion_clip.localize import (
+from fashion_clip.model.clip import ClipModel
+from fashion_clip.tasks.localize import (
     DEFAULT_METHOD,
     METHODS,
     heatmap_peak,
@@ -22,9 +24,7 @@ from fashion_clip.localize import (
     resolve_method,
     unletterbox,
 )
-from fashion_clip.localize_eval import evaluate, make_composites, score_heatmap
-from fashion_clip.model import ClipModel
-from fashion_clip.overlay import draw_heatmap
+from fashion_clip.tasks.overlay import draw_heatmap
 
 QUALITY_CASES = 48  # composites of seed 0; the benchmark measures on seed 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashion_clip.metrics import classification_metrics, retrieval_metrics
+from fashion_clip.tasks.metrics import classification_metrics, retrieval_metrics
 
 
 def test_retrieval_metrics_by_hand() -> None:

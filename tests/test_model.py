@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_clip.api import FashionCLIP
-from fashion_clip.checkpoints import resolve_source
+from fashion_clip.api.fclip import FashionCLIP
 from fashion_clip.errors import (
     ConfigurationError,
     ImageLoadError,
@@ -20,7 +19,8 @@ from fashion_clip.errors import (
     ModelLoadError,
     ModelUnavailableError,
 )
-from fashion_clip.model import ClipModel
+from fashion_clip.model.checkpoints import resolve_source
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import resolve_model_name
 from tests.image_corpus import jpeg_bytes, photo
 
@@ -129,7 +129,7 @@ def test_fast_precisions_stay_close_to_fp32(tiny_model_dir: Path, tiny_model: Cl
 
 
 def test_fast_text_is_int8_on_the_cpu_for_towers_large_enough_to_gain() -> None:
-    from fashion_clip.precision import SMALL_TEXT_TOWER, text_mode
+    from fashion_clip.model.precision import SMALL_TEXT_TOWER, text_mode
 
     assert text_mode("fast", "cpu", 63_000_000) == "int8"  # ViT-B/32's, FashionCLIP's
     assert text_mode("fast", "cpu", SMALL_TEXT_TOWER - 1) == "fp32"  # the demo model's
@@ -218,8 +218,8 @@ def test_siglip_checkpoints_load_with_sigmoid_scores(tmp_path: Path) -> None:
     import torch
     from transformers import SiglipConfig, SiglipModel
 
-    from fashion_clip.classify import label_probabilities
     from fashion_clip.demo.tokenizer import build_tokenizer
+    from fashion_clip.tasks.classify import label_probabilities
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer(["red dress", "blue shirt"])
@@ -327,8 +327,8 @@ def test_an_int8_text_tower_keeps_the_demo_models_retrieval(demo_model) -> None:
     import json
 
     from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
-    from fashion_clip.embed import encode_images
-    from fashion_clip.metrics import retrieval_metrics
+    from fashion_clip.tasks.embed import encode_images
+    from fashion_clip.tasks.metrics import retrieval_metrics
 
     rows = [json.loads(line) for line in DEMO_CATALOG_FILE.read_text().splitlines() if line]
     images = encode_images(demo_model, [DEMO_CATALOG_DIR / row["image"] for row in rows])

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # huggingface_hub reads HF_ENDPOINT at import time, so each load runs in its own process.
 LOAD = """
 import json, sys
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.errors import ModelLoadError, ModelUnavailableError
 name, token = sys.argv[1], (sys.argv[2] or None)
 try:

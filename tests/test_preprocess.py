@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_clip.images import decode_image
-from fashion_clip.preprocess import ImagePreprocessor
+from fashion_clip.media.images import decode_image
+from fashion_clip.model.preprocess import ImagePreprocessor
 from tests.image_corpus import jpeg_bytes, photo
 
 SIZES = [(1000, 1333), (1333, 1000), (224, 224), (640, 480), (300, 1200), (100, 80), (225, 500)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from fashion_clip import s3
+from fashion_clip.media import s3
 
 
 def test_many_threads_share_the_client_without_dropping_connections(s3_bucket, caplog):

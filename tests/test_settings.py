@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fashion_clip import s3
 from fashion_clip.errors import ConfigurationError
+from fashion_clip.media import s3
 from fashion_clip.settings import DEFAULT_MODEL, default_qdrant_path, load_settings
 
 AWS_VARIABLES = (

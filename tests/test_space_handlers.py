@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
+from fashion_clip.model.text import visible_text
 from fashion_clip.settings import Settings, load_settings
 from fashion_clip.store import Filter, Hit, Range
 from fashion_clip.store.embedded import EmbeddedStore
-from fashion_clip.text import visible_text
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
@@ -340,8 +340,8 @@ def test_localize_returns_overlay_and_peak_in_input_pixels(backend, tmp_path):
 def test_localize_draws_a_large_photo_at_display_size_but_answers_in_its_pixels(
     backend, tmp_path, monkeypatch
 ):
-    from fashion_clip import overlay
-    from fashion_clip.localize import heatmap_peak, localize
+    from fashion_clip.tasks import overlay
+    from fashion_clip.tasks.localize import heatmap_peak, localize
 
     path = tmp_path / "big.jpg"
     path.write_bytes(jpeg_bytes(photo(3000, 1500)))
@@ -352,7 +352,7 @@ def test_localize_draws_a_large_photo_at_display_size_but_answers_in_its_pixels(
         drawn.append(image.size)
         return real_draw(image, heatmap, **kwargs)
 
-    import fashion_clip.localize as library
+    import fashion_clip.tasks.localize as library
 
     mapped: list[tuple[int, int]] = []
     real_localize = library.localize
@@ -510,7 +510,7 @@ def test_the_demo_is_rebuilt_for_another_model_and_a_missing_catalog_is_told(
     tiny_model, tmp_path, monkeypatch, caplog
 ):
     from fashion_clip.errors import FashionCLIPError
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
     from fashion_clip.store import open_store
     from tests.conftest import build_tiny_clip
 
@@ -543,7 +543,7 @@ def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
 
 
 def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_path):
-    from fashion_clip.catalog_vectors import DATASET_CATALOG_PREFIX
+    from fashion_clip.api.catalog_vectors import DATASET_CATALOG_PREFIX
     from fashion_clip.errors import StoreError
     from fashion_clip.store import open_store
     from tests.store_fixtures import spec
@@ -635,7 +635,7 @@ def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
 
     import torch
 
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
 
     assert backend.threads["query"] == 1 and backend.threads["vision"] >= 1
     seen: list[tuple[str, int]] = []
@@ -672,7 +672,7 @@ def test_each_request_sets_its_own_torch_threads(backend, monkeypatch):
 def test_query_photos_are_decoded_as_the_indexer_decodes_the_catalog(
     backend, tmp_path, monkeypatch
 ):
-    from indexer.decoding import decode_crop
+    from fashion_clip.ingest.decoding import decode_crop
 
     model = backend.model
     big = tmp_path / "phone.jpg"

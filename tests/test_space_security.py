@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from starlette.exceptions import HTTPException
 
-from fashion_clip.classify import parse_labels
 from fashion_clip.errors import StoreError
 from fashion_clip.settings import load_settings
+from fashion_clip.tasks.classify import parse_labels
 from space import handlers
 from space.app import header_lines
 from space.components import serve_in_place
@@ -64,7 +64,7 @@ def test_the_catalog_folder_is_not_served_only_its_pictures(tmp_path):
 def test_many_labels_are_read_in_linear_time(monkeypatch):
     """Counted, not timed: each label is lowercased once. Before, every label lowercased all
     the labels kept so far (20,000 labels: 200 million calls, ~18 s)."""
-    import fashion_clip.classify as classify
+    import fashion_clip.tasks.classify as classify
 
     calls = [0]
 
@@ -146,7 +146,7 @@ def test_secrets_stay_out_of_settings_repr_and_the_page():
 def test_a_symlink_out_of_the_image_root_is_indexed_but_only_shown_as_a_thumbnail(tmp_path):
     """The indexer follows links in the image folder (`photos/2024 -> /mnt/disk2/2024` is a
     common layout); the app links and serves as they are only files really under the root."""
-    from indexer.sources import ImageRoot
+    from fashion_clip.ingest.sources import ImageRoot
 
     root, outside = tmp_path / "photos", tmp_path / "elsewhere"
     root.mkdir()

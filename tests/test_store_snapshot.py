@@ -10,8 +10,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from fashion_clip import s3
 from fashion_clip.errors import ModelMismatchError, StoreError
+from fashion_clip.media import s3
 from fashion_clip.store.embedded import EmbeddedStore
 from fashion_clip.store.remote import RemoteStore
 from fashion_clip.store.snapshot import (

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from fashion_clip.model import ClipModel
-from fashion_clip.vision import image_features, is_clip_vit
+from fashion_clip.model.clip import ClipModel
+from fashion_clip.model.vision import image_features, is_clip_vit
 
 
 def _pixels(model: ClipModel, n: int, seed: int = 0) -> torch.Tensor:
@@ -97,7 +97,7 @@ def test_other_architectures_take_get_image_features() -> None:
 ALLOCATE_AND_COUNT_FAULTS = textwrap.dedent(
     """
     import resource, sys, torch
-    from fashion_clip.allocator import keep_freed_memory
+    from fashion_clip.model.allocator import keep_freed_memory
     if sys.argv[1] == "tuned":
         assert keep_freed_memory()
     F = torch.nn.functional
@@ -122,7 +122,7 @@ ALLOCATE_AND_COUNT_FAULTS = textwrap.dedent(
 
 
 def _glibc_without_huge_pages() -> bool:
-    from fashion_clip.allocator import _is_glibc
+    from fashion_clip.model.allocator import _is_glibc
 
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     # With transparent huge pages always on, a 2 MiB page is one fault: the counts below shrink.
@@ -149,7 +149,7 @@ def test_tuned_malloc_reuses_activation_memory() -> None:
 
 
 def test_a_user_setting_opts_out_of_the_tuning() -> None:
-    check = "from fashion_clip.allocator import keep_freed_memory; print(keep_freed_memory())"
+    check = "from fashion_clip.model.allocator import keep_freed_memory; print(keep_freed_memory())"
     env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "131072"}
     run = subprocess.run(
         [sys.executable, "-c", check], capture_output=True, text=True, check=True, env=env
@@ -158,9 +158,9 @@ def test_a_user_setting_opts_out_of_the_tuning() -> None:
 
 
 def test_models_on_the_cpu_tune_malloc(tiny_model_dir, monkeypatch) -> None:
-    import fashion_clip.allocator
+    import fashion_clip.model.allocator
 
     calls = []
-    monkeypatch.setattr(fashion_clip.allocator, "keep_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(fashion_clip.model.allocator, "keep_freed_memory", lambda: calls.append(1))
     ClipModel.load(str(tiny_model_dir), device="cpu")
     assert calls == [1]

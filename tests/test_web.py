@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fashion_clip import web
 from fashion_clip.errors import ImageLoadError
-from fashion_clip.web import fetch_http, is_public_address
+from fashion_clip.media import web
+from fashion_clip.media.web import fetch_http, is_public_address
 
 BODY = b"\xff\xd8 not really a jpeg, bytes are all fetching needs"
 

@@ -20,8 +20,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from fashion_clip import s3
 from fashion_clip.errors import StoreError
+from fashion_clip.media import s3
 from fashion_clip.store.base import CollectionInfo, Store
 from fashion_clip.store.embedded import (
     META_FILE,

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from fashion_clip import localize_methods as methods
 from fashion_clip.errors import ImageLoadError, InvalidInputError
-from fashion_clip.images import ImageSource, image_from_array, is_image_source, load_image
-from fashion_clip.overlay import heatmap_peak  # public here: where the map comes from
-from fashion_clip.text import visible_text
+from fashion_clip.media.images import ImageSource, image_from_array, is_image_source, load_image
+from fashion_clip.model.text import visible_text
+from fashion_clip.tasks import localize_methods as methods
+from fashion_clip.tasks.overlay import heatmap_peak  # public here: where the map comes from
 
 if TYPE_CHECKING:
-    from fashion_clip.model import ClipModel
+    from fashion_clip.model.clip import ClipModel
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "heatmap_peak", "localize", "resolve_method"]
 

@@ -1,6 +1,6 @@
 """The indexing pipeline: rows → fetch, hash, decode (workers) → embed (batched) → upsert.
 
-Workers (`indexer.workers`: threads on a CPU, processes beside a GPU) fetch each row's image,
+Workers (`ingest.workers`: threads on a CPU, processes beside a GPU) fetch each row's image,
 hash it and compare the row's fingerprint with the one stored in its point; only rows that
 changed are decoded and cropped. While the model encodes one batch, the workers are already
 preparing the next two and a writer thread is storing the previous one. On a CPU, where the
@@ -29,19 +29,19 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from fashion_clip.embed import check_count
 from fashion_clip.errors import CatalogError
-from fashion_clip.images import MAX_BYTES
-from fashion_clip.model import ClipModel
+from fashion_clip.ingest.catalog import Row, RowProblem
+from fashion_clip.ingest.decoding import decode_mode
+from fashion_clip.ingest.report import Reporter, Skip, Summary
+from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.state import ModelTag
+from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
+from fashion_clip.media.images import MAX_BYTES
+from fashion_clip.media.web import HTTP_RETRIES, HTTP_TIMEOUT_S
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection, Point
 from fashion_clip.store.meta import is_content_digest
-from fashion_clip.web import HTTP_RETRIES, HTTP_TIMEOUT_S
-from indexer.catalog import Row, RowProblem
-from indexer.decoding import decode_mode
-from indexer.report import Reporter, Skip, Summary
-from indexer.sources import ImageRoot
-from indexer.state import ModelTag
-from indexer.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
+from fashion_clip.tasks.embed import check_count
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def default_workers() -> int:
     """Images fetched at once: one per usable CPU core, at least 4 (network waits), at most 32.
 
     In threads, decoding releases the GIL, so they scale with cores; beside a GPU they run in
-    min(workers, cores) decoding processes (`indexer.workers`).
+    min(workers, cores) decoding processes (`fashion_clip.ingest.workers`).
     """
     return min(32, max(4, _usable_cores()))
 

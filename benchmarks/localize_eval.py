@@ -27,7 +27,7 @@ from fashion_clip.demo.garments import (
     render_background,
     render_garment_rgba,
 )
-from fashion_clip.overlay import heatmap_peak
+from fashion_clip.tasks.overlay import heatmap_peak
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fashion_clip.vision import is_clip_vit
+from fashion_clip.model.vision import is_clip_vit
 
 GROUP_SHARE = 0.05  # of the patches each CLS token sees (tuned on composites, seed 2)
 MASKING_GRID = 14  # 14 x 14 occluded copies + the intact view = 197 passes, as the original

@@ -5,7 +5,7 @@ On a GPU the model takes a fraction of a millisecond, and threads decoding besid
 that drives the GPU slow that thread down: they contend with it for the GIL, which every
 PyTorch call gives up and takes back (H100, BENCHMARKS.md: 643 images/s decoding in threads,
 757 in processes, the model alone 3,500). So there rows are prepared in worker processes
-(`indexer.workers`) and come back as (H, W, 3) uint8 crops, a quarter of the float32 input.
+(`ingest.workers`) and come back as (H, W, 3) uint8 crops, a quarter of the float32 input.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
-from fashion_clip.images import decode_image
-from fashion_clip.preprocess import ImagePreprocessor
+from fashion_clip.media.images import decode_image
+from fashion_clip.model.preprocess import ImagePreprocessor
 
 DECODE_MODES = ("auto", "threads", "processes")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fashion_clip.errors import CatalogError
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 
 if TYPE_CHECKING:
-    from fashion_clip.dataset import FCLIPDataset
+    from fashion_clip.api.dataset import FCLIPDataset
     from fashion_clip.store.base import Collection, Store
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,10 @@ def _build(
 
     Raises `CatalogError` naming the reasons when no product at all is in the collection.
     """
-    from indexer.catalog import check_record
-    from indexer.pipeline import IndexOptions, index_rows
-    from indexer.report import Reporter
-    from indexer.sources import ImageRoot
+    from fashion_clip.ingest.catalog import check_record
+    from fashion_clip.ingest.pipeline import IndexOptions, index_rows
+    from fashion_clip.ingest.report import Reporter
+    from fashion_clip.ingest.sources import ImageRoot
 
     numbered = enumerate(dataset, start=1)
     chosen = [(n, row) for n, row in numbered if only is None or str(row.get("id")) in only]
@@ -160,7 +160,7 @@ def _snapshot_uri(snapshots: str | None, name: str) -> str | None:
     if not snapshots:
         return None
     if snapshots.startswith("s3://"):
-        from fashion_clip import s3
+        from fashion_clip.media import s3
 
         uri = s3.join_s3(snapshots, f"{name}.snapshot")
         return uri if s3.exists(uri) else None

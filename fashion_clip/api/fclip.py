@@ -19,20 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fashion_clip.classify import (
+from fashion_clip.media.images import ImageSource
+from fashion_clip.model.clip import ClipModel
+from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
+from fashion_clip.store.meta import is_content_digest
+from fashion_clip.tasks.classify import (
     DEFAULT_TEMPLATES,
     best_labels,
     label_list,
     label_probabilities,
 )
-from fashion_clip.embed import check_count, encode_images
-from fashion_clip.images import ImageSource
-from fashion_clip.model import ClipModel
-from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
-from fashion_clip.store.meta import is_content_digest
+from fashion_clip.tasks.embed import check_count, encode_images
 
 if TYPE_CHECKING:
-    from fashion_clip.dataset import FCLIPDataset
+    from fashion_clip.api.dataset import FCLIPDataset
     from fashion_clip.store.base import Collection, Store
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class FashionCLIP:
         )
         self.model_name = self.model.info.name
         if isinstance(dataset, str):  # the original accepted a pre-included dataset's name
-            from fashion_clip.dataset import FCLIPDataset
+            from fashion_clip.api.dataset import FCLIPDataset
 
             dataset = FCLIPDataset(dataset)
         self.dataset = dataset
@@ -89,7 +89,7 @@ class FashionCLIP:
         self._closed = False
         self._finalizer: weakref.finalize | None = None
         if dataset is not None:
-            from fashion_clip.catalog_vectors import ensure_dataset_vectors
+            from fashion_clip.api.catalog_vectors import ensure_dataset_vectors
             from fashion_clip.store.shared import lease_collection
 
             name = collection_name(dataset, self.model)
@@ -202,7 +202,7 @@ class FashionCLIP:
 
     def localize(self, image: ImageSource, text: str, **options: Any) -> np.ndarray:
         """`(H, W)` float32 map in [0, 1]: where in `image` the `text` concept sits."""
-        from fashion_clip.localize import localize
+        from fashion_clip.tasks.localize import localize
 
         return localize(self.model, image, text, **options)
 

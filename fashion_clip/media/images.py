@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
-from fashion_clip.web import HTTP_RETRIES, HTTP_TIMEOUT_S, fetch_http
+from fashion_clip.media.web import HTTP_RETRIES, HTTP_TIMEOUT_S, fetch_http
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
 _SOURCE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
@@ -74,7 +74,7 @@ def fetch_bytes(
 ) -> bytes:
     """Read the raw bytes behind a local path, an `http(s)://` URL or an `s3://` URI.
 
-    `public_only`: fetch web addresses on the public internet only (`fashion_clip.web`).
+    `public_only`: fetch web addresses on the public internet only (`fashion_clip.media.web`).
     """
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
@@ -82,7 +82,7 @@ def fetch_bytes(
             text, max_bytes=max_bytes, timeout=timeout, retries=retries, public_only=public_only
         )
     if text.startswith("s3://"):
-        from fashion_clip import s3
+        from fashion_clip.media import s3
 
         try:
             return s3.read_bytes(text, max_bytes=max_bytes)

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.text import split_items, visible_text
+from fashion_clip.model.text import split_items, visible_text
 
 # FashionCLIP's paper and the original package prompt with "a photo of a {}".
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}",)

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip import checkpoints, precision
-from fashion_clip.embed import check_count
 from fashion_clip.errors import ConfigurationError
-from fashion_clip.preprocess import ImagePreprocessor
+from fashion_clip.model import checkpoints, precision
+from fashion_clip.model.preprocess import ImagePreprocessor
 from fashion_clip.settings import resolve_model_name
+from fashion_clip.tasks.embed import check_count
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class ClipModel:
         towers (under 4 M parameters, such as the demo model's) in fp32, fastest there.
 
         A model on the CPU also tunes glibc's malloc, process-wide, to reuse activation
-        memory between batches (`fashion_clip.allocator`: int8 1.4x faster, fp32 1-4%).
+        memory between batches (`fashion_clip.model.allocator`: int8 1.4x faster, fp32 1-4%).
         """
         source, is_local = checkpoints.resolve_source(name)
         display = resolve_model_name(os.fspath(name))
@@ -128,7 +128,7 @@ class ClipModel:
         checkpoints.check_parts(display, config, tokenizer, preprocessor)
         chosen = select_device(device)
         if chosen == "cpu":
-            from fashion_clip.allocator import keep_freed_memory
+            from fashion_clip.model.allocator import keep_freed_memory
 
             keep_freed_memory()  # reuse activation memory between batches (allocator.py)
         torch_model.eval().to(chosen)
@@ -196,7 +196,7 @@ class ClipModel:
         """(n, 3, H, W) preprocessed pixels -> (n, dim) float32 embeddings."""
         import torch
 
-        from fashion_clip.vision import image_features
+        from fashion_clip.model.vision import image_features
 
         with torch.inference_mode():
             tensor = torch.from_numpy(np.ascontiguousarray(pixel_values, dtype=np.float32))
@@ -211,7 +211,7 @@ class ClipModel:
         """
         import torch
 
-        from fashion_clip.vision import image_features
+        from fashion_clip.model.vision import image_features
 
         with torch.inference_mode():
             tensor = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.uint8))

@@ -15,8 +15,8 @@ from typing import Protocol
 import numpy as np
 
 from fashion_clip.errors import InvalidInputError
-from fashion_clip.images import SOURCE_HINT, ImageSource, is_image_source, load_image
-from fashion_clip.preprocess import ImagePreprocessor
+from fashion_clip.media.images import SOURCE_HINT, ImageSource, is_image_source, load_image
+from fashion_clip.model.preprocess import ImagePreprocessor
 
 
 class PixelEncoder(Protocol):
@@ -122,7 +122,7 @@ def encode_images(
 
     The first source that cannot be loaded raises `ImageLoadError` naming it; callers that
     must skip bad items decode each one and catch that error themselves (the indexer does,
-    in `indexer.decoding.decode_crop`).
+    in `fashion_clip.ingest.decoding.decode_crop`).
     """
     sources = image_list(sources)
     batch_size = check_count(batch_size)

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.classify import DEFAULT_TEMPLATES, label_probabilities
 from fashion_clip.errors import CatalogError
-from fashion_clip.metrics import classification_metrics
-from fashion_clip.model import ClipModel
+from fashion_clip.ingest.catalog import Row
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection
-from indexer.catalog import Row
+from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
+from fashion_clip.tasks.metrics import classification_metrics
 
 QUERY_BLOCK = 2048  # captions ranked per scan of the collection
 PAGE = 1024  # points read per page of a scan

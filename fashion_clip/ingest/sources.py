@@ -12,9 +12,9 @@ import posixpath
 import urllib.parse
 from pathlib import Path
 
-from fashion_clip import s3
 from fashion_clip.errors import ConfigurationError, ImageLoadError
-from fashion_clip.images import is_remote
+from fashion_clip.media import s3
+from fashion_clip.media.images import is_remote
 
 
 class ImageRoot:

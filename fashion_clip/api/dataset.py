@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from fashion_clip.errors import CatalogError, ConfigurationError, FashionCLIPError
-from fashion_clip.images import load_image
+from fashion_clip.media.images import load_image
 
 SOURCE_TYPES = ("local", "s3", "url")
 PRE_INCLUDED = ("demo",)
@@ -110,7 +110,7 @@ class FCLIPDataset:
     # ------------------------------------------------------------------ images
     def image_source(self, product_id: str | int) -> str:
         """The path, URL or S3 URI of a product's image (a relative path stays in the root)."""
-        from indexer.sources import ImageRoot
+        from fashion_clip.ingest.sources import ImageRoot
 
         if self._root is None:
             self._root = ImageRoot(self.image_source_path or ".")
@@ -200,7 +200,7 @@ def _check_source(path: str | None, kind: str) -> None:
 
 def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     """Rows as plain dicts, or one `CatalogError` listing every problem with its row number."""
-    from indexer.catalog import RowProblem, check_record
+    from fashion_clip.ingest.catalog import RowProblem, check_record
 
     if isinstance(catalog, (str, bytes)) or not isinstance(catalog, Sequence):
         raise CatalogError(f"dataset {name!r}: catalog must be a list of dicts")

@@ -86,7 +86,7 @@ def catalog_format(location: str, override: str | None = None) -> str:
 def local_copy(location: str) -> Iterator[Path]:
     """The catalog as a local file: itself, or an `s3://` object downloaded to a temp file."""
     if location.startswith("s3://"):
-        from fashion_clip import s3
+        from fashion_clip.media import s3
 
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             yield s3.download_file(location, Path(tmp) / Path(location).name)

@@ -31,12 +31,10 @@ from typing import Any
 import numpy as np
 
 from fashion_clip.errors import ImageLoadError
-from fashion_clip.images import fetch_bytes
-from fashion_clip.preprocess import ImagePreprocessor
-from indexer.catalog import Row
-from indexer.decoding import DecoderFailed, become_a_decoder, decode_crop
-from indexer.sources import ImageRoot
-from indexer.state import (
+from fashion_clip.ingest.catalog import Row
+from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
+from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
     SOURCE_FIELD,
     VECTORS_FIELD,
@@ -45,6 +43,8 @@ from indexer.state import (
     fingerprint,
     vectors_key,
 )
+from fashion_clip.media.images import fetch_bytes
+from fashion_clip.model.preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
 

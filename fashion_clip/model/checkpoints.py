@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_clip.errors import ModelLoadError, ModelUnavailableError
-from fashion_clip.preprocess import ImagePreprocessor
+from fashion_clip.model.preprocess import ImagePreprocessor
 from fashion_clip.settings import resolve_model_name
 from fashion_clip.store.meta import LOCAL_REVISION_PREFIX
 

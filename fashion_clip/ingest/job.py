@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from fashion_clip.errors import ConfigurationError, ModelMismatchError
-from fashion_clip.model import ClipModel
+from fashion_clip.ingest.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
+from fashion_clip.ingest.pipeline import IndexOptions, index_rows
+from fashion_clip.ingest.report import Reporter, Summary
+from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import DEFAULT_COLLECTION
 from fashion_clip.store import (
     Collection,
@@ -28,10 +32,6 @@ from fashion_clip.store import (
     add_payload_indexes,
     infer_payload_indexes,
 )
-from indexer.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
-from indexer.pipeline import IndexOptions, index_rows
-from indexer.report import Reporter, Summary
-from indexer.sources import ImageRoot
 
 log = logging.getLogger(__name__)
 

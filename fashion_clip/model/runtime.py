@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from fashion_clip.errors import ModelUnavailableError
-from fashion_clip.model import ClipModel
+from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import DEFAULT_MODEL, Settings, resolve_model_name
 
 log = logging.getLogger(__name__)

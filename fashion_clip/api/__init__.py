@@ -1,0 +1,1 @@
+"""The original fashion-clip Python API (`FashionCLIP`, `FCLIPDataset`) over the library."""

@@ -1,0 +1,1 @@
+"""Catalogs into the store: read rows, fetch pictures, embed, upsert, report, evaluate."""

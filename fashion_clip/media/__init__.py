@@ -1,0 +1,1 @@
+"""Pictures from anywhere: decoding, HTTP(S) and S3 fetching."""

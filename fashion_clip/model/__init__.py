@@ -1,0 +1,1 @@
+"""The model: loading CLIP-family checkpoints, preprocessing, precision and the forward passes."""

@@ -1,0 +1,1 @@
+"""What the model is used for: embedding, zero-shot classification, localization, metrics."""
