@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
+from fashion_clip.errors import StoreError
+from fashion_clip.store.ranking import Ranking, check_ranking, collapse_hits, page
 
 CatalogId = str | int
 Scalar = str | int | float | bool
@@ -113,6 +116,9 @@ class CollectionSpec:
     indexing_threshold_kb: int | None = None  # None: the engine's default (about 10 MB)
     shard_number: int | None = None
     replication_factor: int | None = None
+    # Fields the `keywords` (BM25) vector is built from: "*" for every text field, a list
+    # to choose (`fashion_clip.store.keywords`).
+    keyword_fields: Sequence[str] | str = "*"
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,39 @@ class Collection(ABC):
 
         The examples themselves are left out of the results.
         """
+
+    def query(self, ranking: Ranking) -> list[Hit]:
+        """Rank by meaning, keywords or both, then boost, diversify and sort (`Ranking`).
+
+        One request to the engine; `ranking.collapse` then keeps the best hit per value of
+        a payload field among the candidates, and the page is cut from what remains.
+        """
+        check_ranking(ranking, self.dim, VECTOR_NAMES)
+        if ranking.keywords is not None and self.keyword_fields() is None:
+            raise StoreError(
+                f"collection {self.name!r} has no keywords yet; run the indexer on it again "
+                "(an embedded collection gains them on its next run), or search by meaning"
+            )
+        if ranking.collapse:
+            every = replace(ranking, collapse=None, offset=0, limit=ranking.candidates)
+            return page(collapse_hits(self._ranked(every), ranking.collapse), ranking)
+        if ranking.reranks() and ranking.offset >= ranking.candidates:
+            return []  # past the relevance cut-off: nothing more is relevant
+        return self._ranked(ranking)
+
+    @abstractmethod
+    def _ranked(self, ranking: Ranking) -> list[Hit]:
+        """`query` without the checks and the collapse: the engine's ranking, one page."""
+
+    def keyword_fields(self) -> list[str] | str | None:
+        """What the `keywords` vectors are built from; None where the collection has none."""
+        return None
+
+    def set_keyword_fields(self, fields: Sequence[str] | str | None = None) -> bool:
+        """Build every point's keywords from `fields` (None or "*": every text field), unless
+        they already are. Vectors are copied, never recomputed. True if anything was rewritten;
+        False also where the backend cannot add keywords to an older collection (logged)."""
+        return False
 
     @abstractmethod
     def search_groups(
