@@ -197,7 +197,11 @@ class EdgeCollection(Collection):
 
     def indexed_count(self) -> int:
         """Vectors (of both spaces) already in an HNSW index."""
-        return int(_engine("read shard info", self.shard.info).indexed_vectors_count)
+        indexed = int(_engine("read shard info", self.shard.info).indexed_vectors_count)
+        # The engine counts keyword vectors too, which are indexed as soon as written.
+        with_keywords = qe.Filter(must=[qe.HasVectorCondition(KEYWORDS_VECTOR)])
+        sparse = _engine("count points", self.shard.count, qe.CountRequest(True, with_keywords))
+        return indexed - int(sparse)
 
     def upsert(self, points: Sequence[Point]) -> None:
         edge_points = [
