@@ -14,8 +14,9 @@ import pytest
 
 from fashion_clip.errors import InvalidInputError, StoreError
 from fashion_clip.store import Filter, Point
-from fashion_clip.store.keywords import query_vector
-from fashion_clip.store.ranking import RRF_K, Boost, Ranking, SortBy
+from fashion_clip.store.base import Boost, Ranking, SortBy
+from fashion_clip.store.bm25 import query_vector
+from fashion_clip.store.ranking import RRF_K
 from tests.store_fixtures import (
     brute_force,
     catalog,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import StoreError
-from fashion_clip.store.ranking import Ranking, check_ranking, collapse_hits, page
+from fashion_clip.store.vectors import compose
 
 CatalogId = str | int
 Scalar = str | int | float | bool
@@ -24,6 +23,7 @@ VECTOR_NAMES = ("image", "text")  # `text` is the caption's embedding
 DISTANCE = "cosine"
 ID_FIELD = "id"  # the catalog id is kept in the payload under this key
 PAYLOAD_INDEX_TYPES = ("keyword", "integer", "float", "bool")
+CANDIDATES = 200  # the relevance cut-off where a stage re-ranks (README, "Ranking controls")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,62 @@ class Hit:
     id: CatalogId
     score: float
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Term weights by token id (a BM25 vector)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def is_empty(self) -> bool:
+        return not self.indices
+
+
+@dataclass(frozen=True)
+class SortBy:
+    """Order the relevant results by a numeric payload field (which needs a range index)."""
+
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Boost:
+    """Multiply the relevance score by `1 + weight * value` of a payload field.
+
+    A boolean field counts 1 where true; a missing numeric value counts 0.
+    """
+
+    field: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What to rank by and how; see the module's docstring. `dense` is `(dim,)`, unit length."""
+
+    dense: np.ndarray | None = None
+    using: str = "image"
+    keywords: SparseVector | None = None
+    fusion: str = "rrf"
+    filter: Filter | None = None
+    limit: int = 10
+    offset: int = 0
+    boosts: Sequence[Boost] = ()
+    diversity: float = 0.0  # 0: off; 1: most diverse (MMR's lambda is 1 - diversity)
+    sort: SortBy | None = None
+    collapse: str | None = None  # keep the best hit per value of this payload field
+    candidates: int = CANDIDATES
+    exact: bool = False
+    ef: int | None = None
+    keyword_weight: float = 1.0  # RRF weight of the keyword ranking against the dense one
+
+    def reranks(self) -> bool:
+        """Whether any stage re-ranks, so the relevance cut-off applies."""
+        fused = self.dense is not None and self.keywords is not None
+        return fused or bool(self.boosts) or self.diversity > 0 or self.sort is not None
 
 
 @dataclass(frozen=True)
@@ -207,24 +263,13 @@ class Collection(ABC):
         The examples themselves are left out of the results.
         """
 
+    @abstractmethod
     def query(self, ranking: Ranking) -> list[Hit]:
         """Rank by meaning, keywords or both, then boost, diversify and sort (`Ranking`).
 
         One request to the engine; `ranking.collapse` then keeps the best hit per value of
         a payload field among the candidates, and the page is cut from what remains.
         """
-        check_ranking(ranking, self.dim, VECTOR_NAMES)
-        if ranking.keywords is not None and self.keyword_fields() is None:
-            raise StoreError(
-                f"collection {self.name!r} has no keywords yet; run the indexer on it again "
-                "(an embedded collection gains them on its next run), or search by meaning"
-            )
-        if ranking.collapse:
-            every = replace(ranking, collapse=None, offset=0, limit=ranking.candidates)
-            return page(collapse_hits(self._ranked(every), ranking.collapse), ranking)
-        if ranking.reranks() and ranking.offset >= ranking.candidates:
-            return []  # past the relevance cut-off: nothing more is relevant
-        return self._ranked(ranking)
 
     @abstractmethod
     def _ranked(self, ranking: Ranking) -> list[Hit]:
@@ -288,8 +333,6 @@ class Collection(ABC):
         every space is cosine over unit vectors, ranking by the normalised sum is ranking by
         the weighted sum of the terms' similarities. Other arguments as in `search`.
         """
-        from fashion_clip.store.query import compose
-
         return self.search(compose(terms, self.dim), **kwargs)
 
     def iter_points(

@@ -29,7 +29,9 @@ from fashion_clip.store.base import (
     Group,
     Hit,
     Point,
+    Ranking,
     Scalar,
+    SparseVector,
     search_breadth,
 )
 from fashion_clip.store.ids import point_id
@@ -44,7 +46,7 @@ from fashion_clip.store.meta import (
 )
 from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
 from fashion_clip.store.query import check_query, group_by_overfetch
-from fashion_clip.store.ranking import RRF_K, Ranking, SparseVector
+from fashion_clip.store.ranking import RRF_K, run_query
 
 NEW_SUFFIX, OLD_SUFFIX = ".new", ".old"  # shard folders while the keyword space is added
 FLUSH_EVERY_POINTS = 20_000  # bounds the WAL (~50 MB at 512-d) during bulk loads
@@ -206,7 +208,7 @@ class EdgeCollection(Collection):
     def upsert(self, points: Sequence[Point]) -> None:
         edge_points = [
             qe.Point(uuid, _with_keywords(vectors, keywords), payload)
-            for uuid, vectors, payload, keywords in prepare(self, points)
+            for uuid, vectors, payload, keywords in prepare(self, points, bm25_document)
         ]
         if edge_points:
             self._update("upsert points", qe.UpdateOperation.upsert_points(edge_points))
@@ -414,6 +416,9 @@ class EdgeCollection(Collection):
     def _update(self, what: str, operation: Any) -> None:
         with self.write_lock:
             _engine(what, self.shard.update, operation)
+
+    def query(self, ranking: Ranking) -> list[Hit]:
+        return run_query(self, ranking, self._ranked)
 
     def _ranked(self, ranking: Ranking) -> list[Hit]:
         query, prefetches = self._stages(ranking)

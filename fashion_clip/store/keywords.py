@@ -1,7 +1,7 @@
 """What a point's `keywords` (BM25) vector is built from: its caption and text fields.
 
 The engine weighs the terms: `qdrant_edge.Bm25` turns text into term frequencies over hashed
-token ids (`edge.bm25_document`, `edge.bm25_query`), and the collection's sparse space has
+token ids (`fashion_clip.store.bm25`), and the collection's sparse space has
 the IDF modifier, so rare words (a brand, a product code) count more than common ones. Both
 stores get their vectors from the same `Bm25`, so token ids always agree between index and
 query time and between the embedded store and a server.
@@ -14,7 +14,6 @@ from typing import Any
 
 from fashion_clip.errors import ConfigurationError
 from fashion_clip.store.base import ID_FIELD
-from fashion_clip.store.ranking import SparseVector
 
 KEYWORDS_VECTOR = "keywords"
 ALL_TEXT_FIELDS = "*"  # the default: every string field of the payload
@@ -35,20 +34,6 @@ def check_keyword_fields(fields: Sequence[str] | str | None) -> list[str] | str:
             f"or {ALL_TEXT_FIELDS!r} for every text field"
         )
     return list(dict.fromkeys(cleaned))
-
-
-def document_vector(text: str) -> SparseVector:
-    """The BM25 term weights of a point's keyword text (empty for no words)."""
-    from fashion_clip.store import edge  # loads the embedded engine, which holds the BM25
-
-    return edge.bm25_document(text)
-
-
-def query_vector(text: str) -> SparseVector:
-    """The terms of a typed query, each weighted 1 (the engine's IDF does the rest)."""
-    from fashion_clip.store import edge  # loads the embedded engine, which holds the BM25
-
-    return edge.bm25_query(text)
 
 
 def keyword_text(payload: Mapping[str, Any], fields: Sequence[str] | str) -> str:

@@ -7,7 +7,7 @@ anything of its batch is written.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,15 +17,24 @@ from fashion_clip.errors import (
     ModelMismatchError,
     StoreError,
 )
-from fashion_clip.store.base import ID_FIELD, VECTOR_NAMES, CatalogId, Collection, Hit, Point
+from fashion_clip.store.base import (
+    ID_FIELD,
+    VECTOR_NAMES,
+    CatalogId,
+    Collection,
+    Hit,
+    Point,
+    SparseVector,
+)
 from fashion_clip.store.ids import point_id
-from fashion_clip.store.keywords import KEYWORDS_VECTOR, document_vector, keyword_text
-from fashion_clip.store.ranking import SparseVector
+from fashion_clip.store.keywords import KEYWORDS_VECTOR, keyword_text
 
 Prepared = tuple[str, dict[str, list[float]], dict[str, Any], SparseVector | None]
 
 
-def prepare(collection: Collection, points: Sequence[Point]) -> list[Prepared]:
+def prepare(
+    collection: Collection, points: Sequence[Point], keywords_of: Callable[[str], SparseVector]
+) -> list[Prepared]:
     """`(point uuid, {name: float list}, JSON-safe payload with the catalog id, keywords)` per
     point; keywords (BM25 weights of its text fields) where the collection keeps them and the
     point has words."""
@@ -41,7 +50,7 @@ def prepare(collection: Collection, points: Sequence[Point]) -> list[Prepared]:
         payload[ID_FIELD] = point.id
         keywords = None
         if fields is not None:
-            keywords = document_vector(keyword_text(payload, fields))
+            keywords = keywords_of(keyword_text(payload, fields))
         prepared.append(
             (uuid, vectors, payload, None if keywords is None or keywords.is_empty() else keywords)
         )

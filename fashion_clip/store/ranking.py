@@ -13,77 +13,18 @@ request comes from the same fixed candidates: pages never repeat and never shift
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import InvalidInputError
-
-if TYPE_CHECKING:  # base imports this module: its types are for annotations here
-    from fashion_clip.store.base import Filter, Hit
+from fashion_clip.errors import InvalidInputError, StoreError
+from fashion_clip.store.base import VECTOR_NAMES, Boost, Collection, Hit, Ranking, SortBy
 
 FUSIONS = ("rrf", "dbsf")
 RRF_K = 60  # the usual constant: a rank's weight 1/(60 + rank) fades slowly down the list
-CANDIDATES = 200  # the relevance cut-off where a stage re-ranks (README, "Ranking controls")
 SORT_SUFFIXES = {"asc": False, "desc": True}
-
-
-@dataclass(frozen=True)
-class SparseVector:
-    """Term weights by token id (a BM25 vector)."""
-
-    indices: tuple[int, ...]
-    values: tuple[float, ...]
-
-    def is_empty(self) -> bool:
-        return not self.indices
-
-
-@dataclass(frozen=True)
-class SortBy:
-    """Order the relevant results by a numeric payload field (which needs a range index)."""
-
-    field: str
-    descending: bool = False
-
-
-@dataclass(frozen=True)
-class Boost:
-    """Multiply the relevance score by `1 + weight * value` of a payload field.
-
-    A boolean field counts 1 where true; a missing numeric value counts 0.
-    """
-
-    field: str
-    weight: float
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """What to rank by and how; see the module's docstring. `dense` is `(dim,)`, unit length."""
-
-    dense: np.ndarray | None = None
-    using: str = "image"
-    keywords: SparseVector | None = None
-    fusion: str = "rrf"
-    filter: Filter | None = None
-    limit: int = 10
-    offset: int = 0
-    boosts: Sequence[Boost] = ()
-    diversity: float = 0.0  # 0: off; 1: most diverse (MMR's lambda is 1 - diversity)
-    sort: SortBy | None = None
-    collapse: str | None = None  # keep the best hit per value of this payload field
-    candidates: int = CANDIDATES
-    exact: bool = False
-    ef: int | None = None
-    keyword_weight: float = 1.0  # RRF weight of the keyword ranking against the dense one
-
-    def reranks(self) -> bool:
-        """Whether any stage re-ranks, so the relevance cut-off applies."""
-        fused = self.dense is not None and self.keywords is not None
-        return fused or bool(self.boosts) or self.diversity > 0 or self.sort is not None
 
 
 def check_ranking(ranking: Ranking, dim: int, spaces: Sequence[str]) -> None:
@@ -165,3 +106,22 @@ def collapse_hits(hits: Sequence[Hit], field_name: str) -> list[Hit]:
 def page(hits: Sequence[Hit], ranking: Ranking) -> list[Hit]:
     """One page (`offset`, `limit`) of hits ranked over all candidates."""
     return list(hits[ranking.offset : ranking.offset + ranking.limit])
+
+
+def run_query(
+    collection: Collection, ranking: Ranking, ranked: Callable[[Ranking], list[Hit]]
+) -> list[Hit]:
+    """`Collection.query` for both stores: checks, then `ranked` (the engine's request for one
+    page), with the collapse done over all candidates before the page is cut."""
+    check_ranking(ranking, collection.dim, VECTOR_NAMES)
+    if ranking.keywords is not None and collection.keyword_fields() is None:
+        raise StoreError(
+            f"collection {collection.name!r} has no keywords yet; run the indexer on it again "
+            "(an embedded collection gains them on its next run), or search by meaning"
+        )
+    if ranking.collapse:
+        every = replace(ranking, collapse=None, offset=0, limit=ranking.candidates)
+        return page(collapse_hits(ranked(every), ranking.collapse), ranking)
+    if ranking.reranks() and ranking.offset >= ranking.candidates:
+        return []  # past the relevance cut-off: nothing more is relevant
+    return ranked(ranking)

@@ -26,10 +26,13 @@ from fashion_clip.store.base import (
     Group,
     Hit,
     Point,
+    Ranking,
     Scalar,
+    SparseVector,
     Store,
     search_breadth,
 )
+from fashion_clip.store.edge import bm25_document
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.keywords import KEYWORDS_VECTOR, check_keyword_fields
 from fashion_clip.store.meta import (
@@ -47,7 +50,7 @@ from fashion_clip.store.meta import (
 )
 from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
 from fashion_clip.store.query import check_group_sizes, check_query
-from fashion_clip.store.ranking import RRF_K, Ranking, SparseVector
+from fashion_clip.store.ranking import RRF_K, run_query
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +219,7 @@ class RemoteCollection(Collection):
     def upsert(self, points: Sequence[Point]) -> None:
         structs = [
             qm.PointStruct(id=uuid, vector=_with_keywords(vectors, keywords), payload=payload)
-            for uuid, vectors, payload, keywords in prepare(self, points)
+            for uuid, vectors, payload, keywords in prepare(self, points, bm25_document)
         ]
         for start in range(0, len(structs), _UPSERT_BATCH):
             batch = structs[start : start + _UPSERT_BATCH]
@@ -375,6 +378,9 @@ class RemoteCollection(Collection):
         return qm.SearchParams(
             hnsw_ef=search_breadth(ef, filter, exact), exact=exact, quantization=rescore
         )
+
+    def query(self, ranking: Ranking) -> list[Hit]:
+        return run_query(self, ranking, self._ranked)
 
     def _ranked(self, ranking: Ranking) -> list[Hit]:
         query, prefetches = self._stages(ranking)

@@ -18,14 +18,9 @@ import numpy as np
 
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.store import Collection, Filter, Hit
-from fashion_clip.store.keywords import query_vector
-from fashion_clip.store.ranking import (
-    CANDIDATES,
-    Ranking,
-    parse_boosts,
-    parse_sort,
-    sortable_fields,
-)
+from fashion_clip.store.base import CANDIDATES, Ranking
+from fashion_clip.store.bm25 import query_vector
+from fashion_clip.store.ranking import parse_boosts, parse_sort, sortable_fields
 
 MODES = ("hybrid", "semantic", "keyword")
 BOOST_KEY = "boost"  # a collection's default boosts, `{field: weight}` in its extra record
