@@ -129,6 +129,7 @@ def build_demo(
                     [[text] for text in TEXT_EXAMPLES], [query], "text-examples", "search-button"
                 )
                 text_filters = _filter_controls(facets)
+                text_ranking = _ranking_controls("text", with_mode=True)
                 with gr.Row():
                     mode = gr.Radio(
                         [MORE, LESS], value=MORE, label="Clicking a result shows", scale=2
@@ -164,6 +165,14 @@ def build_demo(
                     )
                 with gr.Column(scale=2):
                     image_filters = _filter_controls(facets)
+                    image_box = checked_by_handler(
+                        gr.Textbox(
+                            label="Region of the picture (optional)",
+                            placeholder="[x0, y0, x1, y1] in the picture's pixels",
+                            elem_id="image-box",
+                        )
+                    )
+                    image_ranking = _ranking_controls("image", with_mode=False)
                     image_note = gr.Markdown(elem_id="image-note")
                     image_gallery = _gallery("image-results")
                     with gr.Accordion("Results as JSON", open=False):
@@ -265,7 +274,7 @@ def build_demo(
                 *(price.submit for price in text_prices),
             ],
             with_gallery_data(bind(handlers.text_search, backend)),
-            [*filters_in, like_ids, unlike_ids],
+            [*filters_in, like_ids, unlike_ids, *text_ranking],
             [text_gallery, text_hits],
             api_name="text_search",
             api_description="Products for a text query: gallery and hits {id, score, caption, "
@@ -310,7 +319,7 @@ def build_demo(
                 *(price.submit for price in image_prices),
             ],
             bind(handlers.image_search, backend),
-            [search_image, modifier, *image_filters, image_url],
+            [search_image, modifier, *image_filters, image_url, image_box, *image_ranking],
             [image_gallery, image_hits],
             api_name="image_search",
             api_description="Products that look like the image (optionally changed by a text, "
@@ -444,6 +453,39 @@ def _filter_controls(facets: Facets) -> list[gr.components.Component]:
     # The handlers check these values and name the input at fault (for the image search,
     # which cannot skip Gradio's preprocessing: its upload needs it).
     return [checked_by_handler(control) for control in (*selects, *prices, limit)]
+
+
+def _ranking_controls(tab: str, *, with_mode: bool) -> list[Any]:
+    """Mode (text search only), sort, offset and diversity, in one row; the handler checks
+    each value and names the one at fault."""
+    controls = []
+    with gr.Row():
+        if with_mode:
+            controls.append(
+                gr.Radio(
+                    ["hybrid", "semantic", "keyword"],
+                    value="hybrid",
+                    label="Match",
+                    info="meaning and words, meaning only, words only",
+                    elem_id=f"{tab}-mode",
+                )
+            )
+        controls.append(
+            gr.Dropdown(
+                ["relevance", "price_asc", "price_desc"],
+                value="relevance",
+                label="Sort",
+                allow_custom_value=True,
+                elem_id=f"{tab}-sort",
+            )
+        )
+        controls.append(
+            gr.Number(value=0, label="Skip (results already seen)", elem_id=f"{tab}-offset")
+        )
+        controls.append(
+            gr.Slider(0, 1, value=0, step=0.1, label="Diversity", elem_id=f"{tab}-diversity")
+        )
+    return [checked_by_handler(control) for control in controls]
 
 
 def _pictures(names: list[str]) -> list[list[str]]:

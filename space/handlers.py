@@ -23,8 +23,10 @@ from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputEr
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.model.text import visible_text
 from fashion_clip.store import Collection, Hit, Point
+from fashion_clip.store.vectors import compose
 from fashion_clip.tasks import overlay
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
+from fashion_clip.tasks.search import search_text, search_vector
 from space.filters import Facets, build_filter, narrows, shown_values
 from space.inputs import (
     DEFAULT_RESULTS,
@@ -32,12 +34,14 @@ from space.inputs import (
     IMAGE_OR_URL_HINT,
     MAX_LABELS,
     MAX_TEXT_CHARS,
+    crop_to_box,
     is_missing,
     read_ids,
     read_image,
     read_image_sized,
     read_labels,
     read_limit,
+    read_ranking,
     read_text,
 )
 from space.results import GalleryItem, Pictures, hit_record
@@ -196,6 +200,10 @@ def text_search(
     limit: float | None = DEFAULT_RESULTS,
     like_ids: str | Sequence[str] | None = None,
     unlike_ids: str | Sequence[str] | None = None,
+    mode: str | None = "hybrid",
+    sort: str | None = "relevance",
+    offset: float | None = 0,
+    diversity: float | None = 0.0,
 ) -> SearchOutput:
     """Products for a text query, optionally steered by examples.
 
@@ -216,12 +224,15 @@ def text_search(
     )
     negative = read_text(negative, "'less of' text")
     count = read_limit(limit)
+    options = read_ranking(sort, offset, diversity, mode)
     collection = backend.collection
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     if like:
         _known(collection, like, "liked examples")
         _known(collection, unlike, "disliked examples")
-        hits = collection.recommend(like, unlike, using="image", filter=where, limit=count)
+        hits = collection.recommend(
+            like, unlike, using="image", filter=where, limit=count, offset=options.offset
+        )
         return _answer(backend, hits)
 
     texts = [query, negative] if negative else [query]
@@ -239,10 +250,8 @@ def text_search(
         where = build_filter(
             backend.facets, categories, colours, brands, price_min, price_max, unlike
         )
-    if len(terms) == 1:
-        hits = collection.search(vectors[0], using="image", filter=where, limit=count)
-    else:
-        hits = collection.search_composed(terms, using="image", filter=where, limit=count)
+    dense = vectors[0] if len(terms) == 1 else compose(terms, collection.dim)
+    hits = search_text(collection, query, dense, options, filter=where, limit=count)
     return _answer(backend, hits)
 
 
@@ -288,6 +297,10 @@ def image_search(
     price_max: float | None = None,
     limit: float | None = DEFAULT_RESULTS,
     url: str | None = None,
+    box: Sequence[float] | str | None = None,
+    sort: str | None = "relevance",
+    offset: float | None = 0,
+    diversity: float | None = 0.0,
 ) -> SearchOutput:
     """Products that look like the image; a modifier text composes with it ("but in blue")."""
     # url="" rather than None: this tab has the URL box, and its hints say so.
@@ -297,16 +310,16 @@ def image_search(
         min_side=backend.model.preprocessor.min_decode_side,
         private_urls=backend.allow_private_urls,
     )
+    picture = crop_to_box(picture, box)
     modifier = read_text(modifier, "modifier")
     count = read_limit(limit)
+    options = read_ranking(sort, offset, diversity)
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     vector = _image_vector(backend.model, picture)
     if modifier:
         text = backend.texts.encode_text([modifier])[0]
-        terms = [(vector, 1.0), (text, MODIFIER_WEIGHT)]
-        hits = backend.collection.search_composed(terms, using="image", filter=where, limit=count)
-    else:
-        hits = backend.collection.search(vector, using="image", filter=where, limit=count)
+        vector = compose([(vector, 1.0), (text, MODIFIER_WEIGHT)], backend.collection.dim)
+    hits = search_vector(backend.collection, vector, options, filter=where, limit=count)
     return _answer(backend, hits)
 
 
