@@ -32,9 +32,11 @@ def ids(hits):
 
 
 def test_an_id_typed_in_comes_first_in_hybrid_and_keyword_modes(client):
+    _, some = client.predict("shoes", limit=12, mode="semantic", api_name="/text_search")
+    wanted = some[-1]["id"]  # a product of this shop, not its best match for anything
     for mode in ("hybrid", "keyword"):
-        _, hits = client.predict("demo-0042", limit=5, mode=mode, api_name="/text_search")
-        assert hits[0]["id"] == "demo-0042"
+        _, hits = client.predict(wanted, limit=5, mode=mode, api_name="/text_search")
+        assert hits[0]["id"] == wanted
     _, hits = client.predict("Northwind", limit=10, mode="keyword", api_name="/text_search")
     assert hits and all(h["payload"]["brand"] == "Northwind" for h in hits)
 
@@ -61,14 +63,11 @@ def test_pages_do_not_repeat_and_are_stable(client):
     assert not set(first) & set(second)
 
 
-def test_diversity_and_box_change_the_results(client):
+def test_diversity_spreads_the_results(client):
     picture = handle_file(str(PICTURE))
     plain = ids(client.predict(picture, limit=8, api_name="/image_search")[1])
     diverse = ids(client.predict(picture, limit=8, diversity=0.9, api_name="/image_search")[1])
     assert plain != diverse and plain[0] == diverse[0]
-    _, region = client.predict(picture, box=[64, 64, 192, 192], api_name="/image_search")
-    _, text_box = client.predict(picture, box="[64, 64, 192, 192]", api_name="/image_search")
-    assert region and ids(region) == ids(text_box)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +87,6 @@ def test_diversity_and_box_change_the_results(client):
 )
 def test_bad_values_are_refused_naming_the_input(client, endpoint, inputs, message):
     first = "dress" if endpoint == "/text_search" else handle_file(str(PICTURE))
-    with pytest.raises(AppError, match=message):
+    with pytest.raises(AppError, match=f"(?i){message}"):
         client.predict(first, api_name=endpoint, **inputs)
     assert client.predict(api_name="/ping") == "ok"  # and it keeps serving
