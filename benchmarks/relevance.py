@@ -7,9 +7,13 @@
   the share of the top k (k = min(10, products of that brand and category)) that match both.
 - recall@10 on meaning-only queries: "COLOUR PATTERN CATEGORY" and "COLOUR CATEGORY" queries;
   the share of matching products (up to 10) found in the top 10.
+- region search: composites of two garments (benchmarks/localize_eval.py); the share where
+  the top hit for the target garment's box has its category and colour (and, for contrast,
+  for the whole picture).
 
 Goals (issue 19): hybrid id top-1 = 1.00, brand+category precision >= 0.90, hybrid recall@10
-within 0.02 of semantic. Also used by tests/test_search_quality.py on the demo model.
+within 0.02 of semantic, region search >= 0.90. Also used by tests/test_search_quality.py
+on the demo model.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from collections.abc import Callable
 import numpy as np
 
 from benchmarks.common import machine, print_table, result_line
+from benchmarks.localize_eval import make_composites
 from fashion_clip.demo import DEMO_CATALOG_FILE
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection
-from fashion_clip.tasks.search import MODES, SearchOptions, search_text
+from fashion_clip.tasks.search import MODES, SearchOptions, search_text, search_vector
 
 Search = Callable[[str, int], list[str]]
 
@@ -70,6 +75,25 @@ def meaning_recall(search: Search, rows: list[dict]) -> float:
     return float(np.mean(scores))
 
 
+def region_rates(collection: Collection, model: ClipModel, n: int = 40) -> dict[str, float]:
+    """On composites of two garments: how often the top hit is the target garment (category
+    and colour) when searching with its box, and with the whole picture."""
+    cases = [c for c in make_composites(n * 3, seed=7) if len(c.boxes) == 2][:n]
+    right = {"region": [], "whole": []}
+    for case in cases:
+        caption = case.captions[case.target]
+        color, category = caption.split(" ")[0], caption.split(" ", 2)[2]
+        for name, picture in (
+            ("region", case.image.crop(case.boxes[case.target])),
+            ("whole", case.image),
+        ):
+            vector = model.encode_pixels(model.preprocessor([picture]))[0]
+            top = search_vector(collection, vector, SearchOptions(exact=True), limit=1)
+            hit = top[0].payload if top else {}
+            right[name].append(hit.get("category") == category and hit.get("color") == color)
+    return {f"{k}_right_garment_rate": float(np.mean(v)) for k, v in right.items()}
+
+
 def measure(collection: Collection, model: ClipModel) -> dict[str, float]:
     rows = demo_rows()
     figures: dict[str, float] = {}
@@ -78,6 +102,7 @@ def measure(collection: Collection, model: ClipModel) -> dict[str, float]:
         figures[f"{mode}_id_top1"] = id_top1(search, rows)
         figures[f"{mode}_brand_category_precision"] = brand_category_precision(search, rows)
         figures[f"{mode}_recall_at_10"] = meaning_recall(search, rows)
+    figures.update(region_rates(collection, model))
     return figures
 
 
@@ -103,6 +128,11 @@ def main() -> None:
         for mode in MODES
     ]
     print_table(rows, ("mode", "id top-1", "brand+category precision", "recall@10 (meaning)"))
+    print(
+        f"region search, right garment at top-1 on two-garment composites: "
+        f"{figures['region_right_garment_rate']:.3f} with the box, "
+        f"{figures['whole_right_garment_rate']:.3f} with the whole picture"
+    )
     print(result_line(figures))
 
 

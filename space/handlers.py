@@ -34,8 +34,9 @@ from space.inputs import (
     IMAGE_OR_URL_HINT,
     MAX_LABELS,
     MAX_TEXT_CHARS,
-    crop_to_box,
+    crop_box,
     is_missing,
+    read_box,
     read_ids,
     read_image,
     read_image_sized,
@@ -303,14 +304,16 @@ def image_search(
     diversity: float | None = 0.0,
 ) -> SearchOutput:
     """Products that look like the image; a modifier text composes with it ("but in blue")."""
-    # url="" rather than None: this tab has the URL box, and its hints say so.
+    region = read_box(box)
+    # url="" rather than None: this tab has the URL box, and its hints say so. A region is
+    # cut from the whole picture (its pixels are the caller's), never from a reduced decode.
     picture = read_image(
         image,
         url or "",
-        min_side=backend.model.preprocessor.min_decode_side,
+        min_side=None if region else backend.model.preprocessor.min_decode_side,
         private_urls=backend.allow_private_urls,
     )
-    picture = crop_to_box(picture, box)
+    picture = crop_box(picture, region)
     modifier = read_text(modifier, "modifier")
     count = read_limit(limit)
     options = read_ranking(sort, offset, diversity)

@@ -191,10 +191,10 @@ def read_ranking(
     )  # fmt: skip
 
 
-def crop_to_box(picture: Image.Image, box: Sequence[float] | str | None) -> Image.Image:
-    """The part of `picture` inside `box` = [x0, y0, x1, y1] (its pixels); all of it for none."""
-    if box is None or box == "" or box == []:
-        return picture
+def read_box(box: Sequence[float] | str | None) -> tuple[float, float, float, float] | None:
+    """`[x0, y0, x1, y1]` (a list, or its text) as four numbers; None for no box."""
+    if box is None or (isinstance(box, str) and not box.strip()) or box == []:
+        return None
     if isinstance(box, str):
         with contextlib.suppress(ValueError, SyntaxError):
             box = ast.literal_eval(box)
@@ -203,6 +203,14 @@ def crop_to_box(picture: Image.Image, box: Sequence[float] | str | None) -> Imag
             f"the box must be [x0, y0, x1, y1] in the picture's pixels, not {box!r}"
         )
     x0, y0, x1, y1 = (_number(v, "box") for v in box)
+    return x0, y0, x1, y1
+
+
+def crop_box(picture: Image.Image, box: tuple[float, float, float, float] | None) -> Image.Image:
+    """The part of `picture` inside `box` (its pixels); all of it for no box."""
+    if box is None:
+        return picture
+    x0, y0, x1, y1 = box
     width, height = picture.size
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise InvalidInputError(

@@ -70,6 +70,23 @@ def test_diversity_spreads_the_results(client):
     assert plain != diverse and plain[0] == diverse[0]
 
 
+def test_a_box_searches_that_region_of_the_picture_in_its_own_pixels(client, tmp_path):
+    from PIL import Image
+
+    left = Image.open(PICTURE).convert("RGB")  # 256 x 256: the product demo-0001
+    canvas = Image.new("RGB", (1024, 256), "white")  # wide: a reduced decode would be smaller
+    canvas.paste(left, (768, 0))
+    path = tmp_path / "wide.png"
+    canvas.save(path)
+    picture = handle_file(str(path))
+    whole = client.predict(picture, limit=3, api_name="/image_search")[1]
+    region = client.predict(picture, box=[768, 0, 1024, 256], limit=3, api_name="/image_search")
+    as_text = client.predict(picture, box="[768, 0, 1024, 256]", api_name="/image_search")[1]
+    alone = client.predict(handle_file(str(PICTURE)), limit=3, api_name="/image_search")[1]
+    assert ids(region[1]) == ids(alone) and ids(as_text)[:3] == ids(alone)
+    assert ids(whole) != ids(alone)
+
+
 @pytest.mark.parametrize(
     ("endpoint", "inputs", "message"),
     [
@@ -79,7 +96,7 @@ def test_diversity_spreads_the_results(client):
         ("/text_search", {"offset": -1}, "offset"),
         ("/text_search", {"offset": 2.5}, "offset"),
         ("/text_search", {"diversity": 2}, "diversity"),
-        ("/image_search", {"box": [0, 0, 300, 100]}, "outside the picture"),
+        ("/image_search", {"box": [0, 0, 300, 100]}, "outside the picture, which is 256x256"),
         ("/image_search", {"box": [50, 50, 50, 90]}, "empty"),
         ("/image_search", {"box": "[1, 2, 3]"}, "box"),
         ("/image_search", {"offset": -3}, "offset"),
