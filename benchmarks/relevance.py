@@ -28,6 +28,7 @@ import numpy as np
 from benchmarks.common import machine, print_table, result_line
 from benchmarks.localize_eval import make_composites
 from fashion_clip.demo import DEMO_CATALOG_FILE
+from fashion_clip.media.region import frame_region
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection
 from fashion_clip.tasks.search import MODES, SearchOptions, search_text, search_vector
@@ -75,16 +76,16 @@ def meaning_recall(search: Search, rows: list[dict]) -> float:
     return float(np.mean(scores))
 
 
-def region_rates(collection: Collection, model: ClipModel, n: int = 40) -> dict[str, float]:
+def region_rates(collection: Collection, model: ClipModel, n: int = 80) -> dict[str, float]:
     """On composites of two garments: how often the top hit is the target garment (category
     and colour) when searching with its box, and with the whole picture."""
-    cases = [c for c in make_composites(n * 3, seed=7) if len(c.boxes) == 2][:n]
+    cases = [c for c in make_composites(n * 5, seed=11) if len(c.boxes) == 2][:n]
     right = {"region": [], "whole": []}
     for case in cases:
         caption = case.captions[case.target]
         color, category = caption.split(" ")[0], caption.split(" ", 2)[2]
         for name, picture in (
-            ("region", case.image.crop(case.boxes[case.target])),
+            ("region", frame_region(case.image, case.boxes[case.target])),
             ("whole", case.image),
         ):
             vector = model.encode_pixels(model.preprocessor([picture]))[0]

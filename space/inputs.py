@@ -22,6 +22,7 @@ from fashion_clip.media.images import (
     image_from_array,
     load_image_sized,
 )
+from fashion_clip.media.region import frame_region
 from fashion_clip.model.text import split_items, visible_text
 from fashion_clip.tasks.classify import parse_labels
 from fashion_clip.tasks.search import SearchOptions, check_mode
@@ -217,7 +218,7 @@ def crop_box(picture: Image.Image, box: tuple[float, float, float, float] | None
             f"the box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] is empty or outside the picture, which is "
             f"{width}x{height} pixels; give 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}"
         )
-    return picture.crop((round(x0), round(y0), round(x1), round(y1)))
+    return frame_region(picture, (round(x0), round(y0), round(x1), round(y1)))
 
 
 def _number(value: Any, what: str) -> float:
