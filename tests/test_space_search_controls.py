@@ -73,18 +73,22 @@ def test_diversity_spreads_the_results(client):
 def test_a_box_searches_that_region_of_the_picture_in_its_own_pixels(client, tmp_path):
     from PIL import Image
 
-    left = Image.open(PICTURE).convert("RGB")  # 256 x 256: the product demo-0001
-    canvas = Image.new("RGB", (1024, 256), "white")  # wide: a reduced decode would be smaller
-    canvas.paste(left, (768, 0))
-    path = tmp_path / "wide.png"
-    canvas.save(path)
+    from fashion_clip.media.region import frame_region
+
+    product = Image.open(PICTURE).convert("RGB")  # 256 x 256
+    canvas = Image.new("RGB", (1024, 256), "white")
+    canvas.paste(product, (768, 0))
+    path = tmp_path / "wide.jpg"  # a JPEG: the app may decode it reduced, but not for a box
+    canvas.save(path, quality=95)
+    framed = tmp_path / "framed.png"  # the same region, cut and framed here
+    frame_region(Image.open(path), (768, 0, 1024, 256)).save(framed)
     picture = handle_file(str(path))
-    whole = client.predict(picture, limit=3, api_name="/image_search")[1]
-    region = client.predict(picture, box=[768, 0, 1024, 256], limit=3, api_name="/image_search")
-    as_text = client.predict(picture, box="[768, 0, 1024, 256]", api_name="/image_search")[1]
-    alone = client.predict(handle_file(str(PICTURE)), limit=3, api_name="/image_search")[1]
-    assert ids(region[1]) == ids(alone) and ids(as_text)[:3] == ids(alone)
-    assert ids(whole) != ids(alone)
+    region = client.predict(picture, box=[768, 0, 1024, 256], limit=4, api_name="/image_search")
+    as_text = client.predict(picture, box="[768, 0, 1024, 256]", limit=4, api_name="/image_search")
+    expected = client.predict(handle_file(str(framed)), limit=4, api_name="/image_search")
+    whole = client.predict(picture, limit=4, api_name="/image_search")
+    assert ids(region[1]) == ids(expected[1]) == ids(as_text[1])
+    assert ids(whole[1]) != ids(region[1])
 
 
 @pytest.mark.parametrize(
