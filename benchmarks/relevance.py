@@ -27,11 +27,11 @@ import numpy as np
 
 from benchmarks.common import machine, print_table, result_line
 from benchmarks.localize_eval import make_composites
+from fashion_clip.api.search import MODES, SearchOptions, search_text, search_vector
 from fashion_clip.demo import DEMO_CATALOG_FILE
 from fashion_clip.media.region import frame_region
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection
-from fashion_clip.tasks.search import MODES, SearchOptions, search_text, search_vector
 
 Search = Callable[[str, int], list[str]]
 

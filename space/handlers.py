@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fashion_clip.api.search import search_text, search_vector
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.model.text import visible_text
@@ -23,7 +24,6 @@ from fashion_clip.store import Collection, Hit, Point
 from fashion_clip.store.vectors import compose
 from fashion_clip.tasks import overlay
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
-from fashion_clip.tasks.search import search_text, search_vector
 from space.errors import user_errors
 from space.filters import Facets, build_filter, narrows, shown_values
 from space.inputs import (

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fashion_clip.api.search import SearchOptions, check_mode
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.media.images import (
     WEB_FORMATS,
@@ -25,7 +26,6 @@ from fashion_clip.media.images import (
 from fashion_clip.media.region import frame_region
 from fashion_clip.model.text import split_items, visible_text
 from fashion_clip.tasks.classify import parse_labels
-from fashion_clip.tasks.search import SearchOptions, check_mode
 
 MAX_RESULTS = 48
 DEFAULT_RESULTS = 12

@@ -21,6 +21,7 @@ import numpy as np
 
 from fashion_clip.api.catalog_vectors import ensure_dataset_vectors
 from fashion_clip.api.dataset import FCLIPDataset
+from fashion_clip.api.search import SearchOptions, check_mode, search_text
 from fashion_clip.errors import ConfigurationError, StoreError, check_count
 from fashion_clip.media.images import ImageSource
 from fashion_clip.model.checkpoints import is_content_digest
@@ -34,7 +35,6 @@ from fashion_clip.tasks.classify import (
     label_probabilities,
 )
 from fashion_clip.tasks.embed import encode_images
-from fashion_clip.tasks.search import SearchOptions, check_mode, search_text
 
 if TYPE_CHECKING:
     from fashion_clip.store.base import Collection, Store
