@@ -178,14 +178,14 @@ class FashionCLIP:
         return self.collection
 
     def retrieval(
-        self, queries: Sequence[str] | str, top_k: int = 10, mode: str = "hybrid"
+        self, queries: Sequence[str] | str, top_k: int = 10, mode: str = "semantic"
     ) -> list[list[str | int]]:
         """Catalog ids of the `top_k` products best matching each text query, best first.
 
-        `mode`: `hybrid` (meaning and keywords fused: brand names, product codes and ids
-        typed in count too), `semantic` (meaning only, the original package's behaviour)
-        or `keyword` (words only). `approx=True` searches the HNSW index; `approx=False`
-        compares with every product.
+        `mode`: `semantic` (meaning only: the original package's behaviour, the default),
+        `hybrid` (meaning and keywords fused: brand names, product codes and ids typed in
+        count too, as in the app) or `keyword` (words only). `approx=True` searches the HNSW
+        index; `approx=False` compares with every product.
         """
         top_k = check_count(top_k, "top_k")  # before the work; Qdrant's own errors are raw
         mode = check_mode(mode)
