@@ -322,6 +322,31 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
     return drawn, {"peak": [x, y], "size": list(size), "text": concept}
 
 
+PEAK_REGION = 0.5  # the square searched around a heatmap's peak, of the picture's shorter side
+
+
+def peak_box(found: Any) -> list[int]:
+    """A square around the localized peak (`localize`'s second answer), inside the picture,
+    in its pixels: the region "Find this in the catalog" searches."""
+    try:
+        (x, y), (width, height) = found["peak"], found["size"]
+        x, y, width, height = (int(v) for v in (x, y, width, height))
+    except (TypeError, KeyError, ValueError):
+        raise InvalidInputError(
+            "nothing localized yet: localize a concept in the picture first, then find it"
+        ) from None
+    side = max(1, round(min(width, height) * PEAK_REGION))
+    x0 = min(max(0, x - side // 2), width - side)
+    y0 = min(max(0, y - side // 2), height - side)
+    return [x0, y0, x0 + side, y0 + side]
+
+
+@user_errors
+def find_peak_region(backend: Backend, image: Any, found: Any) -> SearchOutput:
+    """Products like the region around the heatmap's peak ("shop the look")."""
+    return image_search(backend, image, box=peak_box(found))
+
+
 def display_size(size: tuple[int, int], limit: int = MAX_OVERLAY_SIDE) -> tuple[int, int]:
     """`(width, height)` scaled down (never up) so the longer side is at most `limit`."""
     width, height = size
