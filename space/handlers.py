@@ -9,18 +9,18 @@ each kind of request its torch threads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fashion_clip.api.search import search_text, search_vector
+from fashion_clip.api.search import SearchOptions, base_ranking, search_text, search_vector
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.model.text import visible_text
-from fashion_clip.store import Collection, Hit, Point
+from fashion_clip.store import Collection, Filter, Hit, Point
 from fashion_clip.store.vectors import compose
 from fashion_clip.tasks import overlay
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
@@ -126,12 +126,7 @@ def text_search(
     collection = backend.collection
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     if like:
-        _known(collection, like, "liked examples")
-        _known(collection, unlike, "disliked examples")
-        hits = collection.recommend(
-            like, unlike, using="image", filter=where, limit=count, offset=options.offset
-        )
-        return _answer(backend, hits)
+        return _answer(backend, _by_examples(collection, like, unlike, options, where, count))
 
     texts = [query, negative] if negative else [query]
     vectors = backend.texts.encode_text(texts)  # (1 or 2, dim), unit
@@ -151,6 +146,40 @@ def text_search(
     dense = vectors[0] if len(terms) == 1 else compose(terms, collection.dim)
     hits = search_text(collection, query, dense, options, filter=where, limit=count)
     return _answer(backend, hits)
+
+
+def _by_examples(
+    collection: Collection,
+    like: list[str],
+    unlike: list[str],
+    options: SearchOptions,
+    where: Filter | None,
+    count: int,
+) -> list[Hit]:
+    """ "More like these, less like those" over the pictures, the examples left out.
+
+    By relevance, the store's recommendation (each candidate scored by its best example).
+    Sorted, diversified or boosted, the examples' pictures are composed into one query (liked ones
+    added, disliked ones taken away at `NEGATIVE_WEIGHT`) that the ranking stages re-rank,
+    as they re-rank a typed query's results.
+    """
+    # base_ranking also checks the sort and adds the collection's default boosts.
+    if not base_ranking(collection, options, where, count).reranks():
+        _known(collection, like, "liked examples")
+        _known(collection, unlike, "disliked examples")
+        return collection.recommend(
+            like, unlike, using="image", filter=where, limit=count, offset=options.offset
+        )
+    liked = _known(collection, like, "liked examples", with_vectors=True)
+    disliked = _known(collection, unlike, "disliked examples", with_vectors=True)
+    terms = [(p.vectors["image"], 1.0) for p in liked if "image" in p.vectors]
+    if not terms:
+        raise InvalidInputError("the liked examples have no pictures to search by")
+    terms += [(p.vectors["image"], -NEGATIVE_WEIGHT) for p in disliked if "image" in p.vectors]
+    base = where or Filter()
+    without = Filter(base.equals, base.any_of, base.ranges, [*base.exclude_ids, *like, *unlike])
+    vector = compose(terms, collection.dim)
+    return search_vector(collection, vector, options, filter=without, limit=count)
 
 
 def _known(
@@ -221,6 +250,44 @@ def image_search(
         vector = compose([(vector, 1.0), (text, MODIFIER_WEIGHT)], backend.collection.dim)
     hits = search_vector(backend.collection, vector, options, filter=where, limit=count)
     return _answer(backend, hits)
+
+
+@user_errors
+def more_results(
+    shown: Sequence[GalleryItem] | None,
+    hits: Sequence[dict[str, Any]] | None,
+    search: Callable[[int], SearchOutput],
+) -> SearchOutput:
+    """The page's results with the next page appended: `search(offset)` runs the same
+    request from `offset`, the number of results shown (pages never repeat an item)."""
+    shown, hits = list(shown or []), list(hits or [])
+    if len(shown) != len(hits):
+        raise InvalidInputError("the results on the page changed while loading; search again")
+    gallery, found = search(len(hits))
+    return [*shown, *gallery], [*hits, *found]
+
+
+def region_corner(pending: Sequence[int] | None, point: Any) -> tuple[list[int] | None, str]:
+    """A click at `point` (`[x, y]`, the picture's pixels) while choosing a region: the first
+    click keeps its corner (and empties the box), the second gives the box the two span,
+    both clicked pixels inside it. Returns the corner kept and the box's text."""
+    try:
+        x, y = (int(v) for v in point)
+    except (TypeError, ValueError):
+        return None, ""  # a click outside the picture: start again
+    if not pending:
+        return [x, y], ""
+    x0, y0 = pending
+    return None, f"[{min(x, x0)}, {min(y, y0)}, {max(x, x0) + 1}, {max(y, y0) + 1}]"
+
+
+def more_available(hits: Sequence[dict[str, Any]] | None, limit: Any) -> bool:
+    """Whether a page of `hits` asked for `limit` came back full, so more may follow."""
+    try:
+        count = read_limit(limit)
+    except InvalidInputError:
+        return False
+    return bool(hits) and len(hits) >= count
 
 
 def results_note(

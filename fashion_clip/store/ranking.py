@@ -7,7 +7,8 @@ Both stores translate a `Ranking` into one request of stages, each re-ranking th
 one's candidates: (dense and keyword rankings, fused by RRF or DBSF) → formula boost → MMR →
 order by a payload field. Where anything re-ranks, the first stages keep the best
 `candidates` (the relevance cut-off) and nothing below them is returned, so every page of a
-request comes from the same fixed candidates: pages never repeat and never shift.
+request comes from the same fixed candidates: pages never repeat and never shift. Hits of
+equal score are put in catalog id order, so ties cannot shift between pages either.
 """
 
 from __future__ import annotations
@@ -121,7 +122,50 @@ def run_query(
         )
     if ranking.collapse:
         every = replace(ranking, collapse=None, offset=0, limit=ranking.candidates)
-        return page(collapse_hits(ranked(every), ranking.collapse), ranking)
+        hits = ties_in_id_order(ranked(every), ranking)
+        return page(collapse_hits(hits, ranking.collapse), ranking)
     if ranking.reranks() and ranking.offset >= ranking.candidates:
         return []  # past the relevance cut-off: nothing more is relevant
-    return ranked(ranking)
+    return page(ties_in_id_order(_through_the_page(ranking, ranked), ranking), ranking)
+
+
+MAX_TIE_FETCH = 4096  # hits fetched at most to see the end of a tie at a page's end
+
+
+def _through_the_page(ranking: Ranking, ranked: Callable[[Ranking], list[Hit]]) -> list[Hit]:
+    """The ranking from the top through the page's end and on to where the score changes.
+
+    The engine orders hits of equal score as it finds them, which differs with the limit and
+    offset asked for: BM25 gives every product with the same words in the same length the
+    same score, and pages cut from it repeated some products and skipped others. Fetched
+    from the top past the last tie, and ties put in id order, every page is cut from the
+    same order.
+    """
+    end = ranking.offset + ranking.limit
+    cap = min(ranking.candidates, MAX_TIE_FETCH) if ranking.reranks() else MAX_TIE_FETCH
+    wanted = min(end + 1, cap)
+    while True:
+        hits = ranked(replace(ranking, offset=0, limit=wanted))
+        if len(hits) < wanted or wanted >= cap:
+            return hits
+        if _rank_value(hits[-1], ranking) != _rank_value(hits[end - 1], ranking):
+            return hits
+        wanted = min(wanted * 2, cap)
+
+
+def ties_in_id_order(hits: Sequence[Hit], ranking: Ranking) -> list[Hit]:
+    """`hits` in their order, each run of equal rank values in catalog id order."""
+    ordered: list[Hit] = []
+    start = 0
+    for i in range(1, len(hits) + 1):
+        if i == len(hits) or _rank_value(hits[i], ranking) != _rank_value(hits[start], ranking):
+            ordered.extend(sorted(hits[start:i], key=lambda hit: (str(type(hit.id)), str(hit.id))))
+            start = i
+    return ordered
+
+
+def _rank_value(hit: Hit, ranking: Ranking) -> Any:
+    """What `ranking` orders `hit` by: the sort field's value where it sorts, else its score."""
+    if ranking.sort is not None:
+        return hit.payload.get(ranking.sort.field)
+    return hit.score

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
+from space import handlers
 from space.components import checked_by_handler
 from space.filters import Facets
 from space.handlers import Backend
@@ -144,7 +145,27 @@ def result_gallery(elem_id: str) -> gr.Gallery:
         object_fit="contain",
         allow_preview=False,
         elem_id=elem_id,
+        type="filepath",  # as an input ("More results"), the shown pictures' paths, not pixels
     )
+
+
+def more_button(tab: str) -> gr.Button:
+    """ "More results" under a tab's gallery: shown while the last page came back full."""
+    return gr.Button("More results", visible=False, size="sm", elem_id=f"{tab}-more")
+
+
+def show_more(event: Any, hits: gr.JSON, limit: gr.components.Component, more: gr.Button) -> None:
+    """After a search (`event`), "More results" shows if its page was full."""
+
+    def full(found: list[dict[str, Any]] | None, count: Any) -> gr.Button:
+        return gr.Button(visible=handlers.more_available(found, count))
+
+    event.success(full, [hits, limit], more, **PAGE_ONLY)
+
+
+def without_offset(ranking: list[gr.components.Component]) -> list[gr.components.Component]:
+    """`ranking_controls`' controls but the offset (the page's "More results" sets it)."""
+    return [control for control in ranking if not (control.elem_id or "").endswith("-offset")]
 
 
 def narrowing(filters: list[gr.components.Component]) -> list[gr.components.Component]:
@@ -153,8 +174,8 @@ def narrowing(filters: list[gr.components.Component]) -> list[gr.components.Comp
 
 
 def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Component]:
-    """Match mode (text search only), sort, offset and diversity, in one row; the handler
-    checks each value and names the one at fault."""
+    """Match mode (text search only), sort, offset (hidden: `more_button` pages) and
+    diversity, in one row; the handler checks each value and names the one at fault."""
     controls: list[gr.components.Component] = []
     with gr.Row():
         if with_mode:
@@ -176,9 +197,9 @@ def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Compone
                 elem_id=f"{tab}-sort",
             )
         )
-        controls.append(
-            gr.Number(value=0, label="Skip (results already seen)", elem_id=f"{tab}-offset")
-        )
+        # The API's page input; on the page "More results" asks for the next page instead
+        # (a shopper counts nothing), and a search from the page always starts at the top.
+        controls.append(gr.Number(value=0, label="Offset", visible=False, elem_id=f"{tab}-offset"))
         controls.append(
             gr.Slider(0, 1, value=0, step=0.1, label="Diversity", elem_id=f"{tab}-diversity")
         )

@@ -3,6 +3,8 @@ webcam, the clipboard or a URL), optionally changed by a text ("same, but in blu
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from space import handlers
@@ -15,10 +17,13 @@ from space.tabs.common import (
     examples,
     filter_controls,
     keep_results,
+    more_button,
     narrowing,
     price_boxes,
     ranking_controls,
     result_gallery,
+    show_more,
+    without_offset,
 )
 
 IMAGE_EXAMPLES = ["demo-0081.jpg", "demo-0042.jpg", "demo-0281.jpg"]  # dress, shirt, shoes
@@ -29,24 +34,29 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
     with gr.Tab("Image", id="image"), gr.Row():
         with gr.Column(scale=1):
             image = uploaded_image(
-                label="Image", sources=["upload", "webcam", "clipboard"], height=280
+                label="Image",
+                sources=["upload", "webcam", "clipboard"],
+                height=280,
+                elem_id="search-image",
             )
             url = gr.Textbox(label="…or an image URL", placeholder="https://example.com/shirt.jpg")
             modifier = gr.Textbox(label="Change it (optional)", placeholder="same, but in blue")
-            button = gr.Button("Find similar", variant="primary", elem_id="image-button")
-            examples(demo_pictures(IMAGE_EXAMPLES), [image], "image-examples", "image-button")
-        with gr.Column(scale=2):
-            filters = filter_controls(facets)
             box = checked_by_handler(
                 gr.Textbox(
                     label="Region of the picture (optional)",
+                    info="Click two opposite corners on the picture, or type them",
                     placeholder="[x0, y0, x1, y1] in the picture's pixels",
                     elem_id="image-box",
                 )
             )
+            button = gr.Button("Find similar", variant="primary", elem_id="image-button")
+            examples(demo_pictures(IMAGE_EXAMPLES), [image], "image-examples", "image-button")
+        with gr.Column(scale=2):
+            filters = filter_controls(facets)
             ranking = ranking_controls("image", with_mode=False)
             note = gr.Markdown(elem_id="image-note")
             gallery = result_gallery("image-results")
+            more = more_button("image")
             with gr.Accordion("Results as JSON", open=False):
                 hits = gr.JSON(label="Hits")
 
@@ -67,4 +77,53 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
         **wiring.vision,
     )
     search.success(handlers.results_note, [hits, *narrowing(filters)], note, **PAGE_ONLY)
+    show_more(search, hits, filters[-1], more)
     keep_results(search, [gallery, hits], note)
+    searched_by = [image, modifier, *filters, url, box]
+    _wire_region(image, box)
+    _wire_more(wiring, gallery, hits, more, searched_by, without_offset(ranking))
+
+
+def _wire_more(
+    wiring: Wiring,
+    gallery: gr.Gallery,
+    hits: gr.JSON,
+    more: gr.Button,
+    searched_by: list[gr.components.Component],
+    ranked_by: list[gr.components.Component],
+) -> None:
+    """ "More results": the same search from the number of results shown, appended."""
+
+    def more_of(shown: list[Any] | None, found: list[dict[str, Any]] | None, *values: Any) -> Any:
+        searched, (sort, diversity) = values[: len(searched_by)], values[len(searched_by) :]
+
+        def page(offset: int) -> handlers.SearchOutput:
+            return handlers.image_search(
+                wiring.backend, *searched, sort=sort, offset=offset, diversity=diversity
+            )
+
+        pictures, everything = handlers.more_results(shown, found, page)
+        added = everything[len(found or []) :]
+        limit = searched[len(searched_by) - 3]  # the Results slider, before url and box
+        return pictures, everything, gr.Button(visible=handlers.more_available(added, limit))
+
+    added = more.click(
+        more_of,
+        [gallery, hits, *searched_by, *ranked_by],
+        [gallery, hits, more],
+        api_visibility="private",
+        **wiring.vision,
+    )
+    keep_results(added, [gallery, hits])
+
+
+def _wire_region(image: gr.Image, box: gr.Textbox) -> None:
+    """Two clicks on the picture, at opposite corners, fill the region box in the picture's
+    own pixels (Gradio gives a click's position in them); another picture clears it."""
+    first_corner = gr.State(None)
+
+    def corner(pending: list[int] | None, evt: gr.SelectData) -> tuple[Any, str]:
+        return handlers.region_corner(pending, evt.index)
+
+    image.select(corner, first_corner, [first_corner, box], **PAGE_ONLY)
+    image.change(lambda: (None, ""), None, [first_corner, box], **PAGE_ONLY)

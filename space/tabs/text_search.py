@@ -17,10 +17,13 @@ from space.tabs.common import (
     examples,
     filter_controls,
     keep_results,
+    more_button,
     narrowing,
     price_boxes,
     ranking_controls,
     result_gallery,
+    show_more,
+    without_offset,
 )
 
 TEXT_EXAMPLES = ["red summer dress", "striped shirt", "black shoes", "blue checked skirt"]
@@ -41,6 +44,7 @@ class TextTab:
     clear_button: gr.Button
     note: gr.Markdown  # says why no results show
     gallery: gr.Gallery
+    more: gr.Button  # "More results": the next page, appended
     hits: gr.JSON
     like_ids: gr.Textbox  # API-only: ids of liked / disliked examples (the page keeps its own)
     unlike_ids: gr.Textbox
@@ -52,6 +56,12 @@ class TextTab:
         """The inputs a search reads, in `/text_search`'s order, before the example ids."""
         return [self.query, self.negative, *self.filters]
 
+    @property
+    def ranked_by(self) -> list[gr.components.Component]:
+        """Match mode, sort and diversity: what the page's searches rank by (the offset is
+        the API's; the page starts at the top, and "More results" pages on)."""
+        return without_offset(self.ranking)
+
 
 def build_text_tab(wiring: Wiring, facets: Facets) -> TextTab:
     """Lay out the tab and wire its search and its result clicks."""
@@ -59,6 +69,7 @@ def build_text_tab(wiring: Wiring, facets: Facets) -> TextTab:
         tab = _layout(facets)
     _wire_search(tab, wiring)
     _wire_clicks(tab, wiring)
+    _wire_more(tab, wiring)
     return tab
 
 
@@ -76,6 +87,7 @@ def _layout(facets: Facets) -> TextTab:
         clear_button = gr.Button("Clear examples", size="sm", scale=0, min_width=140)
     note = gr.Markdown(elem_id="text-note")
     gallery = result_gallery("text-results")
+    more = more_button("text")
     with gr.Accordion("Results as JSON", open=False):
         hits = gr.JSON(label="Hits")
     return TextTab(
@@ -88,6 +100,7 @@ def _layout(facets: Facets) -> TextTab:
         clear_button=clear_button,
         note=note,
         gallery=gallery,
+        more=more,
         hits=hits,
         like_ids=gr.Textbox(visible=False, label="More like (ids)"),
         unlike_ids=gr.Textbox(visible=False, label="Less like (ids)"),
@@ -125,6 +138,7 @@ def _wire_search(tab: TextTab, wiring: Wiring) -> None:
     search.success(*forget, **PAGE_ONLY)
     # A page-only note, so the API still answers an empty gallery and an empty hit list.
     search.success(handlers.results_note, *_note_io(tab), **PAGE_ONLY)
+    show_more(search, tab.hits, tab.filters[-1], tab.more)
     # A failed search answers with an error toast and leaves the outputs as they were;
     # the old note ("No products match these filters") would read as this search's.
     keep_results(search, [tab.gallery, tab.hits], tab.note)
@@ -152,11 +166,15 @@ def _wire_clicks(tab: TextTab, wiring: Wiring) -> None:
         price_min: float | None,
         price_max: float | None,
         limit: float | None,
+        mode: str | None,  # ranked as the search that showed the hits
+        sort: str | None,
+        diversity: float | None,
         evt: gr.SelectData,
     ) -> tuple[Any, ...]:
         like, unlike = handlers.add_example(hits, evt.index, how, state["like"], state["unlike"])
         values = (query, negative, categories, colours, brands, price_min, price_max, limit)
-        gallery, found = handlers.text_search(backend, *values, like, unlike)
+        ranked = {"mode": mode, "sort": sort, "diversity": diversity}
+        gallery, found = handlers.text_search(backend, *values, like, unlike, **ranked)
         chosen = hits[evt.index]  # type: ignore[index] (add_example checked it)
         names = {**state.get("names", {}), str(chosen["id"]): chosen["caption"]}
         chosen_now = {"like": like, "unlike": unlike, "names": names}
@@ -165,7 +183,7 @@ def _wire_clicks(tab: TextTab, wiring: Wiring) -> None:
 
     picked = tab.gallery.select(
         pick,
-        [tab.hits, tab.examples, tab.mode, *tab.searched_by],
+        [tab.hits, tab.examples, tab.mode, *tab.searched_by, *tab.ranked_by],
         [tab.gallery, tab.hits, tab.examples],
         api_visibility="private",
         **wiring.search,
@@ -173,7 +191,47 @@ def _wire_clicks(tab: TextTab, wiring: Wiring) -> None:
     picked.success(handlers.examples_note, tab.examples, tab.examples_note, **PAGE_ONLY).success(
         handlers.results_note, *_note_io(tab), **PAGE_ONLY
     )
+    show_more(picked, tab.hits, tab.filters[-1], tab.more)
     keep_results(picked, [tab.gallery, tab.hits, tab.examples], tab.note)
+
+
+def _ranking_values(ranked_by: tuple[Any, ...]) -> dict[str, Any]:
+    """The values of `TextTab.ranked_by`, as `handlers.text_search`'s keywords."""
+    mode, sort, diversity = ranked_by
+    return {"mode": mode, "sort": sort, "diversity": diversity}
+
+
+def _wire_more(tab: TextTab, wiring: Wiring) -> None:
+    """ "More results": the same search (the typed text, or the clicked examples) from the
+    number of results shown, appended; the button hides once a page comes back short."""
+    backend = wiring.backend
+
+    def more(
+        shown: list[Any] | None,
+        hits: list[dict[str, Any]] | None,
+        state: dict[str, Any],
+        *values: Any,  # `searched_by`, then `ranked_by`
+    ) -> tuple[Any, ...]:
+        searched, ranked_by = values[: len(tab.searched_by)], values[len(tab.searched_by) :]
+
+        def page(offset: int) -> handlers.SearchOutput:
+            return handlers.text_search(
+                backend, *searched, state["like"], state["unlike"],
+                offset=offset, **_ranking_values(ranked_by),
+            )  # fmt: skip
+
+        gallery, found = handlers.more_results(shown, hits, page)
+        added = found[len(hits or []) :]
+        return gallery, found, gr.Button(visible=handlers.more_available(added, searched[-1]))
+
+    added = tab.more.click(
+        more,
+        [tab.gallery, tab.hits, tab.examples, *tab.searched_by, *tab.ranked_by],
+        [tab.gallery, tab.hits, tab.more],
+        api_visibility="private",
+        **wiring.search,
+    )
+    keep_results(added, [tab.gallery, tab.hits])
 
 
 def wire_deep_link(demo: gr.Blocks, tab: TextTab, wiring: Wiring) -> None:

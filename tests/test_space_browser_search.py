@@ -1,0 +1,181 @@
+"""The shop search's controls in a real browser (Debian's Chromium driven by Playwright):
+match mode and sort change the results, diversity spreads them, "More results" appends the
+next page without repeats (and a new search starts over), a region chosen by two clicks on
+the picture is searched, and the Localize tab's "Find this in the catalog" finds products.
+Screenshots of each tab go to `tests/artifacts/`."""
+
+# ruff: noqa: F811 (the browser, page and live app are test_space_browser's fixtures)
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fashion_clip.demo import DEMO_CATALOG_DIR
+from tests.test_space_browser import (  # noqa: F401 (its fixtures and skip marks)
+    WAIT_MS,
+    browser,
+    expect,
+    page,
+    pytestmark,
+    results,
+    shot,
+    url,
+)
+
+PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"  # 256 x 256
+
+
+def search(page, text: str) -> None:
+    page.locator("#query textarea, #query input").first.fill(text)
+    page.locator("#search-button").click()
+
+
+def shown_ids(page, gallery: str = "#text-results") -> list[str]:
+    """The products on show, in order: each tile's picture keeps its catalog file's name."""
+    sources = results(page, gallery).evaluate_all("images => images.map(i => i.src)")
+    return [re.search(r"(demo-\d{4})", src).group(1) for src in sources]
+
+
+def captions(page, gallery: str = "#text-results") -> list[str]:
+    return page.locator(f"{gallery} .caption-label").all_inner_texts()
+
+
+def settled(page, gallery: str, before: list[str]) -> list[str]:
+    """The gallery's products once they differ from `before` (a search has answered)."""
+    page.wait_for_function(
+        """([gallery, before]) => {
+            const ids = [...document.querySelectorAll(gallery + ' img')].map(
+                i => (i.src.match(/demo-\\d{4}/) || [''])[0]);
+            return ids.length > 0 && ids.join() !== before.join();
+        }""",
+        arg=[gallery, before],
+        timeout=WAIT_MS,
+    )
+    return shown_ids(page, gallery)
+
+
+def choose(page, control: str, option: str) -> None:
+    """Pick `option` in a Gradio dropdown (`control` is its elem_id)."""
+    page.locator(f"#{control} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_match_mode_and_sort_change_the_results(page, url):
+    page.goto(url)
+    page.locator("#text-mode").get_by_text("keyword", exact=True).click()
+    search(page, "Northwind")
+    results(page).first.wait_for(state="visible")
+    words = captions(page)
+    assert words and all("Northwind" in caption for caption in words)  # the brand's words
+    page.locator("#text-mode").get_by_text("semantic", exact=True).click()
+    search(page, "Northwind")
+    meaning = settled(page, "#text-results", shown_ids(page))
+    assert not all("Northwind" in caption for caption in captions(page)), meaning
+
+    page.locator("#text-mode").get_by_text("hybrid", exact=True).click()
+    search(page, "dress")
+    results(page).first.wait_for(state="visible")
+    by_relevance = shown_ids(page)
+    choose(page, "text-sort", "price_asc")
+    page.locator("#search-button").click()
+    settled(page, "#text-results", by_relevance)
+    prices = [float(re.search(r" · (\d+\.\d\d) · ", c).group(1)) for c in captions(page)]
+    assert len(prices) == 12 and prices == sorted(prices)
+    shot(page, "text-sorted")
+
+
+def test_diversity_changes_the_results(page, url):
+    page.goto(url)
+    search(page, "dress")
+    results(page).first.wait_for(state="visible")
+    plain = shown_ids(page)
+    diversity = page.locator("#text-diversity input[type=number]")
+    diversity.fill("0.9")
+    diversity.press("Enter")
+    page.locator("#search-button").click()
+    varied = settled(page, "#text-results", plain)
+    assert varied[0] == plain[0] and varied != plain  # the best stays; near-copies give way
+
+
+def test_more_results_appends_pages_that_never_repeat(page, url):
+    page.goto(url)
+    expect(page.locator("#text-more")).to_be_hidden()  # nothing to page yet
+    search(page, "red")
+    results(page).first.wait_for(state="visible")
+    first = shown_ids(page)
+    page.locator("#text-more").click()
+    expect(results(page)).to_have_count(24, timeout=WAIT_MS)
+    both = shown_ids(page)
+    assert both[:12] == first and len(set(both)) == 24
+    page.locator("#text-more").click()
+    expect(results(page)).to_have_count(36, timeout=WAIT_MS)
+    assert shown_ids(page)[:24] == both and len(set(shown_ids(page))) == 36
+    shot(page, "text-more-results")
+    search(page, "red")  # a new search starts over at the first page
+    expect(results(page)).to_have_count(12, timeout=WAIT_MS)
+    assert shown_ids(page) == first
+
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    page.locator("#image-examples img").first.click()  # a picture; the example searches
+    results(page, "#image-results").first.wait_for(state="visible")
+    first = shown_ids(page, "#image-results")
+    page.locator("#image-more").click()
+    expect(results(page, "#image-results")).to_have_count(24, timeout=WAIT_MS)
+    pictures = shown_ids(page, "#image-results")
+    assert pictures[:12] == first and len(set(pictures)) == 24
+
+
+def test_two_clicks_on_the_picture_choose_the_region_searched(page, url):
+    page.goto(url)
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    page.locator("#search-image input[type=file]").set_input_files(str(PICTURE))
+    picture = page.locator("#search-image img").first
+    picture.wait_for(state="visible")
+    page.locator("#image-button").click()
+    results(page, "#image-results").first.wait_for(state="visible")
+    whole = shown_ids(page, "#image-results")
+
+    drawn = picture.bounding_box()  # the picture as shown, scaled to fit its frame
+    for fx, fy in ((0.5, 0.0), (1.0, 0.5)):  # the top right quarter, by its corners
+        x = min(max(fx * drawn["width"], 2), drawn["width"] - 3)
+        y = min(max(fy * drawn["height"], 2), drawn["height"] - 3)
+        picture.click(position={"x": x, "y": y})  # scrolled into view, relative to it
+    box_input = page.locator("#image-box textarea, #image-box input").first
+    expect(box_input).to_have_value(re.compile(r"\[\d+, \d+, \d+, \d+\]"), timeout=WAIT_MS)
+    x0, y0, x1, y1 = (int(v) for v in re.findall(r"\d+", box_input.input_value()))
+    # in the picture's own pixels, within a pixel or two of where the clicks landed
+    assert abs(x0 - 128) <= 4 and abs(y0 - 2) <= 4 and abs(x1 - 254) <= 4 and abs(y1 - 129) <= 4
+    shot(page, "image-region")
+    page.locator("#image-button").click()
+    region = settled(page, "#image-results", whole)
+    assert region != whole
+
+
+def test_find_this_in_the_catalog_searches_around_the_heatmaps_peak(page, url):
+    page.goto(url)
+    page.locator('[role="tab"][data-tab-id="localize"]').click()
+    page.locator("#localize-image input[type=file]").set_input_files(str(PICTURE))
+    page.locator("#localize-image img").first.wait_for(state="visible")
+    page.locator("#concept textarea, #concept input").first.fill("sleeve")
+    page.locator("#localize-button").click()
+    page.locator("#heatmap img").first.wait_for(state="visible")
+    page.locator("#find-this").click()
+    results(page, "#localize-results").first.wait_for(state="visible")
+    assert len(shown_ids(page, "#localize-results")) == 12
+    shot(page, "localize-find-this")
+
+
+@pytest.mark.parametrize("tab", ["text", "image", "classify", "localize"])
+def test_each_tab_as_it_looks(page, url, tab):
+    """Not a check of looks: the screenshots a person reviews (every control on show)."""
+    page.goto(url)
+    page.locator(f'[role="tab"][data-tab-id="{tab}"]').click()
+    if tab == "text":
+        search(page, "striped shirt")
+        results(page).first.wait_for(state="visible")
+    if tab == "image":
+        page.locator("#image-examples img").first.click()
+        results(page, "#image-results").first.wait_for(state="visible")
+    shot(page, f"tab-{tab}")

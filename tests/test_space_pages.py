@@ -1,0 +1,91 @@
+"""The page's "More results" (the next page appended), the region chosen by two clicks on
+the picture, and "more like this" clicks ranked by the tab's mode, sort and diversity: the
+handlers the page's events call, on the demo shop."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from fashion_clip.demo import DEMO_CATALOG_DIR
+from space import handlers
+from space.filters import read_facets
+from space.handlers import Backend
+from space.results import Pictures
+from tests.space_support import open_shop, shared_shop
+
+PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"  # 256 x 256
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model, tmp_path_factory) -> Backend:
+    settings = shared_shop(tiny_model, tmp_path_factory)
+    collection = open_shop(settings, tiny_model)
+    yield Backend(tiny_model, collection, read_facets(collection), Pictures([DEMO_CATALOG_DIR]))
+    collection.close()
+
+
+def ids(hits):
+    return [h["id"] for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic", "keyword"])
+def test_more_results_appends_the_next_page_of_the_same_search(backend, mode):
+    def page(offset):
+        return handlers.text_search(backend, "red dress", limit=5, mode=mode, offset=offset)
+
+    gallery, hits = page(0)
+    for _ in range(2):
+        gallery, hits = handlers.more_results(gallery, hits, page)
+    _, whole = handlers.text_search(backend, "red dress", limit=15, mode=mode)
+    assert ids(hits) == ids(whole) and len(gallery) == len(hits)
+    assert len(set(ids(hits))) == len(hits)  # no product twice
+
+
+def test_more_results_of_an_image_search_and_of_liked_examples(backend):
+    def by_picture(offset):
+        return handlers.image_search(backend, str(PICTURE), limit=4, offset=offset)
+
+    gallery, hits = handlers.more_results(*by_picture(0), by_picture)
+    assert ids(hits) == ids(handlers.image_search(backend, str(PICTURE), limit=8)[1])
+    liked = [hits[0]["id"]]
+
+    def by_examples(offset):
+        return handlers.text_search(backend, "", limit=4, like_ids=liked, offset=offset)
+
+    gallery, more = handlers.more_results(*by_examples(0), by_examples)
+    assert ids(more) == ids(handlers.text_search(backend, "", limit=8, like_ids=liked)[1])
+    assert len(set(ids(more))) == 8 and liked[0] not in ids(more)
+
+
+def test_a_page_that_no_longer_matches_its_gallery_is_refused(backend):
+    gallery, hits = handlers.text_search(backend, "red dress", limit=4)
+    with pytest.raises(gr.Error, match="search again"):
+        handlers.more_results(gallery[:2], hits, lambda offset: ([], []))
+
+
+@pytest.mark.parametrize(
+    ("hits", "limit", "more"),
+    [([{}] * 12, 12, True), ([{}] * 5, 12, False), ([], 12, False), ([{}] * 3, "x", False)],
+)
+def test_more_results_shows_only_after_a_full_page(hits, limit, more):
+    assert handlers.more_available(hits, limit) is more
+
+
+def test_two_clicks_on_the_picture_give_the_box_in_its_pixels():
+    corner, box = handlers.region_corner(None, [200, 40])
+    assert (corner, box) == ([200, 40], "")
+    assert handlers.region_corner(corner, [30, 180]) == (None, "[30, 40, 201, 181]")
+    assert handlers.region_corner(None, None) == (None, "")  # a click beside the picture
+
+
+def test_liked_examples_are_ranked_by_the_sort_and_diversity_chosen(backend):
+    _, first = handlers.text_search(backend, "dress", limit=6)
+    liked = [first[0]["id"]]
+    _, plain = handlers.text_search(backend, "dress", limit=8, like_ids=liked)
+    _, cheap = handlers.text_search(backend, "dress", limit=8, like_ids=liked, sort="price_asc")
+    prices = [h["payload"]["price"] for h in cheap]
+    assert prices == sorted(prices) and liked[0] not in ids(cheap)
+    assert prices != [h["payload"]["price"] for h in plain]
+    _, varied = handlers.text_search(backend, "dress", limit=8, like_ids=liked, diversity=0.9)
+    assert ids(varied) != ids(plain) and liked[0] not in ids(varied)
