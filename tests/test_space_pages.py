@@ -46,14 +46,14 @@ def test_more_results_of_an_image_search_and_of_liked_examples(backend):
     def by_picture(offset):
         return handlers.image_search(backend, str(PICTURE), limit=4, offset=offset)
 
-    gallery, hits = handlers.more_results(*by_picture(0), by_picture)
+    _, hits = handlers.more_results(*by_picture(0), by_picture)
     assert ids(hits) == ids(handlers.image_search(backend, str(PICTURE), limit=8)[1])
     liked = [hits[0]["id"]]
 
     def by_examples(offset):
         return handlers.text_search(backend, "", limit=4, like_ids=liked, offset=offset)
 
-    gallery, more = handlers.more_results(*by_examples(0), by_examples)
+    _, more = handlers.more_results(*by_examples(0), by_examples)
     assert ids(more) == ids(handlers.text_search(backend, "", limit=8, like_ids=liked)[1])
     assert len(set(ids(more))) == 8 and liked[0] not in ids(more)
 
