@@ -18,10 +18,15 @@ ABOUT = (
 
 # Styles `launch(css=...)` adds to the page (`startup.launch_options`; Gradio 6 takes them
 # there, not in `Blocks`). A result gallery's columns are at least 100 px wide, so on a phone
-# its 4 columns ran past the screen's edge: narrow screens get 3, then 2, that shrink to fit,
-# and the gallery grows with its rows (the page scrolls, not a box of 55% of the screen).
+# its 4 columns ran past the screen's edge: narrow screens get 3, then 2, that shrink to fit.
+# On every screen the galleries grow with their rows (the page scrolls, not a box of 550 px
+# inside it): "More results", under them, appends pages a shopper scrolls down to.
 # A tile's caption (name · price · brand · score) wraps onto up to 3 lines, not cut to one.
 PAGE_CSS = """
+#text-results .grid-wrap, #image-results .grid-wrap, #localize-results .grid-wrap {
+  max-height: none;
+  height: auto;
+}
 #text-results .caption-label, #image-results .caption-label {
   white-space: normal;
   max-width: calc(100% - 2 * var(--block-label-margin));
@@ -32,9 +37,6 @@ PAGE_CSS = """
 @media (max-width: 640px) {
   #text-results .grid-container, #image-results .grid-container {
     grid-template-columns: repeat(3, minmax(0, 1fr));
-  }
-  #text-results .grid-wrap, #image-results .grid-wrap {
-    max-height: none;
   }
 }
 @media (max-width: 480px) {

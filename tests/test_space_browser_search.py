@@ -112,6 +112,9 @@ def test_more_results_appends_pages_that_never_repeat(page, url):
     page.locator("#text-more").click()
     expect(results(page)).to_have_count(36, timeout=WAIT_MS)
     assert shown_ids(page)[:24] == both and len(set(shown_ids(page))) == 36
+    # the gallery grew to hold them: the page scrolls to them, no box inside it
+    grid = page.locator("#text-results .grid-wrap")
+    assert grid.evaluate("g => g.scrollHeight <= g.clientHeight + 1")
     shot(page, "text-more-results")
     search(page, "red")  # a new search starts over at the first page
     expect(results(page)).to_have_count(12, timeout=WAIT_MS)
