@@ -2,7 +2,7 @@
 
     python -m benchmarks.index [--n 256] [--batch-size 32] [--repeat 1] [--no-int8] [--bf16]
         [--workers N] [--distinct N] [--reference-n N] [--switch-interval SECONDS]
-        [--decode auto|threads|processes] [--pipeline-only]
+        [--decode auto|threads|processes] [--pipeline-only] [--without-keywords]
 
 N product photos of 1000x1333 (made once) and a JSONL catalog of them are indexed with a
 random ViT-B/32 CLIP (FashionCLIP's compute) three ways, each in a fresh process so that peak
@@ -30,6 +30,9 @@ says why), for the GPU, where the thread driving the model competes for the GIL.
 fast the pipeline around the model goes on its own (`pipeline_only_images_per_s`). Ours' CPU
 is also split between the main thread (the loop and the model), the process's other threads
 and the decoding processes (`cpu_split` says why that matters on a GPU).
+`--without-keywords` adds a run of ours that writes no BM25 `keywords` vectors (as the indexer
+did before keyword search): what keywords cost the indexer (`keywords_over_without`, the rate
+with them over the rate without).
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ def run_ours(
     decode: str,
     *,
     free_model: bool = False,
+    keywords: bool = True,
 ) -> dict:
     from fashion_clip.ingest.pipeline import IndexOptions, default_workers
     from fashion_clip.model.clip import ClipModel
@@ -152,7 +156,7 @@ def run_ours(
     )
     store = EmbeddedStore(work / "qdrant")
     start, cpu_start = time.perf_counter(), cpu_split()
-    summary = index_into(store, catalog, photos, model, options)
+    summary = index_into(store, catalog, photos, model, options, keywords=keywords)
     seconds = time.perf_counter() - start
     cpu = {name: value - cpu_start[name] for name, value in cpu_split().items()}
     with store.open("bench") as collection:
@@ -171,15 +175,20 @@ def run_ours(
     }
 
 
-def index_into(store, catalog: Path, photos: Path, model, options):
+def index_into(store, catalog: Path, photos: Path, model, options, *, keywords: bool = True):
     """`ingest.job.index_catalog` of the catalog into a new collection `bench` of `store`;
-    every row must be indexed. Returns the run's summary."""
+    every row must be indexed. Returns the run's summary. Without `keywords`, the collection
+    says it keeps none, so no point's BM25 vector is made or written (the indexer before
+    keyword search)."""
     from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
     from fashion_clip.ingest.report import Reporter
     from fashion_clip.ingest.sources import ImageRoot
 
     with open_catalog(str(catalog)) as opened, Reporter() as reporter:
         collection = store.create("bench", collection_spec(model, opened))
+        if not keywords:
+            collection.keyword_fields = lambda: None
+            collection.set_keyword_fields = lambda fields=None: False
         summary = index_catalog(
             opened, ImageRoot(str(photos)), collection, model, reporter, options
         )
@@ -278,6 +287,8 @@ def in_subprocess(role: str, args: argparse.Namespace, work: Path) -> dict:
         command += ["--switch-interval", str(args.switch_interval)]
     if args.pipeline_only:
         command += ["--pipeline-only"]
+    if args.without_keywords:
+        command += ["--without-keywords"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in result.stdout.splitlines() if line.startswith("ROLE ")]
     if result.returncode or not lines:
@@ -313,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--pipeline-only", action="store_true",
         help="also run ours with the image model replaced by free unit vectors: the rate and "
         "CPU of everything around the model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--without-keywords", action="store_true",
+        help="also run ours writing no BM25 keyword vectors: what keywords cost the indexer",
     )  # fmt: skip
     parser.add_argument("--role", help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -371,6 +386,9 @@ def run_role(args: argparse.Namespace, catalog: Path, photos: Path) -> dict:
         "bf16": lambda: run_ours(*ours_args, "bf16", args.workers, args.decode),
         "switch": lambda: switched(args.switch_interval, ours_args, args),
         "pipeline": lambda: run_ours(*ours_args, None, args.workers, args.decode, free_model=True),
+        "without_keywords": lambda: run_ours(
+            *ours_args, None, args.workers, args.decode, keywords=False
+        ),
         "reference": lambda: run_reference(
             catalog, photos, args.work, args.batch_size, args.reference_n
         ),
@@ -390,6 +408,8 @@ def roles_to_run(args: argparse.Namespace) -> list[str]:
         roles.append("switch")
     if args.pipeline_only:
         roles.append("pipeline")
+    if args.without_keywords:
+        roles.append("without_keywords")
     return roles
 
 
@@ -472,6 +492,14 @@ def optional_figures(
             "switch_encode_ms_per_image": 1000
             * results["switch"]["stage_encode_s"]
             / results["switch"]["images"],
+        }
+    if "without_keywords" in rate:
+        figures |= {
+            "without_keywords_images_per_s": rate["without_keywords"],
+            "keywords_over_without": rate["ours"] / rate["without_keywords"],
+            "without_keywords_cpu_ms_per_image": 1000
+            * results["without_keywords"]["cpu_seconds"]
+            / results["without_keywords"]["images"],
         }
     if "bf16" in rate:
         bf16_cosine = np.sum(vectors["bf16"] * vectors["ours"], axis=1)

@@ -89,3 +89,18 @@ def test_liked_examples_are_ranked_by_the_sort_and_diversity_chosen(backend):
     assert prices != [h["payload"]["price"] for h in plain]
     _, varied = handlers.text_search(backend, "dress", limit=8, like_ids=liked, diversity=0.9)
     assert ids(varied) != ids(plain) and liked[0] not in ids(varied)
+
+
+def test_a_collections_collapse_field_gives_one_product_per_family(backend):
+    collection = backend.collection
+    _, plain = handlers.text_search(backend, "red", limit=12)
+    assert len({h["payload"]["category"] for h in plain}) < 12  # several per category
+    collection.set_extra({"collapse": "category"})  # e.g. a product family id
+    try:
+        _, collapsed = handlers.text_search(backend, "red", limit=12)
+        _, later = handlers.text_search(backend, "red", limit=4, offset=4)
+    finally:
+        collection.set_extra({"collapse": None})
+    categories = [h["payload"]["category"] for h in collapsed]
+    assert len(set(categories)) == len(categories) > 1
+    assert ids(later) == ids(collapsed)[4:8]

@@ -269,3 +269,17 @@ def test_pages_of_equal_scores_never_repeat_a_product(col, cat):
     fused = Ranking(dense=cat.image[5], keywords=words, limit=40)
     pages = [col.query(replace(fused, limit=4, offset=o)) for o in range(0, 40, 4)]
     assert [h.id for page in pages for h in page] == ids_of(col.query(fused))
+
+
+def test_collapse_groups_in_the_engine_where_it_can(col, backend, cat):
+    query, words = cat.image[9], query_vector("item northwind")
+    for request in ({"dense": query}, {"dense": query, "keywords": words}):
+        ranking = Ranking(collapse="color", limit=10, candidates=2, exact=True, **request)
+        hits = col.query(ranking)
+        if backend.name == "embedded":  # the bindings have no group-by: the 2 candidates
+            assert 1 <= len(hits) <= 2
+        else:  # the engine's group-by; fused, within the 2 candidates the fusion keeps
+            assert len({h.payload["color"] for h in hits}) == len(hits)
+            assert len(hits) == (4 if "keywords" not in request else 2)
+        pages = [col.query(replace(ranking, limit=1, offset=o)) for o in range(len(hits))]
+        assert [h.id for page in pages for h in page] == ids_of(hits)

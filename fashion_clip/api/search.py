@@ -24,6 +24,7 @@ from fashion_clip.store.ranking import parse_boosts, parse_sort, sortable_fields
 
 MODES = ("hybrid", "semantic", "keyword")
 BOOST_KEY = "boost"  # a collection's default boosts, `{field: weight}` in its extra record
+COLLAPSE_KEY = "collapse"  # a collection's default collapse field (a product family), ditto
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,16 @@ def base_ranking(
     collection: Collection, options: SearchOptions, filter: Filter | None, limit: int
 ) -> Ranking:
     """The ranking controls of `options` checked against the collection (sortable fields,
-    its default boosts), with no query yet."""
+    its default boosts and collapse field), with no query yet."""
     meta = getattr(collection, "meta", {}) or {}
     sort = parse_sort(options.sort, sortable_fields(meta.get("payload_indexes", {})))
-    boosts = {**(meta.get("extra", {}).get(BOOST_KEY) or {}), **(options.boosts or {})}
+    extra = meta.get("extra", {})
+    boosts = {**(extra.get(BOOST_KEY) or {}), **(options.boosts or {})}
+    collapse = options.collapse or extra.get(COLLAPSE_KEY) or None
     return Ranking(
         filter=filter, limit=limit, offset=options.offset, sort=sort,
         boosts=parse_boosts(boosts), diversity=float(options.diversity),
-        fusion=options.fusion, collapse=options.collapse, exact=options.exact,
+        fusion=options.fusion, collapse=collapse, exact=options.exact,
     )  # fmt: skip
 
 
@@ -127,12 +130,28 @@ def _exact_first(collection: Collection, text: str, ranking: Ranking) -> list[Hi
     exact = _exact_match(collection, text, ranking)
     if exact is None:
         return collection.query(ranking)
+    if ranking.collapse:
+        return _exact_first_collapsed(collection, exact, ranking)
     base = ranking.filter or Filter()
     without = Filter(base.equals, base.any_of, base.ranges, [*base.exclude_ids, exact.id])
     if ranking.offset == 0:
         rest = collection.query(replace(ranking, filter=without, limit=max(ranking.limit - 1, 1)))
         return [exact, *rest][: ranking.limit]
     return collection.query(replace(ranking, filter=without, offset=ranking.offset - 1))
+
+
+def _exact_first_collapsed(collection: Collection, exact: Hit, ranking: Ranking) -> list[Hit]:
+    """`_exact_first` where one product per family shows: `exact` stands for its family (at
+    most one other leader gives way), so each page is cut from the leaders through its end."""
+    field_name = ranking.collapse or ""
+    family = exact.payload.get(field_name)
+    leaders = collection.query(replace(ranking, offset=0, limit=ranking.offset + ranking.limit + 1))
+    others = [
+        hit
+        for hit in leaders
+        if hit.id != exact.id and (family is None or hit.payload.get(field_name) != family)
+    ]
+    return [exact, *others][ranking.offset : ranking.offset + ranking.limit]
 
 
 def _exact_match(collection: Collection, text: str, ranking: Ranking) -> Hit | None:

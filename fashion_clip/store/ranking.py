@@ -110,16 +110,22 @@ def page(hits: Sequence[Hit], ranking: Ranking) -> list[Hit]:
 
 
 def run_query(
-    collection: Collection, ranking: Ranking, ranked: Callable[[Ranking], list[Hit]]
+    collection: Collection,
+    ranking: Ranking,
+    ranked: Callable[[Ranking], list[Hit]],
+    collapsed: Callable[[Ranking], list[Hit]] | None = None,
 ) -> list[Hit]:
     """`Collection.query` for both stores: checks, then `ranked` (the engine's request for one
-    page), with the collapse done over all candidates before the page is cut."""
+    page). A collapse runs in the engine where it groups (`collapsed`: its best hit per
+    value, from the top through the page's end); elsewhere here, over the candidates."""
     check_ranking(ranking, collection.dim, VECTOR_NAMES)
     if ranking.keywords is not None and collection.keyword_fields() is None:
         raise StoreError(
             f"collection {collection.name!r} has no keywords yet; run the indexer on it again "
             "(an embedded collection gains them on its next run), or search by meaning"
         )
+    if ranking.collapse and collapsed is not None:
+        return page(collapsed(ranking), ranking)
     if ranking.collapse:
         every = replace(ranking, collapse=None, offset=0, limit=ranking.candidates)
         hits = ties_in_id_order(ranked(every), ranking)

@@ -380,25 +380,38 @@ class RemoteCollection(Collection):
         )
 
     def query(self, ranking: Ranking) -> list[Hit]:
-        return run_query(self, ranking, self._ranked)
+        return run_query(self, ranking, self._ranked, self._collapsed)
 
     def _ranked(self, ranking: Ranking) -> list[Hit]:
         query, prefetches = self._stages(ranking)
         limit = ranking.limit
         if ranking.reranks():  # nothing below the relevance cut-off is returned
             limit = min(limit, ranking.candidates - ranking.offset)
-        using = None  # fusion, formula and order-by rank what the prefetches found
-        if isinstance(query, (list, qm.NearestQuery)):  # a search, or MMR over a search
-            using = ranking.using
-        elif isinstance(query, qm.SparseVector):
-            using = KEYWORDS_VECTOR
         response = self._call(
-            "search", self._c.query_points, query=query, prefetch=prefetches, using=using,
-            query_filter=_filter(ranking.filter), limit=limit, offset=ranking.offset or None,
+            "search", self._c.query_points, query=query, prefetch=prefetches,
+            using=_using(query, ranking), query_filter=_filter(ranking.filter), limit=limit,
+            offset=ranking.offset or None,
             search_params=self._params(ranking.exact, ranking.ef, ranking.filter),
             with_payload=True,
         )  # fmt: skip
         return [to_hit(p) for p in response.points]
+
+    def _collapsed(self, ranking: Ranking) -> list[Hit]:
+        """The best hit per value of `ranking.collapse`, from the top through the page's end,
+        by the engine's group-by (groups of one) over the same stages: the whole ranking is
+        grouped, not only the candidates; products without the field are left out."""
+        query, prefetches = self._stages(ranking)
+        groups = ranking.offset + ranking.limit
+        if ranking.reranks():  # nothing below the relevance cut-off is returned
+            groups = min(groups, ranking.candidates)
+        result = self._call(
+            "collapse", self._c.query_points_groups, group_by=field_path(ranking.collapse),
+            query=query, prefetch=prefetches, using=_using(query, ranking),
+            query_filter=_filter(ranking.filter), limit=groups, group_size=1,
+            search_params=self._params(ranking.exact, ranking.ef, ranking.filter),
+            with_payload=True,
+        )  # fmt: skip
+        return [to_hit(group.hits[0]) for group in result.groups if group.hits]
 
     def _stages(self, ranking: Ranking) -> tuple[Any, list[qm.Prefetch] | None]:
         """The request's top query and its prefetches: each stage re-ranks the one below."""
@@ -464,6 +477,16 @@ class RemoteCollection(Collection):
             with_payload=True,
         )  # fmt: skip
         return [to_hit(p) for p in response.points]
+
+
+def _using(query: Any, ranking: Ranking) -> str | None:
+    """The vector space a request's top query searches: none where it fuses, boosts or sorts
+    what its prefetches found."""
+    if isinstance(query, (list, qm.NearestQuery)):  # a search, or MMR over a search
+        return ranking.using
+    if isinstance(query, qm.SparseVector):
+        return KEYWORDS_VECTOR
+    return None
 
 
 def _boost_formula(ranking: Ranking, bools: set[str]) -> qm.FormulaQuery:
