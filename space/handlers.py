@@ -9,6 +9,7 @@ each kind of request its torch threads.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -267,18 +268,30 @@ def more_results(
     return [*shown, *gallery], [*hits, *found]
 
 
-def region_corner(pending: Sequence[int] | None, point: Any) -> tuple[list[int] | None, str]:
-    """A click at `point` (`[x, y]`, the picture's pixels) while choosing a region: the first
-    click keeps its corner (and empties the box), the second gives the box the two span,
-    both clicked pixels inside it. Returns the corner kept and the box's text."""
+def region_corner(box: str | None, point: Any) -> str:
+    """The region box's text after a click at `point` (`[x, y]`, the picture's pixels): the
+    first click shows its corner, `[x, y]`; the second, from that corner, the box the two span
+    with both clicked pixels inside it, `[x0, y0, x1, y1]`. The box itself keeps the first
+    corner, so what the page shows is all there is (two quick clicks cannot race a state)."""
     try:
         x, y = (int(v) for v in point)
     except (TypeError, ValueError):
-        return None, ""  # a click outside the picture: start again
-    if not pending:
-        return [x, y], ""
-    x0, y0 = pending
-    return None, f"[{min(x, x0)}, {min(y, y0)}, {max(x, x0) + 1}, {max(y, y0) + 1}]"
+        return ""  # a click outside the picture: start again
+    corner = re.fullmatch(r"\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*", box or "")
+    if corner is None:
+        return f"[{x}, {y}]"
+    x0, y0 = int(corner.group(1)), int(corner.group(2))
+    return f"[{min(x, x0)}, {min(y, y0)}, {max(x, x0) + 1}, {max(y, y0) + 1}]"
+
+
+@user_errors
+def region_searched(image: Any, box: Sequence[float] | str | None) -> Image.Image | None:
+    """The region of `image` a search with `box` looks at, framed as the search frames it;
+    None without a picture or a box."""
+    region = read_box(box)
+    if region is None or is_missing(image):
+        return None
+    return crop_box(read_image(image, min_side=None), region)
 
 
 def more_available(hits: Sequence[dict[str, Any]] | None, limit: Any) -> bool:

@@ -140,16 +140,19 @@ def test_two_clicks_on_the_picture_choose_the_region_searched(page, url):
     results(page, "#image-results").first.wait_for(state="visible")
     whole = shown_ids(page, "#image-results")
 
+    box_input = page.locator("#image-box textarea, #image-box input").first
     drawn = picture.bounding_box()  # the picture as shown, scaled to fit its frame
     for fx, fy in ((0.5, 0.0), (1.0, 0.5)):  # the top right quarter, by its corners
         x = min(max(fx * drawn["width"], 2), drawn["width"] - 3)
         y = min(max(fy * drawn["height"], 2), drawn["height"] - 3)
         picture.click(position={"x": x, "y": y})  # scrolled into view, relative to it
-    box_input = page.locator("#image-box textarea, #image-box input").first
+        if fx < 1:  # the first corner shows before the second click (a person sees it)
+            expect(box_input).to_have_value(re.compile(r"^\[\d+, \d+\]$"), timeout=WAIT_MS)
     expect(box_input).to_have_value(re.compile(r"\[\d+, \d+, \d+, \d+\]"), timeout=WAIT_MS)
     x0, y0, x1, y1 = (int(v) for v in re.findall(r"\d+", box_input.input_value()))
     # in the picture's own pixels, within a pixel or two of where the clicks landed
     assert abs(x0 - 128) <= 4 and abs(y0 - 2) <= 4 and abs(x1 - 254) <= 4 and abs(y1 - 129) <= 4
+    page.locator("#image-region img").first.wait_for(state="visible")  # the region, framed
     shot(page, "image-region")
     page.locator("#image-button").click()
     region = settled(page, "#image-results", whole)

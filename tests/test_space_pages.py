@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
+from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
+from fashion_clip.media.region import frame_region
 from space import handlers
 from space.filters import read_facets
 from space.handlers import Backend
@@ -73,10 +75,11 @@ def test_more_results_shows_only_after_a_full_page(hits, limit, more):
 
 
 def test_two_clicks_on_the_picture_give_the_box_in_its_pixels():
-    corner, box = handlers.region_corner(None, [200, 40])
-    assert (corner, box) == ([200, 40], "")
-    assert handlers.region_corner(corner, [30, 180]) == (None, "[30, 40, 201, 181]")
-    assert handlers.region_corner(None, None) == (None, "")  # a click beside the picture
+    corner = handlers.region_corner("", [200, 40])
+    assert corner == "[200, 40]"  # shown in the box until the second click
+    assert handlers.region_corner(corner, [30, 180]) == "[30, 40, 201, 181]"
+    assert handlers.region_corner("[30, 40, 201, 181]", [5, 6]) == "[5, 6]"  # a new region
+    assert handlers.region_corner(corner, None) == ""  # a click beside the picture
 
 
 def test_liked_examples_are_ranked_by_the_sort_and_diversity_chosen(backend):
@@ -104,3 +107,13 @@ def test_a_collections_collapse_field_gives_one_product_per_family(backend):
     categories = [h["payload"]["category"] for h in collapsed]
     assert len(set(categories)) == len(categories) > 1
     assert ids(later) == ids(collapsed)[4:8]
+
+
+def test_the_region_shown_is_the_region_searched(backend):
+    shown = handlers.region_searched(str(PICTURE), "[128, 0, 256, 128]")
+    expected = frame_region(Image.open(PICTURE), (128, 0, 256, 128))
+    assert shown.size == expected.size and shown.tobytes() == expected.tobytes()
+    assert handlers.region_searched(str(PICTURE), "") is None
+    assert handlers.region_searched(None, "[0, 0, 10, 10]") is None
+    with pytest.raises(gr.Error, match="outside the picture"):
+        handlers.region_searched(str(PICTURE), "[0, 0, 300, 10]")

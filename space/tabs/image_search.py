@@ -44,10 +44,19 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
             box = checked_by_handler(
                 gr.Textbox(
                     label="Region of the picture (optional)",
-                    info="Click two opposite corners on the picture, or type them",
+                    info="Click two opposite corners on the picture (the first shows as "
+                    "[x, y]), or type them",
                     placeholder="[x0, y0, x1, y1] in the picture's pixels",
                     elem_id="image-box",
                 )
+            )
+            region = gr.Image(
+                label="Region searched",
+                type="pil",
+                interactive=False,
+                visible=False,
+                height=160,
+                elem_id="image-region",
             )
             button = gr.Button("Find similar", variant="primary", elem_id="image-button")
             examples(demo_pictures(IMAGE_EXAMPLES), [image], "image-examples", "image-button")
@@ -80,7 +89,7 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
     show_more(search, hits, filters[-1], more)
     keep_results(search, [gallery, hits], note)
     searched_by = [image, modifier, *filters, url, box]
-    _wire_region(image, box)
+    _wire_region(image, box, region)
     _wire_more(wiring, gallery, hits, more, searched_by, without_offset(ranking))
 
 
@@ -117,13 +126,25 @@ def _wire_more(
     keep_results(added, [gallery, hits])
 
 
-def _wire_region(image: gr.Image, box: gr.Textbox) -> None:
+def _wire_region(image: gr.Image, box: gr.Textbox, shown: gr.Image) -> None:
     """Two clicks on the picture, at opposite corners, fill the region box in the picture's
-    own pixels (Gradio gives a click's position in them); another picture clears it."""
-    first_corner = gr.State(None)
+    own pixels (Gradio gives a click's position in them) and show the region as searched;
+    so does Enter in the box; another picture clears both."""
 
-    def corner(pending: list[int] | None, evt: gr.SelectData) -> tuple[Any, str]:
-        return handlers.region_corner(pending, evt.index)
+    def corner(region: str | None, evt: gr.SelectData) -> str:
+        return handlers.region_corner(region, evt.index)
 
-    image.select(corner, first_corner, [first_corner, box], **PAGE_ONLY)
-    image.change(lambda: (None, ""), None, [first_corner, box], **PAGE_ONLY)
+    def show(picture: Any, region: str | None) -> gr.Image:
+        framed = handlers.region_searched(picture, region)  # a wrong box: said, in a toast
+        return gr.Image(value=framed, visible=framed is not None)
+
+    def show_after_click(picture: Any, region: str | None) -> gr.Image:
+        if region and region.count(",") == 1:  # one corner so far: nothing to show yet
+            return gr.Image(value=None, visible=False)
+        return show(picture, region)
+
+    clicked = image.select(corner, box, box, **PAGE_ONLY)
+    clicked.success(show_after_click, [image, box], shown, **PAGE_ONLY)
+    box.submit(show, [image, box], shown, **PAGE_ONLY)
+    cleared = ("", gr.Image(value=None, visible=False))
+    image.change(lambda: cleared, None, [box, shown], **PAGE_ONLY)
