@@ -27,7 +27,7 @@ PAGE_CSS = """
   max-height: none;
   height: auto;
 }
-#text-results .caption-label, #image-results .caption-label {
+#text-results .caption-label, #image-results .caption-label, #localize-results .caption-label {
   white-space: normal;
   max-width: calc(100% - 2 * var(--block-label-margin));
   display: -webkit-box;

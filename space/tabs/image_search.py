@@ -56,6 +56,7 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
                 interactive=False,
                 visible=False,
                 height=160,
+                buttons=[],  # a preview: Gradio's share would fail off Spaces
                 elem_id="image-region",
             )
             button = gr.Button("Find similar", variant="primary", elem_id="image-button")
