@@ -86,7 +86,6 @@ def _model_and_options(
         max_bytes=int(args.max_image_mb * 1024 * 1024),
         timeout=args.timeout,
         retries=args.retries,
-        precision=args.quantize or "fp32",
     )
     return model, options
 

@@ -34,7 +34,7 @@ from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
 from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.sources import ImageRoot
-from fashion_clip.ingest.state import ModelTag
+from fashion_clip.ingest.state import ModelTag, vectors_precision
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
 from fashion_clip.media.images import MAX_BYTES
 from fashion_clip.media.web import HTTP_RETRIES, HTTP_TIMEOUT_S
@@ -83,7 +83,6 @@ class IndexOptions:
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
     retries: int = HTTP_RETRIES
-    precision: str = "fp32"
     # "threads", "processes", or "auto": processes when the model is on a GPU. Threads by
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
@@ -115,7 +114,7 @@ def index_rows(
     started = time.perf_counter()
     summary = Summary()
     seen: set[str] = set()
-    tag = model_tag(model, _precision(options, model))
+    tag = model_tag(model, vectors_precision(model.image_precision, model.text_precision))
     chunks = _chunks(rows, options.batch_size)
     pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
     bar = tqdm(
@@ -274,15 +273,6 @@ def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
-
-
-def _precision(options: IndexOptions, model: ClipModel) -> str:
-    """What the vectors were computed in, for their fingerprints: `options.precision` (the
-    model's), plus the text tower's where only it differs (the Space indexes with its query
-    model), so that a later run with an fp32 text tower re-embeds those captions."""
-    if options.precision == "fp32" and model.text_precision != "fp32":
-        return f"fp32, text {model.text_precision}"
-    return options.precision
 
 
 def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:
