@@ -10,6 +10,7 @@ import math
 
 from fashion_clip.ingest.catalog import FORMAT_NAMES
 from fashion_clip.ingest.decoding import DECODE_MODES
+from fashion_clip.ingest.shards import Shard, parse_shard
 from fashion_clip.settings import Settings, load_settings
 
 EPILOG = """exit status: 0 all rows indexed; 1 finished, some rows skipped (listed on stderr and
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--prune", action="store_true",
         help="delete points whose ids are no longer in the catalog",
+    )  # fmt: skip
+    index.add_argument(
+        "--shard", type=_shard, metavar="K/N",
+        help="index only shard K of N (1/N to N/N) of the catalog: the rows whose ids hash to "
+        "it, so N indexers fill one collection together; --prune then prunes that shard only",
     )  # fmt: skip
     index.add_argument(
         "--format", choices=FORMAT_NAMES,
@@ -203,6 +209,13 @@ def _positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
     return value
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _collection(text: str) -> str:

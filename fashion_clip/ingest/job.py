@@ -99,15 +99,16 @@ def index_catalog(
     """Index `catalog` into `collection`, record the run in its metadata, build the index."""
     options = options or IndexOptions()
     add_payload_indexes(collection, catalog.payload_indexes)
-    summary = index_rows(
-        catalog.rows(), collection, model, root, reporter, options, total=catalog.total
-    )
+    # A shard's share of the catalog is only known once read: no total for its progress bar.
+    total = catalog.total if options.shard is None else None
+    summary = index_rows(catalog.rows(), collection, model, root, reporter, options, total=total)
     collection.set_extra(
         {
             "catalog_source": catalog.location,
             "images_root": str(root),
             "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "last_run": summary.as_dict(),
+            # each shard records its own run beside the others'
+            "last_run" + (f" shard {options.shard}" if options.shard else ""): summary.as_dict(),
         }
     )
     if summary.indexed or summary.deleted:

@@ -33,6 +33,7 @@ from fashion_clip.errors import CatalogError
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
 from fashion_clip.ingest.report import Reporter, Skip, Summary
+from fashion_clip.ingest.shards import Shard, select
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import ModelTag, vectors_precision
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
@@ -83,6 +84,7 @@ class IndexOptions:
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
     retries: int = HTTP_RETRIES
+    shard: Shard | None = None  # index (and prune) only this shard's rows; None: all
     # "threads", "processes", or "auto": processes when the model is on a GPU. Threads by
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
@@ -115,7 +117,7 @@ def index_rows(
     summary = Summary()
     seen: set[str] = set()
     tag = model_tag(model, vectors_precision(model.image_precision, model.text_precision))
-    chunks = _chunks(rows, options.batch_size)
+    chunks = _chunks(select(rows, options.shard), options.batch_size)
     pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
@@ -189,7 +191,7 @@ def index_rows(
         writer.shutdown(wait=True)  # a write in progress finishes: points stay whole
 
     if options.prune:
-        summary.deleted = prune(collection, seen)
+        summary.deleted = prune(collection, seen, options.shard)
     summary.seconds = time.perf_counter() - started
     log.info("%s: %s", collection.name, summary.line())
     log.info(  # what bounded the run: see _timed
@@ -199,14 +201,19 @@ def index_rows(
     return summary
 
 
-def prune(collection: Collection, keep: set[str]) -> int:
-    """Delete the points whose catalog ids are not in `keep` (ids as strings)."""
+def prune(collection: Collection, keep: set[str], shard: Shard | None = None) -> int:
+    """Delete the points whose catalog ids are not in `keep` (ids as strings); with a
+    `shard`, only among that shard's points (the others' rows were never read)."""
     if not keep:
         raise CatalogError(
-            "the catalog has no rows with an id; refusing to --prune every point of "
-            f"collection {collection.name!r}"
+            f"the catalog has no rows with an id{f' in shard {shard}' if shard else ''}; "
+            f"refusing to --prune every point of collection {collection.name!r}"
         )
-    stale = [point.id for point in collection.iter_points() if str(point.id) not in keep]
+    stale = [
+        point.id
+        for point in collection.iter_points()
+        if str(point.id) not in keep and (shard is None or shard.holds(point.id))
+    ]
     for start in range(0, len(stale), _DELETE_BATCH):
         collection.delete(stale[start : start + _DELETE_BATCH])
     return len(stale)
