@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from fashion_clip.errors import ConfigurationError
 
 DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
@@ -76,8 +78,6 @@ def load_settings(
     """
     sources: list[Mapping[str, str | None]] = [os.environ] if env is None else [env]
     if env is None and dotenv_path is not None and Path(dotenv_path).is_file():
-        from dotenv import dotenv_values
-
         sources.append(dotenv_values(dotenv_path))  # after: the real environment wins
 
     def get(*names: str) -> str | None:

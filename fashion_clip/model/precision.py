@@ -8,6 +8,7 @@ AVX2-only CPUs bf16 is emulated and slower than fp32, and on a GPU fp32 is the d
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def _native(native: bool | None) -> bool:
 def apply(torch_model: Any, image: str, text: str, device: str) -> tuple[Any, Any]:
     """`torch_model` with its towers in the `image` and `text` modes, and the dtype its
     image tower takes (None: float32). int8 for the images quantizes the whole model."""
-    import torch
+    import torch  # deferred: torch is heavy
 
     if image == "int8":
         return quantize(torch_model, "int8", device), None
@@ -105,9 +106,7 @@ def apply(torch_model: Any, image: str, text: str, device: str) -> tuple[Any, An
 
 
 def quantize(torch_model: Any, mode: str, device: str) -> Any:
-    import warnings
-
-    import torch
+    import torch  # deferred: torch is heavy
 
     if mode != "int8":
         raise ConfigurationError(f"quantize={mode!r} is not supported; use 'int8', 'bf16' or None")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fashion_clip.errors import StoreError
+from fashion_clip.store.vectors import compose
 
 CatalogId = str | int
 Scalar = str | int | float | bool
@@ -251,8 +252,6 @@ class Collection(ABC):
         every space is cosine over unit vectors, ranking by the normalised sum is ranking by
         the weighted sum of the terms' similarities. Other arguments as in `search`.
         """
-        from fashion_clip.store.query import compose
-
         return self.search(compose(terms, self.dim), **kwargs)
 
     def iter_points(
