@@ -140,10 +140,12 @@ def run_ours(
     free_model: bool = False,
 ) -> dict:
     from fashion_clip.ingest.pipeline import IndexOptions, default_workers
+    from fashion_clip.model import allocator
     from fashion_clip.model.clip import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
 
     model = ClipModel.load(str(vitb32_folder()), quantize=quantize, text_precision="fp32")
+    allocator.tune_for(model.device)  # as the indexer's command does after loading
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
     if free_model:
         model.encode_crops = FreeModel(model)
@@ -244,9 +246,11 @@ def run_reference(catalog: Path, photos: Path, work: Path, batch: int, limit: in
 
 def run_model_only(photos: Path, n: int, distinct: int, batch: int) -> dict:
     from fashion_clip.media.images import load_image
+    from fashion_clip.model import allocator
     from fashion_clip.model.clip import ClipModel
 
     model = ClipModel.load(str(vitb32_folder()), text_precision="fp32")
+    allocator.tune_for(model.device)  # as ours
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
     side = model.preprocessor.min_decode_side
     paths = sorted(photos.glob("photo-1000x1333-*.jpg"))[: min(n, distinct)]
