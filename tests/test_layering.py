@@ -74,6 +74,18 @@ def test_a_planted_indexer_import_in_the_library_is_found(tmp_path: Path) -> Non
     assert broken[1].endswith("space.results imports indexer.cli")
 
 
+def test_a_library_package_importing_a_higher_one_is_found(tmp_path: Path) -> None:
+    tree = _copy_sources(tmp_path)
+    # The model must not know the ingestion that uses it, nor a store know the tasks.
+    _plant(tree / "fashion_clip/model/clip.py", "\nfrom fashion_clip.ingest import job  # noqa\n")
+    _plant(tree / "fashion_clip/store/ids.py", "\nimport fashion_clip.tasks.embed  # noqa\n")
+    broken = layer_breaks(import_edges(tree))
+    assert [b.split(": ", 1)[1] for b in broken] == [
+        "fashion_clip.model.clip imports fashion_clip.ingest.job",
+        "fashion_clip.store.ids imports fashion_clip.tasks.embed",
+    ], broken
+
+
 def test_a_planted_cycle_is_found(tmp_path: Path) -> None:
     tree = _copy_sources(tmp_path)
     # store.base imports store.vectors; a function in vectors importing base closes a loop.
@@ -123,7 +135,17 @@ def test_a_needless_or_unexplained_deferred_import_is_found(tmp_path: Path) -> N
     ], problems
 
 
-HEAVY_AT_START = ("torch", "transformers", "gradio", "qdrant_edge", "qdrant_client", "boto3")
+# huggingface_hub reads HF_HUB_* once, at import: the indexer sets them after parsing -v.
+HEAVY_AT_START = (
+    "torch",
+    "transformers",
+    "gradio",
+    "qdrant_edge",
+    "qdrant_client",
+    "boto3",
+    "pyarrow",
+    "huggingface_hub",
+)
 
 
 def test_importing_the_packages_and_indexer_help_load_nothing_heavy() -> None:

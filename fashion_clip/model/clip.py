@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import ConfigurationError
+from fashion_clip.errors import ConfigurationError, check_count
 from fashion_clip.model import checkpoints, precision
 from fashion_clip.model.preprocess import ImagePreprocessor
 from fashion_clip.settings import resolve_model_name
-from fashion_clip.tasks.embed import check_count
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ class ClipModel:
         matrix kernels (cosine ~0.9999 to fp32): a single query is bound by reading the
         weights, so halving their bytes halves its latency. "fp32" or "bf16" force a choice;
         "int8" (CPU) quantizes the text tower's linear layers: about 2x faster than bf16
-        per query, cosine ~0.998 to fp32 (BENCHMARKS.md). "fast" is int8 on the CPU and
+        per query, cosine ~0.998 to fp32 (benchmarks/HISTORY.md). "fast" is int8 on the CPU and
         fp32 elsewhere: the Space's choice for queries. "auto" and "fast" keep small text
         towers (under 4 M parameters, such as the demo model's) in fp32, fastest there.
 
@@ -139,17 +138,8 @@ class ClipModel:
         image_mode = precision.image_mode(quantize or "auto", chosen, native_bf16)
         text_mode = precision.text_mode(text_precision, chosen, text_parameters, native_bf16)
         torch_model, vision_dtype = precision.apply(torch_model, image_mode, text_mode, chosen)
-        kind = "siglip" if config.model_type.startswith("siglip") else "clip"
-        dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
+        info = _model_info(config, source, display, is_local=is_local, revision=revision)
         text_positions = int(config.text_config.max_position_embeddings)
-        info = ModelInfo(
-            name=display if not is_local or display.lower() == "demo" else str(Path(source)),
-            revision=checkpoints.local_revision(source, display)
-            if is_local
-            else checkpoints.cached_commit(source, revision),
-            kind=kind,
-            dim=dim,
-        )
         return cls(
             torch_model,
             tokenizer,
@@ -158,7 +148,7 @@ class ClipModel:
             chosen,
             # SigLIP was trained on texts padded to the maximum length; CLIP pools at EOS,
             # so a single query needs no padding at all (77 -> ~10 tokens).
-            text_padding="max_length" if kind == "siglip" else True,
+            text_padding="max_length" if info.kind == "siglip" else True,
             max_text_length=min(text_positions, int(getattr(tokenizer, "model_max_length", 77))),
             vision_dtype=vision_dtype,
             text_precision="int8" if image_mode == "int8" else text_mode,
@@ -249,3 +239,20 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
     if normalize:
         array = array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
     return array
+
+
+def _model_info(
+    config: Any, source: str, display: str, *, is_local: bool, revision: str | None
+) -> ModelInfo:
+    """What the model is, as the store records it: name, revision, kind and dimension."""
+    if is_local:
+        name = display if display.lower() == "demo" else str(Path(source))
+        known_revision = checkpoints.local_revision(source, display)
+    else:
+        name, known_revision = display, checkpoints.cached_commit(source, revision)
+    return ModelInfo(
+        name=name,
+        revision=known_revision,
+        kind="siglip" if config.model_type.startswith("siglip") else "clip",
+        dim=int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size),
+    )
