@@ -168,6 +168,11 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         "processes when the model is on a GPU)",
     )  # fmt: skip
     parser.add_argument(
+        "--keyword-fields", metavar="F1,F2", default=None,
+        help="catalog fields that keyword search matches, comma-separated (default: the id, "
+        "the caption and every other text field)",
+    )  # fmt: skip
+    parser.add_argument(
         "--quantize", choices=("fp32", "bf16", "int8"),
         help="the image model's precision (default: FASHION_CLIP_IMAGE_PRECISION, else bf16 on "
         "CPUs with native bf16, fp32 elsewhere); int8 (CPU, both towers): ~3x faster than "

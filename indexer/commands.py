@@ -91,9 +91,15 @@ def _model_and_options(
         max_bytes=int(args.max_image_mb * 1024 * 1024),
         timeout=args.timeout,
         retries=args.retries,
+        keyword_fields=_keyword_fields(getattr(args, "keyword_fields", None)),
         shard=getattr(args, "shard", None),
     )
     return model, options
+
+
+def _keyword_fields(text: str | None) -> list[str] | None:
+    """`--keyword-fields a,b` as a list; None (every text field) when not given."""
+    return None if text is None else text.split(",")
 
 
 def _finished(name: str, summary: Summary) -> int:

@@ -14,7 +14,8 @@ from pathlib import Path
 # package -> the first-party packages it must never import
 FORBIDDEN = {
     "fashion_clip": ("indexer", "space", "app"),
-    "space": ("indexer",),
+    "space": ("indexer", "app"),
+    "indexer": ("space", "app"),
 }
 ROOTS = ("fashion_clip", "indexer", "space", "app")
 # Inside the library, a package imports only packages of a lower rank (ARCHITECTURE.md).

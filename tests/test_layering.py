@@ -1,6 +1,7 @@
-"""Layers point one way: `app.py`, `indexer/`, `space/` -> `fashion_clip/`; `space` never
-imports `indexer`; no two modules import each other, even through function-level imports;
-a function-level import defers something heavy and says so; entry points import cheaply."""
+"""Layers point one way: `app.py`, `indexer/`, `space/` -> `fashion_clip/`, whose packages
+are ranked; `space` and `indexer` never import each other; no two modules import each other,
+even through function-level imports; a function-level import defers something heavy and
+says so; entry points import cheaply."""
 
 from __future__ import annotations
 
@@ -67,11 +68,13 @@ def test_a_planted_indexer_import_in_the_library_is_found(tmp_path: Path) -> Non
         """,
     )
     _plant(tree / "space/results.py", "\nimport indexer.cli  # noqa\n")
+    _plant(tree / "indexer/commands.py", "\nfrom space import handlers  # noqa\n")
     broken = layer_breaks(import_edges(tree))
-    assert len(broken) == 2, broken
+    assert len(broken) == 3, broken
     assert broken[0].startswith("fashion_clip/api/fclip.py:")
     assert broken[0].endswith("fashion_clip.api.fclip imports indexer.commands")
-    assert broken[1].endswith("space.results imports indexer.cli")
+    assert broken[1].endswith("indexer.commands imports space.handlers")
+    assert broken[2].endswith("space.results imports indexer.cli")
 
 
 def test_a_library_package_importing_a_higher_one_is_found(tmp_path: Path) -> None:
