@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from fashion_clip.api.fclip import FashionCLIP
 from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
 from fashion_clip.errors import ConfigurationError
 from fashion_clip.model import precision
@@ -80,6 +81,9 @@ def test_the_image_precision_setting_reaches_the_model() -> None:
     assert model.image_precision == "fp32"
     model, _ = load_configured_model(settings, "demo", quantize="int8")  # --quantize wins
     assert model.image_precision == "int8"
+    api = FashionCLIP("demo", settings=settings)  # the Python API reads it too
+    assert api.model.image_precision == "fp32"
+    assert FashionCLIP("demo", settings=settings, quantize="bf16").model.image_precision == "bf16"
     assert load_settings({}).image_precision is None
     with pytest.raises(ConfigurationError, match="FASHION_CLIP_IMAGE_PRECISION='fp16'.*bf16"):
         load_settings({"FASHION_CLIP_IMAGE_PRECISION": "fp16"})
