@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     index = command("index", "index a catalog: new and changed rows are embedded and upserted")
     index.add_argument(
         "catalog", metavar="CATALOG",
-        help="a .csv, .jsonl or .json (list of objects) file, local or s3://bucket/key; needs "
-        "'id' and 'image' fields, 'caption' recommended, every other field becomes payload",
+        help="a .csv, .jsonl, .json (list of objects) or .parquet file, local, s3://bucket/key "
+        "or http(s)://; needs 'id' and 'image' fields (Parquet: image as a path, bytes or a "
+        "{bytes, path} struct), 'caption' recommended, every other field becomes payload",
     )  # fmt: skip
     index.add_argument(
         "--images", metavar="ROOT",

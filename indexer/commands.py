@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
@@ -28,6 +29,7 @@ def _note(message: str) -> None:
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from fashion_clip.ingest.job import catalog_name, collection_spec, index_catalog, open_catalog
+    from fashion_clip.ingest.pictures import pictures_folder
     from fashion_clip.ingest.report import Reporter
     from fashion_clip.ingest.sources import ImageRoot
     from fashion_clip.store import open_store
@@ -36,6 +38,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
         model, options = _model_and_options(args, settings, fallback=False)
+        options = replace(options, pictures=pictures_folder(settings.qdrant_path, name))
         spec = collection_spec(model, catalog)
         with (
             open_store(settings) as store,

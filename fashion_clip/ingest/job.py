@@ -102,14 +102,15 @@ def index_catalog(
     summary = index_rows(
         catalog.rows(), collection, model, root, reporter, options, total=catalog.total
     )
-    collection.set_extra(
-        {
-            "catalog_source": catalog.location,
-            "images_root": str(root),
-            "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "last_run": summary.as_dict(),
-        }
-    )
+    extra = {
+        "catalog_source": catalog.location,
+        "images_root": str(root),
+        "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "last_run": summary.as_dict(),
+    }
+    if options.pictures is not None:  # the app serves embedded pictures from there too
+        extra["pictures_root"] = str(options.pictures)
+    collection.set_extra(extra)
     if summary.indexed or summary.deleted:
         collection.optimize()  # the embedded store builds its HNSW index only when asked
     return summary

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -88,6 +89,7 @@ class IndexOptions:
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
     decode: str = "threads"
+    pictures: Path | None = None  # where pictures the catalog embeds are kept for the app
 
 
 def model_tag(model: ClipModel, precision: str) -> ModelTag:
@@ -123,8 +125,9 @@ def index_rows(
         smoothing=0.1, dynamic_ncols=True,
     )  # fmt: skip
     spec = PrepareSpec(
-        root, tag, model.preprocessor, options.max_bytes, options.timeout, options.retries
-    )
+        root, tag, model.preprocessor, options.max_bytes, options.timeout, options.retries,
+        options.pictures,
+    )  # fmt: skip
     turns = CpuTurns(model.device == "cpu")
     workers = Workers(
         spec,

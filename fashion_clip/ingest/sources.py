@@ -92,4 +92,6 @@ def _catalog_folder(location: str) -> str:
         bucket, key = s3.parse_s3_uri(location)
         prefix = key.rsplit("/", 1)[0] if "/" in key else ""
         return f"s3://{bucket}/{prefix}"
+    if location.startswith(("http://", "https://")):
+        return location.split("?", 1)[0].rsplit("/", 1)[0] + "/"
     return str(Path(location).expanduser().resolve().parent)

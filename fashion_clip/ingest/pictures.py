@@ -1,0 +1,56 @@
+"""Pictures a catalog embeds (Parquet bytes), kept as files beside the store for the app.
+
+The indexer embeds them straight from the catalog's bytes; the app, which shows a hit's
+picture from a file or URL, needs them somewhere. Each is written once, named by its content's
+SHA-256 (a re-run or a duplicate writes nothing), under `{QDRANT_PATH}/_pictures/{collection}`:
+on a Space that is the persistent `/data` volume, so they survive restarts. The embedded store
+lists only folders holding a collection, so this one is not taken for one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PICTURES_FOLDER = "_pictures"
+# Magic numbers of the formats a browser shows as they are; anything else keeps `.bin` and
+# the app shows a thumbnail of it.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"GIF8", ".gif"),
+    (b"BM", ".bmp"),
+)
+
+
+def pictures_folder(store_path: str | os.PathLike[str], collection: str) -> Path:
+    """Where collection `collection`'s embedded pictures are kept."""
+    return Path(store_path) / PICTURES_FOLDER / collection
+
+
+def picture_suffix(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in _SIGNATURES if data.startswith(magic)), ".bin")
+
+
+def keep_picture(folder: Path, data: bytes, sha256: str) -> Path:
+    """The file holding `data` (whose SHA-256 is `sha256`) in `folder`, written if new.
+
+    Written under a temporary name first, then renamed: a reader (the app) or a concurrent
+    writer never sees half a picture.
+    """
+    target = folder / (sha256 + picture_suffix(data))
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, partial = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return target
