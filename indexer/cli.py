@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command(
         "evaluate",
-        "caption→image recall@1/5/10 and MRR, and zero-shot accuracy and weighted F1 of a "
+        "caption→image recall@1/5/10 and MRR (every product with the same caption counts), "
+        "category→product precision@1/@10 and MRR, and zero-shot accuracy and weighted F1 of a "
         "label column, for a collection indexed from CATALOG",
     )
     evaluate.add_argument("catalog", metavar="CATALOG", help="the catalog (as for index)")
@@ -100,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--model", metavar="M",
         help="model to embed captions and labels (default: the one the collection was built with)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--prompt-template", metavar="T", action="append", dest="prompt_templates",
+        help="category queries: the label through T, e.g. 'a photo of a {}' (repeat to "
+        "average several; default: the bare label)",
     )  # fmt: skip
     evaluate.add_argument("--format", choices=FORMAT_NAMES, help="catalog format")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -166,20 +166,23 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         info = model.info
         with store.open(name, model_id=info.name, model_revision=info.revision, dim=info.dim) as c:
             rows = (row for row in catalog.rows() if isinstance(row, Row))
-            result = evaluate(rows, c, model, args.label_column)
+            templates = args.prompt_templates or ("{}",)
+            result = evaluate(rows, c, model, args.label_column, category_templates=templates)
     figures = result.as_dict()
     if args.json:
         print(json.dumps({"collection": name, "model": info.name, **figures}, indent=2))
         return exit_codes.OK
     print(f"collection {name!r} ({result.collection_size} points), model {info.name!r}")
-    print(f"{'metric':<20}  {'value':>6}  n")
+    print(f"{'metric':<24}  {'value':>6}  n")
     for key, count in (
         ("recall_at_1", result.queries), ("recall_at_5", result.queries),
         ("recall_at_10", result.queries), ("mrr", result.queries),
+        ("category_precision_at_1", result.labels), ("category_precision_at_10", result.labels),
+        ("category_mrr", result.labels),
         ("zero_shot_accuracy", result.labelled), ("weighted_f1", result.labelled),
     ):  # fmt: skip
         value = figures[key]
-        print(f"{key:<20}  {'n/a' if value is None else f'{value:.4f}':>6}  {count}")
+        print(f"{key:<24}  {'n/a' if value is None else f'{value:.4f}':>6}  {count}")
     print(f"labels: {result.labels}; catalog rows not in the collection: {result.not_indexed}")
     return exit_codes.OK
 
