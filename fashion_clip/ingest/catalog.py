@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.ingest.locations import remote_copy
+from fashion_clip.media import s3
 
 FORMATS = {
     ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
@@ -95,14 +97,10 @@ def local_copy(location: str) -> Iterator[Path]:
     """The catalog as a local file: itself, or an `s3://`, `http(s)://` or `hf://` file
     downloaded to a temp file (the hub's: its cache)."""
     if location.startswith("s3://"):
-        from fashion_clip.media import s3
-
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             yield s3.download_file(location, Path(tmp) / Path(location).name)
         return
     if location.startswith(("http://", "https://", "hf://")):
-        from fashion_clip.ingest.locations import remote_copy
-
         with remote_copy(location) as path:
             yield path
         return
