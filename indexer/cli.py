@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "catalog", metavar="CATALOG",
         help="a .csv, .jsonl, .json (list of objects) or .parquet file, local, s3://bucket/key "
-        "or http(s)://; needs 'id' and 'image' fields (Parquet: image as a path, bytes or a "
-        "{bytes, path} struct), 'caption' recommended, every other field becomes payload",
+        "or http(s)://, or a Hugging Face dataset hf://datasets/OWNER/NAME[/PATH]; needs 'id' "
+        "and 'image' fields (Parquet: image as a path, bytes or a {bytes, path} struct), "
+        "'caption' recommended, every other field becomes payload",
     )  # fmt: skip
     index.add_argument(
         "--images", metavar="ROOT",
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=FORMAT_NAMES,
         help="catalog format when the file name's extension does not tell",
     )  # fmt: skip
+    _hub_options(index)
     index.set_defaults(run="index")
 
     demo = command(
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "average several; default: the bare label)",
     )  # fmt: skip
     evaluate.add_argument("--format", choices=FORMAT_NAMES, help="catalog format")
+    _hub_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run="evaluate")
 
@@ -124,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     snapshot.set_defaults(run="snapshot")
     return parser
+
+
+def _hub_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split", metavar="NAME",
+        help="hf:// catalogs: the split to read (default: the only one, else train)",
+    )  # fmt: skip
+    parser.add_argument("--revision", metavar="REV", help="hf:// catalogs: a branch, tag or commit")
 
 
 def _indexing_options(parser: argparse.ArgumentParser) -> None:

@@ -45,7 +45,9 @@ def _note(message: str) -> None:
 
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    with open_catalog(args.catalog, args.format) as catalog:
+    with open_catalog(
+        args.catalog, args.format, split=args.split, revision=args.revision
+    ) as catalog:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
         model, options = _model_and_options(args, settings, fallback=False)
@@ -154,7 +156,12 @@ def _info_record(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    with open_catalog(args.catalog, args.format) as catalog, open_store(settings) as store:
+    with (
+        open_catalog(
+            args.catalog, args.format, split=args.split, revision=args.revision
+        ) as catalog,
+        open_store(settings) as store,
+    ):
         name = args.collection or settings.collection or catalog_name(args.catalog)
         built_with = store.open(name).info().model_id
         model, note = load_configured_model(settings, args.model or built_with, fallback=False)

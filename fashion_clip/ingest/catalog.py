@@ -84,6 +84,8 @@ def catalog_format(location: str, override: str | None = None) -> str:
             )
         return override
     suffix = Path(location.split("?", 1)[0]).suffix.lower()
+    if location.startswith("hf://") and suffix not in FORMATS:
+        return "parquet"  # a dataset or a folder of it: its Parquet files
     if suffix not in FORMATS:
         raise ConfigurationError(
             f"{location}: cannot tell the catalog format from {suffix or 'no extension'!r}; "
@@ -93,7 +95,9 @@ def catalog_format(location: str, override: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def local_copy(location: str) -> Iterator[Path]:
+def local_copy(
+    location: str, *, split: str | None = None, revision: str | None = None
+) -> Iterator[Path]:
     """The catalog as a local file: itself, or an `s3://`, `http(s)://` or `hf://` file
     downloaded to a temp file (the hub's: its cache)."""
     if location.startswith("s3://"):
@@ -101,9 +105,11 @@ def local_copy(location: str) -> Iterator[Path]:
             yield s3.download_file(location, Path(tmp) / Path(location).name)
         return
     if location.startswith(("http://", "https://", "hf://")):
-        with remote_copy(location) as path:
+        with remote_copy(location, split=split, revision=revision) as path:
             yield path
         return
+    if split or revision:
+        raise ConfigurationError("--split and --revision apply to hf:// catalogs only")
     if "://" in location:
         raise ConfigurationError(
             f"{location}: a catalog is a local file, an s3:// URI, an http(s):// URL or "
@@ -116,13 +122,9 @@ def local_copy(location: str) -> Iterator[Path]:
 
 
 def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row | RowProblem]:
-    """Stream the records of a local catalog file, duplicates and bad rows reported in line."""
+    """Stream the records of a local CSV or JSON catalog file, duplicates and bad rows
+    reported in line (Parquet: `ingest.parquet`)."""
     name = name or str(path)
-    if fmt == "parquet":
-        from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: only for Parquet
-
-        yield from flag_duplicates(read_parquet_rows(path, name=name))
-        return
     try:
         with open(path, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as text:
             records = _records(text, fmt, name)

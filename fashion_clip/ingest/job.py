@@ -55,14 +55,22 @@ class OpenCatalog:
         return infer_payload_indexes(self.sample)
 
     def rows(self) -> Iterator[Row | RowProblem]:
+        if self.fmt == "parquet":
+            from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: Parquet only
+
+            return read_parquet_rows(self.path, name=self.location)
         return read_rows(self.path, self.fmt, name=self.location)
 
 
 @contextlib.contextmanager
-def open_catalog(location: str, fmt: str | None = None) -> Iterator[OpenCatalog]:
-    """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole."""
+def open_catalog(
+    location: str, fmt: str | None = None, *, split: str | None = None, revision: str | None = None
+) -> Iterator[OpenCatalog]:
+    """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole.
+
+    `split` and `revision`: of an `hf://` dataset."""
     fmt = catalog_format(location, fmt)
-    with local_copy(location) as path:
+    with local_copy(location, split=split, revision=revision) as path:
         catalog = OpenCatalog(location, path, fmt)
         for item in catalog.rows():
             catalog.total += 1

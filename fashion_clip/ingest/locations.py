@@ -1,7 +1,9 @@
-"""Catalogs that live on the web: an `http(s)://` file downloaded to a temporary file.
+"""Catalogs that live on the web: an `http(s)://` file downloaded to a temporary file, or a
+Hugging Face dataset's Parquet files from the hub's cache (`ingest.hub`).
 
 The download streams to disk (a Parquet catalog of embedded pictures can be gigabytes), and
-the reader then streams the local copy.
+the reader then streams the local copy. A dataset split into several files comes as a
+temporary folder of links to them, which the Parquet reader reads in order.
 """
 
 from __future__ import annotations
@@ -22,13 +24,25 @@ _TIMEOUT_S = 60.0
 
 
 @contextlib.contextmanager
-def remote_copy(location: str) -> Iterator[Path]:
-    """A local file holding the catalog at `location`, removed when the block ends."""
+def remote_copy(
+    location: str, *, split: str | None = None, revision: str | None = None
+) -> Iterator[Path]:
+    """A local file (or folder of Parquet files) holding the catalog at `location`; a
+    temporary one is removed when the block ends."""
     if location.startswith("hf://"):
-        from fashion_clip.ingest.hub import hub_file  # huggingface_hub: only for hf://
+        from fashion_clip.ingest.hub import hub_files  # huggingface_hub: only for hf://
 
-        yield hub_file(location)
+        files = hub_files(location, split=split, revision=revision)
+        if len(files) == 1:
+            yield files[0]
+            return
+        with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
+            for number, file in enumerate(files):
+                (Path(tmp) / f"{number:05d}.parquet").symlink_to(file)
+            yield Path(tmp)
         return
+    if split or revision:
+        raise ConfigurationError("--split and --revision apply to hf:// catalogs only")
     if not location.startswith(("http://", "https://")):
         raise ConfigurationError(f"{location}: not an http(s):// or hf:// location")
     name = posixpath.basename(urllib.parse.urlsplit(location).path) or "catalog"

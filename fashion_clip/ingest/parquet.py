@@ -24,14 +24,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fashion_clip.errors import CatalogError
-from fashion_clip.ingest.catalog import Row, RowProblem, check_record
+from fashion_clip.ingest.catalog import Row, RowProblem, check_record, flag_duplicates
 
 BATCH_ROWS = 64  # rows decoded at once: pictures of ~100 KB make a batch ~6 MB
 _EMBEDDED = "embedded picture"  # what `Row.image` says when the struct has no path
 
 
 def read_parquet_rows(path: Path, *, name: str) -> Iterator[Row | RowProblem]:
-    """The rows of the Parquet file at `path` (`name`: how messages call it), in order."""
+    """The rows of the Parquet file at `path` (`name`: how messages call it), in order,
+    repeated ids reported as for the other formats."""
+    return flag_duplicates(_parquet_rows(path, name))
+
+
+def _parquet_rows(path: Path, name: str) -> Iterator[Row | RowProblem]:
+    """A folder's files one after the other (a dataset's shards), numbered as one catalog."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    number = 0
+    for file in files:
+        for row in _file_rows(file, name, number):
+            number = row.number
+            yield row
+
+
+def _file_rows(path: Path, name: str, number: int) -> Iterator[Row | RowProblem]:
+    """The rows of one Parquet file, numbered from `number + 1`."""
     try:
         # pre_buffer (pyarrow's default) keeps every row group's bytes once read: memory grew
         # with the file (a 200 MB catalog: +185 MB); without it, one row group at a time.
@@ -42,7 +58,6 @@ def read_parquet_rows(path: Path, *, name: str) -> Iterator[Row | RowProblem]:
         schema = parquet.schema_arrow
         image_kind = _image_kind(schema, name)
         columns = [f.name for f in schema if f.name == "image" or not _is_binary(f.type)]
-        number = 0
         batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
         while True:
             try:
