@@ -114,6 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run="evaluate")
 
+    tag = command(
+        "tag",
+        "write each point's zero-shot label of an attribute into its payload (FIELD and "
+        "FIELD_confidence), from the stored image vectors; a keyword index makes it a filter",
+    )
+    tag.add_argument(
+        "--collection", metavar="NAME", type=_collection,
+        help="collection to tag (default: FASHION_CLIP_COLLECTION, else 'demo')",
+    )  # fmt: skip
+    tag.add_argument(
+        "--attribute", metavar="FIELD=L1,L2,...", action="append", required=True,
+        help="a payload field and the labels it may take (repeat for several fields)",
+    )  # fmt: skip
+    tag.add_argument(
+        "--min-confidence", metavar="P", type=_probability, default=0.0,
+        help="leave the field empty where the best label's probability is below P (0-1)",
+    )  # fmt: skip
+    tag.add_argument(
+        "--overwrite", action="store_true", help="replace values the points already have"
+    )
+    tag.add_argument(
+        "--model", metavar="M",
+        help="model to embed the labels (default: the one the collection was built with)",
+    )  # fmt: skip
+    tag.set_defaults(run="tag")
+
     snapshot = command("snapshot", "export a collection to a snapshot file, or import one")
     snapshot.add_argument("action", choices=("push", "pull"), help="push: export; pull: import")
     snapshot.add_argument("uri", metavar="URI", help="a file path or s3://bucket/key")
@@ -209,6 +235,16 @@ def _whole(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
 
 
 def _positive_number(text: str) -> float:

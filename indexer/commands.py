@@ -26,6 +26,7 @@ from fashion_clip.ingest.pictures import pictures_folder
 from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
 from fashion_clip.ingest.report import Reporter
 from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.tagging import parse_attribute, tag_collection
 from fashion_clip.model import allocator
 from fashion_clip.model.runtime import load_configured_model
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
@@ -192,6 +193,24 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return exit_codes.OK
 
 
+# ---------------------------------------------------------------------- tag
+def run_tag(args: argparse.Namespace, settings: Settings) -> int:
+    attributes = [parse_attribute(text) for text in args.attribute]
+    with open_store(settings) as store:
+        name = args.collection or settings.collection or DEFAULT_COLLECTION
+        built_with = store.open(name).info().model_id
+        model, note = load_configured_model(settings, args.model or built_with, fallback=False)
+        if note:
+            _note(f"note: {note}")
+        info = model.info
+        with store.open(name, model_id=info.name, model_revision=info.revision, dim=info.dim) as c:
+            summary = tag_collection(
+                c, model, attributes, min_confidence=args.min_confidence, overwrite=args.overwrite
+            )
+    print(f"{name}: {summary.line()}")
+    return exit_codes.OK
+
+
 # ---------------------------------------------------------------------- snapshot
 def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as store:
@@ -211,5 +230,6 @@ COMMANDS = {
     "demo": run_demo,
     "info": run_info,
     "evaluate": run_evaluate,
+    "tag": run_tag,
     "snapshot": run_snapshot,
 }

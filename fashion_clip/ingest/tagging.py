@@ -1,0 +1,138 @@
+"""Attributes tagged from the pictures: each point's zero-shot label written into its payload.
+
+The stored image vectors are classified among each attribute's labels (prompted as the app's
+classify tab does), so no picture is fetched or encoded again: a page of points is scrolled
+with its vectors, scored against the labels' text vectors in one matrix product, and its new
+fields written back in one batch. `FIELD` gets the most probable label and
+`FIELD_confidence` its probability; below `min_confidence` nothing is written (the field
+stays empty), and a point that already has a value keeps it unless `overwrite`. A keyword
+index on `FIELD` makes it a filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fashion_clip.errors import InvalidInputError
+from fashion_clip.ingest.catalog import RESERVED_FIELDS
+from fashion_clip.store import Collection
+from fashion_clip.tasks.classify import (
+    DEFAULT_TEMPLATES,
+    TextEncoder,
+    label_embeddings,
+    parse_labels,
+    scores_to_probabilities,
+)
+
+PAGE = 1024  # points scored and written per batch
+CONFIDENCE_SUFFIX = "_confidence"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A payload field and the labels it may take."""
+
+    field: str
+    labels: tuple[str, ...]
+
+
+@dataclass
+class TagSummary:
+    """Per field: points given a label, left below the confidence floor, kept as they were."""
+
+    tagged: dict[str, int] = field(default_factory=dict)
+    unsure: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    points: int = 0
+
+    def line(self) -> str:
+        parts = [
+            f"{name}: tagged {self.tagged[name]}, below the floor {self.unsure[name]}, "
+            f"kept {self.kept[name]}"
+            for name in self.tagged
+        ]
+        return f"{self.points} points; " + "; ".join(parts)
+
+
+def parse_attribute(text: str) -> Attribute:
+    """`FIELD=label1,label2,…` as an `Attribute`; `InvalidInputError` naming what is wrong."""
+    name, equals, labels = text.partition("=")
+    name = name.strip()
+    if not equals or not name:
+        raise InvalidInputError(f"--attribute {text!r}: write it as FIELD=label1,label2,...")
+    if name.startswith("_") or name in RESERVED_FIELDS or name in ("id", "image", "caption"):
+        raise InvalidInputError(f"--attribute {text!r}: {name!r} is not a field tags may write")
+    parsed = parse_labels(labels)
+    if len(parsed) < 2:
+        raise InvalidInputError(
+            f"--attribute {text!r}: give at least two labels (one would always win)"
+        )
+    return Attribute(name, tuple(parsed))
+
+
+def tag_collection(
+    collection: Collection,
+    model: TextEncoder,
+    attributes: Sequence[Attribute],
+    *,
+    min_confidence: float = 0.0,
+    overwrite: bool = False,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+) -> TagSummary:
+    """Tag every point of `collection` with each attribute; returns what was done."""
+    names = [a.field for a in attributes]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"an attribute is given twice: {', '.join(names)}")
+    texts = [label_embeddings(model, list(a.labels), templates) for a in attributes]
+    summary = TagSummary(
+        tagged=dict.fromkeys(names, 0), unsure=dict.fromkeys(names, 0), kept=dict.fromkeys(names, 0)
+    )
+    for attribute in attributes:
+        collection.create_payload_index(attribute.field, "keyword")
+    page: list[Any] = []
+    for point in collection.iter_points(batch_size=PAGE, with_vectors=True):
+        if "image" in point.vectors:
+            page.append(point)
+        if len(page) >= PAGE:
+            _tag_page(
+                collection, model, page, attributes, texts, summary, min_confidence, overwrite
+            )
+            page = []
+    if page:
+        _tag_page(collection, model, page, attributes, texts, summary, min_confidence, overwrite)
+    return summary
+
+
+def _tag_page(
+    collection: Collection,
+    model: TextEncoder,
+    page: list[Any],
+    attributes: Sequence[Attribute],
+    texts: list[np.ndarray],
+    summary: TagSummary,
+    min_confidence: float,
+    overwrite: bool,
+) -> None:
+    images = np.stack([point.vectors["image"] for point in page])  # (p, dim), unit
+    updates: dict[Any, dict[str, Any]] = {}
+    for attribute, text in zip(attributes, texts, strict=True):
+        probabilities = scores_to_probabilities(model, images @ text.T)  # (p, labels)
+        best = np.argmax(probabilities, axis=1)
+        confidence = probabilities[np.arange(len(page)), best]
+        for point, index, probability in zip(page, best, confidence, strict=True):
+            if not overwrite and point.payload.get(attribute.field) not in (None, "", []):
+                summary.kept[attribute.field] += 1
+            elif probability < min_confidence:
+                summary.unsure[attribute.field] += 1
+            else:
+                fields = updates.setdefault(point.id, {})
+                fields[attribute.field] = attribute.labels[index]
+                fields[attribute.field + CONFIDENCE_SUFFIX] = round(float(probability), 4)
+                summary.tagged[attribute.field] += 1
+    if updates:
+        collection.set_payloads(updates)
+    summary.points += len(page)
