@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=FORMAT_NAMES,
         help="catalog format when the file name's extension does not tell",
     )  # fmt: skip
-    _hub_options(index)
+    _source_options(index)
     index.set_defaults(run="index")
 
     demo = command(
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "average several; default: the bare label)",
     )  # fmt: skip
     evaluate.add_argument("--format", choices=FORMAT_NAMES, help="catalog format")
-    _hub_options(evaluate)
+    _source_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run="evaluate")
 
@@ -155,12 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _hub_options(parser: argparse.ArgumentParser) -> None:
+def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", metavar="NAME",
         help="hf:// catalogs: the split to read (default: the only one, else train)",
     )  # fmt: skip
     parser.add_argument("--revision", metavar="REV", help="hf:// catalogs: a branch, tag or commit")
+    for role in ("id", "image", "caption"):
+        parser.add_argument(
+            f"--{role}-column", metavar="COL",
+            help=f"Parquet catalogs: the column holding the {role} (default: '{role}')",
+        )  # fmt: skip
 
 
 def _indexing_options(parser: argparse.ArgumentParser) -> None:

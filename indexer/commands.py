@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -16,6 +17,7 @@ from tqdm import tqdm
 from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.evaluate import evaluate
 from fashion_clip.ingest.job import (
+    OpenCatalog,
     catalog_name,
     collection_spec,
     index_catalog,
@@ -46,9 +48,7 @@ def _note(message: str) -> None:
 
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    with open_catalog(
-        args.catalog, args.format, split=args.split, revision=args.revision
-    ) as catalog:
+    with _open_catalog(args) as catalog:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
         model, options = _model_and_options(args, settings, fallback=False)
@@ -74,6 +74,16 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         collection.close()
     return _finished(DEFAULT_COLLECTION, summary)
+
+
+def _open_catalog(args: argparse.Namespace) -> contextlib.AbstractContextManager[OpenCatalog]:
+    """The catalog as the command line names it: format, hub split and revision, and the
+    columns that hold the id, image and caption (--id-column and friends)."""
+    given = {role: getattr(args, f"{role}_column") for role in ("id", "image", "caption")}
+    columns = {role: column for role, column in given.items() if column}
+    return open_catalog(
+        args.catalog, args.format, split=args.split, revision=args.revision, columns=columns
+    )
 
 
 def _model_and_options(
@@ -157,12 +167,7 @@ def _info_record(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    with (
-        open_catalog(
-            args.catalog, args.format, split=args.split, revision=args.revision
-        ) as catalog,
-        open_store(settings) as store,
-    ):
+    with _open_catalog(args) as catalog, open_store(settings) as store:
         name = args.collection or settings.collection or catalog_name(args.catalog)
         built_with = store.open(name).info().model_id
         model, note = load_configured_model(settings, args.model or built_with, fallback=False)

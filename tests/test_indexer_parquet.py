@@ -203,3 +203,30 @@ def test_reader_names_rows_like_the_text_formats(tmp_path):
     items = list(read_parquet_rows(write_parquet(tmp_path / "c.parquet", rows), name="c"))
     assert isinstance(items[0], RowProblem) and "finite" in items[0].reason
     assert isinstance(items[1], Row) and items[1].number == 2 and items[1].data is None
+
+
+def test_columns_under_other_names(env, capsys):
+    """Marqo's evaluation sets name the id `item_ID` and the caption `text`."""
+    rows = embedded_rows(6)
+    for row in rows:
+        row["item_ID"], row["text"] = row.pop("id"), row.pop("caption")
+        row["id"] = "not the id"  # a column already called id gives way
+    catalog = write_parquet(env / "marqo.parquet", rows)
+    columns = ("--id-column", "item_ID", "--caption-column", "text")
+    code, out, err = run_indexer(capsys, "index", catalog, "--collection", "m", *columns)
+    assert code == 0 and "indexed 6" in out, err
+    stored = points(env / "qdrant", "m")
+    assert sorted(stored) == sorted(row["item_ID"] for row in rows)
+    assert stored["sku-0"].payload["caption"] == rows[0]["text"]
+    assert stored["sku-0"].payload["id_original"] == "not the id"
+    code, out, err = run_indexer(
+        capsys, "evaluate", catalog, "--collection", "m", "--label-column", "category",
+        "--json", *columns,
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["queries"] == 6, err
+
+    code, _, err = run_indexer(capsys, "index", catalog, "--id-column", "sku", "--collection", "m")
+    assert code == 2 and "no column 'sku'" in err
+    (env / "c.csv").write_text("id,image\n1,a.jpg\n")
+    code, _, err = run_indexer(capsys, "index", env / "c.csv", "--id-column", "x")
+    assert code == 2 and "apply to Parquet" in err

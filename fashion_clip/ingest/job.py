@@ -48,6 +48,7 @@ class OpenCatalog:
     fmt: str
     total: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # id/image/caption -> its column
 
     @functools.cached_property
     def payload_indexes(self) -> dict[str, str]:
@@ -58,20 +59,31 @@ class OpenCatalog:
         if self.fmt == "parquet":
             from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: Parquet only
 
-            return read_parquet_rows(self.path, name=self.location)
+            return read_parquet_rows(self.path, name=self.location, columns=self.columns)
         return read_rows(self.path, self.fmt, name=self.location)
 
 
 @contextlib.contextmanager
 def open_catalog(
-    location: str, fmt: str | None = None, *, split: str | None = None, revision: str | None = None
+    location: str,
+    fmt: str | None = None,
+    *,
+    split: str | None = None,
+    revision: str | None = None,
+    columns: dict[str, str] | None = None,
 ) -> Iterator[OpenCatalog]:
     """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole.
 
-    `split` and `revision`: of an `hf://` dataset."""
+    `split` and `revision`: of an `hf://` dataset. `columns`: a Parquet catalog's columns
+    that hold the id, image and caption, where they go by other names (`{"id": "item_ID"}`).
+    """
     fmt = catalog_format(location, fmt)
+    if columns and fmt != "parquet":
+        raise ConfigurationError(
+            "--id-column, --image-column and --caption-column apply to Parquet"
+        )
     with local_copy(location, split=split, revision=revision) as path:
-        catalog = OpenCatalog(location, path, fmt)
+        catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
         for item in catalog.rows():
             catalog.total += 1
             if isinstance(item, Row) and len(catalog.sample) < _SAMPLE:

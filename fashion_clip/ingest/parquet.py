@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import decimal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +30,28 @@ BATCH_ROWS = 64  # rows decoded at once: pictures of ~100 KB make a batch ~6 MB
 _EMBEDDED = "embedded picture"  # what `Row.image` says when the struct has no path
 
 
-def read_parquet_rows(path: Path, *, name: str) -> Iterator[Row | RowProblem]:
+def read_parquet_rows(
+    path: Path, *, name: str, columns: Mapping[str, str] | None = None
+) -> Iterator[Row | RowProblem]:
     """The rows of the Parquet file at `path` (`name`: how messages call it), in order,
-    repeated ids reported as for the other formats."""
-    return flag_duplicates(_parquet_rows(path, name))
+    repeated ids reported as for the other formats. `columns`: where the id, image and
+    caption are when their columns go by other names (`{"id": "item_ID"}`)."""
+    return flag_duplicates(_parquet_rows(path, name, dict(columns or {})))
 
 
-def _parquet_rows(path: Path, name: str) -> Iterator[Row | RowProblem]:
+def _parquet_rows(path: Path, name: str, columns: dict[str, str]) -> Iterator[Row | RowProblem]:
     """A folder's files one after the other (a dataset's shards), numbered as one catalog."""
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     number = 0
     for file in files:
-        for row in _file_rows(file, name, number):
+        for row in _file_rows(file, name, number, columns):
             number = row.number
             yield row
 
 
-def _file_rows(path: Path, name: str, number: int) -> Iterator[Row | RowProblem]:
+def _file_rows(
+    path: Path, name: str, number: int, columns: dict[str, str]
+) -> Iterator[Row | RowProblem]:
     """The rows of one Parquet file, numbered from `number + 1`."""
     try:
         # pre_buffer (pyarrow's default) keeps every row group's bytes once read: memory grew
@@ -55,10 +60,12 @@ def _file_rows(path: Path, name: str, number: int) -> Iterator[Row | RowProblem]
     except (pa.ArrowException, OSError) as exc:
         raise CatalogError(f"{name}: not a readable Parquet file ({exc})") from None
     with parquet:
-        schema = parquet.schema_arrow
+        schema = _renamed(parquet.schema_arrow, columns, name)
         image_kind = _image_kind(schema, name)
-        columns = [f.name for f in schema if f.name == "image" or not _is_binary(f.type)]
-        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        wanted = [i for i, f in enumerate(schema) if f.name == "image" or not _is_binary(f.type)]
+        names = [schema.field(i).name for i in wanted]
+        read = [parquet.schema_arrow.field(i).name for i in wanted]
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=read)
         while True:
             try:
                 batch = next(batches)
@@ -68,9 +75,22 @@ def _file_rows(path: Path, name: str, number: int) -> Iterator[Row | RowProblem]
                 raise CatalogError(
                     f"{name}: the Parquet file is damaged after row {number} ({exc})"
                 ) from None
-            for record in batch.to_pylist():
+            for record in batch.rename_columns(names).to_pylist():
                 number += 1
                 yield _row(number, record, image_kind)
+
+
+def _renamed(schema: pa.Schema, columns: dict[str, str], name: str) -> pa.Schema:
+    """`schema` with the columns named in `columns` taking their roles (`item_ID` becomes
+    `id`); a column that already had such a name gives way."""
+    missing = [column for column in columns.values() if column not in schema.names]
+    if missing:
+        raise CatalogError(f"{name}: no column {missing[0]!r} (columns: {', '.join(schema.names)})")
+    role = {column: field for field, column in columns.items()}
+    names = [
+        role.get(n, f"{n}_original" if n in columns and n not in role else n) for n in schema.names
+    ]
+    return pa.schema([schema.field(i).with_name(n) for i, n in enumerate(names)])
 
 
 def _image_kind(schema: pa.Schema, name: str) -> str:
