@@ -15,7 +15,8 @@ import gradio as gr
 import numpy as np
 
 from fashion_clip.tasks.overlay import colorize
-from space.handlers import Backend, refusal
+from space.errors import refusal
+from space.handlers import Backend
 from space.inputs import IMAGE_HINT
 from space.results import Pictures, gallery_data
 
