@@ -124,10 +124,7 @@ def index_rows(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
         smoothing=0.1, dynamic_ncols=True,
     )  # fmt: skip
-    spec = PrepareSpec(
-        root, tag, model.preprocessor, options.max_bytes, options.timeout, options.retries,
-        options.pictures,
-    )  # fmt: skip
+    spec = _prepare_spec(root, tag, model, options)
     turns = CpuTurns(model.device == "cpu")
     workers = Workers(
         spec,
@@ -277,6 +274,16 @@ def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
+
+
+def _prepare_spec(
+    root: ImageRoot, tag: ModelTag, model: ClipModel, options: IndexOptions
+) -> PrepareSpec:
+    """What every worker needs besides the rows (sent once to each decoding process)."""
+    return PrepareSpec(
+        root, tag, model.preprocessor, options.max_bytes, options.timeout, options.retries,
+        options.pictures,
+    )  # fmt: skip
 
 
 def _precision(options: IndexOptions, model: ClipModel) -> str:
