@@ -17,6 +17,7 @@ import huggingface_hub
 from huggingface_hub import errors
 
 from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.settings import load_settings
 
 _LOCATION = re.compile(
     r"hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[^/]+))?(?:/(?P<path>.*))?"
@@ -47,12 +48,13 @@ def hub_files(
 ) -> list[Path]:
     """The local (cached) Parquet files of the hub catalog at `location`, in reading order."""
     where = parse_hub_location(location, revision)
+    token = load_settings().hf_token  # HF_TOKEN from the environment or .env, as for models
     try:
         if where.path.endswith(".parquet"):
-            return [Path(_download_file(where))]
+            return [Path(_download_file(where, token))]
         folder = Path(
             huggingface_hub.snapshot_download(
-                where.repo_id, repo_type="dataset", revision=where.revision,
+                where.repo_id, repo_type="dataset", revision=where.revision, token=token,
                 allow_patterns=[f"{where.path}/**.parquet" if where.path else "**.parquet"],
             )
         )  # fmt: skip
@@ -72,9 +74,9 @@ def hub_files(
     return _split_files(location, folder, where.path, split)
 
 
-def _download_file(where: HubLocation) -> str:
+def _download_file(where: HubLocation, token: str | None) -> str:
     return huggingface_hub.hf_hub_download(
-        where.repo_id, where.path, repo_type="dataset", revision=where.revision
+        where.repo_id, where.path, repo_type="dataset", revision=where.revision, token=token
     )
 
 
