@@ -230,3 +230,15 @@ def test_columns_under_other_names(env, capsys):
     (env / "c.csv").write_text("id,image\n1,a.jpg\n")
     code, _, err = run_indexer(capsys, "index", env / "c.csv", "--id-column", "x")
     assert code == 2 and "apply to Parquet" in err
+
+
+def test_a_relative_store_path_records_where_the_pictures_really_are(env, capsys, monkeypatch):
+    catalog = write_parquet(env / "shop.parquet", embedded_rows(2))
+    monkeypatch.chdir(env)
+    monkeypatch.setenv("QDRANT_PATH", "relative-store")
+    code, _, err = run_indexer(capsys, "index", catalog, "--collection", "shop")
+    assert code == 0, err
+    for point in points(env / "relative-store", "shop").values():
+        kept = Path(point.payload["_image_source"])
+        assert kept.is_absolute() and kept.is_file()
+        assert kept.parent == env / "relative-store" / PICTURES_FOLDER / "shop"

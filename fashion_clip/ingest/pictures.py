@@ -25,8 +25,10 @@ _SIGNATURES = (
 
 
 def pictures_folder(store_path: str | os.PathLike[str], collection: str) -> Path:
-    """Where collection `collection`'s embedded pictures are kept."""
-    return Path(store_path) / PICTURES_FOLDER / collection
+    """Where collection `collection`'s embedded pictures are kept: an absolute path, since the
+    points record it and the app, started elsewhere, must find it (QDRANT_PATH may be
+    relative, `data/qdrant` by default)."""
+    return Path(store_path).expanduser().absolute() / PICTURES_FOLDER / collection
 
 
 def picture_suffix(data: bytes) -> str:
