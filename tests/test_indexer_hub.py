@@ -134,3 +134,25 @@ def test_an_unreachable_hub_with_nothing_cached_is_one_message(hub_env):
     assert done.returncode == 2
     assert "cannot be reached" in done.stderr or "cannot fetch it" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_private_dataset_file_downloads_with_hf_token(hub_env, tmp_path):
+    """Through a local hub (real huggingface_hub requests): refused without the token,
+    downloaded into the cache and indexed with it."""
+    from tests.local_hub import LocalHub
+
+    env, _ = hub_env
+    folder = tmp_path / "private-repo"
+    (folder / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows(0, 3, "p")), folder / "data" / "p.parquet")
+    location = "hf://datasets/acme/private-shop/data/p.parquet"
+    with LocalHub() as hub:
+        hub.add("datasets/acme/private-shop", folder, token="hf_secret")
+        online = env | {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url}
+        refused = indexer(online, "index", location, "--collection", "p")
+        assert refused.returncode == 2
+        assert "private (set HF_TOKEN)" in refused.stderr, refused.stderr
+        done = indexer(online | {"HF_TOKEN": "hf_secret"}, "index", location, "--collection", "p")
+        assert done.returncode == 0 and "indexed 3" in done.stdout, done.stderr
+        assert "hf_secret" not in refused.stderr + done.stderr + done.stdout
+        assert any(auth == "Bearer hf_secret" for _, _, auth in hub.requests)
