@@ -66,8 +66,11 @@ def test_embedded_pictures_index_rerun_and_prune(env, capsys):
         assert payload["category"] == row["category"] and payload["price"] == row["price"]
         assert set(stored[row["id"]].vectors) == {"image", "text"}
 
+    lost = Path(stored[rows[0]["id"]].payload["_image_source"])
+    lost.unlink()  # a kept picture gone (a cleaned disk): the next run writes it again
     code, out, _ = run_indexer(capsys, "index", catalog, "--collection", "shop")
     assert code == 0 and "indexed 0, unchanged 8, skipped 0" in out
+    assert lost.read_bytes() == rows[0]["image"]["bytes"]
 
     rows[0]["price"] = 1.0  # payload only: vectors reused
     write_parquet(catalog, rows[:6])
@@ -118,6 +121,8 @@ def test_bad_rows_are_skipped_and_reported(env, capsys):
     assert "missing id" in reasons[2] and "missing image" in reasons[4]
     assert "duplicate id" in reasons[5] and "broken.jpg" in err
     assert sorted(points(env / "qdrant", "bad")) == ["sku-0", "sku-5"]
+    kept = sorted((env / "qdrant" / PICTURES_FOLDER / "bad").iterdir())
+    assert len(kept) == 2 and all(p.suffix == ".jpg" for p in kept)  # not the broken one
 
 
 @pytest.mark.parametrize(

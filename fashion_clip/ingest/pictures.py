@@ -37,17 +37,21 @@ def picture_suffix(data: bytes) -> str:
     return next((suffix for magic, suffix in _SIGNATURES if data.startswith(magic)), ".bin")
 
 
-def keep_picture(folder: Path, data: bytes, sha256: str) -> Path:
-    """The file holding `data` (whose SHA-256 is `sha256`) in `folder`, written if new.
+def picture_path(folder: Path, data: bytes, sha256: str) -> Path:
+    """Where `data` (whose SHA-256 is `sha256`) is kept in `folder`."""
+    return folder / (sha256 + picture_suffix(data))
+
+
+def keep_picture(target: Path, data: bytes) -> None:
+    """Write `data` to `target` unless it is there already (same name, same content).
 
     Written under a temporary name first, then renamed: a reader (the app) or a concurrent
     writer never sees half a picture.
     """
-    target = folder / (sha256 + picture_suffix(data))
     if target.is_file():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
@@ -55,4 +59,3 @@ def keep_picture(folder: Path, data: bytes, sha256: str) -> Path:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-    return target

@@ -34,7 +34,7 @@ import numpy as np
 from fashion_clip.errors import ImageLoadError
 from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
-from fashion_clip.ingest.pictures import keep_picture
+from fashion_clip.ingest.pictures import keep_picture, picture_path
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
@@ -131,17 +131,20 @@ def _fetch(row: Row, spec: PrepareSpec) -> _Fetched:
 
 
 def _embedded_source(row: Row, data: bytes, digest: str, spec: PrepareSpec) -> str:
-    """Where the app finds a picture the catalog embeds: its kept file (when there is a
-    folder to keep it in), else only a name for messages."""
+    """Where the app will find a picture the catalog embeds: its kept file (when there is a
+    folder to keep it in; written once the row is known to be good), else only a name."""
     if len(data) > spec.max_bytes:
         raise ImageLoadError(row.image, f"embedded picture is {len(data)} bytes, over the cap")
     if spec.pictures is None:
         return f"{row.image} (row {row.number})"
+    return str(picture_path(spec.pictures, data, digest))
+
+
+def _keep(row: Row, fetched: _Fetched) -> None:
     try:
-        return str(keep_picture(spec.pictures, data, digest))
+        keep_picture(Path(fetched.source), fetched.data)
     except OSError as exc:  # a full or read-only disk: the row is still searchable
         log.warning("cannot keep the picture of row %s: %s", row.number, exc)
-        return f"{row.image} (row {row.number})"
 
 
 def _prepare_row(
@@ -151,8 +154,22 @@ def _prepare_row(
     before_decoding: Callable[[], None] | None = None,
 ) -> Prepared:
     """Fetch the row's image, compare the row with its stored point, and decode and crop the
-    image if it changed (`before_decoding` first: the CPU's turns)."""
+    image if it changed (`before_decoding` first: the CPU's turns). A good row's embedded
+    picture is kept for the app (again, if its file went missing)."""
     fetched = _fetch(row, spec)
+    prepared = _compare_and_decode(row, stored, spec, fetched, before_decoding)
+    if row.data is not None and spec.pictures is not None and prepared.kind != "failed":
+        _keep(row, fetched)
+    return prepared
+
+
+def _compare_and_decode(
+    row: Row,
+    stored: Stored,
+    spec: PrepareSpec,
+    fetched: _Fetched,
+    before_decoding: Callable[[], None] | None,
+) -> Prepared:
     payload = fetched.payload
     if payload is None:
         return Prepared("failed", row, reason=fetched.problem)
