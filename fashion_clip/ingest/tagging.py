@@ -19,7 +19,7 @@ import numpy as np
 
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.ingest.catalog import RESERVED_FIELDS
-from fashion_clip.store import Collection
+from fashion_clip.store import Collection, Point
 from fashion_clip.tasks.classify import (
     DEFAULT_TEMPLATES,
     TextEncoder,
@@ -87,52 +87,58 @@ def tag_collection(
     names = [a.field for a in attributes]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"an attribute is given twice: {', '.join(names)}")
-    texts = [label_embeddings(model, list(a.labels), templates) for a in attributes]
-    summary = TagSummary(
-        tagged=dict.fromkeys(names, 0), unsure=dict.fromkeys(names, 0), kept=dict.fromkeys(names, 0)
-    )
+    tagger = _Tagger(
+        collection, model, list(attributes),
+        [label_embeddings(model, list(a.labels), templates) for a in attributes],
+        min_confidence, overwrite, TagSummary(
+            tagged=dict.fromkeys(names, 0), unsure=dict.fromkeys(names, 0),
+            kept=dict.fromkeys(names, 0),
+        ),
+    )  # fmt: skip
     for attribute in attributes:
         collection.create_payload_index(attribute.field, "keyword")
-    page: list[Any] = []
+    page: list[Point] = []
     for point in collection.iter_points(batch_size=PAGE, with_vectors=True):
         if "image" in point.vectors:
             page.append(point)
         if len(page) >= PAGE:
-            _tag_page(
-                collection, model, page, attributes, texts, summary, min_confidence, overwrite
-            )
+            tagger.tag(page)
             page = []
     if page:
-        _tag_page(collection, model, page, attributes, texts, summary, min_confidence, overwrite)
-    return summary
+        tagger.tag(page)
+    return tagger.summary
 
 
-def _tag_page(
-    collection: Collection,
-    model: TextEncoder,
-    page: list[Any],
-    attributes: Sequence[Attribute],
-    texts: list[np.ndarray],
-    summary: TagSummary,
-    min_confidence: float,
-    overwrite: bool,
-) -> None:
-    images = np.stack([point.vectors["image"] for point in page])  # (p, dim), unit
-    updates: dict[Any, dict[str, Any]] = {}
-    for attribute, text in zip(attributes, texts, strict=True):
-        probabilities = scores_to_probabilities(model, images @ text.T)  # (p, labels)
-        best = np.argmax(probabilities, axis=1)
-        confidence = probabilities[np.arange(len(page)), best]
-        for point, index, probability in zip(page, best, confidence, strict=True):
-            if not overwrite and point.payload.get(attribute.field) not in (None, "", []):
-                summary.kept[attribute.field] += 1
-            elif probability < min_confidence:
-                summary.unsure[attribute.field] += 1
-            else:
-                fields = updates.setdefault(point.id, {})
-                fields[attribute.field] = attribute.labels[index]
-                fields[attribute.field + CONFIDENCE_SUFFIX] = round(float(probability), 4)
-                summary.tagged[attribute.field] += 1
-    if updates:
-        collection.set_payloads(updates)
-    summary.points += len(page)
+@dataclass
+class _Tagger:
+    """One run's settings and counts; `tag` scores a page of points and writes their fields."""
+
+    collection: Collection
+    model: TextEncoder
+    attributes: list[Attribute]
+    texts: list[np.ndarray]  # per attribute: (labels, dim) unit text vectors
+    min_confidence: float
+    overwrite: bool
+    summary: TagSummary
+
+    def tag(self, page: list[Point]) -> None:
+        images = np.stack([point.vectors["image"] for point in page])  # (p, dim), unit
+        updates: dict[Any, dict[str, Any]] = {}
+        for attribute, text in zip(self.attributes, self.texts, strict=True):
+            probabilities = scores_to_probabilities(self.model, images @ text.T)  # (p, labels)
+            best = np.argmax(probabilities, axis=1)
+            confidence = probabilities[np.arange(len(page)), best]
+            for point, index, probability in zip(page, best, confidence, strict=True):
+                name = attribute.field
+                if not self.overwrite and point.payload.get(name) not in (None, "", []):
+                    self.summary.kept[name] += 1
+                elif probability < self.min_confidence:
+                    self.summary.unsure[name] += 1
+                else:
+                    fields = updates.setdefault(point.id, {})
+                    fields[name] = attribute.labels[index]
+                    fields[name + CONFIDENCE_SUFFIX] = round(float(probability), 4)
+                    self.summary.tagged[name] += 1
+        if updates:
+            self.collection.set_payloads(updates)
+        self.summary.points += len(page)
