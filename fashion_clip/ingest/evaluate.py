@@ -31,7 +31,7 @@ from fashion_clip.ingest.catalog import Row
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_embeddings, scores_to_probabilities
-from fashion_clip.tasks.metrics import classification_metrics
+from fashion_clip.tasks.metrics import classification_metrics, higher_counts, rank_metrics
 
 QUERY_BLOCK = 2048  # captions ranked per scan of the collection
 PAGE = 1024  # points read per page of a scan
@@ -91,25 +91,21 @@ def evaluate(
     `templates` make zero-shot prompts, `category_templates` the category queries.
     """
     catalog = _read_catalog(rows, collection, label_column)
-    ranks, weights = _caption_ranks(collection, model, catalog.captions)
-    queried = float(weights.sum())
-
-    def recall(k: int) -> float | None:
-        return float(np.sum(weights * (ranks <= k)) / queried) if queried else None
-
+    ranks = _caption_ranks(collection, model, catalog.captions)
+    recall = rank_metrics(ranks, (1, 5, 10)) if len(ranks) else {}
     category = _category_retrieval(collection, model, catalog, category_templates)
     accuracy, f1, labelled = _zero_shot(collection, model, catalog, templates)
     return Evaluation(
-        recall_at_1=recall(1),
-        recall_at_5=recall(5),
-        recall_at_10=recall(10),
-        mrr=float(np.sum(weights / ranks) / queried) if queried else None,
+        recall_at_1=recall.get("recall@1"),
+        recall_at_5=recall.get("recall@5"),
+        recall_at_10=recall.get("recall@10"),
+        mrr=recall.get("mrr"),
         category_precision_at_1=category[0],
         category_precision_at_10=category[1],
         category_mrr=category[2],
         zero_shot_accuracy=accuracy,
         weighted_f1=f1,
-        queries=int(queried),
+        queries=len(ranks),
         labelled=labelled,
         labels=len(catalog.label_list),
         not_indexed=catalog.not_indexed,
@@ -121,10 +117,7 @@ def _read_catalog(rows: Iterable[Row], collection: Collection, label_column: str
     items = [
         (str(row.id), row.caption, normalize_label(row.payload.get(label_column))) for row in rows
     ]
-    spelling: dict[str, str] = {}  # lower-case -> first spelling, as classify.parse_labels dedups
-    for _, _, label in items:
-        if label is not None:
-            spelling.setdefault(label.lower(), label)
+    spelling = _label_spellings(label for _, _, label in items)
     if not spelling:
         raise CatalogError(f"no catalog row has a value in the label column {label_column!r}")
     present = _present_ids(collection, [item[0] for item in items])
@@ -149,6 +142,15 @@ def _read_catalog(rows: Iterable[Row], collection: Collection, label_column: str
     return _Catalog(captions, label_list, label_of, not_indexed)
 
 
+def _label_spellings(labels: Iterable[str | None]) -> dict[str, str]:
+    """Lower-case label -> its first spelling, as `classify.parse_labels` dedups them."""
+    spellings: dict[str, str] = {}
+    for label in labels:
+        if label is not None:
+            spellings.setdefault(label.lower(), label)
+    return spellings
+
+
 def _present_ids(collection: Collection, ids: list[str]) -> set[str]:
     """The ids among `ids` whose point has an image vector."""
     present: set[str] = set()
@@ -169,9 +171,9 @@ def _image_vectors(collection: Collection, ids: Sequence[str]) -> dict[str, np.n
 
 def _caption_ranks(
     collection: Collection, model: ClipModel, captions: dict[str, list[str]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(rank, number of rows) of each distinct caption: every row is a query, and rows with
-    the same caption ask the same question, so each distinct caption is ranked once."""
+) -> np.ndarray:
+    """(rows,) the rank of each captioned row's query. Rows with the same caption ask the
+    same question, so each distinct caption is ranked once and its rank repeated."""
     groups = list(captions.items())
     ranks: list[np.ndarray] = []
     for start in range(0, len(groups), QUERY_BLOCK):
@@ -183,22 +185,12 @@ def _caption_ranks(
                 np.max(np.stack([vectors[k] for k in keys]) @ text[i])
                 for i, (_, keys) in enumerate(block)
             ]
-        )
-        ranks.append(1 + _count_above(collection, text, best))
-    weights = np.array([len(keys) for _, keys in groups], dtype=np.float64)
-    return (np.concatenate(ranks) if ranks else np.zeros(0)), weights
-
-
-def _count_above(collection: Collection, queries: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(q,) how many image vectors of the collection score above each query's threshold.
-
-    A hair of slack: a right answer's stored vector, scored again in the scan, may differ in
-    the last bits (another summation order); it must not count as above itself.
-    """
-    above = np.zeros(len(queries), dtype=np.int64)
-    for page, _ in _pages(collection):
-        above += np.sum(queries @ page.T > thresholds[:, None] + 1e-6, axis=1)
-    return above
+        )  # (q,) each query's best-scoring right answer: the target of its rank
+        higher = np.zeros(len(block), dtype=np.int64)
+        for page, _ in _pages(collection):
+            higher += higher_counts(text, page, best)
+        ranks.append(np.repeat(1 + higher, [len(keys) for _, keys in block]))
+    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 
 
 def _pages(collection: Collection):
