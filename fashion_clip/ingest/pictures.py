@@ -10,8 +10,9 @@ lists only folders holding a collection, so this one is not taken for one.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from fashion_clip.files import write_atomic
 
 PICTURES_FOLDER = "_pictures"
 # Magic numbers of the formats a browser shows as they are; anything else keeps `.bin` and
@@ -43,19 +44,10 @@ def picture_path(folder: Path, data: bytes, sha256: str) -> Path:
 
 
 def keep_picture(target: Path, data: bytes) -> None:
-    """Write `data` to `target` unless it is there already (same name, same content).
-
-    Written under a temporary name first, then renamed: a reader (the app) or a concurrent
-    writer never sees half a picture.
-    """
+    """Write `data` to `target` unless it is there already (same name, same content), whole:
+    the app never serves half a picture. Not flushed to the disk: a picture lost in a power
+    cut is written again by the next run."""
     if target.is_file():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    write_atomic(target, data, durable=False)
