@@ -247,3 +247,25 @@ def test_a_relative_store_path_records_where_the_pictures_really_are(env, capsys
         kept = Path(point.payload["_image_source"])
         assert kept.is_absolute() and kept.is_file()
         assert kept.parent == env / "relative-store" / PICTURES_FOLDER / "shop"
+
+
+def test_opening_reads_the_sample_not_the_whole_file(tmp_path, monkeypatch):
+    """The row count comes from the file's metadata: the pictures are read once, by the run."""
+    from fashion_clip.ingest import job
+
+    rows = [{"id": i, "image": bytes([i % 256]) * 1000} for i in range(400)]
+    catalog = write_parquet(tmp_path / "c.parquet", rows, row_group_size=50)
+    batches = []
+    original = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, **kwargs):
+        for batch in original(self, *args, **kwargs):
+            batches.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    monkeypatch.setattr(job, "_SAMPLE", 5)
+    with job.open_catalog(str(catalog)) as opened:
+        assert opened.total == 400 and len(opened.sample) == 5
+        assert sum(batches) <= 64  # one batch, not the file's 400 rows
+        assert sum(1 for _ in opened.rows()) == 400

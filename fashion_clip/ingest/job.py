@@ -84,11 +84,27 @@ def open_catalog(
         )
     with local_copy(location, split=split, revision=revision) as path:
         catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
-        for item in catalog.rows():
-            catalog.total += 1
-            if isinstance(item, Row) and len(catalog.sample) < _SAMPLE:
-                catalog.sample.append(item.payload)
+        if fmt == "parquet":
+            _prescan_parquet(catalog)
+        else:
+            for item in catalog.rows():
+                catalog.total += 1
+                if isinstance(item, Row) and len(catalog.sample) < _SAMPLE:
+                    catalog.sample.append(item.payload)
         yield catalog
+
+
+def _prescan_parquet(catalog: OpenCatalog) -> None:
+    """A Parquet file tells its row count and checks its schema up front, so only the sample
+    is read here: its pictures, often most of its bytes, are read once, by the run."""
+    from fashion_clip.ingest.parquet import parquet_row_count  # pyarrow: Parquet only
+
+    catalog.total = parquet_row_count(catalog.path, name=catalog.location)
+    for item in catalog.rows():
+        if isinstance(item, Row):
+            catalog.sample.append(item.payload)
+            if len(catalog.sample) >= _SAMPLE:
+                break
 
 
 def catalog_name(location: str) -> str:

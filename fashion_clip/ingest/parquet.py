@@ -39,6 +39,15 @@ def read_parquet_rows(
     return flag_duplicates(_parquet_rows(path, name, dict(columns or {})))
 
 
+def parquet_row_count(path: Path, *, name: str) -> int:
+    """The rows of the file (or folder of files) at `path`, from the files' own metadata."""
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    try:
+        return sum(pq.ParquetFile(file, pre_buffer=False).metadata.num_rows for file in files)
+    except (pa.ArrowException, OSError) as exc:
+        raise CatalogError(f"{name}: not a readable Parquet file ({exc})") from None
+
+
 def _parquet_rows(path: Path, name: str, columns: dict[str, str]) -> Iterator[Row | RowProblem]:
     """A folder's files one after the other (a dataset's shards), numbered as one catalog."""
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
