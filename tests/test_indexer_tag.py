@@ -62,6 +62,7 @@ def test_labels_confidence_floor_and_kept_values(store, monkeypatch):
     assert "category" not in stored["p9"] and "category_confidence" not in stored["p9"]
     assert col.info().payload_indexes["category"] == "keyword"
     assert col.facet("category")["dress"] == 3
+    assert all(set(p.vectors) == {"image"} for p in col.iter_points(with_vectors=True))
 
     tag_collection(col, AxisModel(), [attribute], overwrite=True)
     stored = {p.id: p.payload for p in col.iter_points()}

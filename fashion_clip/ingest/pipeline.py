@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,8 @@ class IndexOptions:
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
     decode: str = "threads"
     pictures: Path | None = None  # where pictures the catalog embeds are kept for the app
+    # What keyword search matches: None for the id, caption and every text field.
+    keyword_fields: Sequence[str] | None = None
 
 
 def model_tag(model: ClipModel, precision: str) -> ModelTag:

@@ -2,11 +2,17 @@
 
 The stored image vectors are classified among each attribute's labels (prompted as the app's
 classify tab does), so no picture is fetched or encoded again: a page of points is scrolled
-with its vectors, scored against the labels' text vectors in one matrix product, and its new
-fields written back in one batch. `FIELD` gets the most probable label and
-`FIELD_confidence` its probability; below `min_confidence` nothing is written (the field
-stays empty), and a point that already has a value keeps it unless `overwrite`. A keyword
-index on `FIELD` makes it a filter.
+with its vectors, scored against the labels' text vectors in one matrix product, and the
+new fields set in one batch. `FIELD` gets the most probable label and `FIELD_confidence` its
+probability; below `min_confidence` nothing is written (the field stays empty), and a point
+that already has a value keeps it unless `overwrite`. A keyword index on `FIELD` makes it a
+filter. An index run that changes a row writes its payload from the catalog again: tag
+after indexing.
+
+The fields go in through the store's set_payload, vectors untouched: writing the points
+again (which would also derive their keyword vectors anew from the new payload) took 1.8x
+as long (100,000 points: 34-38 s against 20 s, on the same loaded 2-core machine). So
+keyword search sees the new values only once the points are next written.
 """
 
 from __future__ import annotations
@@ -123,22 +129,24 @@ class _Tagger:
 
     def tag(self, page: list[Point]) -> None:
         images = np.stack([point.vectors["image"] for point in page])  # (p, dim), unit
-        updates: dict[Any, dict[str, Any]] = {}
+        updates: dict[int, dict[str, Any]] = {}  # position in the page -> new fields
         for attribute, text in zip(self.attributes, self.texts, strict=True):
             probabilities = scores_to_probabilities(self.model, images @ text.T)  # (p, labels)
             best = np.argmax(probabilities, axis=1)
             confidence = probabilities[np.arange(len(page)), best]
-            for point, index, probability in zip(page, best, confidence, strict=True):
+            for position, (point, index, probability) in enumerate(
+                zip(page, best, confidence, strict=True)
+            ):
                 name = attribute.field
                 if not self.overwrite and point.payload.get(name) not in (None, "", []):
                     self.summary.kept[name] += 1
                 elif probability < self.min_confidence:
                     self.summary.unsure[name] += 1
                 else:
-                    fields = updates.setdefault(point.id, {})
+                    fields = updates.setdefault(position, {})
                     fields[name] = attribute.labels[index]
                     fields[name + CONFIDENCE_SUFFIX] = round(float(probability), 4)
                     self.summary.tagged[name] += 1
         if updates:
-            self.collection.set_payloads(updates)
+            self.collection.set_payloads({page[i].id: fields for i, fields in updates.items()})
         self.summary.points += len(page)
