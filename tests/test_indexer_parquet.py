@@ -10,6 +10,7 @@ import json
 import threading
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -269,3 +270,20 @@ def test_opening_reads_the_sample_not_the_whole_file(tmp_path, monkeypatch):
         assert opened.total == 400 and len(opened.sample) == 5
         assert sum(batches) <= 64  # one batch, not the file's 400 rows
         assert sum(1 for _ in opened.rows()) == 400
+
+
+def test_decoding_processes_get_the_embedded_bytes(env, capsys):
+    """Beside a GPU rows go to decoding processes: the pictures' bytes travel with them, and
+    the points equal a run in threads."""
+    catalog = write_parquet(env / "shop.parquet", embedded_rows(5))
+    for mode in ("threads", "processes"):
+        code, out, err = run_indexer(
+            capsys, "index", catalog, "--collection", mode, "--decode", mode, "--workers", "2"
+        )
+        assert code == 0 and "indexed 5" in out, err
+    threads, processes = points(env / "qdrant", "threads"), points(env / "qdrant", "processes")
+    assert sorted(threads) == sorted(processes)
+    for key, point in threads.items():
+        for name, vector in point.vectors.items():
+            np.testing.assert_allclose(vector, processes[key].vectors[name], atol=1e-5)
+        assert Path(processes[key].payload["_image_source"]).is_file()
