@@ -10,6 +10,7 @@ import math
 
 from fashion_clip.ingest.catalog import FORMAT_NAMES
 from fashion_clip.ingest.decoding import DECODE_MODES
+from fashion_clip.ingest.shards import Shard, parse_shard
 from fashion_clip.settings import Settings, load_settings
 
 EPILOG = """exit status: 0 all rows indexed; 1 finished, some rows skipped (listed on stderr and
@@ -43,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     index = command("index", "index a catalog: new and changed rows are embedded and upserted")
     index.add_argument(
         "catalog", metavar="CATALOG",
-        help="a .csv, .jsonl or .json (list of objects) file, local or s3://bucket/key; needs "
-        "'id' and 'image' fields, 'caption' recommended, every other field becomes payload",
+        help="a .csv, .jsonl, .json (list of objects) or .parquet file, local, s3://bucket/key "
+        "or http(s)://, or a Hugging Face dataset hf://datasets/OWNER/NAME[/PATH]; needs 'id' "
+        "and 'image' fields (Parquet: image as a path, bytes or a {bytes, path} struct), "
+        "'caption' recommended, every other field becomes payload",
     )  # fmt: skip
     index.add_argument(
         "--images", metavar="ROOT",
@@ -61,9 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete points whose ids are no longer in the catalog",
     )  # fmt: skip
     index.add_argument(
+        "--shard", type=_shard, metavar="K/N",
+        help="index only shard K of N (1/N to N/N) of the catalog: the rows whose ids hash to "
+        "it, so N indexers fill one collection together; --prune then prunes that shard only",
+    )  # fmt: skip
+    index.add_argument(
         "--format", choices=FORMAT_NAMES,
         help="catalog format when the file name's extension does not tell",
     )  # fmt: skip
+    _source_options(index)
     index.set_defaults(run="index")
 
     demo = command(
@@ -84,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command(
         "evaluate",
-        "caption→image recall@1/5/10 and MRR, and zero-shot accuracy and weighted F1 of a "
+        "caption→image recall@1/5/10 and MRR (every product with the same caption counts), "
+        "category→product precision@1/@10 and MRR, and zero-shot accuracy and weighted F1 of a "
         "label column, for a collection indexed from CATALOG",
     )
     evaluate.add_argument("catalog", metavar="CATALOG", help="the catalog (as for index)")
@@ -100,9 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="M",
         help="model to embed captions and labels (default: the one the collection was built with)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--prompt-template", metavar="T", action="append", dest="prompt_templates",
+        help="category queries: the label through T, e.g. 'a photo of a {}' (repeat to "
+        "average several; default: the bare label)",
+    )  # fmt: skip
     evaluate.add_argument("--format", choices=FORMAT_NAMES, help="catalog format")
+    _source_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run="evaluate")
+
+    tag = command(
+        "tag",
+        "write each point's zero-shot label of an attribute into its payload (FIELD and "
+        "FIELD_confidence), from the stored image vectors; a keyword index makes it a filter",
+    )
+    tag.add_argument(
+        "--collection", metavar="NAME", type=_collection,
+        help="collection to tag (default: FASHION_CLIP_COLLECTION, else 'demo')",
+    )  # fmt: skip
+    tag.add_argument(
+        "--attribute", metavar="FIELD=L1,L2,...", action="append", required=True,
+        help="a payload field and the labels it may take (repeat for several fields)",
+    )  # fmt: skip
+    tag.add_argument(
+        "--min-confidence", metavar="P", type=_probability, default=0.0,
+        help="leave the field empty where the best label's probability is below P (0-1)",
+    )  # fmt: skip
+    tag.add_argument(
+        "--overwrite", action="store_true", help="replace values the points already have"
+    )
+    tag.add_argument(
+        "--model", metavar="M",
+        help="model to embed the labels (default: the one the collection was built with)",
+    )  # fmt: skip
+    tag.set_defaults(run="tag")
 
     snapshot = command("snapshot", "export a collection to a snapshot file, or import one")
     snapshot.add_argument("action", choices=("push", "pull"), help="push: export; pull: import")
@@ -117,6 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     snapshot.set_defaults(run="snapshot")
     return parser
+
+
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split", metavar="NAME",
+        help="hf:// catalogs: the split to read (default: the only one, else train)",
+    )  # fmt: skip
+    parser.add_argument("--revision", metavar="REV", help="hf:// catalogs: a branch, tag or commit")
+    for role in ("id", "image", "caption"):
+        parser.add_argument(
+            f"--{role}-column", metavar="COL",
+            help=f"Parquet catalogs: the column holding the {role} (default: '{role}')",
+        )  # fmt: skip
 
 
 def _indexing_options(parser: argparse.ArgumentParser) -> None:
@@ -167,8 +222,10 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         "the caption and every other text field)",
     )  # fmt: skip
     parser.add_argument(
-        "--quantize", choices=("int8", "bf16"),
-        help="run the model in int8 (CPU) or bfloat16: 2-3x faster, cosine >= 0.99 to fp32",
+        "--quantize", choices=("fp32", "bf16", "int8"),
+        help="the image model's precision (default: FASHION_CLIP_IMAGE_PRECISION, else bf16 on "
+        "CPUs with native bf16, fp32 elsewhere); int8 (CPU, both towers): ~3x faster than "
+        "fp32, cosine >= 0.99, and its vectors count as another model's",
     )  # fmt: skip
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -198,6 +255,16 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
+
+
 def _positive_number(text: str) -> float:
     try:
         value = float(text)
@@ -206,6 +273,13 @@ def _positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
     return value
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _collection(text: str) -> str:

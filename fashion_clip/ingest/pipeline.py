@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -32,8 +33,9 @@ from fashion_clip.errors import CatalogError, check_count
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
 from fashion_clip.ingest.report import Reporter, Skip, Summary
+from fashion_clip.ingest.shards import Shard, select
 from fashion_clip.ingest.sources import ImageRoot
-from fashion_clip.ingest.state import ModelTag
+from fashion_clip.ingest.state import ModelTag, vectors_precision
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
 from fashion_clip.machine import usable_cores
 from fashion_clip.media.images import MAX_BYTES
@@ -75,11 +77,12 @@ class IndexOptions:
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
     retries: int = HTTP_RETRIES
-    precision: str = "fp32"
+    shard: Shard | None = None  # index (and prune) only this shard's rows; None: all
     # "threads", "processes", or "auto": processes when the model is on a GPU. Threads by
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
     decode: str = "threads"
+    pictures: Path | None = None  # where pictures the catalog embeds are kept for the app
     # What keyword search matches: None for the id, caption and every text field.
     keyword_fields: Sequence[str] | None = None
 
@@ -109,7 +112,8 @@ def index_rows(
     started = time.perf_counter()
     summary = Summary()
     turns = CpuTurns(model.device == "cpu")
-    feed = _Feed(rows, options.batch_size, collection, _start_workers(root, model, options, turns))
+    workers = _start_workers(root, model, options, turns)
+    feed = _Feed(select(rows, options.shard), options.batch_size, collection, workers)
     writer = _OrderedWriter(collection)
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
@@ -146,7 +150,7 @@ def index_rows(
         writer.close()  # a write in progress finishes: points stay whole
 
     if options.prune:
-        summary.deleted = prune(collection, feed.seen)
+        summary.deleted = prune(collection, feed.seen, options.shard)
     summary.seconds = time.perf_counter() - started
     log.info("%s: %s", collection.name, summary.line())
     log.info(  # what bounded the run: see _timed
@@ -161,11 +165,12 @@ def _start_workers(
 ) -> Workers:
     spec = PrepareSpec(
         root,
-        model_tag(model, _precision(options, model)),
+        model_tag(model, vectors_precision(model.image_precision, model.text_precision)),
         model.preprocessor,
         options.max_bytes,
         options.timeout,
         options.retries,
+        options.pictures,
     )
     return Workers(
         spec,
@@ -236,14 +241,19 @@ class _OrderedWriter:
         self._pool.shutdown(wait=True)
 
 
-def prune(collection: Collection, keep: set[str]) -> int:
-    """Delete the points whose catalog ids are not in `keep` (ids as strings)."""
+def prune(collection: Collection, keep: set[str], shard: Shard | None = None) -> int:
+    """Delete the points whose catalog ids are not in `keep` (ids as strings); with a
+    `shard`, only among that shard's points (the others' rows were never read)."""
     if not keep:
         raise CatalogError(
-            "the catalog has no rows with an id; refusing to --prune every point of "
-            f"collection {collection.name!r}"
+            f"the catalog has no rows with an id{f' in shard {shard}' if shard else ''}; "
+            f"refusing to --prune every point of collection {collection.name!r}"
         )
-    stale = [point.id for point in collection.iter_points() if str(point.id) not in keep]
+    stale = [
+        point.id
+        for point in collection.iter_points()
+        if str(point.id) not in keep and (shard is None or shard.holds(point.id))
+    ]
     for start in range(0, len(stale), _DELETE_BATCH):
         collection.delete(stale[start : start + _DELETE_BATCH])
     return len(stale)
@@ -310,15 +320,6 @@ def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
-
-
-def _precision(options: IndexOptions, model: ClipModel) -> str:
-    """What the vectors were computed in, for their fingerprints: `options.precision` (the
-    model's), plus the text tower's where only it differs (the Space indexes with its query
-    model), so that a later run with an fp32 text tower re-embeds those captions."""
-    if options.precision == "fp32" and model.text_precision != "fp32":
-        return f"fp32, text {model.text_precision}"
-    return options.precision
 
 
 def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:

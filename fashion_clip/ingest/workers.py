@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 from fashion_clip.errors import ImageLoadError
 from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
+from fashion_clip.ingest.pictures import keep_picture, picture_path
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
@@ -67,6 +69,7 @@ class PrepareSpec:
     max_bytes: int
     timeout: float
     retries: int
+    pictures: Path | None = None  # where embedded pictures are kept for the app
 
 
 @dataclass
@@ -107,11 +110,16 @@ def stored_state(payload: dict[str, Any] | None) -> Stored:
 
 def _fetch(row: Row, spec: PrepareSpec) -> _Fetched:
     try:
-        source = spec.root.resolve(row.image)
-        data = fetch_bytes(
-            source, max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries
-        )
-        key = vectors_key(spec.tag, content_hash(data), row.caption)
+        if row.data is not None:
+            data, digest = row.data, content_hash(row.data)
+            source = _embedded_source(row, data, digest, spec)
+        else:
+            source = spec.root.resolve(row.image)
+            data = fetch_bytes(
+                source, max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries
+            )
+            digest = content_hash(data)
+        key = vectors_key(spec.tag, digest, row.caption)
         payload = {**row.payload, SOURCE_FIELD: source}
         payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
         payload[VECTORS_FIELD] = key
@@ -122,6 +130,23 @@ def _fetch(row: Row, spec: PrepareSpec) -> _Fetched:
         return _Fetched(problem=f"unexpected {type(exc).__name__}: {exc}")
 
 
+def _embedded_source(row: Row, data: bytes, digest: str, spec: PrepareSpec) -> str:
+    """Where the app will find a picture the catalog embeds: its kept file (when there is a
+    folder to keep it in; written once the row is known to be good), else only a name."""
+    if len(data) > spec.max_bytes:
+        raise ImageLoadError(row.image, f"embedded picture is {len(data)} bytes, over the cap")
+    if spec.pictures is None:
+        return f"{row.image} (row {row.number})"
+    return str(picture_path(spec.pictures, data, digest))
+
+
+def _keep(row: Row, fetched: _Fetched) -> None:
+    try:
+        keep_picture(Path(fetched.source), fetched.data)
+    except OSError as exc:  # a full or read-only disk: the row is still searchable
+        log.warning("cannot keep the picture of row %s: %s", row.number, exc)
+
+
 def _prepare_row(
     row: Row,
     stored: Stored,
@@ -129,8 +154,22 @@ def _prepare_row(
     before_decoding: Callable[[], None] | None = None,
 ) -> Prepared:
     """Fetch the row's image, compare the row with its stored point, and decode and crop the
-    image if it changed (`before_decoding` first: the CPU's turns)."""
+    image if it changed (`before_decoding` first: the CPU's turns). A good row's embedded
+    picture is kept for the app (again, if its file went missing)."""
     fetched = _fetch(row, spec)
+    prepared = _compare_and_decode(row, stored, spec, fetched, before_decoding)
+    if row.data is not None and spec.pictures is not None and prepared.kind != "failed":
+        _keep(row, fetched)
+    return prepared
+
+
+def _compare_and_decode(
+    row: Row,
+    stored: Stored,
+    spec: PrepareSpec,
+    fetched: _Fetched,
+    before_decoding: Callable[[], None] | None,
+) -> Prepared:
     payload = fetched.payload
     if payload is None:
         return Prepared("failed", row, reason=fetched.problem)
@@ -141,7 +180,9 @@ def _prepare_row(
             return Prepared("reuse", row, payload)
     if before_decoding is not None:
         before_decoding()
-    crop, problem = decode_crop(fetched.data, fetched.source, spec.preprocessor)
+    # An embedded picture is named as the catalog names it, not by the file it is kept in.
+    name = f"{row.image} (embedded)" if row.data is not None else fetched.source
+    crop, problem = decode_crop(fetched.data, name, spec.preprocessor)
     if crop is None:
         return Prepared("failed", row, reason=problem)
     return Prepared("embed", row, payload, crop=crop)
