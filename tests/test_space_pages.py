@@ -11,6 +11,7 @@ from PIL import Image
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.media.region import frame_region
 from space import handlers
+from space.app import build_demo
 from space.filters import read_facets
 from space.handlers import Backend
 from space.results import Pictures
@@ -117,3 +118,11 @@ def test_the_region_shown_is_the_region_searched(backend):
     assert handlers.region_searched(None, "[0, 0, 10, 10]") is None
     with pytest.raises(gr.Error, match="outside the picture"):
         handlers.region_searched(str(PICTURE), "[0, 0, 300, 10]")
+
+
+def test_the_tab_bar_holds_the_four_tabs_only(backend):
+    # A component made while wiring events (outside every tab) lands among the tabs, and the
+    # page then showed the selected tab twice in place of the last one.
+    demo = build_demo(backend.model, backend.collection, facets=backend.facets)
+    tabs = next(block for block in demo.blocks.values() if isinstance(block, gr.Tabs))
+    assert [type(child).__name__ for child in tabs.children] == ["Tab"] * 4

@@ -147,5 +147,6 @@ def _wire_region(image: gr.Image, box: gr.Textbox, shown: gr.Image) -> None:
     clicked = image.select(corner, box, box, **PAGE_ONLY)
     clicked.success(show_after_click, [image, box], shown, **PAGE_ONLY)
     box.submit(show, [image, box], shown, **PAGE_ONLY)
-    cleared = ("", gr.Image(value=None, visible=False))
-    image.change(lambda: cleared, None, [box, shown], **PAGE_ONLY)
+    # The update is made when the event runs: a component made here, while the page is
+    # being built, would be placed on it (among the tabs, where it shifted them).
+    image.change(lambda: ("", gr.Image(value=None, visible=False)), None, [box, shown], **PAGE_ONLY)
