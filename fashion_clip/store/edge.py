@@ -1,4 +1,5 @@
-"""The embedded engine: one Qdrant Edge shard per collection. The one module importing qdrant_edge.
+"""The embedded engine: one Qdrant Edge shard per collection. With `edge_query` (how rankings
+and filters become the engine's requests), the modules importing qdrant_edge.
 
 Qdrant Edge does not optimize on its own: new points land in an appendable segment that is
 searched by brute force, and `optimize()` (called by the indexer after a bulk load) builds the
@@ -34,6 +35,7 @@ from fashion_clip.store.base import (
     SparseVector,
     search_breadth,
 )
+from fashion_clip.store.edge_query import query_filter, ranking_stages
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.keywords import KEYWORDS_VECTOR, check_keyword_fields
 from fashion_clip.store.meta import (
@@ -46,7 +48,7 @@ from fashion_clip.store.meta import (
 )
 from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
 from fashion_clip.store.query import check_query, group_by_overfetch
-from fashion_clip.store.ranking import RRF_K, run_query
+from fashion_clip.store.ranking import run_query
 
 NEW_SUFFIX, OLD_SUFFIX = ".new", ".old"  # shard folders while the keyword space is added
 FLUSH_EVERY_POINTS = 20_000  # bounds the WAL (~50 MB at 512-d) during bulk loads
@@ -280,7 +282,7 @@ class EdgeCollection(Collection):
         self._maybe_flush(len(updates))
 
     def count(self, filter: Filter | None = None) -> int:
-        request = qe.CountRequest(exact=True, filter=_filter(filter))
+        request = qe.CountRequest(exact=True, filter=query_filter(filter))
         return int(_engine("count points", self.shard.count, request))
 
     def retrieve(self, ids: Sequence[Any], with_vectors: bool = False) -> list[Point]:
@@ -296,7 +298,7 @@ class EdgeCollection(Collection):
         with_vectors: bool = False,
     ) -> tuple[list[Point], str | None]:
         request = qe.ScrollRequest(
-            offset=offset, limit=limit, filter=_filter(filter), with_payload=True,
+            offset=offset, limit=limit, filter=query_filter(filter), with_payload=True,
             with_vector=with_vectors,
         )  # fmt: skip
         records, next_offset = _engine("scroll points", self.shard.scroll, request)
@@ -368,7 +370,9 @@ class EdgeCollection(Collection):
         return group_by_overfetch(fetch, group_by, limit, group_size)
 
     def facet(self, key: str, filter: Filter | None = None, limit: int = 50) -> dict[Scalar, int]:
-        request = qe.FacetRequest(field_path(key), limit=limit, exact=True, filter=_filter(filter))
+        request = qe.FacetRequest(
+            field_path(key), limit=limit, exact=True, filter=query_filter(filter)
+        )
         try:
             response = self.shard.facet(request)
         except Exception as exc:
@@ -429,62 +433,23 @@ class EdgeCollection(Collection):
         return run_query(self, ranking, self._ranked)
 
     def _ranked(self, ranking: Ranking) -> list[Hit]:
-        query, prefetches = self._stages(ranking)
+        query, prefetches = ranking_stages(ranking, self._params(ranking), self._bools())
         limit = ranking.limit
         if ranking.reranks():  # nothing below the relevance cut-off is returned
             limit = min(limit, ranking.candidates - ranking.offset)
         request = qe.QueryRequest(
             limit=limit, offset=ranking.offset or None, query=query, prefetches=prefetches,
-            filter=_filter(ranking.filter), params=self._params(ranking), with_payload=True,
+            filter=query_filter(ranking.filter), params=self._params(ranking), with_payload=True,
         )  # fmt: skip
         return [to_hit(p) for p in _engine("search", self.shard.query, request)]
+
+    def _bools(self) -> set[str]:
+        """The boolean payload fields (a boost counts them 1 where true)."""
+        return {k for k, v in self._meta.get("payload_indexes", {}).items() if v == "bool"}
 
     def _params(self, ranking: Ranking) -> Any:
         ef = search_breadth(ranking.ef, ranking.filter, ranking.exact)
         return qe.SearchParams(hnsw_ef=ef, exact=ranking.exact, quantization=self._rescore)
-
-    def _stages(self, ranking: Ranking) -> tuple[Any, list[Any] | None]:
-        """The request's top query and its prefetches: each stage re-ranks the one below."""
-        where, size = _filter(ranking.filter), ranking.candidates
-        dense = keywords = None
-        if ranking.dense is not None:
-            dense = qe.Query.Nearest(ranking.dense.tolist(), using=ranking.using)
-        if ranking.keywords is not None:
-            sparse = qe.SparseVector(list(ranking.keywords.indices), list(ranking.keywords.values))
-            keywords = qe.Query.Nearest(sparse, using=KEYWORDS_VECTOR)
-        prefetches = None
-        query = dense if keywords is None else keywords
-        if dense is not None and keywords is not None:
-            prefetches = [
-                qe.Prefetch(size, query=dense, params=self._params(ranking), filter=where),
-                qe.Prefetch(size, query=keywords, filter=where),
-            ]
-            query = (
-                qe.Fusion.Dbsf()
-                if ranking.fusion == "dbsf"
-                else qe.Fusion.Rrf(k=RRF_K, weights=[1.0, ranking.keyword_weight])
-            )
-        for stage in self._rerankers(ranking):
-            inner = qe.Prefetch(size, query=query, prefetches=prefetches, filter=where)
-            if prefetches is None:  # the leaf search itself: it takes the search params
-                inner = qe.Prefetch(size, query=query, params=self._params(ranking), filter=where)
-            query, prefetches = stage, [inner]
-        return query, prefetches
-
-    def _rerankers(self, ranking: Ranking) -> list[Any]:
-        """Boost, then diversity, then sort: the stages above the relevance ranking."""
-        stages = []
-        if ranking.boosts:
-            bools = {k for k, v in self._meta.get("payload_indexes", {}).items() if v == "bool"}
-            stages.append(_boost_formula(ranking, bools))
-        if ranking.diversity > 0:
-            mmr_lambda = 1.0 - ranking.diversity  # MMR's weight of relevance over novelty
-            query = ranking.dense.tolist()
-            stages.append(qe.Mmr(query, mmr_lambda, ranking.candidates, using=ranking.using))
-        if ranking.sort is not None:
-            direction = qe.Direction.Desc if ranking.sort.descending else qe.Direction.Asc
-            stages.append(qe.OrderBy(field_path(ranking.sort.field), direction))
-        return stages
 
     def _query(
         self,
@@ -500,7 +465,7 @@ class EdgeCollection(Collection):
             limit=limit,
             offset=offset or None,
             query=query,
-            filter=_filter(filter),
+            filter=query_filter(filter),
             score_threshold=score_threshold,
             params=qe.SearchParams(
                 hnsw_ef=search_breadth(ef, filter, exact), exact=exact, quantization=self._rescore
@@ -511,24 +476,6 @@ class EdgeCollection(Collection):
         return [to_hit(p) for p in points]
 
 
-def _boost_formula(ranking: Ranking, bools: set[str]) -> Any:
-    """score * (1 + sum of weight * value): a boolean field counts 1 where true."""
-    terms = [qe.Expression.Constant(1.0)]
-    defaults: dict[str, Any] = {}
-    for boost in ranking.boosts:
-        path = field_path(boost.field)
-        if boost.field in bools:
-            value = qe.Expression.Condition(
-                qe.FieldCondition(path, match=qe.MatchValue(np.bool_(True)))
-            )
-        else:
-            value = qe.Expression.Variable(path)
-            defaults[path] = 0.0
-        terms.append(qe.Expression.Mult([qe.Expression.Constant(boost.weight), value]))
-    score = qe.Expression.Variable("$score")
-    return qe.Formula(qe.Expression.Mult([score, qe.Expression.Sum(terms)]), defaults=defaults)
-
-
 def _with_keywords(vectors: dict[str, Any], keywords: SparseVector | None) -> dict[str, Any]:
     if keywords is None:
         return vectors
@@ -536,34 +483,3 @@ def _with_keywords(vectors: dict[str, Any], keywords: SparseVector | None) -> di
         **vectors,
         KEYWORDS_VECTOR: qe.SparseVector(list(keywords.indices), list(keywords.values)),
     }
-
-
-def _filter(filter: Filter | None) -> Any:
-    if filter is None or filter.is_empty():
-        return None
-    must: list[Any] = []
-    for key, value in filter.equals.items():
-        path = field_path(key)
-        if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
-            must.append(qe.FieldCondition(path, range=qe.RangeFloat(gte=value, lte=value)))
-        elif isinstance(value, bool):
-            # qdrant-edge-py 0.9.0 reads a Python bool as an int (True -> 1), which matches no
-            # boolean payload; numpy's bool is not an int subclass and arrives as a bool.
-            must.append(qe.FieldCondition(path, match=qe.MatchValue(np.bool_(value))))
-        else:
-            must.append(qe.FieldCondition(path, match=qe.MatchValue(value)))
-    for key, values in filter.any_of.items():
-        path = field_path(key)
-        if any(isinstance(v, bool) for v in values):  # MatchAny has the int reading too
-            options = [qe.FieldCondition(path, match=qe.MatchValue(np.bool_(v))) for v in values]
-            must.append(qe.Filter(should=options))
-        else:
-            must.append(qe.FieldCondition(path, match=qe.MatchAny(list(values))))
-    for key, r in filter.ranges.items():
-        path = field_path(key)
-        bounds = qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
-        must.append(qe.FieldCondition(path, range=bounds))
-    must_not = []
-    if filter.exclude_ids:
-        must_not.append(qe.HasIdCondition({point_id(i) for i in filter.exclude_ids}))
-    return qe.Filter(must=must or None, must_not=must_not or None)
