@@ -50,7 +50,8 @@ from fashion_clip.store.meta import (
 )
 from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
 from fashion_clip.store.query import check_group_sizes, check_query
-from fashion_clip.store.ranking import RRF_K, run_query
+from fashion_clip.store.ranking import run_query
+from fashion_clip.store.remote_query import query_filter, ranking_stages, top_space
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ class RemoteCollection(Collection):
         return True
 
     def count(self, filter: Filter | None = None) -> int:
-        result = self._call("count points", self._c.count, count_filter=_filter(filter))
+        result = self._call("count points", self._c.count, count_filter=query_filter(filter))
         return int(result.count)
 
     def retrieve(self, ids: Sequence[Any], with_vectors: bool = False) -> list[Point]:
@@ -283,7 +284,7 @@ class RemoteCollection(Collection):
         with_vectors: bool = False,
     ) -> tuple[list[Point], str | None]:
         records, next_offset = self._call(
-            "scroll points", self._c.scroll, scroll_filter=_filter(filter), limit=limit,
+            "scroll points", self._c.scroll, scroll_filter=query_filter(filter), limit=limit,
             offset=offset, with_payload=True, with_vectors=with_vectors,
         )  # fmt: skip
         return [to_point(r, with_vectors) for r in records], (
@@ -344,7 +345,7 @@ class RemoteCollection(Collection):
         result = self._call(
             "search groups", self._c.query_points_groups, group_by=field_path(group_by),
             query=check_query(vector, self.dim, using), using=using,
-            query_filter=_filter(filter), search_params=self._params(exact, None, filter),
+            query_filter=query_filter(filter), search_params=self._params(exact, None, filter),
             limit=limit, group_size=group_size, with_payload=True,
         )  # fmt: skip
         return [Group(value=g.id, hits=[to_hit(p) for p in g.hits]) for g in result.groups]
@@ -353,7 +354,7 @@ class RemoteCollection(Collection):
         try:
             response = self._call(
                 f"count values of {key!r}", self._c.facet, field_path(key),
-                facet_filter=_filter(filter), limit=limit, exact=True,
+                facet_filter=query_filter(filter), limit=limit, exact=True,
             )  # fmt: skip
         except StoreError as exc:
             missing = missing_facet_index(exc, key, self.name)
@@ -384,6 +385,10 @@ class RemoteCollection(Collection):
         self._call("save the collection record", update, metadata={META_KEY: meta})
         self.meta = meta
 
+    def _bools(self) -> set[str]:
+        """The boolean payload fields (a boost counts them 1 where true)."""
+        return {k for k, v in self.meta.get("payload_indexes", {}).items() if v == "bool"}
+
     def _params(self, exact: bool, ef: int | None, filter: Filter | None) -> qm.SearchParams:
         rescore = None
         if self.meta.get("quantization"):  # int8 search, rescored with the originals
@@ -396,13 +401,15 @@ class RemoteCollection(Collection):
         return run_query(self, ranking, self._ranked, self._collapsed)
 
     def _ranked(self, ranking: Ranking) -> list[Hit]:
-        query, prefetches = self._stages(ranking)
+        query, prefetches = ranking_stages(
+            ranking, self._params(ranking.exact, ranking.ef, ranking.filter), self._bools()
+        )
         limit = ranking.limit
         if ranking.reranks():  # nothing below the relevance cut-off is returned
             limit = min(limit, ranking.candidates - ranking.offset)
         response = self._call(
             "search", self._c.query_points, query=query, prefetch=prefetches,
-            using=_using(query, ranking), query_filter=_filter(ranking.filter), limit=limit,
+            using=top_space(query, ranking), query_filter=query_filter(ranking.filter), limit=limit,
             offset=ranking.offset or None,
             search_params=self._params(ranking.exact, ranking.ef, ranking.filter),
             with_payload=True,
@@ -413,64 +420,20 @@ class RemoteCollection(Collection):
         """The best hit per value of `ranking.collapse`, from the top through the page's end,
         by the engine's group-by (groups of one) over the same stages: the whole ranking is
         grouped, not only the candidates; products without the field are left out."""
-        query, prefetches = self._stages(ranking)
+        query, prefetches = ranking_stages(
+            ranking, self._params(ranking.exact, ranking.ef, ranking.filter), self._bools()
+        )
         groups = ranking.offset + ranking.limit
         if ranking.reranks():  # nothing below the relevance cut-off is returned
             groups = min(groups, ranking.candidates)
         result = self._call(
             "collapse", self._c.query_points_groups, group_by=field_path(ranking.collapse),
-            query=query, prefetch=prefetches, using=_using(query, ranking),
-            query_filter=_filter(ranking.filter), limit=groups, group_size=1,
+            query=query, prefetch=prefetches, using=top_space(query, ranking),
+            query_filter=query_filter(ranking.filter), limit=groups, group_size=1,
             search_params=self._params(ranking.exact, ranking.ef, ranking.filter),
             with_payload=True,
         )  # fmt: skip
         return [to_hit(group.hits[0]) for group in result.groups if group.hits]
-
-    def _stages(self, ranking: Ranking) -> tuple[Any, list[qm.Prefetch] | None]:
-        """The request's top query and its prefetches: each stage re-ranks the one below."""
-        where, size = _filter(ranking.filter), ranking.candidates
-        params = self._params(ranking.exact, ranking.ef, ranking.filter)
-        leaves = []
-        if ranking.dense is not None:
-            dense = ranking.dense.tolist()
-            leaves.append(qm.Prefetch(query=dense, using=ranking.using, limit=size, params=params))
-        if ranking.keywords is not None:
-            k = ranking.keywords
-            sparse = qm.SparseVector(indices=list(k.indices), values=list(k.values))
-            leaves.append(qm.Prefetch(query=sparse, using=KEYWORDS_VECTOR, limit=size))
-        leaves = [leaf.model_copy(update={"filter": where}) for leaf in leaves]
-        if len(leaves) == 2:
-            query: Any = qm.FusionQuery(fusion=qm.Fusion.DBSF)
-            if ranking.fusion == "rrf":
-                query = qm.RrfQuery(rrf=qm.Rrf(k=RRF_K, weights=[1.0, ranking.keyword_weight]))
-            prefetches: list[qm.Prefetch] | None = leaves
-        else:
-            query, prefetches = leaves[0].query, None
-        for stage in self._rerankers(ranking):
-            if prefetches is None:  # the leaf search itself becomes the first prefetch
-                inner = leaves[0]
-            else:
-                using = ranking.using if isinstance(query, qm.NearestQuery) else None  # MMR's
-                inner = qm.Prefetch(
-                    prefetch=prefetches, query=query, using=using, limit=size, filter=where
-                )
-            query, prefetches = stage, [inner]
-        return query, prefetches
-
-    def _rerankers(self, ranking: Ranking) -> list[Any]:
-        """Boost, then diversity, then sort: the stages above the relevance ranking."""
-        stages: list[Any] = []
-        if ranking.boosts:
-            bools = {k for k, v in self.meta.get("payload_indexes", {}).items() if v == "bool"}
-            stages.append(_boost_formula(ranking, bools))
-        if ranking.diversity > 0:
-            mmr = qm.Mmr(diversity=ranking.diversity, candidates_limit=ranking.candidates)
-            stages.append(qm.NearestQuery(nearest=ranking.dense.tolist(), mmr=mmr))
-        if ranking.sort is not None:
-            direction = qm.Direction.DESC if ranking.sort.descending else qm.Direction.ASC
-            order = qm.OrderBy(key=field_path(ranking.sort.field), direction=direction)
-            stages.append(qm.OrderByQuery(order_by=order))
-        return stages
 
     def _query(
         self,
@@ -485,37 +448,11 @@ class RemoteCollection(Collection):
     ) -> list[Hit]:
         response = self._call(
             "search", self._c.query_points, query=query, using=using,
-            query_filter=_filter(filter), search_params=self._params(exact, ef, filter),
+            query_filter=query_filter(filter), search_params=self._params(exact, ef, filter),
             limit=limit, offset=offset or None, score_threshold=score_threshold,
             with_payload=True,
         )  # fmt: skip
         return [to_hit(p) for p in response.points]
-
-
-def _using(query: Any, ranking: Ranking) -> str | None:
-    """The vector space a request's top query searches: none where it fuses, boosts or sorts
-    what its prefetches found."""
-    if isinstance(query, (list, qm.NearestQuery)):  # a search, or MMR over a search
-        return ranking.using
-    if isinstance(query, qm.SparseVector):
-        return KEYWORDS_VECTOR
-    return None
-
-
-def _boost_formula(ranking: Ranking, bools: set[str]) -> qm.FormulaQuery:
-    """score * (1 + sum of weight * value): a boolean field counts 1 where true."""
-    terms: list[Any] = [1.0]
-    defaults: dict[str, Any] = {}
-    for boost in ranking.boosts:
-        path = field_path(boost.field)
-        value: Any = path
-        if boost.field in bools:
-            value = qm.FieldCondition(key=path, match=qm.MatchValue(value=True))
-        else:
-            defaults[path] = 0.0
-        terms.append(qm.MultExpression(mult=[boost.weight, value]))
-    score = qm.MultExpression(mult=["$score", qm.SumExpression(sum=terms)])
-    return qm.FormulaQuery(formula=score, defaults=defaults)
 
 
 def _with_keywords(vectors: dict[str, Any], keywords: SparseVector | None) -> dict[str, Any]:
@@ -523,30 +460,3 @@ def _with_keywords(vectors: dict[str, Any], keywords: SparseVector | None) -> di
         return vectors
     sparse = qm.SparseVector(indices=list(keywords.indices), values=list(keywords.values))
     return {**vectors, KEYWORDS_VECTOR: sparse}
-
-
-def _filter(filter: Filter | None) -> qm.Filter | None:
-    if filter is None or filter.is_empty():
-        return None
-    must: list[Any] = []
-    for key, value in filter.equals.items():
-        path = field_path(key)
-        if isinstance(value, float):  # MatchValue takes no floats; a closed range does it
-            must.append(qm.FieldCondition(key=path, range=qm.Range(gte=value, lte=value)))
-        else:
-            must.append(qm.FieldCondition(key=path, match=qm.MatchValue(value=value)))
-    for key, values in filter.any_of.items():
-        path = field_path(key)
-        if any(isinstance(v, bool) for v in values):  # MatchAny takes strings or ints only
-            options = [qm.FieldCondition(key=path, match=qm.MatchValue(value=v)) for v in values]
-            must.append(qm.Filter(should=options))
-        else:
-            must.append(qm.FieldCondition(key=path, match=qm.MatchAny(any=list(values))))
-    for key, r in filter.ranges.items():
-        path = field_path(key)
-        bounds = qm.Range(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
-        must.append(qm.FieldCondition(key=path, range=bounds))
-    must_not: list[Any] = []
-    if filter.exclude_ids:
-        must_not.append(qm.HasIdCondition(has_id=[point_id(i) for i in filter.exclude_ids]))
-    return qm.Filter(must=must or None, must_not=must_not or None)
