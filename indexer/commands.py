@@ -1,6 +1,6 @@
 """The commands behind the CLI: each returns its exit status for a finished run.
 
-0: all rows indexed; 1: finished with some rows skipped. Errors propagate to `__main__`.
+0: all rows indexed; 1: finished with some rows skipped, or a prune refused. Errors propagate to `__main__`.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def _model_and_options(
         batch_size=args.batch_size or default_batch_size(model.device),
         workers=args.workers or default_workers(),
         prune=getattr(args, "prune", False),
+        max_prune_fraction=getattr(args, "max_prune_fraction", 1.0),
         decode=args.decode,
         progress=args.progress,
         max_bytes=int(args.max_image_mb * 1024 * 1024),
@@ -93,7 +94,9 @@ def _model_and_options(
 
 def _finished(name: str, summary: Summary) -> int:
     print(f"{name}: {summary.line()}")
-    return exit_codes.SKIPPED if summary.skipped else exit_codes.OK
+    if summary.prune_refused:
+        _note(summary.prune_refused)
+    return exit_codes.SKIPPED if summary.skipped or summary.prune_refused else exit_codes.OK
 
 
 def _print_skip(skip: Skip) -> None:

@@ -52,11 +52,22 @@ class Row:
 
 @dataclass(frozen=True)
 class RowProblem:
-    """A record that cannot be indexed; `id` is set where the record had a usable one."""
+    """A record that cannot be indexed; `id` is set where the record had a usable one.
+
+    `unread` marks a record that could not be read whole (broken JSON, an unbalanced CSV
+    quote, a wrong field count): an `id` taken from it is a guess, and the product it
+    stands for may still be in the catalog, so a run with such a row must not prune.
+    """
 
     number: int
     id: str | int | None
     reason: str
+    unread: bool = False
+
+    @property
+    def hides_an_id(self) -> bool:
+        """Whether this row may stand for a product whose id the run did not see."""
+        return self.unread or self.id is None
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row 
                             number,
                             row.id,
                             f"duplicate id {row.id!r} (first at row {first_seen[key]})",
+                            unread=isinstance(row, RowProblem) and row.unread,
                         )
                     else:
                         first_seen[key] = number
@@ -177,7 +189,9 @@ def _not_object(record: Any) -> str:
 def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str | Malformed]:
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    reader = csv.reader(text)
+    # strict: a quote left open to the end of the file is an error, not one huge last cell
+    # that swallows every row after it (whose products --prune would then delete).
+    reader = csv.reader(text, strict=True)
     try:
         header = [column.strip() for column in next(reader)]
     except StopIteration:
@@ -299,9 +313,9 @@ def _nothing_after(found: str, name: str) -> None:
 def check_record(number: int, record: dict[str, Any] | str | Malformed) -> Row | RowProblem:
     """Validate one catalog record (row `number`, 1-based) into a `Row` or a `RowProblem`."""
     if isinstance(record, str):
-        return RowProblem(number, None, record)
+        return RowProblem(number, None, record, unread=True)
     if isinstance(record, Malformed):
-        return RowProblem(number, record.id, record.reason)
+        return RowProblem(number, record.id, record.reason, unread=True)
     raw_id = record.get("id")
     if isinstance(raw_id, str):
         raw_id = raw_id.strip()

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from fashion_clip.errors import CatalogError
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
+from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION, prune
 from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import ModelTag
@@ -46,7 +46,6 @@ from fashion_clip.tasks.embed import check_count
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 2  # batches being fetched and decoded while the model works on the current one
-_DELETE_BATCH = 512
 
 
 def default_batch_size(device: str) -> int:
@@ -79,6 +78,7 @@ class IndexOptions:
     batch_size: int = 32
     workers: int = field(default_factory=default_workers)
     prune: bool = False
+    max_prune_fraction: float = DEFAULT_MAX_FRACTION  # of the collection one prune may delete
     progress: bool | None = None  # None: a progress bar when stderr is a terminal
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
@@ -115,6 +115,7 @@ def index_rows(
     started = time.perf_counter()
     summary = Summary()
     seen: set[str] = set()
+    unread: list[int] = []  # rows not read to their ids: their products may still be listed
     tag = model_tag(model, _precision(options, model))
     chunks = _chunks(rows, options.batch_size)
     pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
@@ -150,6 +151,7 @@ def index_rows(
         problems = [item for item in chunk if isinstance(item, RowProblem)]
         good = [item for item in chunk if isinstance(item, Row)]
         seen.update(str(item.id) for item in chunk if item.id is not None)
+        unread.extend(p.number for p in problems if p.hides_an_id)
         held = collection.retrieve([r.id for r in good]) if good else []
         stored = {str(p.id): p.payload for p in held}
         states = [stored_state(stored.get(str(row.id))) for row in good]
@@ -190,7 +192,10 @@ def index_rows(
         writer.shutdown(wait=True)  # a write in progress finishes: points stay whole
 
     if options.prune:
-        summary.deleted = prune(collection, seen)
+        outcome = prune(
+            collection, seen, unread_rows=unread, max_fraction=options.max_prune_fraction
+        )
+        summary.deleted, summary.prune_refused = outcome.deleted, outcome.refused
     summary.seconds = time.perf_counter() - started
     log.info("%s: %s", collection.name, summary.line())
     log.info(  # what bounded the run: see _timed
@@ -198,19 +203,6 @@ def index_rows(
         collection.name, *(summary.stages.get(k, 0.0) for k in ("wait_s", "encode_s", "write_s")),
     )  # fmt: skip
     return summary
-
-
-def prune(collection: Collection, keep: set[str]) -> int:
-    """Delete the points whose catalog ids are not in `keep` (ids as strings)."""
-    if not keep:
-        raise CatalogError(
-            "the catalog has no rows with an id; refusing to --prune every point of "
-            f"collection {collection.name!r}"
-        )
-    stale = [point.id for point in collection.iter_points() if str(point.id) not in keep]
-    for start in range(0, len(stale), _DELETE_BATCH):
-        collection.delete(stale[start : start + _DELETE_BATCH])
-    return len(stale)
 
 
 def _embed(
