@@ -1,6 +1,7 @@
 """The commands behind the CLI: each returns its exit status for a finished run.
 
-0: all rows indexed; 1: finished with some rows skipped, or a prune refused. Errors propagate to `__main__`.
+0: all rows indexed; 1: finished with some rows skipped, or a prune refused. Errors
+propagate to `__main__`.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ MAX_RESULTS = 48
 DEFAULT_RESULTS = 12
 MAX_LABELS = 64
 MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads ~77 tokens
+# A picture typed into the URL box is fetched once (no retries) within this many seconds in
+# all: connecting, redirects and the body. A server that drips bytes cannot hold a request.
+URL_DEADLINE_S = 10.0
 IMAGE_HINT = "Upload a JPEG, PNG or WebP photo and try again."
 IMAGE_OR_URL_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
 
@@ -145,7 +148,9 @@ def read_image_sized(
                 raise InvalidInputError(
                     f"the image URL {address[:100]!r} must start with http:// or https://"
                 )
-            data = fetch_bytes(address, public_only=not private_urls)
+            data = fetch_bytes(
+                address, public_only=not private_urls, retries=0, deadline=URL_DEADLINE_S
+            )
             return decode_image_sized(
                 data,
                 name=address,

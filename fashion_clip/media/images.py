@@ -71,15 +71,22 @@ def fetch_bytes(
     timeout: float = HTTP_TIMEOUT_S,
     retries: int = HTTP_RETRIES,
     public_only: bool = False,
+    deadline: float | None = None,
 ) -> bytes:
     """Read the raw bytes behind a local path, an `http(s)://` URL or an `s3://` URI.
 
     `public_only`: fetch web addresses on the public internet only (`fashion_clip.media.web`).
+    `deadline`: seconds a web fetch may take in all, retries included (None: no limit).
     """
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
         return fetch_http(
-            text, max_bytes=max_bytes, timeout=timeout, retries=retries, public_only=public_only
+            text,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            retries=retries,
+            public_only=public_only,
+            deadline=deadline,
         )
     if text.startswith("s3://"):
         from fashion_clip.media import s3

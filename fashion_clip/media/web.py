@@ -15,10 +15,13 @@ that one is async-only, has no size cap, and asks dns.google when the local reso
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import http.client
 import ipaddress
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -85,31 +88,114 @@ def _connect_public(
     raise last_error
 
 
-class _ConnectsToPublicOnly:
-    """Mixed into http.client's connections: they open their socket through
-    `_create_connection`, which they set per instance."""
+class _Deadline:
+    """One fetch's total time limit: at its end, every socket the fetch opened is shut down.
+
+    A socket timeout bounds one wait, not a fetch: a server that sends a byte a second (the
+    status line, the headers or the body) never lets it fire. Shutting the sockets down from
+    a timer ends whatever read is blocked, wherever it is; the fetch then sees `expired`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired:
+                return
+        _shut(sock)  # opened just as the time ran out
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: nothing is waiting on it
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# The deadline of the fetch running on this thread, for the connections it opens.
+_CURRENT_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "fetch_deadline", default=None
+)
+
+
+class _WatchedConnection:
+    """Mixed into http.client's connections, which open their socket through
+    `_create_connection` (set per instance): public-only where asked, and each socket handed
+    to the running fetch's deadline, if it has one."""
+
+    public_only = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = _connect_public
+        self._create_connection = self._open_socket
+
+    def _open_socket(
+        self, address: tuple[str, int], timeout: Any = None, source_address: Any = None
+    ) -> socket.socket:
+        connect = _connect_public if self.public_only else socket.create_connection
+        sock = connect(address, timeout, source_address)
+        deadline = _CURRENT_DEADLINE.get()
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
 
 
-class _PublicHTTPConnection(_ConnectsToPublicOnly, http.client.HTTPConnection):
+class _HTTPConnection(_WatchedConnection, http.client.HTTPConnection):
     pass
 
 
-class _PublicHTTPSConnection(_ConnectsToPublicOnly, http.client.HTTPSConnection):
+class _HTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
     pass
 
 
-class _PublicHTTPHandler(urllib.request.HTTPHandler):
+class _PublicHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
+    public_only = True
+
+
+class _PublicHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    public_only = True
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    connection = _HTTPConnection
+
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_PublicHTTPConnection, req)
+        return self.do_open(self.connection, req)
 
 
-class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    connection = _HTTPSConnection
+
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_PublicHTTPSConnection, req, context=self._context)
+        return self.do_open(self.connection, req, context=self._context)
+
+
+class _PublicHTTPHandler(_HTTPHandler):
+    connection = _PublicHTTPConnection
+
+
+class _PublicHTTPSHandler(_HTTPSHandler):
+    connection = _PublicHTTPSConnection
 
 
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -124,15 +210,17 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 
 @functools.cache
-def _public_opener() -> urllib.request.OpenerDirector:
-    # No proxies from the environment: through a proxy the address checked would be the
-    # proxy's, not the one fetched.
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}),
-        _PublicHTTPHandler,
-        _PublicHTTPSHandler,
-        _WebOnlyRedirects,
-    )
+def _opener(public_only: bool) -> urllib.request.OpenerDirector:
+    if public_only:
+        # No proxies from the environment: through a proxy the address checked would be the
+        # proxy's, not the one fetched.
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            _PublicHTTPHandler,
+            _PublicHTTPSHandler,
+            _WebOnlyRedirects,
+        )
+    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
 
 
 def fetch_http(
@@ -142,23 +230,54 @@ def fetch_http(
     timeout: float = HTTP_TIMEOUT_S,
     retries: int = HTTP_RETRIES,
     public_only: bool = False,
+    deadline: float | None = None,
 ) -> bytes:
     """The body behind `url`, at most `max_bytes`; transient failures retried with backoff.
 
+    `timeout`: seconds one connection or read may wait. `deadline`: seconds the whole fetch
+    may take, connecting, redirects, the body and retries included (None: no limit).
     `public_only`: refuse hosts that are not on the public internet (see the module's doc).
     """
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    open_url = _public_opener().open if public_only else urllib.request.urlopen
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    except ValueError as exc:  # `http://[::1/x.jpg`: urllib cannot even split it
+        raise ImageLoadError(url, f"not a valid web address ({exc})") from None
+    limit = _Deadline(deadline) if deadline is not None else None
+    token = _CURRENT_DEADLINE.set(limit)
+    try:
+        return _fetch_with_retries(request, url, max_bytes, timeout, retries, public_only, limit)
+    finally:
+        _CURRENT_DEADLINE.reset(token)
+        if limit is not None:
+            limit.cancel()
+
+
+def _fetch_with_retries(
+    request: urllib.request.Request,
+    url: str,
+    max_bytes: int,
+    timeout: float,
+    retries: int,
+    public_only: bool,
+    limit: _Deadline | None,
+) -> bytes:
+    open_url = _opener(public_only).open
     last_problem = "unreachable"
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(min(0.5 * 2**attempt, 4.0))  # back off before retrying a transient failure
+            pause = min(0.5 * 2**attempt, 4.0)  # back off before retrying a transient failure
+            if limit is not None and pause >= limit.remaining():
+                break
+            time.sleep(pause)
+        wait = timeout if limit is None else min(timeout, limit.remaining())
         try:
-            with open_url(request, timeout=timeout) as response:
+            with open_url(request, timeout=wait) as response:
                 declared = response.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
                 data = response.read(max_bytes + 1)
+            if limit is not None and limit.expired:  # the body was cut short by the deadline
+                break
             if len(data) > max_bytes:
                 raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
             return data
@@ -173,7 +292,15 @@ def fetch_http(
             last_problem = f"HTTP {exc.code} {exc.reason}"
             if exc.code not in _TRANSIENT_HTTP:
                 break
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             last_problem = f"unreachable ({reason})"
+        except http.client.InvalidURL as exc:  # `http://host:abc/`: a port that is no number
+            raise ImageLoadError(url, f"not a valid web address ({exc})") from None
+        except http.client.HTTPException as exc:  # BadStatusLine, IncompleteRead: not OSErrors
+            last_problem = f"the server's answer is not valid HTTP ({type(exc).__name__})"
+        if limit is not None and (limit.expired or limit.remaining() <= 0):
+            break
+    if limit is not None and (limit.expired or limit.remaining() <= 0):
+        last_problem = f"no complete answer within {limit.seconds:g} s"
     raise ImageLoadError(url, last_problem)
