@@ -10,6 +10,12 @@ import argparse
 import logging
 import signal
 
+from fashion_clip.errors import FashionCLIPError, ModelMismatchError
+from fashion_clip.model import allocator, runtime
+from fashion_clip.settings import load_settings
+from fashion_clip.store import open_store
+from space.startup import launch_options, open_collection
+
 log = logging.getLogger("fashion_clip.app")
 
 # Text queries and label prompts run an int8 text tower on the CPU where the tower is large
@@ -31,29 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="FashionCLIP Space: search, classify, localize")
     parser.add_argument("--share", action="store_true", help="also open a public share link")
     args = parser.parse_args(argv)
-    from fashion_clip.model.allocator import arena_count, cap_arenas
-
     # First, before threads allocate: a cap does not shrink arenas already made (allocator.py)
-    cap_arenas(arena_count())
+    allocator.cap_arenas(allocator.arena_count())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up checks
 
-    from fashion_clip.errors import FashionCLIPError, ModelMismatchError
-    from fashion_clip.model.runtime import load_configured_model
-    from fashion_clip.settings import load_settings
-    from fashion_clip.store import open_store
-    from space.app import build_demo
-    from space.startup import launch_options, open_collection
+    from space.app import build_demo  # deferred: gradio starts threads, after the cap above
 
     fallback_note = None
     try:
         settings = load_settings()
         # fallback_note: why the bundled demo model stands in (shown on the page), or None
-        model, fallback_note = load_configured_model(
+        model, fallback_note = runtime.load_configured_model(
             settings, default_text_precision=QUERY_PRECISION
         )
         if fallback_note:
             log.warning("%s (shown as a banner on the page)", fallback_note)
+        allocator.tune_for(model.device)  # activation memory reused between requests
         log.info(
             "model %s on %s, text queries in %s", model.info.name, model.device,
             model.text_precision,

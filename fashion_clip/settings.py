@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dotenv import dotenv_values
+
+from fashion_clip.errors import ConfigurationError
+
 DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
 DEFAULT_COLLECTION = "demo"
 MODEL_ALIASES = {"fashion-clip": DEFAULT_MODEL, "fashionclip": DEFAULT_MODEL}
@@ -70,8 +74,6 @@ def load_settings(
     """
     sources: list[Mapping[str, str | None]] = [os.environ] if env is None else [env]
     if env is None and dotenv_path is not None and Path(dotenv_path).is_file():
-        from dotenv import dotenv_values
-
         sources.append(dotenv_values(dotenv_path))  # after: the real environment wins
 
     def get(*names: str) -> str | None:
@@ -83,8 +85,6 @@ def load_settings(
             if present:
                 return next((v.strip() for v in present if v and v.strip()), None)
         return None
-
-    from fashion_clip.errors import ConfigurationError
 
     auth = None
     if raw_auth := get("FASHION_CLIP_AUTH"):

@@ -14,6 +14,8 @@ import sys
 import traceback
 
 from fashion_clip.errors import FashionCLIPError
+from indexer.cli import parse
+from indexer.commands import COMMANDS
 from indexer.exit_codes import ERROR as EXIT_ERROR
 from indexer.exit_codes import INTERRUPTED as EXIT_INTERRUPTED
 
@@ -38,8 +40,6 @@ def _run(argv: list[str] | None) -> int:
     verbose = "-v" in given or "--verbose" in given
     if not verbose:  # read when huggingface_hub is imported: hides "Loading weights" bars
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from indexer.cli import parse
-    from indexer.commands import COMMANDS
 
     args = None
     try:

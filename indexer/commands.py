@@ -13,7 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from fashion_clip.ingest.catalog import Row
+from fashion_clip.ingest.evaluate import evaluate
+from fashion_clip.ingest.job import (
+    catalog_name,
+    collection_spec,
+    index_catalog,
+    index_demo,
+    open_catalog,
+)
+from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
+from fashion_clip.ingest.report import Reporter
+from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.model import allocator
+from fashion_clip.model.runtime import load_configured_model
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
+from fashion_clip.store import open_store
+from fashion_clip.store.snapshot import pull_snapshot, push_snapshot
 from indexer import exit_codes
 
 if TYPE_CHECKING:
@@ -28,11 +44,6 @@ def _note(message: str) -> None:
 
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    from fashion_clip.ingest.job import catalog_name, collection_spec, index_catalog, open_catalog
-    from fashion_clip.ingest.report import Reporter
-    from fashion_clip.ingest.sources import ImageRoot
-    from fashion_clip.store import open_store
-
     with open_catalog(args.catalog, args.format) as catalog:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
@@ -49,10 +60,6 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """The bundled catalog into `demo`, rebuilt when it holds another model's vectors."""
-    from fashion_clip.ingest.job import index_demo
-    from fashion_clip.ingest.report import Reporter
-    from fashion_clip.store import open_store
-
     # Only the demo catalog may fall back to the demo model when the hub is unreachable.
     model, options = _model_and_options(args, settings, fallback=True)
     with open_store(settings) as store, Reporter(args.report, _print_skip) as reporter:
@@ -68,14 +75,12 @@ def _model_and_options(
     args: argparse.Namespace, settings: Settings, *, fallback: bool
 ) -> tuple[ClipModel, IndexOptions]:
     """The model to index with and the run's options, from the command line."""
-    from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
-    from fashion_clip.model.runtime import load_configured_model
-
     # fp32 text: stored caption vectors should not depend on which rows shared their batch
     # (bf16, the query-latency default on some CPUs, moves them by ~1e-3 with the padding).
     model, note = load_configured_model(
         settings, args.model, quantize=args.quantize, text_precision="fp32", fallback=fallback
     )
+    allocator.tune_for(model.device)  # activation memory reused between batches
     if note:
         _note(f"note: {note}")
     options = IndexOptions(
@@ -106,8 +111,6 @@ def _print_skip(skip: Skip) -> None:
 
 # ---------------------------------------------------------------------- info
 def run_info(args: argparse.Namespace, settings: Settings) -> int:
-    from fashion_clip.store import open_store
-
     with open_store(settings) as store:
         wanted = args.collection or settings.collection
         names = [wanted] if wanted else store.list_collections()
@@ -152,16 +155,11 @@ def _info_record(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from fashion_clip.ingest.catalog import Row
-    from fashion_clip.ingest.evaluate import evaluate
-    from fashion_clip.ingest.job import catalog_name, open_catalog
-    from fashion_clip.model.runtime import load_configured_model
-    from fashion_clip.store import open_store
-
     with open_catalog(args.catalog, args.format) as catalog, open_store(settings) as store:
         name = args.collection or settings.collection or catalog_name(args.catalog)
         built_with = store.open(name).info().model_id
         model, note = load_configured_model(settings, args.model or built_with, fallback=False)
+        allocator.tune_for(model.device)
         if note:
             _note(f"note: {note}")
         info = model.info
@@ -187,9 +185,6 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------- snapshot
 def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
-    from fashion_clip.store import open_store
-    from fashion_clip.store.snapshot import pull_snapshot, push_snapshot
-
     with open_store(settings) as store:
         if args.action == "push":
             name = args.collection or settings.collection or DEFAULT_COLLECTION

@@ -33,6 +33,7 @@ from space.components import (
 from space.filters import Facets, read_facets
 from space.handlers import Backend
 from space.inputs import DEFAULT_RESULTS, MAX_RESULTS
+from space.page import ABOUT, header_lines
 from space.results import Pictures
 
 # Text searches (a text tower pass and an HNSW search: tens of ms of CPU) and vision
@@ -56,10 +57,6 @@ MORE, LESS = "More like this", "Less like this"
 NO_EXAMPLES: dict[str, Any] = {"like": [], "unlike": [], "names": {}}
 
 
-ABOUT = (
-    "Find clothes by describing them or with a picture, sort a picture into categories, "
-    "or see where something (a collar, a sleeve) is in it."
-)
 # Examples to try, for a first visit (on a phone, often without a clothing photo at hand):
 # the bundled demo catalog's pictures, which ship with the code whatever catalog is indexed.
 DEMO_PICTURES = DEMO_CATALOG_DIR / "images"
@@ -69,67 +66,6 @@ CLASSIFY_EXAMPLES = ["demo-0246.jpg", "demo-0361.jpg", "demo-0321.jpg"]  # jacke
 LOCALIZE_EXAMPLES = [("demo-0042.jpg", "collar"), ("demo-0001.jpg", "sleeve")]
 
 CACHE_LIFETIME = (3600, 3600)  # every hour, delete Gradio's cached files over an hour old
-
-# Styles `launch(css=...)` adds to the page (`startup.launch_options`; Gradio 6 takes them
-# there, not in `Blocks`). A result gallery's columns are at least 100 px wide, so on a phone
-# its 4 columns ran past the screen's edge: narrow screens get 3, then 2, that shrink to fit,
-# and the gallery grows with its rows (the page scrolls, not a box of 55% of the screen).
-# A tile's caption (name · price · brand · score) wraps onto up to 3 lines, not cut to one.
-PAGE_CSS = """
-#text-results .caption-label, #image-results .caption-label {
-  white-space: normal;
-  max-width: calc(100% - 2 * var(--block-label-margin));
-  display: -webkit-box;
-  -webkit-line-clamp: 3;
-  -webkit-box-orient: vertical;
-}
-@media (max-width: 640px) {
-  #text-results .grid-container, #image-results .grid-container {
-    grid-template-columns: repeat(3, minmax(0, 1fr));
-  }
-  #text-results .grid-wrap, #image-results .grid-wrap {
-    max-height: none;
-  }
-}
-@media (max-width: 480px) {
-  #text-results .grid-container, #image-results .grid-container {
-    grid-template-columns: repeat(2, minmax(0, 1fr));
-  }
-}
-"""
-
-
-def header_lines(
-    model: ClipModel, collection: Collection, settings: Settings | None
-) -> tuple[str, str]:
-    """The page's title line (the collection and its item count: one line on a phone) and
-    the details an operator checks (the model, and where the store lives)."""
-    info = model.info
-    if settings is None:
-        where = ""
-    elif settings.qdrant_url:
-        where = f" · Qdrant server {public_url(settings.qdrant_url)}"
-    else:
-        where = f" · embedded store `{settings.qdrant_path}`"
-    title = f"**FashionCLIP Space** · collection `{collection.name}` · {collection.count():,} items"
-    return title, f"model `{info.name}` ({info.kind}, {info.dim}-d){where}"
-
-
-def public_url(url: str) -> str:
-    """`url` as the page may show it: scheme, host and port, without a `user:password@`,
-    path or query (a key or password some set there)."""
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if not host:
-        return "(set)"
-    netloc = f"[{host}]" if ":" in host else host
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{netloc}{f':{port}' if port else ''}"
 
 
 def heatmap_buttons() -> list[str]:

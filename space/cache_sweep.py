@@ -23,6 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gradio import route_utils
+from gradio.utils import get_upload_folder
+
 log = logging.getLogger(__name__)
 
 # Gradio's own function once `install` replaced it: its test checks it still needs replacing.
@@ -32,8 +35,6 @@ gradio_sweep: Callable[[Any, int | None], None] | None = None
 def sweep(blocks: Any, age: int | None) -> None:
     """Delete the app's cached files older than `age` seconds (all of them if None), as
     Gradio's `delete_files_created_by_app` does, and the per-file folders left empty."""
-    from gradio.utils import get_upload_folder
-
     cache = Path(get_upload_folder()).resolve()
     keep: set[str] = set()
     for component in list(blocks.blocks.values()):
@@ -66,7 +67,6 @@ def install() -> bool:
     """Make Gradio's cache sweeps use `sweep`; False (and nothing changed) where this Gradio
     has no such function to replace."""
     global gradio_sweep
-    from gradio import route_utils
 
     current = getattr(route_utils, "delete_files_created_by_app", None)
     if current is sweep:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+import numpy as np
 
+from fashion_clip.tasks.overlay import colorize
 from space.handlers import Backend, refusal
 from space.inputs import IMAGE_HINT
 from space.results import Pictures, gallery_data
@@ -59,10 +61,6 @@ def checked_by_handler(component: C) -> C:
 def heatmap_legend() -> str:
     """HTML for under the localize heatmap: the colour ramp, what its ends mean, and that the
     scale is the picture's own (its best spot is red even where the text is absent)."""
-    import numpy as np
-
-    from fashion_clip.tasks.overlay import colorize
-
     # The overlay's own ramp, so the legend cannot drift from what is drawn.
     colours = colorize(np.linspace(0.0, 1.0, 7)[None, :])[0]  # (7, 3) uint8
     stops = ", ".join(f"rgb({r}, {g}, {b})" for r, g, b in colours)
@@ -89,7 +87,7 @@ def serve_in_place(folders: list[Path]) -> None:
     """
     gr.set_static_paths(folders)
     try:
-        from gradio.data_classes import _StaticFiles
+        from gradio.data_classes import _StaticFiles  # optional: private, other Gradios lack it
 
         ours = {Path(folder).resolve() for folder in folders}
         rest = [path for path in _StaticFiles.all_paths if path not in ours]

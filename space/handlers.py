@@ -24,6 +24,7 @@ from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputEr
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.model.text import visible_text
 from fashion_clip.store import Collection, Hit, Point
+from fashion_clip.tasks import overlay
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
 from space.filters import Facets, build_filter, narrows, shown_values
 from space.inputs import (
@@ -88,7 +89,7 @@ def thread_plan() -> dict[str, int]:
     busy: 18.5 ms wall and 18 ms CPU per query on 1 thread, 24 ms and 28 ms on 2). The vision
     tower keeps torch's own choice for the machine, read here, at start-up.
     """
-    import torch
+    import torch  # deferred: torch is heavy
 
     return {"query": 1, "vision": torch.get_num_threads()}
 
@@ -105,7 +106,7 @@ def runs_as(
     def decorate(fn: Callable[Concatenate[Backend, P], R]) -> Callable[Concatenate[Backend, P], R]:
         @functools.wraps(fn)
         def wrapper(backend: Backend, *args: P.args, **kwargs: P.kwargs) -> R:
-            import torch
+            import torch  # deferred: torch is heavy
 
             before = torch.get_num_threads()
             torch.set_num_threads(backend.threads[role])
@@ -388,9 +389,9 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
 
     The peak is `[x, y]` and the size `[width, height]`, both in the input image's pixels.
     """
+    # torch: only the localize handler needs the library's torch code, at its first call
     from fashion_clip.tasks.localize import heatmap_peak
-    from fashion_clip.tasks.localize import localize as locate
-    from fashion_clip.tasks.overlay import draw_heatmap
+    from fashion_clip.tasks.localize import localize as locate  # deferred: torch
 
     if is_missing(image) and not visible_text(text if isinstance(text, str) else ""):
         # Both boxes empty: one message for both, not one for the text, then the image.
@@ -411,9 +412,9 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
         heatmap = locate(backend.model, picture, concept, size=shown)  # (h, w) in [0, 1]
     if shown != picture.size:
         picture = picture.resize(shown, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    overlay = draw_heatmap(picture, heatmap)  # the peak is ringed
+    drawn = overlay.draw_heatmap(picture, heatmap)  # the peak is ringed
     x, y = to_input_pixels(heatmap_peak(heatmap), shown, size)
-    return overlay, {"peak": [x, y], "size": list(size), "text": concept}
+    return drawn, {"peak": [x, y], "size": list(size), "text": concept}
 
 
 def display_size(size: tuple[int, int], limit: int = MAX_OVERLAY_SIDE) -> tuple[int, int]:

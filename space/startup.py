@@ -7,11 +7,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fashion_clip.api.catalog_vectors import DATASET_CATALOG_PREFIX
 from fashion_clip.errors import ModelMismatchError, StoreError
+from fashion_clip.ingest.job import index_demo
+from fashion_clip.ingest.pipeline import IndexOptions
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
 from fashion_clip.store import Collection, Store
 from fashion_clip.store.embedded import EmbeddedStore, read_meta
+from space.page import PAGE_CSS
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,6 @@ def choose_collection(settings: Settings, store: Store) -> str:
 def _indexed_catalog(store: Store, name: str) -> str | None:
     """When the catalog in `name` was last indexed ("" if never finished), or None when it
     is a Python API dataset's collection, no catalog to show."""
-    from fashion_clip.api.catalog_vectors import DATASET_CATALOG_PREFIX
-
     try:
         with store.open(name) as collection:
             info = collection.info()
@@ -98,8 +100,6 @@ def open_collection(settings: Settings, store: Store, model: ClipModel) -> Colle
             if collection.count() and collection.info().extra.get("indexed_at"):
                 return collection
             collection.close()
-    from fashion_clip.ingest.job import index_demo  # the indexer, as `indexer demo` runs it
-    from fashion_clip.ingest.pipeline import IndexOptions
 
     collection, _ = index_demo(store, model, options=IndexOptions(progress=True), name=name)
     return collection
@@ -111,10 +111,8 @@ def launch_options(settings: Settings, *, share: bool = False) -> dict[str, Any]
 
     Host and port are left to Gradio, which reads `GRADIO_SERVER_NAME` and
     `GRADIO_SERVER_PORT` (7860 by default, as Spaces expects). The page's own styles
-    (`space.app.PAGE_CSS`) go with them.
+    (`space.page.PAGE_CSS`) go with them.
     """
-    from space.app import PAGE_CSS
-
     options: dict[str, Any] = {
         "max_file_size": MAX_UPLOAD,
         "share": share or settings.share,

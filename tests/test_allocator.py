@@ -1,4 +1,4 @@
-"""The app's cap on glibc's malloc arenas (`fashion_clip.model.allocator.cap_arenas`)."""
+"""glibc malloc tuning (`fashion_clip.model.allocator`): the app's arena cap, and who applies it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
@@ -102,22 +103,46 @@ def test_a_user_setting_opts_out_of_the_arena_cap(setting, value, expected) -> N
     assert run.stdout.strip() == expected
 
 
-def test_the_app_caps_arenas_before_the_model_loads(monkeypatch) -> None:
+def test_the_app_caps_arenas_before_the_model_loads_then_tunes_for_it(monkeypatch) -> None:
     import app
     import fashion_clip.model.allocator
     import fashion_clip.model.runtime
     from fashion_clip.errors import FashionCLIPError
 
     calls = []
-    monkeypatch.setattr(
-        fashion_clip.model.allocator, "cap_arenas", lambda n: calls.append(("cap", n))
-    )
+    allocator = fashion_clip.model.allocator
+    monkeypatch.setattr(allocator, "cap_arenas", lambda n: calls.append(("cap", n)))
+    monkeypatch.setattr(allocator, "tune_for", lambda device: calls.append(("tune", device)))
+    model = SimpleNamespace(device="cpu", info=SimpleNamespace(name="demo"), text_precision="")
 
-    def load_configured_model(*args: object, **kwargs: object) -> None:
+    def load_configured_model(*args: object, **kwargs: object) -> tuple[object, None]:
         calls.append(("load", None))
+        return model, None
+
+    def open_store(settings: object) -> None:
         raise FashionCLIPError("stop here")
 
     monkeypatch.setattr(fashion_clip.model.runtime, "load_configured_model", load_configured_model)
+    monkeypatch.setattr(app, "open_store", open_store)
     monkeypatch.setenv("FASHION_CLIP_MODEL", "demo")
     assert app.main([]) == 1
-    assert calls == [("cap", fashion_clip.model.allocator.arena_count()), ("load", None)]
+    assert calls == [("cap", allocator.arena_count()), ("load", None), ("tune", "cpu")]
+
+
+def test_the_indexer_tunes_malloc_for_the_model_it_loaded(monkeypatch) -> None:
+    import fashion_clip.model.allocator
+    import indexer.commands
+    from fashion_clip.errors import FashionCLIPError
+    from indexer.__main__ import main
+
+    calls = []
+
+    def tune_for(device: str) -> None:
+        calls.append(device)
+        raise FashionCLIPError("stop here")  # before any indexing
+
+    model = SimpleNamespace(device="cpu")
+    monkeypatch.setattr(indexer.commands, "load_configured_model", lambda *a, **k: (model, None))
+    monkeypatch.setattr(fashion_clip.model.allocator, "tune_for", tune_for)
+    assert main(["demo"]) == 2
+    assert calls == ["cpu"]

@@ -16,9 +16,9 @@ from fashion_clip.errors import StoreError
 from fashion_clip.settings import load_settings
 from fashion_clip.tasks.classify import parse_labels
 from space import handlers
-from space.app import header_lines
 from space.components import serve_in_place
 from space.filters import Facets, build_filter
+from space.page import header_lines
 from space.results import Pictures
 from tests.image_corpus import jpeg_bytes, photo
 

@@ -157,10 +157,13 @@ def test_a_user_setting_opts_out_of_the_tuning() -> None:
     assert run.stdout.strip() == "False"
 
 
-def test_models_on_the_cpu_tune_malloc(tiny_model_dir, monkeypatch) -> None:
+def test_loading_a_model_leaves_malloc_to_the_program(tiny_model_dir, monkeypatch) -> None:
     import fashion_clip.model.allocator
 
     calls = []
     monkeypatch.setattr(fashion_clip.model.allocator, "keep_freed_memory", lambda: calls.append(1))
-    ClipModel.load(str(tiny_model_dir), device="cpu")
+    model = ClipModel.load(str(tiny_model_dir), device="cpu")
+    assert calls == []  # process-wide: the app and the indexer ask for it, not the library
+    fashion_clip.model.allocator.tune_for(model.device)
+    fashion_clip.model.allocator.tune_for("cuda")  # only a CPU model's activations gain
     assert calls == [1]

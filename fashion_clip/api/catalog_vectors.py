@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fashion_clip.errors import CatalogError
+from fashion_clip.ingest.catalog import check_record
+from fashion_clip.ingest.pipeline import IndexOptions, index_rows
+from fashion_clip.ingest.report import Reporter
+from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.media import s3
 from fashion_clip.model.clip import ClipModel
+from fashion_clip.store import CollectionSpec, add_payload_indexes, infer_payload_indexes
+from fashion_clip.store.snapshot import pull_snapshot
 
 if TYPE_CHECKING:
     from fashion_clip.api.dataset import FCLIPDataset
@@ -50,8 +57,6 @@ def ensure_dataset_vectors(
     interrupted), the collection is closed again unless `close_on_error` is False (someone
     else in this process holds it open), so that its lock never outlives the failure.
     """
-    from fashion_clip.store import CollectionSpec, add_payload_indexes, infer_payload_indexes
-
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
@@ -70,8 +75,6 @@ def ensure_dataset_vectors(
         return collection, "computed"
     snapshot = _snapshot_uri(snapshots, name)
     if snapshot is not None:
-        from fashion_clip.store.snapshot import pull_snapshot
-
         log.info("pulling the vectors of %s from %s", name, snapshot)
         pull_snapshot(store, snapshot, name, **guard)
         return store.open(name, **guard), "snapshot"
@@ -110,11 +113,6 @@ def _build(
 
     Raises `CatalogError` naming the reasons when no product at all is in the collection.
     """
-    from fashion_clip.ingest.catalog import check_record
-    from fashion_clip.ingest.pipeline import IndexOptions, index_rows
-    from fashion_clip.ingest.report import Reporter
-    from fashion_clip.ingest.sources import ImageRoot
-
     numbered = enumerate(dataset, start=1)
     chosen = [(n, row) for n, row in numbered if only is None or str(row.get("id")) in only]
     rows = (check_record(number, dict(row)) for number, row in chosen)
@@ -160,8 +158,6 @@ def _snapshot_uri(snapshots: str | None, name: str) -> str | None:
     if not snapshots:
         return None
     if snapshots.startswith("s3://"):
-        from fashion_clip.media import s3
-
         uri = s3.join_s3(snapshots, f"{name}.snapshot")
         return uri if s3.exists(uri) else None
     path = Path(os.path.expanduser(snapshots)) / f"{name}.snapshot"

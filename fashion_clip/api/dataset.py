@@ -19,7 +19,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from fashion_clip import demo  # its paths are read per call: tests swap them
 from fashion_clip.errors import CatalogError, ConfigurationError, FashionCLIPError
+from fashion_clip.ingest.catalog import RowProblem, check_record
+from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.media.images import load_image
 
 SOURCE_TYPES = ("local", "s3", "url")
@@ -110,8 +113,6 @@ class FCLIPDataset:
     # ------------------------------------------------------------------ images
     def image_source(self, product_id: str | int) -> str:
         """The path, URL or S3 URI of a product's image (a relative path stays in the root)."""
-        from fashion_clip.ingest.sources import ImageRoot
-
         if self._root is None:
             self._root = ImageRoot(self.image_source_path or ".")
         return self._root.resolve(str(self[product_id]["image"]))
@@ -177,10 +178,9 @@ def _pre_included(name: str) -> tuple[list[dict[str, Any]], str, str]:
             f"no pre-included dataset named {name!r} (available: {', '.join(PRE_INCLUDED)}); "
             "to use your own, pass catalog=[{'id': …, 'image': …, 'caption': …}, …]"
         )
-    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
-
-    rows = [json.loads(line) for line in DEMO_CATALOG_FILE.read_text("utf-8").splitlines() if line]
-    return rows, str(DEMO_CATALOG_DIR), "local"
+    lines = demo.DEMO_CATALOG_FILE.read_text("utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line]
+    return rows, str(demo.DEMO_CATALOG_DIR), "local"
 
 
 def _check_source(path: str | None, kind: str) -> None:
@@ -200,8 +200,6 @@ def _check_source(path: str | None, kind: str) -> None:
 
 def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     """Rows as plain dicts, or one `CatalogError` listing every problem with its row number."""
-    from fashion_clip.ingest.catalog import RowProblem, check_record
-
     if isinstance(catalog, (str, bytes)) or not isinstance(catalog, Sequence):
         raise CatalogError(f"dataset {name!r}: catalog must be a list of dicts")
     problems, rows, seen = [], [], {}

@@ -19,10 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fashion_clip.api.catalog_vectors import ensure_dataset_vectors
+from fashion_clip.api.dataset import FCLIPDataset
+from fashion_clip.errors import ConfigurationError, StoreError
 from fashion_clip.media.images import ImageSource
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
 from fashion_clip.store.meta import is_content_digest
+from fashion_clip.store.shared import lease_collection
 from fashion_clip.tasks.classify import (
     DEFAULT_TEMPLATES,
     best_labels,
@@ -32,7 +36,6 @@ from fashion_clip.tasks.classify import (
 from fashion_clip.tasks.embed import check_count, encode_images
 
 if TYPE_CHECKING:
-    from fashion_clip.api.dataset import FCLIPDataset
     from fashion_clip.store.base import Collection, Store
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,6 @@ class FashionCLIP:
         )
         self.model_name = self.model.info.name
         if isinstance(dataset, str):  # the original accepted a pre-included dataset's name
-            from fashion_clip.api.dataset import FCLIPDataset
-
             dataset = FCLIPDataset(dataset)
         self.dataset = dataset
         self.normalize = normalize
@@ -89,9 +90,6 @@ class FashionCLIP:
         self._closed = False
         self._finalizer: weakref.finalize | None = None
         if dataset is not None:
-            from fashion_clip.api.catalog_vectors import ensure_dataset_vectors
-            from fashion_clip.store.shared import lease_collection
-
             name = collection_name(dataset, self.model)
             snapshots = snapshots if snapshots is not None else self.settings.snapshots
             lease, self.vectors_source = lease_collection(
@@ -161,15 +159,11 @@ class FashionCLIP:
     # ------------------------------------------------------------------ with a dataset
     def _bound(self) -> Collection:
         if self._closed and self.dataset is not None:
-            from fashion_clip.errors import StoreError
-
             raise StoreError(
                 f"this FashionCLIP (dataset {getattr(self.dataset, 'name', None)!r}) was closed; "
                 "make a new one to search again"
             )
         if self.collection is None:
-            from fashion_clip.errors import ConfigurationError
-
             raise ConfigurationError(
                 "this FashionCLIP has no dataset: pass one, e.g. FashionCLIP('demo', "
                 "FCLIPDataset('demo'))"
@@ -202,7 +196,7 @@ class FashionCLIP:
 
     def localize(self, image: ImageSource, text: str, **options: Any) -> np.ndarray:
         """`(H, W)` float32 map in [0, 1]: where in `image` the `text` concept sits."""
-        from fashion_clip.tasks.localize import localize
+        from fashion_clip.tasks.localize import localize  # deferred: torch
 
         return localize(self.model, image, text, **options)
 

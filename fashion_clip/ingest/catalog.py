@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.media import s3
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))  # ("csv", "jsonl", "json")
@@ -97,8 +98,6 @@ def catalog_format(location: str, override: str | None = None) -> str:
 def local_copy(location: str) -> Iterator[Path]:
     """The catalog as a local file: itself, or an `s3://` object downloaded to a temp file."""
     if location.startswith("s3://"):
-        from fashion_clip.media import s3
-
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             yield s3.download_file(location, Path(tmp) / Path(location).name)
         return

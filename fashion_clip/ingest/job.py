@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fashion_clip import demo  # its paths are read per call: tests swap them
 from fashion_clip.errors import ConfigurationError, ModelMismatchError
 from fashion_clip.ingest.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
 from fashion_clip.ingest.pipeline import IndexOptions, index_rows
@@ -131,15 +132,13 @@ def index_demo(
     bundled catalog, so nothing is lost) after `on_rebuild` is told why. Skips go to
     `reporter`, by default to the log.
     """
-    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE  # per call: tests swap them
-
-    if not DEMO_CATALOG_FILE.is_file():
-        raise ConfigurationError(f"the bundled demo catalog is missing ({DEMO_CATALOG_FILE})")
+    if not demo.DEMO_CATALOG_FILE.is_file():
+        raise ConfigurationError(f"the bundled demo catalog is missing ({demo.DEMO_CATALOG_FILE})")
     if reporter is None:
         reporter = Reporter(on_skip=lambda skip: log.warning("demo catalog %s", skip.message()))
     log.info("indexing the bundled demo catalog into %r with model %r", name, model.info.name)
-    with open_catalog(str(DEMO_CATALOG_FILE)) as catalog:
-        root = ImageRoot(str(DEMO_CATALOG_DIR), str(DEMO_CATALOG_FILE))
+    with open_catalog(str(demo.DEMO_CATALOG_FILE)) as catalog:
+        root = ImageRoot(str(demo.DEMO_CATALOG_DIR), str(demo.DEMO_CATALOG_FILE))
         spec = collection_spec(model, catalog)
         try:
             collection = store.open_or_create(name, spec, recreate=recreate)

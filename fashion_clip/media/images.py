@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError
+from fashion_clip.media import s3
 from fashion_clip.media.web import HTTP_RETRIES, HTTP_TIMEOUT_S, fetch_http
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | IO[bytes]
@@ -89,8 +90,6 @@ def fetch_bytes(
             deadline=deadline,
         )
     if text.startswith("s3://"):
-        from fashion_clip.media import s3
-
         try:
             return s3.read_bytes(text, max_bytes=max_bytes)
         except FashionCLIPError as exc:

@@ -48,8 +48,8 @@ def _client(
     region: str | None,
     session_token: str | None = None,
 ):
-    import boto3
-    from botocore.config import Config
+    import boto3  # deferred: boto3 is heavy, and only S3 needs it
+    from botocore.config import Config  # deferred: with boto3
 
     config = Config(
         retries={"max_attempts": 4, "mode": "standard"},

@@ -11,10 +11,11 @@ the next batch reuses them. The cost: freed memory is handed back to the kernel 
 256 MiB at the main heap's top; peak RSS unchanged in the benchmarks). Tensors over 32 MiB
 (a ViT-L/14's activations at batch 32) are still mapped anew.
 
-This is process-wide. `ClipModel.load` calls it for models on the CPU. It does nothing where
-malloc is not glibc's, or where the user already tuned it (`MALLOC_TRIM_THRESHOLD_`,
-`MALLOC_MMAP_THRESHOLD_`, or malloc settings in `GLIBC_TUNABLES`): setting one of those
-also opts out.
+This is process-wide, so the library never applies it by itself: programs do, once their
+model is loaded, with `tune_for(model.device)` (the app and `python -m indexer` do; a script
+or notebook may too). It does nothing where malloc is not glibc's, or where the user already
+tuned it (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`, or malloc settings in
+`GLIBC_TUNABLES`): setting one of those also opts out.
 
 `cap_arenas` bounds how many malloc arenas serve the process's threads. glibc gives threads
 that allocate at the same time arenas of their own, up to 8 per core, and an arena keeps what
@@ -45,6 +46,16 @@ USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 USER_ARENA_SETTINGS = ("MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST")
 
 _applied = False
+
+
+def tune_for(device: str) -> bool:
+    """The malloc tuning for a process running a model on `device`: `keep_freed_memory()` on
+    the CPU, nothing elsewhere. True when it took effect.
+
+        model = ClipModel.load("fashion-clip")
+        allocator.tune_for(model.device)  # once, from the program's entry point
+    """
+    return device == "cpu" and keep_freed_memory()
 
 
 def keep_freed_memory() -> bool:

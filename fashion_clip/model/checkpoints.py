@@ -14,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from fashion_clip.demo import DEMO_MODEL_DIR
 from fashion_clip.errors import ModelLoadError, ModelUnavailableError
 from fashion_clip.model.preprocess import ImagePreprocessor
 from fashion_clip.settings import resolve_model_name
@@ -36,8 +37,6 @@ def resolve_source(name: str | os.PathLike[str]) -> tuple[str, bool]:
     if not resolved:
         raise ModelLoadError(f"no model name given; use {KNOWN_NAMES}")
     if resolved.lower() == "demo":
-        from fashion_clip.demo import DEMO_MODEL_DIR
-
         return str(DEMO_MODEL_DIR), True
     path = Path(resolved).expanduser()
     if path.is_dir():
@@ -69,6 +68,7 @@ def load_parts(
 def _from_pretrained(
     source: str, display: str, *, token: str | None, revision: str | None, local_only: bool
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
+    # deferred: transformers is heavy
     from transformers import (
         AutoConfig,
         AutoTokenizer,
@@ -89,7 +89,7 @@ def _from_pretrained(
             )
         model_class = CLIPModel if config.model_type == "clip" else SiglipModel
         if config.model_type == "siglip2":
-            from transformers import Siglip2Model as model_class
+            from transformers import Siglip2Model as model_class  # deferred: transformers is heavy
         torch_model = model_class.from_pretrained(source, config=config, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         processor_config, _ = ImageProcessingMixin.get_image_processor_dict(source, **kwargs)
@@ -197,6 +197,7 @@ def _samples(path: Path) -> bytes:
 
 def cached_commit(repo_id: str, revision: str | None) -> str | None:
     """The commit hash of the hub snapshot just loaded (its cache folder is named by it)."""
+    # deferred: it reads the HF_HUB_* settings once, at import
     from huggingface_hub import try_to_load_from_cache
 
     path = try_to_load_from_cache(repo_id, "config.json", revision=revision)
@@ -204,6 +205,7 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
 
 
 def _hub_endpoint() -> str:
+    # deferred: it reads the HF_HUB_* settings once, at import
     from huggingface_hub import constants
 
     return constants.ENDPOINT
@@ -211,6 +213,7 @@ def _hub_endpoint() -> str:
 
 def _hub_offline(timeout_s: float = 3.0) -> bool:
     """True when offline mode is set or the hub's host does not answer within `timeout_s`."""
+    # deferred: it reads the HF_HUB_* settings once, at import
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from fashion_clip.errors import ConfigurationError
@@ -26,7 +27,7 @@ def text_mode(text_precision: str, device: str, text_parameters: int | None = No
         return "fp32"
     if text_precision == "fast":
         return "int8"
-    import torch
+    import torch  # deferred: torch is heavy
 
     # True where oneDNN has native bf16 kernels (AVX-512 and newer); on AVX2-only CPUs
     # bf16 is emulated and slower than fp32, so the text tower stays in fp32 there.
@@ -34,9 +35,7 @@ def text_mode(text_precision: str, device: str, text_parameters: int | None = No
 
 
 def quantize(torch_model: Any, mode: str, device: str) -> Any:
-    import warnings
-
-    import torch
+    import torch  # deferred: torch is heavy
 
     if mode != "int8":
         raise ConfigurationError(f"quantize={mode!r} is not supported; use 'int8', 'bf16' or None")

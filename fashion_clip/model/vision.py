@@ -86,7 +86,7 @@ def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     products' own alpha and beta: one in-place silu is left (about 2% of a ViT-B/32 pass
     on a CPU). Other activations, and quantized layers, run the module as it is.
     """
-    from transformers.activations import QuickGELUActivation
+    from transformers.activations import QuickGELUActivation  # deferred: transformers is heavy
 
     fc1, fc2 = mlp.fc1, mlp.fc2
     plain = (

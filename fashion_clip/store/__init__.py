@@ -27,6 +27,7 @@ from fashion_clip.store.base import (
     Range,
     Store,
 )
+from fashion_clip.store.embedded import EmbeddedStore
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.meta import add_payload_indexes, infer_payload_indexes
 
@@ -59,9 +60,8 @@ def open_store(settings: Settings, *, prefer_grpc: bool = False) -> Store:
     `prefer_grpc` talks gRPC to a server, which is faster for bulk upserts.
     """
     if settings.qdrant_url:
+        # deferred: qdrant_client, for a server only
         from fashion_clip.store.remote import RemoteStore
 
         return RemoteStore(settings.qdrant_url, settings.qdrant_api_key, prefer_grpc=prefer_grpc)
-    from fashion_clip.store.embedded import EmbeddedStore
-
     return EmbeddedStore(settings.qdrant_path)

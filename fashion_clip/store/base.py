@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from fashion_clip.store.vectors import compose
+
 CatalogId = str | int
 Scalar = str | int | float | bool
 VECTOR_NAMES = ("image", "text")  # `text` is the caption's embedding
@@ -249,8 +251,6 @@ class Collection(ABC):
         every space is cosine over unit vectors, ranking by the normalised sum is ranking by
         the weighted sum of the terms' similarities. Other arguments as in `search`.
         """
-        from fashion_clip.store.query import compose
-
         return self.search(compose(terms, self.dim), **kwargs)
 
     def iter_points(

@@ -132,7 +132,7 @@ class EmbeddedStore(Store):
         return (self.directory(name) / META_FILE).is_file()
 
     def create(self, name: str, spec: CollectionSpec, *, recreate: bool = False) -> EdgeCollection:
-        from fashion_clip.store import edge
+        from fashion_clip.store import edge  # deferred: qdrant_edge
 
         directory = self.directory(name)
         meta = new_meta(spec)
@@ -170,7 +170,7 @@ class EmbeddedStore(Store):
         model_revision: str | None = None,
         dim: int | None = None,
     ) -> EdgeCollection:
-        from fashion_clip.store import edge
+        from fashion_clip.store import edge  # deferred: qdrant_edge
 
         directory = self.directory(name)
         if name in self._open:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fashion_clip.store import open_store
+
 if TYPE_CHECKING:
     from fashion_clip.settings import Settings
     from fashion_clip.store.base import Collection, Store
@@ -108,8 +110,6 @@ def _lease(
             store_key = _store_key(settings)
             shared_store = _STORES.get(store_key)
             if shared_store is None:
-                from fashion_clip.store import open_store
-
                 shared_store = _STORES[store_key] = _Shared(open_store(settings))
             shared_store.users += 1
             store = shared_store.value
