@@ -151,11 +151,15 @@ def build_demo(
                     search_image = uploaded_image(
                         label="Image", sources=["upload", "webcam", "clipboard"], height=280
                     )
-                    image_url = gr.Textbox(
-                        label="…or an image URL", placeholder="https://example.com/shirt.jpg"
+                    # Text boxes hand the handlers what API callers send (a number, a list),
+                    # for them to refuse by name; Gradio's own would stringify it.
+                    image_url = checked_by_handler(
+                        gr.Textbox(
+                            label="…or an image URL", placeholder="https://example.com/shirt.jpg"
+                        )
                     )
-                    modifier = gr.Textbox(
-                        label="Change it (optional)", placeholder="same, but in blue"
+                    modifier = checked_by_handler(
+                        gr.Textbox(label="Change it (optional)", placeholder="same, but in blue")
                     )
                     image_button = gr.Button(
                         "Find similar", variant="primary", elem_id="image-button"
@@ -176,10 +180,12 @@ def build_demo(
                     classify_image = uploaded_image(
                         label="Image", height=280, elem_id="classify-image"
                     )
-                    labels = gr.Textbox(
-                        label="Labels (comma-separated or one per line)",
-                        value=facets.presets["category"],
-                        lines=2,
+                    labels = checked_by_handler(
+                        gr.Textbox(
+                            label="Labels (comma-separated or one per line)",
+                            value=facets.presets["category"],
+                            lines=2,
+                        )
                     )
                     with gr.Row():
                         presets = {
@@ -205,8 +211,8 @@ def build_demo(
                     localize_image = uploaded_image(
                         label="Image", height=320, elem_id="localize-image"
                     )
-                    concept = gr.Textbox(
-                        label="What to find", placeholder="collar", elem_id="concept"
+                    concept = checked_by_handler(
+                        gr.Textbox(label="What to find", placeholder="collar", elem_id="concept")
                     )
                     localize_button = gr.Button(
                         "Localize", variant="primary", elem_id="localize-button"

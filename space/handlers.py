@@ -208,8 +208,10 @@ def text_search(
     query text only says where the examples came from). Without, the query's embedding,
     minus the "less of" text and the captions of disliked examples, searches the pictures.
     """
-    like = read_ids(_sized(like_ids, MAX_IDS_CHARS, "liked example ids"))
-    unlike = read_ids(_sized(unlike_ids, MAX_IDS_CHARS, "disliked example ids"))
+    like = read_ids(_sized(like_ids, MAX_IDS_CHARS, "liked example ids"), "liked example ids")
+    unlike = read_ids(
+        _sized(unlike_ids, MAX_IDS_CHARS, "disliked example ids"), "disliked example ids"
+    )
     for ids, what in ((like, "liked"), (unlike, "disliked")):
         if len(ids) > MAX_EXAMPLES:
             raise InvalidInputError(f"{len(ids)} {what} examples given; use at most {MAX_EXAMPLES}")

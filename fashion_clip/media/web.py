@@ -295,7 +295,9 @@ def _fetch_with_retries(
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             last_problem = f"unreachable ({reason})"
-        except http.client.InvalidURL as exc:  # `http://host:abc/`: a port that is no number
+        except (http.client.InvalidURL, ValueError) as exc:
+            # `http://host:abc/` (a port that is no number), a host name the IDNA codec
+            # refuses (a label over 63 characters), control characters in the path.
             raise ImageLoadError(url, f"not a valid web address ({exc})") from None
         except http.client.HTTPException as exc:  # BadStatusLine, IncompleteRead: not OSErrors
             last_problem = f"the server's answer is not valid HTTP ({type(exc).__name__})"
