@@ -147,3 +147,38 @@ def test_the_url_box_gives_up_at_its_deadline_with_a_clear_message(client, monke
         assert drip.url in str(failed.value) and "paste an image URL" in str(failed.value)
         assert drip.client_left.wait(WAIT_S)
     assert caller.predict(api_name="/ping") == "ok"
+
+
+@contextlib.contextmanager
+def answering(raw: bytes) -> Iterator[str]:
+    """A server that reads the request and answers `raw` as is, then hangs up."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := self.request.recv(4096)):
+                request += chunk
+            self.request.sendall(raw)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/x.jpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",  # BadStatusLine
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly a little",  # IncompleteRead
+    ],
+    ids=["bad status line", "incomplete body"],
+)
+def test_a_server_breaking_http_is_an_image_load_error(raw):
+    with answering(raw) as url, pytest.raises(ImageLoadError, match="not valid HTTP") as failed:
+        fetch_http(url, max_bytes=1 << 20, retries=0)
+    assert url in str(failed.value)

@@ -278,6 +278,9 @@ def _fetch_with_retries(
                 data = response.read(max_bytes + 1)
             if limit is not None and limit.expired:  # the body was cut short by the deadline
                 break
+            if declared and declared.isdigit() and len(data) < int(declared):
+                # read(n) returns what came before the server hung up, without a word
+                raise http.client.IncompleteRead(data, int(declared) - len(data))
             if len(data) > max_bytes:
                 raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
             return data
