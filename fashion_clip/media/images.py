@@ -165,7 +165,7 @@ def load_image_sized(
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), source
     elif hasattr(source, "read"):
-        data, name = source.read(), source
+        data, name = _read_capped(source, max_bytes), source
     else:
         data, name = fetch_bytes(source, max_bytes=max_bytes), os.fspath(source)
     return decode_image_sized(
@@ -176,6 +176,17 @@ def load_image_sized(
         max_pixels=max_pixels,
         formats=formats,
     )
+
+
+def _read_capped(stream: IO[bytes], max_bytes: int) -> bytes:
+    """At most `max_bytes` of a file object, read no further: a stream (a pipe, a socket, a
+    huge file) is refused at the cap rather than read whole into memory."""
+    data = stream.read(max_bytes + 1)
+    if not isinstance(data, (bytes, bytearray)):
+        raise ImageLoadError(stream, "the file object is not opened in binary mode ('rb')")
+    if len(data) > max_bytes:
+        raise ImageLoadError(stream, f"file is over the {max_bytes}-byte cap")
+    return bytes(data)
 
 
 def decode_image(

@@ -8,6 +8,7 @@ points it at any S3-compatible server. Credentials not given there follow boto3'
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -107,12 +108,13 @@ def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
     bucket, key = parse_s3_uri(uri)
     try:
         response = s3_client().get_object(Bucket=bucket, Key=key)
-        size = response.get("ContentLength")
-        if max_bytes is not None and size is not None and size > max_bytes:
-            response["Body"].close()
-            raise S3Error(f"{uri}: object is {size} bytes, over the {max_bytes}-byte cap")
-        body = response["Body"]
-        data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+        # Closed however the read ends: a body read only to the cap keeps its connection
+        # checked out of the pool until it is.
+        with contextlib.closing(response["Body"]) as body:
+            size = response.get("ContentLength")
+            if max_bytes is not None and size is not None and size > max_bytes:
+                raise S3Error(f"{uri}: object is {size} bytes, over the {max_bytes}-byte cap")
+            data = body.read() if max_bytes is None else body.read(max_bytes + 1)
     except S3Error:
         raise
     except Exception as exc:  # botocore raises many unrelated classes; all mean "could not read"
