@@ -285,7 +285,7 @@ def in_subprocess(role: str, args: argparse.Namespace, work: Path) -> dict:
     return json.loads(lines[-1][len("ROLE ") :])
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=256, help="number of 1000x1333 JPEGs")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -316,31 +316,70 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--role", help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.getLogger("transformers").setLevel(logging.ERROR)
     args.distinct = min(args.distinct or args.n, args.n)
     args.reference_n = min(args.reference_n or args.n, args.n)
     catalog, photos = write_catalog(args.n, args.distinct)
     vitb32_folder()
-
     if args.role:
-        ours_args = (catalog, photos, args.work, args.batch_size)
-        runs = {
-            "ours": lambda: run_ours(*ours_args, None, args.workers, args.decode),
-            "int8": lambda: run_ours(*ours_args, "int8", args.workers, args.decode),
-            "bf16": lambda: run_ours(*ours_args, "bf16", args.workers, args.decode),
-            "switch": lambda: switched(args.switch_interval, ours_args, args),
-            "pipeline": lambda: run_ours(
-                *ours_args, None, args.workers, args.decode, free_model=True
-            ),
-            "reference": lambda: run_reference(
-                catalog, photos, args.work, args.batch_size, args.reference_n
-            ),
-            "model_only": lambda: run_model_only(photos, args.n, args.distinct, args.batch_size),
-        }
-        print("ROLE " + json.dumps(runs[args.role]()))
+        print("ROLE " + json.dumps(run_role(args, catalog, photos)))
         return
+    roles = roles_to_run(args)
+    results, vectors = measure(roles, args)
+    rate = {role: results[role]["images"] / results[role]["seconds"] for role in roles}
+    cpu_ms = {role: 1000 * results[role]["cpu_seconds"] / results[role]["images"] for role in roles}
+    figures = main_figures(results, vectors, rate, cpu_ms) | optional_figures(
+        args, results, vectors, rate
+    )
+    print(f"machine: {machine()}; {gpu()}")
+    print(
+        f"{args.n} rows of 1000x1333 JPEGs ({args.distinct} distinct files) -> embedded store, "
+        f"batch {args.batch_size}, {results['ours']['workers']} workers; the reference on "
+        f"{args.reference_n} rows; a fresh process per run, best of {args.repeat}"
+    )
+    rows = []
+    for role in roles:
+        run = results[role]
+        # The pipeline alone runs no model: no comparison with the reference.
+        ratio = "-" if role == "pipeline" else f"{rate[role] / rate['reference']:.2f}x"
+        rows.append(
+            (
+                role,
+                f"{rate[role]:.2f}",
+                f"{run['seconds']:.1f}",
+                f"{cpu_ms[role]:.0f}",
+                f"{run['peak_rss_mb']:.0f}",
+                ratio,
+            )
+        )
+    header = ("run", "images/s", "seconds", "CPU ms/image", "peak RSS MB", "vs reference")
+    print_table(rows, header)
+    print(result_line(figures))
 
+
+def run_role(args: argparse.Namespace, catalog: Path, photos: Path) -> dict:
+    """One measurement, in this (fresh) process: `args.role`'s run."""
+    ours_args = (catalog, photos, args.work, args.batch_size)
+    runs = {
+        "ours": lambda: run_ours(*ours_args, None, args.workers, args.decode),
+        "int8": lambda: run_ours(*ours_args, "int8", args.workers, args.decode),
+        "bf16": lambda: run_ours(*ours_args, "bf16", args.workers, args.decode),
+        "switch": lambda: switched(args.switch_interval, ours_args, args),
+        "pipeline": lambda: run_ours(*ours_args, None, args.workers, args.decode, free_model=True),
+        "reference": lambda: run_reference(
+            catalog, photos, args.work, args.batch_size, args.reference_n
+        ),
+        "model_only": lambda: run_model_only(photos, args.n, args.distinct, args.batch_size),
+    }
+    return runs[args.role]()
+
+
+def roles_to_run(args: argparse.Namespace) -> list[str]:
     on_gpu = not gpu().startswith("GPU: none")
     if on_gpu and not args.no_int8:
         print("CUDA is available: every run uses the GPU; int8 (CPU only) is left out")
@@ -351,6 +390,11 @@ def main() -> None:
         roles.append("switch")
     if args.pipeline_only:
         roles.append("pipeline")
+    return roles
+
+
+def measure(roles: list[str], args: argparse.Namespace) -> tuple[dict[str, dict], dict]:
+    """Each role's best run (a fresh process each), and the vectors each role stored."""
     results: dict[str, dict] = {}
     vectors = {}
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
@@ -367,12 +411,13 @@ def main() -> None:
                 }
                 if (work / "vectors.npy").exists() and role != "pipeline":
                     vectors[role] = np.load(work / "vectors.npy")
+    return results, vectors
 
-    n = args.n
-    rate = {role: results[role]["images"] / results[role]["seconds"] for role in roles}
+
+def main_figures(results: dict, vectors: dict, rate: dict, cpu_ms: dict) -> dict[str, float]:
+    """Ours against the reference and the model alone, and where our run's time went."""
     compared = len(vectors["reference"])  # the reference's rows are ours' first ones
     cosine = np.sum(vectors["ours"][:compared] * vectors["reference"], axis=1)
-    cpu_ms = {role: 1000 * results[role]["cpu_seconds"] / results[role]["images"] for role in roles}
     figures = {
         "images_per_s": rate["ours"],
         "reference_images_per_s": rate["reference"],
@@ -389,11 +434,18 @@ def main() -> None:
         "cpu_ratio": cpu_ms["reference"] / cpu_ms["ours"],
         "workers": results["ours"]["workers"],
     }
-    figures |= {  # where our run's time and CPU went, in ms per image
+    return figures | {  # where our run's time and CPU went, in ms per image
         f"{name.removesuffix('_s')}_ms_per_image": 1000 * value / results["ours"]["images"]
         for name, value in results["ours"].items()
         if name.startswith(("stage_", "cpu_")) and name != "cpu_seconds"
     }
+
+
+def optional_figures(
+    args: argparse.Namespace, results: dict, vectors: dict, rate: dict
+) -> dict[str, float]:
+    """The figures of the runs asked for by options: pipeline only, int8, switch, bf16."""
+    figures: dict[str, float] = {}
     if "pipeline" in rate:
         figures |= {
             "pipeline_only_images_per_s": rate["pipeline"],
@@ -428,31 +480,7 @@ def main() -> None:
             "bf16_ratio": rate["bf16"] / rate["reference"],
             "bf16_cosine_min": float(bf16_cosine.min()),
         }
-    print(f"machine: {machine()}; {gpu()}")
-    print(
-        f"{n} rows of 1000x1333 JPEGs ({args.distinct} distinct files) -> embedded store, "
-        f"batch {args.batch_size}, {results['ours']['workers']} workers; the reference on "
-        f"{args.reference_n} rows; a fresh process per run, best of {args.repeat}"
-    )
-    rows = []
-    for role in roles:
-        run = results[role]
-        # The pipeline alone runs no model: no comparison with the reference.
-        ratio = "-" if role == "pipeline" else f"{rate[role] / rate['reference']:.2f}x"
-        cpu = f"{cpu_ms[role]:.0f}"
-        rows.append(
-            (
-                role,
-                f"{rate[role]:.2f}",
-                f"{run['seconds']:.1f}",
-                cpu,
-                f"{run['peak_rss_mb']:.0f}",
-                ratio,
-            )
-        )
-    header = ("run", "images/s", "seconds", "CPU ms/image", "peak RSS MB", "vs reference")
-    print_table(rows, header)
-    print(result_line(figures))
+    return figures
 
 
 if __name__ == "__main__":

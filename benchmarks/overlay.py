@@ -60,7 +60,8 @@ def _case(job: tuple[str, Path, Path, int]) -> dict[str, float]:
     path, model_dir, photo, runs = job
     from fashion_clip.media.images import load_image
     from fashion_clip.model.clip import ClipModel
-    from space.handlers import localize, thread_plan
+    from space.handlers import localize
+    from space.threads import thread_plan
 
     model = ClipModel.load(str(model_dir))
     backend = SimpleNamespace(model=model, threads=thread_plan())  # what the handler reads

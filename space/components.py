@@ -17,7 +17,8 @@ from gradio.data_classes import ImageData
 from pydantic import ConfigDict
 
 from fashion_clip.tasks.overlay import colorize
-from space.handlers import Backend, refusal
+from space.errors import refusal
+from space.handlers import Backend
 from space.inputs import IMAGE_HINT
 from space.results import Pictures, gallery_data
 
@@ -69,6 +70,12 @@ class _UploadData(ImageData):
                 f"{type(obj).__name__} {repr(obj)[:40]}. {IMAGE_HINT}",
             )
         return super().model_validate(obj, *args, **kwargs)
+
+
+def checked_text(**kwargs: Any) -> gr.Textbox:
+    """`gr.Textbox` handing the handler what an API caller sent (a number, a list) for it to
+    refuse by name; Gradio's own would turn it into text (`str([…])`) and search that."""
+    return checked_by_handler(gr.Textbox(**kwargs))
 
 
 def checked_by_handler(component: C) -> C:

@@ -1,36 +1,32 @@
 """What each tab (and API endpoint) does, as plain functions of a `Backend` and the inputs.
 
 These run without a browser or a server, so the tests call them directly. `space.inputs`
-reads and checks what callers send; the library raises `FashionCLIPError`s; `user_errors`
-turns them into `gr.Error` messages here, at the edge, and anything unexpected into a short
-apology (with the traceback in the log), so one bad request never stops the app.
+reads and checks what callers send; the library raises `FashionCLIPError`s, which
+`space.errors.user_errors` turns into `gr.Error` messages; `space.threads.runs_as` gives
+each kind of request its torch threads.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
-import gradio as gr
 import numpy as np
 from PIL import Image
 
-from fashion_clip.errors import FashionCLIPError, ImageLoadError, InvalidInputError, StoreError
+from fashion_clip.errors import InvalidInputError
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.model.text import visible_text
 from fashion_clip.store import Collection, Hit, Point
 from fashion_clip.tasks import overlay
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
+from space.errors import user_errors
 from space.filters import Facets, build_filter, narrows, shown_values
 from space.inputs import (
     DEFAULT_RESULTS,
-    IMAGE_HINT,
-    IMAGE_OR_URL_HINT,
     MAX_LABELS,
     MAX_TEXT_CHARS,
     is_missing,
@@ -43,6 +39,7 @@ from space.inputs import (
 )
 from space.results import GalleryItem, Pictures, hit_record
 from space.textcache import CachedText
+from space.threads import runs_as, thread_plan
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +51,6 @@ MODIFIER_WEIGHT = 1.0  # "same, but in blue": the text counts as much as the pic
 MAX_EXAMPLES = 100  # liked or disliked ids per search
 MAX_IDS_CHARS = 20_000  # the ids as sent (text or list)
 MAX_LABELS_CHARS = MAX_LABELS * (MAX_TEXT_CHARS + 2)  # the labels as sent (text or list)
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass
@@ -81,104 +75,7 @@ class Backend:
         self.threads = thread_plan()
 
 
-def thread_plan() -> dict[str, int]:
-    """Torch CPU threads for a text query and for a vision-tower request.
-
-    A text query is a dozen small matrix products: a second core barely shortens it but
-    doubles its CPU, and under load CPU is what requests share (ViT-B/32, 2 cores, machine
-    busy: 18.5 ms wall and 18 ms CPU per query on 1 thread, 24 ms and 28 ms on 2). The vision
-    tower keeps torch's own choice for the machine, read here, at start-up.
-    """
-    import torch  # deferred: torch is heavy
-
-    return {"query": 1, "vision": torch.get_num_threads()}
-
-
-def runs_as(
-    role: str,
-) -> Callable[[Callable[Concatenate[Backend, P], R]], Callable[Concatenate[Backend, P], R]]:
-    """Run a handler with `backend.threads[role]` torch threads on the thread serving it.
-
-    torch keeps its thread count per OS thread (OpenMP), and a server thread serves any kind
-    of request, so every handler sets its own count for as long as it runs.
-    """
-
-    def decorate(fn: Callable[Concatenate[Backend, P], R]) -> Callable[Concatenate[Backend, P], R]:
-        @functools.wraps(fn)
-        def wrapper(backend: Backend, *args: P.args, **kwargs: P.kwargs) -> R:
-            import torch  # deferred: torch is heavy
-
-            before = torch.get_num_threads()
-            torch.set_num_threads(backend.threads[role])
-            try:
-                return fn(backend, *args, **kwargs)
-            finally:  # a caller's own thread (a test, a script) gets its setting back
-                torch.set_num_threads(before)
-
-        return wrapper
-
-    return decorate
-
-
 SearchOutput = tuple[list[GalleryItem], list[dict[str, Any]]]
-_TAKES_URLS = {"image_search"}  # handlers whose tab has an image URL box, for the hints
-
-
-# ---------------------------------------------------------------------- errors at the edge
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Answer library errors with `gr.Error` messages that say what to do.
-
-    A refused input logs one line. Gradio prints the traceback of every `gr.Error` (with the
-    library error it was raised from: two tracebacks, ~50 lines per typo) unless told not
-    to; a bad input is not the server's fault, so only real failures log a traceback, once.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ImageLoadError as exc:
-            hint = IMAGE_OR_URL_HINT if fn.__name__ in _TAKES_URLS else IMAGE_HINT
-            message = f"Cannot read the image {_short(exc.source)}: {exc.problem}. {hint}"
-            raise refusal(fn.__name__, message) from exc
-        except StoreError as exc:
-            # The store's trouble, not the caller's: its message names the Qdrant server or
-            # the store's folder, which are for the log, not for anyone on the internet.
-            log.error("%s failed: %s", fn.__name__, exc)
-            raise gr.Error(
-                "The product store cannot answer right now; please try again.",
-                print_exception=False,
-            ) from exc
-        except FashionCLIPError as exc:
-            raise refusal(fn.__name__, _sentence(str(exc))) from exc
-        except Exception as exc:
-            log.exception("%s failed", fn.__name__)  # the traceback, once
-            raise gr.Error(
-                f"Something went wrong on our side ({type(exc).__name__}); please try again.",
-                print_exception=False,
-            ) from exc
-
-    return wrapper
-
-
-def refusal(what: str, message: str) -> gr.Error:
-    """`gr.Error(message)` for a bad input, logged as one line and printed by no one."""
-    log.info("%s refused: %s", what, message)
-    return gr.Error(message, print_exception=False)
-
-
-def _short(source: str) -> str:
-    """An upload's file name rather than the server's temporary path."""
-    if source.startswith(("http://", "https://", "s3://", "<")):
-        return source
-    return Path(source).name or source
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[:1].upper() + text[1:] if text else "Invalid input."
 
 
 def _image_vector(model: ClipModel, image: Image.Image) -> np.ndarray:

@@ -568,7 +568,7 @@ def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_
 
 
 def test_the_heatmap_offers_share_only_on_a_space(monkeypatch):
-    from space.app import heatmap_buttons
+    from space.tabs.localize import heatmap_buttons
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert heatmap_buttons() == ["download", "fullscreen"]  # share fails off Spaces

@@ -17,6 +17,7 @@ from fashion_clip.settings import load_settings
 from fashion_clip.tasks.classify import parse_labels
 from space import handlers
 from space.components import serve_in_place
+from space.errors import user_errors
 from space.filters import Facets, build_filter
 from space.page import header_lines
 from space.results import Pictures
@@ -112,7 +113,7 @@ def test_example_ids_and_filter_values_are_capped_and_not_echoed():
 
 
 def test_store_trouble_is_not_told_to_callers(caplog):
-    @handlers.user_errors
+    @user_errors
     def text_search() -> None:
         raise StoreError("Qdrant at https://secret-cluster.example.com:6333: could not search")
 

@@ -192,17 +192,26 @@ def index_rows(
         writer.shutdown(wait=True)  # a write in progress finishes: points stay whole
 
     if options.prune:
-        outcome = prune(
-            collection, seen, unread_rows=unread, max_fraction=options.max_prune_fraction
-        )
-        summary.deleted, summary.prune_refused = outcome.deleted, outcome.refused
+        summary.deleted, summary.prune_refused = _prune(collection, seen, unread, options)
     summary.seconds = time.perf_counter() - started
-    log.info("%s: %s", collection.name, summary.line())
+    _log_run(collection.name, summary)
+    return summary
+
+
+def _prune(
+    collection: Collection, seen: set[str], unread: list[int], options: IndexOptions
+) -> tuple[int, str]:
+    """(points deleted, why the prune was refused or "")."""
+    outcome = prune(collection, seen, unread_rows=unread, max_fraction=options.max_prune_fraction)
+    return outcome.deleted, outcome.refused
+
+
+def _log_run(name: str, summary: Summary) -> None:
+    log.info("%s: %s", name, summary.line())
     log.info(  # what bounded the run: see _timed
         "%s: seconds spent waiting for images %.1f, in the model %.1f, waiting for the store %.1f",
-        collection.name, *(summary.stages.get(k, 0.0) for k in ("wait_s", "encode_s", "write_s")),
+        name, *(summary.stages.get(k, 0.0) for k in ("wait_s", "encode_s", "write_s")),
     )  # fmt: skip
-    return summary
 
 
 def _embed(
