@@ -191,7 +191,8 @@ def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
             where = push_snapshot(store, name, args.uri)
             print(f"pushed collection {name!r} to {where}")
         else:
-            info = pull_snapshot(store, args.uri, args.collection, recreate=args.recreate)
+            name = args.collection or settings.collection  # None: the snapshot's own name
+            info = pull_snapshot(store, args.uri, name, recreate=args.recreate)
             print(f"pulled {args.uri} into collection {info.name!r} ({info.count} points, "
                   f"model {info.model_id!r})")  # fmt: skip
     return exit_codes.OK
