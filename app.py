@@ -20,7 +20,7 @@ log = logging.getLogger("fashion_clip.app")
 
 # Text queries and label prompts run an int8 text tower on the CPU where the tower is large
 # enough to gain (FASHION_CLIP_TEXT_PRECISION overrides): 2x faster than bf16 and 4x than
-# fp32 per ViT-B/32 query, and what meets the 16-caller latency goal (BENCHMARKS.md, Space);
+# fp32 per ViT-B/32 query, and what meets the 16-caller latency goal (benchmarks/HISTORY.md, Space);
 # the demo model forced to int8 retrieves as in fp32. Captions the app indexes are tagged
 # with the precision, so the indexer re-embeds them in fp32.
 QUERY_PRECISION = "fast"

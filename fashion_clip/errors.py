@@ -6,6 +6,8 @@ Gradio app) turn them into exit codes and `gr.Error` messages.
 
 from __future__ import annotations
 
+import numbers
+
 
 class FashionCLIPError(Exception):
     """Base class of every error this project raises on purpose."""
@@ -69,3 +71,17 @@ def _describe(source: object) -> str:
         return str(name)
     text = str(source)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def check_count(value: object, name: str = "batch_size") -> int:
+    """`value` as an int of at least 1, or an `InvalidInputError` naming `name`.
+
+    For batch sizes (0 or less would skip the work and return uninitialised memory) and
+    result counts such as `top_k`.
+    """
+    # bool is an int subclass; True as a count is a mistake, not 1. Integral: numpy's too.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
+    if value < 1:
+        raise InvalidInputError(f"{name} must be 1 or more, got {value}")
+    return int(value)

@@ -1,7 +1,6 @@
-"""The indexer: catalog → embeddings → Qdrant, incremental and resumable (`python -m indexer`).
+"""The indexer's command line (`python -m indexer`) over `fashion_clip.ingest`: catalog →
+embeddings → Qdrant, incremental and resumable.
 
-Read as a pipeline: `catalog` reads and checks rows, `sources` resolves image references,
-`pipeline` fetches, decodes, embeds and upserts, `state` decides what a re-run skips, `report`
-tells the user; `job` runs one catalog end to end, `evaluate` measures a collection, and
-`cli`/`commands`/`__main__` are the command line.
+`cli` parses the arguments, `commands` runs one library call per command and prints, and
+`__main__` turns errors into exit codes (`exit_codes`).
 """

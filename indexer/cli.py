@@ -1,4 +1,4 @@
-"""The command line's arguments: `index`, `demo`, `info`, `evaluate` and `snapshot` (DESIGN.md).
+"""The command line's arguments: `index`, `demo`, `info`, `evaluate` and `snapshot` (README).
 
 `commands.py` runs them; `__main__` turns errors into exit status 2 with one message.
 """

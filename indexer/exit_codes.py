@@ -1,4 +1,4 @@
-"""The indexer's exit codes (DESIGN.md): every command returns one of these."""
+"""The indexer's exit codes, part of its contract with scripts: every command returns one."""
 
 OK = 0  # everything done
 SKIPPED = 1  # done, but some rows or images were skipped (each reported), or a prune refused

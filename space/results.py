@@ -31,13 +31,14 @@ from typing import Any
 from PIL import Image
 
 from fashion_clip.errors import FashionCLIPError
+from fashion_clip.files import write_atomic
+from fashion_clip.ingest.state import SOURCE_FIELD  # the indexer's resolved image reference
 from fashion_clip.media.images import load_image
 from fashion_clip.store import Hit
 from space.filters import FILTER_FIELDS, PRICE_FIELDS
 
 log = logging.getLogger(__name__)
 
-SOURCE_FIELD = "_image_source"  # written by the indexer: the resolved image reference
 THUMBNAIL_SIDE = 384
 KEPT_PICTURES = 256  # pictures the app made (overlays) kept for the pages to fetch
 GalleryItem = tuple[str, str]  # (picture: a path or URL, caption)
@@ -156,7 +157,7 @@ class Pictures:
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=85)
-        _write_whole(target, buffer.getvalue())
+        write_atomic(target, buffer.getvalue(), durable=False)
         return str(target)
 
     def keep(self, picture: Image.Image) -> str:
@@ -176,7 +177,7 @@ class Pictures:
         # One at a time: a call pruning by the ages it read could otherwise remove the file
         # another call has just rewritten and is about to hand out.
         with self._keeping:
-            _write_whole(target, data)
+            write_atomic(target, data, durable=False)
             made = sorted(folder.glob("*.jpg"), key=_age_key, reverse=True)
             for old in made[KEPT_PICTURES:]:
                 if old != target:
@@ -204,19 +205,6 @@ def tile_caption(hit: Hit) -> str:
         parts.append(brand.strip())
     parts.append(f"{hit.score:.3f}")
     return " · ".join(parts)
-
-
-def _write_whole(target: Path, data: bytes) -> None:
-    """Write `target` so that a reader sees the old file or the new one, never a part: the
-    bytes go to a file of this call's own first, which then takes the name."""
-    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def _age_key(path: Path) -> float:

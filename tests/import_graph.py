@@ -14,9 +14,26 @@ from pathlib import Path
 # package -> the first-party packages it must never import
 FORBIDDEN = {
     "fashion_clip": ("indexer", "space", "app"),
-    "space": ("indexer",),
+    "space": ("indexer", "app"),
+    "indexer": ("space", "app"),
 }
 ROOTS = ("fashion_clip", "indexer", "space", "app")
+# Inside the library, a package imports only packages of a lower rank (ARCHITECTURE.md).
+LIBRARY_RANKS = {
+    "fashion_clip.errors": 0,
+    "fashion_clip.files": 0,
+    "fashion_clip.machine": 0,
+    "fashion_clip.redact": 0,
+    "fashion_clip.demo": 0,
+    "fashion_clip.settings": 1,
+    "fashion_clip.media": 2,
+    "fashion_clip.model": 3,
+    "fashion_clip.tasks": 4,
+    "fashion_clip.store": 4,
+    "fashion_clip.ingest": 5,
+    "fashion_clip.api": 6,
+    "fashion_clip": 7,  # the package's own names, imported lazily
+}
 
 
 @dataclass(frozen=True)
@@ -86,9 +103,24 @@ def layer_breaks(edges: Iterable[Edge]) -> list[str]:
     broken = []
     for edge in edges:
         source_root, target_root = edge.source.split(".")[0], edge.target.split(".")[0]
-        if target_root in FORBIDDEN.get(source_root, ()):
+        source, target = _library_package(edge.source), _library_package(edge.target)
+        if target_root in FORBIDDEN.get(source_root, ()) or (
+            source and target and source != target and rank(target) >= rank(source)
+        ):
             broken.append(f"{edge.where}: {edge.source} imports {edge.target}")
     return broken
+
+
+def rank(package: str) -> int:
+    return LIBRARY_RANKS[package]
+
+
+def _library_package(module: str) -> str | None:
+    """`fashion_clip.<package>` a library module belongs to (None outside the library)."""
+    parts = module.split(".")
+    if parts[0] != "fashion_clip":
+        return None
+    return ".".join(parts[:2]) if len(parts) > 1 else "fashion_clip"
 
 
 def import_cycles(edges: Iterable[Edge]) -> list[list[str]]:

@@ -1,6 +1,7 @@
-"""Layers point one way: `app.py`, `indexer/`, `space/` -> `fashion_clip/`; `space` never
-imports `indexer`; no two modules import each other, even through function-level imports;
-a function-level import defers something heavy and says so; entry points import cheaply."""
+"""Layers point one way: `app.py`, `indexer/`, `space/` -> `fashion_clip/`, whose packages
+are ranked; `space` and `indexer` never import each other; no two modules import each other,
+even through function-level imports; a function-level import defers something heavy and
+says so; entry points import cheaply."""
 
 from __future__ import annotations
 
@@ -67,11 +68,25 @@ def test_a_planted_indexer_import_in_the_library_is_found(tmp_path: Path) -> Non
         """,
     )
     _plant(tree / "space/results.py", "\nimport indexer.cli  # noqa\n")
+    _plant(tree / "indexer/commands.py", "\nfrom space import handlers  # noqa\n")
     broken = layer_breaks(import_edges(tree))
-    assert len(broken) == 2, broken
+    assert len(broken) == 3, broken
     assert broken[0].startswith("fashion_clip/api/fclip.py:")
     assert broken[0].endswith("fashion_clip.api.fclip imports indexer.commands")
-    assert broken[1].endswith("space.results imports indexer.cli")
+    assert broken[1].endswith("indexer.commands imports space.handlers")
+    assert broken[2].endswith("space.results imports indexer.cli")
+
+
+def test_a_library_package_importing_a_higher_one_is_found(tmp_path: Path) -> None:
+    tree = _copy_sources(tmp_path)
+    # The model must not know the ingestion that uses it, nor a store know the tasks.
+    _plant(tree / "fashion_clip/model/clip.py", "\nfrom fashion_clip.ingest import job  # noqa\n")
+    _plant(tree / "fashion_clip/store/ids.py", "\nimport fashion_clip.tasks.embed  # noqa\n")
+    broken = layer_breaks(import_edges(tree))
+    assert [b.split(": ", 1)[1] for b in broken] == [
+        "fashion_clip.model.clip imports fashion_clip.ingest.job",
+        "fashion_clip.store.ids imports fashion_clip.tasks.embed",
+    ], broken
 
 
 def test_a_planted_cycle_is_found(tmp_path: Path) -> None:
@@ -123,7 +138,17 @@ def test_a_needless_or_unexplained_deferred_import_is_found(tmp_path: Path) -> N
     ], problems
 
 
-HEAVY_AT_START = ("torch", "transformers", "gradio", "qdrant_edge", "qdrant_client", "boto3")
+# huggingface_hub reads HF_HUB_* once, at import: the indexer sets them after parsing -v.
+HEAVY_AT_START = (
+    "torch",
+    "transformers",
+    "gradio",
+    "qdrant_edge",
+    "qdrant_client",
+    "boto3",
+    "pyarrow",
+    "huggingface_hub",
+)
 
 
 def test_importing_the_packages_and_indexer_help_load_nothing_heavy() -> None:

@@ -21,11 +21,11 @@ import numpy as np
 
 from fashion_clip.api.catalog_vectors import ensure_dataset_vectors
 from fashion_clip.api.dataset import FCLIPDataset
-from fashion_clip.errors import ConfigurationError, StoreError
+from fashion_clip.errors import ConfigurationError, StoreError, check_count
 from fashion_clip.media.images import ImageSource
+from fashion_clip.model.checkpoints import is_content_digest
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import PYTHON_TEXT_PRECISION, Settings, load_settings
-from fashion_clip.store.meta import is_content_digest
 from fashion_clip.store.shared import lease_collection
 from fashion_clip.tasks.classify import (
     DEFAULT_TEMPLATES,
@@ -33,7 +33,7 @@ from fashion_clip.tasks.classify import (
     label_list,
     label_probabilities,
 )
-from fashion_clip.tasks.embed import check_count, encode_images
+from fashion_clip.tasks.embed import encode_images
 
 if TYPE_CHECKING:
     from fashion_clip.store.base import Collection, Store
@@ -90,22 +90,28 @@ class FashionCLIP:
         self._closed = False
         self._finalizer: weakref.finalize | None = None
         if dataset is not None:
-            name = collection_name(dataset, self.model)
-            snapshots = snapshots if snapshots is not None else self.settings.snapshots
-            lease, self.vectors_source = lease_collection(
-                name,
-                lambda opened, sole_user: ensure_dataset_vectors(
-                    dataset, self.model, opened, name,
-                    snapshots=snapshots, close_on_error=sole_user,
-                ),
-                store=store,
-                settings=self.settings,
-            )  # fmt: skip
-            self.collection = lease.collection
-            # Released when this object is collected (or at exit) if `close()` never is;
-            # the callback holds the lease, not `self`, so it does not keep `self` alive.
-            self._finalizer = weakref.finalize(self, lease.release_soon)
-            self._lease = lease
+            self._lease_vectors(dataset, store, snapshots)
+
+    def _lease_vectors(
+        self, dataset: FCLIPDataset, store: Store | None, snapshots: str | None
+    ) -> None:
+        """Hold the dataset's collection, its vectors reused, pulled or computed first."""
+        name = collection_name(dataset, self.model)
+        snapshots = snapshots if snapshots is not None else self.settings.snapshots
+        lease, self.vectors_source = lease_collection(
+            name,
+            lambda opened, sole_user: ensure_dataset_vectors(
+                dataset, self.model, opened, name,
+                snapshots=snapshots, close_on_error=sole_user,
+            ),
+            store=store,
+            settings=self.settings,
+        )  # fmt: skip
+        self.collection = lease.collection
+        # Released when this object is collected (or at exit) if `close()` never is;
+        # the callback holds the lease, not `self`, so it does not keep `self` alive.
+        self._finalizer = weakref.finalize(self, lease.release_soon)
+        self._lease = lease
 
     @property
     def dim(self) -> int:

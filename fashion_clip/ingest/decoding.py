@@ -3,7 +3,7 @@
 On a CPU the model takes ~50 ms per image and decoding ~4, so the fetch threads decode too.
 On a GPU the model takes a fraction of a millisecond, and threads decoding beside the thread
 that drives the GPU slow that thread down: they contend with it for the GIL, which every
-PyTorch call gives up and takes back (H100, BENCHMARKS.md: 643 images/s decoding in threads,
+PyTorch call gives up and takes back (H100, benchmarks/HISTORY.md: 643 images/s decoding in threads,
 757 in processes, the model alone 3,500). So there rows are prepared in worker processes
 (`ingest.workers`) and come back as (H, W, 3) uint8 crops, a quarter of the float32 input.
 """

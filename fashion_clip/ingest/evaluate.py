@@ -24,7 +24,7 @@ from fashion_clip.ingest.catalog import Row
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
-from fashion_clip.tasks.metrics import classification_metrics
+from fashion_clip.tasks.metrics import classification_metrics, higher_counts, rank_metrics
 
 QUERY_BLOCK = 2048  # captions ranked per scan of the collection
 PAGE = 1024  # points read per page of a scan
@@ -67,10 +67,7 @@ def evaluate(
 ) -> Evaluation:
     """Measure `collection` against the catalog `rows` (only `Row`s; problems filtered out)."""
     items = [(row.id, row.caption, normalize_label(row.payload.get(label_column))) for row in rows]
-    labels: dict[str, str] = {}  # lower-case -> first spelling, as classify.parse_labels dedups
-    for _, _, label in items:
-        if label is not None:
-            labels.setdefault(label.lower(), label)
+    labels = _label_spellings(label for _, _, label in items)
     if not labels:
         raise CatalogError(f"no catalog row has a value in the label column {label_column!r}")
     label_list = list(labels.values())
@@ -105,11 +102,7 @@ def evaluate(
             f"none of the catalog's {len(items)} rows are in collection {collection.name!r}; "
             "index the catalog into it first, or name its collection with --collection"
         )
-    rank_array = np.asarray(ranks, dtype=np.float64)
-
-    def recall(k: int) -> float | None:
-        return float(np.mean(rank_array <= k)) if ranks else None
-
+    recall = rank_metrics(np.asarray(ranks), (1, 5, 10)) if ranks else {}
     accuracy = f1 = None
     if truth:
         figures = classification_metrics(
@@ -117,10 +110,10 @@ def evaluate(
         )
         accuracy, f1 = figures["accuracy"], figures["weighted_f1"]
     return Evaluation(
-        recall_at_1=recall(1),
-        recall_at_5=recall(5),
-        recall_at_10=recall(10),
-        mrr=float(np.mean(1.0 / rank_array)) if ranks else None,
+        recall_at_1=recall.get("recall@1"),
+        recall_at_5=recall.get("recall@5"),
+        recall_at_10=recall.get("recall@10"),
+        mrr=recall.get("mrr"),
         zero_shot_accuracy=accuracy,
         weighted_f1=f1,
         queries=len(ranks),
@@ -131,29 +124,28 @@ def evaluate(
     )
 
 
-def _ranks(collection: Collection, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(q,) 1-based rank of each query's target among all image vectors of the collection.
+def _label_spellings(labels: Iterable[str | None]) -> dict[str, str]:
+    """Lower-case label -> its first spelling, as `classify.parse_labels` dedups them."""
+    spellings: dict[str, str] = {}
+    for label in labels:
+        if label is not None:
+            spellings.setdefault(label.lower(), label)
+    return spellings
 
-    Rank = 1 + the number of images scoring strictly higher than the target, so ties go in
-    the target's favour and the figure matches an exhaustive search.
-    """
+
+def _ranks(collection: Collection, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(q,) 1-based rank of each query's target among all image vectors of the collection,
+    counted page by page (`tasks.metrics.higher_counts`)."""
     target_scores = np.sum(queries * targets, axis=1)  # (q,)
-    # A hair of slack: the target's stored vector scores the same as itself in the scan.
-    threshold = target_scores[:, None] + 1e-6
     higher = np.zeros(len(queries), dtype=np.int64)
     batch: list[np.ndarray] = []
-
-    def flush() -> None:
-        if batch:
-            page = np.stack(batch)  # (p, dim)
-            higher[:] += np.sum(queries @ page.T > threshold, axis=1)
-            batch.clear()
-
     for point in collection.iter_points(batch_size=PAGE, with_vectors=True):
         vector = point.vectors.get("image")
         if vector is not None:
             batch.append(vector)
         if len(batch) >= PAGE:
-            flush()
-    flush()
+            higher += higher_counts(queries, np.stack(batch), target_scores)
+            batch.clear()
+    if batch:
+        higher += higher_counts(queries, np.stack(batch), target_scores)
     return higher + 1

@@ -5,7 +5,7 @@ hash it and compare the row's fingerprint with the one stored in its point; only
 changed are decoded and cropped. While the model encodes one batch, the workers are already
 preparing the next two and a writer thread is storing the previous one. On a CPU, where the
 model's threads use every core, the workers fetch and hash meanwhile but decode between
-batches: decoding beside the model would stall its threads (BENCHMARKS.md). What is left of
+batches: decoding beside the model would stall its threads (benchmarks/HISTORY.md). What is left of
 the cost is the model and the decode's own CPU time. Crops travel as uint8, a quarter of the
 model input's bytes, and memory holds at most four batches, whatever the catalog size (plus
 the set of catalog ids, which `--prune` needs).
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from fashion_clip.errors import check_count
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
 from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION, prune
@@ -36,12 +36,12 @@ from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import ModelTag
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
+from fashion_clip.machine import usable_cores
 from fashion_clip.media.images import MAX_BYTES
 from fashion_clip.media.web import HTTP_RETRIES, HTTP_TIMEOUT_S
+from fashion_clip.model.checkpoints import is_content_digest
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store import Collection, Point
-from fashion_clip.store.meta import is_content_digest
-from fashion_clip.tasks.embed import check_count
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ LOOKAHEAD = 2  # batches being fetched and decoded while the model works on the 
 
 def default_batch_size(device: str) -> int:
     """Images per model call and upsert: 32 on the CPU, 256 on a GPU, where each call's fixed
-    cost is a larger share (BENCHMARKS.md: 562 rows/s at 32 on an H100, 757 images/s at 256)."""
+    cost is a larger share (benchmarks/HISTORY.md: 562 rows/s at 32 on an H100, 757 images/s
+    at 256)."""
     return 32 if device == "cpu" else 256
 
 
@@ -60,15 +61,7 @@ def default_workers() -> int:
     In threads, decoding releases the GIL, so they scale with cores; beside a GPU they run in
     min(workers, cores) decoding processes (`fashion_clip.ingest.workers`).
     """
-    return min(32, max(4, _usable_cores()))
-
-
-def _usable_cores() -> int:
-    try:
-        # The cores this process may run on (taskset, cpusets); a CPU quota is not seen.
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 4
+    return min(32, max(4, usable_cores()))
 
 
 @dataclass(frozen=True)
@@ -114,104 +107,141 @@ def index_rows(
     check_count(options.workers, "workers")
     started = time.perf_counter()
     summary = Summary()
-    seen: set[str] = set()
-    unread: list[int] = []  # rows not read to their ids: their products may still be listed
-    tag = model_tag(model, _precision(options, model))
-    chunks = _chunks(rows, options.batch_size)
-    pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
+    turns = CpuTurns(model.device == "cpu")
+    feed = _Feed(rows, options.batch_size, collection, _start_workers(root, model, options, turns))
+    writer = _OrderedWriter(collection)
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
         smoothing=0.1, dynamic_ncols=True,
     )  # fmt: skip
-    spec = PrepareSpec(
-        root, tag, model.preprocessor, options.max_bytes, options.timeout, options.retries
-    )
-    turns = CpuTurns(model.device == "cpu")
-    workers = Workers(
-        spec,
-        decode_mode(options.decode, model.device),
-        threads=options.workers,
-        processes=min(options.workers, _usable_cores()),  # more threads may wait on I/O
-        turns=turns,
-    )
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")  # keeps batch order
-    writing: Future[None] | None = None
-
-    def finish_writing() -> None:
-        """Wait for the batch in the writer (if any); its error, if any, is raised here."""
-        nonlocal writing
-        if writing is not None:
-            done, writing = writing, None
-            done.result()
-
-    def submit() -> None:
-        chunk = next(chunks, None)
-        if chunk is None:
-            return
-        problems = [item for item in chunk if isinstance(item, RowProblem)]
-        good = [item for item in chunk if isinstance(item, Row)]
-        seen.update(str(item.id) for item in chunk if item.id is not None)
-        unread.extend(p.number for p in problems if p.hides_an_id)
-        held = collection.retrieve([r.id for r in good]) if good else []
-        stored = {str(p.id): p.payload for p in held}
-        states = [stored_state(stored.get(str(row.id))) for row in good]
-        pending.append((problems, workers.submit(good, states)))
-
     try:
         for _ in range(LOOKAHEAD):
-            submit()
-        while pending:
-            problems, preparing = pending.popleft()
+            feed.submit()
+        while feed.pending:
+            problems, preparing = feed.pending.popleft()
             with _timed(summary.stages, "wait_s"):
                 batch = preparing.result()
-            submit()  # the workers prepare the next batch while the model encodes this one
-            skips = [Skip(p.number, p.id, p.reason) for p in problems]
+            feed.submit()  # the workers prepare the next batch while the model encodes this one
             with _timed(summary.stages, "encode_s"):
                 points, failed = _embed(batch, collection, model, summary, options, turns)
             with _timed(summary.stages, "write_s"):
-                finish_writing()  # at most one batch in the writer: memory stays bounded
-                writing = writer.submit(collection.upsert, points) if points else None
+                writer.write(points)
             summary.indexed += len(points)
             summary.unchanged += sum(item.kind == "unchanged" for item in batch.rows)
+            skips = [Skip(p.number, p.id, p.reason) for p in problems]
             for skip in sorted(skips + failed, key=lambda s: s.row):  # in catalog order
                 summary.skipped += 1
                 reporter.skip(skip)
             bar.update(len(problems) + len(batch.rows))
         with _timed(summary.stages, "write_s"):
-            finish_writing()
+            writer.finish()
     except BaseException:
-        if writing is not None:  # a batch was being stored when this run failed: say how it went
-            writer.shutdown(wait=True)
-            if not writing.cancelled() and writing.exception() is not None:
-                log.error("storing the last batch failed too: %s", writing.exception())
+        writer.tell_failure()
         raise
     finally:
         turns.release()  # no worker stays blocked: the pool's threads are joined at exit
         bar.close()
-        workers.close()
-        writer.shutdown(wait=True)  # a write in progress finishes: points stay whole
+        feed.workers.close()
+        writer.close()  # a write in progress finishes: points stay whole
 
     if options.prune:
-        summary.deleted, summary.prune_refused = _prune(collection, seen, unread, options)
+        outcome = prune(
+            collection,
+            feed.seen,
+            unread_rows=feed.unread,
+            max_fraction=options.max_prune_fraction,
+        )
+        summary.deleted, summary.prune_refused = outcome.deleted, outcome.refused
     summary.seconds = time.perf_counter() - started
-    _log_run(collection.name, summary)
+    log.info("%s: %s", collection.name, summary.line())
+    log.info(  # what bounded the run: see _timed
+        "%s: seconds spent waiting for images %.1f, in the model %.1f, waiting for the store %.1f",
+        collection.name, *(summary.stages.get(k, 0.0) for k in ("wait_s", "encode_s", "write_s")),
+    )  # fmt: skip
     return summary
 
 
-def _prune(
-    collection: Collection, seen: set[str], unread: list[int], options: IndexOptions
-) -> tuple[int, str]:
-    """(points deleted, why the prune was refused or "")."""
-    outcome = prune(collection, seen, unread_rows=unread, max_fraction=options.max_prune_fraction)
-    return outcome.deleted, outcome.refused
+def _start_workers(
+    root: ImageRoot, model: ClipModel, options: IndexOptions, turns: CpuTurns
+) -> Workers:
+    spec = PrepareSpec(
+        root,
+        model_tag(model, _precision(options, model)),
+        model.preprocessor,
+        options.max_bytes,
+        options.timeout,
+        options.retries,
+    )
+    return Workers(
+        spec,
+        decode_mode(options.decode, model.device),
+        threads=options.workers,
+        processes=min(options.workers, usable_cores()),  # more threads may wait on I/O
+        turns=turns,
+    )
 
 
-def _log_run(name: str, summary: Summary) -> None:
-    log.info("%s: %s", name, summary.line())
-    log.info(  # what bounded the run: see _timed
-        "%s: seconds spent waiting for images %.1f, in the model %.1f, waiting for the store %.1f",
-        name, *(summary.stages.get(k, 0.0) for k in ("wait_s", "encode_s", "write_s")),
-    )  # fmt: skip
+class _Feed:
+    """Chunks of rows handed to the workers ahead of the model, each with its rows' stored
+    state (what a re-run compares), in catalog order; and every catalog id seen (for prune)."""
+
+    def __init__(
+        self,
+        rows: Iterable[Row | RowProblem],
+        batch_size: int,
+        collection: Collection,
+        workers: Workers,
+    ) -> None:
+        self.workers = workers
+        self.seen: set[str] = set()
+        # Rows not read to their ids: the products they stand for may still be listed.
+        self.unread: list[int] = []
+        self.pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
+        self._chunks = _chunks(rows, batch_size)
+        self._collection = collection
+
+    def submit(self) -> None:
+        """Hand the next chunk (if any) to the workers."""
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return
+        problems = [item for item in chunk if isinstance(item, RowProblem)]
+        good = [item for item in chunk if isinstance(item, Row)]
+        self.seen.update(str(item.id) for item in chunk if item.id is not None)
+        self.unread.extend(problem.number for problem in problems if problem.hides_an_id)
+        held = self._collection.retrieve([r.id for r in good]) if good else []
+        stored = {str(p.id): p.payload for p in held}
+        states = [stored_state(stored.get(str(row.id))) for row in good]
+        self.pending.append((problems, self.workers.submit(good, states)))
+
+
+class _OrderedWriter:
+    """Stores one batch at a time, in catalog order, while the model encodes the next."""
+
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write")
+        self._writing: Future[None] | None = None
+
+    def write(self, points: list[Point]) -> None:
+        self.finish()  # at most one batch in the writer: memory stays bounded
+        self._writing = self._pool.submit(self._collection.upsert, points) if points else None
+
+    def finish(self) -> None:
+        """Wait for the batch in the writer (if any); its error, if any, is raised here."""
+        if self._writing is not None:
+            done, self._writing = self._writing, None
+            done.result()
+
+    def tell_failure(self) -> None:
+        """The run failed: if a batch was being stored, wait for it and log how it went."""
+        if self._writing is not None:
+            self._pool.shutdown(wait=True)
+            if not self._writing.cancelled() and self._writing.exception() is not None:
+                log.error("storing the last batch failed too: %s", self._writing.exception())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def _embed(

@@ -21,7 +21,7 @@ from typing import Any
 
 FINGERPRINT_FIELD = "_fingerprint"
 VECTORS_FIELD = "_vectors_key"
-SOURCE_FIELD = "_image_source"
+SOURCE_FIELD = "_image_source"  # the image reference resolved (the app shows it from there)
 # Bump when decoding or preprocessing changes what vectors a given image gets.
 PIPELINE_VERSION = 1
 

@@ -7,7 +7,7 @@ slice of a batch travels as one message each way. On a GPU the thread driving th
 up and retakes the GIL at every PyTorch call, so any Python work elsewhere in the indexer's
 process slows it down: with a task per row (threads fetching and hashing, a process decoding),
 that work came to 1.3 ms of CPU per row on the 2-core machine, against 0.2-0.3 with slices
-and 0.28 ms per image for the model itself on an H100 (BENCHMARKS.md, "On a GPU" and "Since
+and 0.28 ms per image for the model itself on an H100 (benchmarks/HISTORY.md, "On a GPU" and "Since
 then: a slice of a batch per decoding process").
 """
 

@@ -3,7 +3,7 @@
 A CPU forward pass allocates and frees large activation tensors (a ViT-B/32 batch of 32
 makes MLP outputs of 20 MB each). glibc serves blocks that size with fresh `mmap`s and gives
 them back on `free` whenever its adaptive mmap threshold sits below them, so the next batch
-touches those pages anew. Measured through `ClipModel.encode_crops` (BENCHMARKS.md): the
+touches those pages anew. Measured through `ClipModel.encode_crops` (benchmarks/HISTORY.md): the
 opt-in int8 model took 220,000 page faults per batch of 32 and ran 1.4x faster without
 them; fp32 took 36,000-39,000 and gained 1-4%. Raising glibc's mmap threshold to its maximum
 (32 MiB on 64-bit) and its trim threshold to 256 MiB keeps those blocks in the heap, where
@@ -22,7 +22,7 @@ that allocate at the same time arenas of their own, up to 8 per core, and an are
 its threads freed: with the tuning above, a decoded upload under 32 MiB (a 3000x3000 photo:
 27 MB) stays in the arena of whichever of the server's threads decoded it. A soak of the app
 (`benchmarks.soak`, 2 cores) climbed to ~1,500 MB that way, and stayed at ~750 MB with 2
-arenas, at no measurable cost in latency or throughput (BENCHMARKS.md, Space). The app calls
+arenas, at no measurable cost in latency or throughput (benchmarks/HISTORY.md, Space). The app calls
 it first thing (`app.py`), before its threads allocate: a cap does not shrink the arenas
 already made. It opts out where the user set `MALLOC_ARENA_MAX`, `MALLOC_ARENA_TEST` or
 malloc settings in `GLIBC_TUNABLES`. The indexer does not call it.
@@ -33,6 +33,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+
+from fashion_clip.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +97,7 @@ def cap_arenas(count: int) -> bool:
 def arena_count() -> int:
     """The cap the app sets: one arena per usable core (no more threads than that run malloc
     at once), at least 2."""
-    try:
-        cores = len(os.sched_getaffinity(0))  # taskset, cpusets; a CPU quota is not seen
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 2
-    return max(2, cores)
+    return max(2, usable_cores())
 
 
 def _mallopt():

@@ -18,7 +18,8 @@ from fashion_clip.demo import DEMO_MODEL_DIR
 from fashion_clip.errors import ModelLoadError, ModelUnavailableError
 from fashion_clip.model.preprocess import ImagePreprocessor
 from fashion_clip.settings import resolve_model_name
-from fashion_clip.store.meta import LOCAL_REVISION_PREFIX
+
+LOCAL_REVISION_PREFIX = "files:"  # a local model folder's revision: a digest of its files
 
 SUPPORTED_TYPES = ("clip", "siglip")
 # Families that load in transformers but cannot run here, and why, to say so by name.
@@ -235,3 +236,9 @@ def _hub_offline(timeout_s: float = 3.0) -> bool:
             return False
     except OSError:
         return True
+
+
+def is_content_digest(revision: str | None) -> bool:
+    """Whether `revision` is a local model folder's digest of its files: the same digest is
+    the same model, whatever path or name the folder was given as."""
+    return bool(revision and revision.startswith(LOCAL_REVISION_PREFIX))

@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from fashion_clip.errors import ConfigurationError
+from fashion_clip.errors import ConfigurationError, check_count
 from fashion_clip.model import checkpoints, precision
 from fashion_clip.model.preprocess import ImagePreprocessor
 from fashion_clip.settings import resolve_model_name
-from fashion_clip.tasks.embed import check_count
 
 
 @dataclass(frozen=True)
@@ -105,13 +104,13 @@ class ClipModel:
 
         `quantize="int8"` applies dynamic int8 quantization to the linear layers (CPU only),
         `quantize="bf16"` runs the whole model in bfloat16: both opt-in, both measured in
-        BENCHMARKS.md (about 2-3x the fp32 speed on a CPU, cosine >= 0.99 to fp32).
+        benchmarks/HISTORY.md (about 2-3x the fp32 speed on a CPU, cosine >= 0.99 to fp32).
 
         `text_precision="auto"` runs the text tower in bfloat16 on CPUs with native bf16
         matrix kernels (cosine ~0.9999 to fp32): a single query is bound by reading the
         weights, so halving their bytes halves its latency. "fp32" or "bf16" force a choice;
         "int8" (CPU) quantizes the text tower's linear layers: about 2x faster than bf16
-        per query, cosine ~0.998 to fp32 (BENCHMARKS.md). "fast" is int8 on the CPU and
+        per query, cosine ~0.998 to fp32 (benchmarks/HISTORY.md). "fast" is int8 on the CPU and
         fp32 elsewhere: the Space's choice for queries. "auto" and "fast" keep small text
         towers (under 4 M parameters, such as the demo model's) in fp32, fastest there.
 
@@ -129,36 +128,11 @@ class ClipModel:
         checkpoints.check_parts(display, config, tokenizer, preprocessor)
         chosen = select_device(device)
         torch_model.eval().to(chosen)
-        vision_dtype = None
         text_parameters = sum(p.numel() for p in torch_model.text_model.parameters())
         text_mode = precision.text_mode(text_precision, chosen, text_parameters)
-        if quantize == "bf16":
-            import torch  # deferred: torch is heavy
-
-            torch_model = torch_model.to(torch.bfloat16)
-            vision_dtype = torch.bfloat16
-        elif quantize:
-            torch_model = precision.quantize(torch_model, quantize, chosen)
-        elif text_mode == "bf16":
-            import torch  # deferred: torch is heavy
-
-            torch_model.text_model.to(torch.bfloat16)
-            # CLIP projects the pooled output in a separate layer; SigLIP's head is inside.
-            if getattr(torch_model, "text_projection", None) is not None:
-                torch_model.text_projection.to(torch.bfloat16)
-        elif text_mode == "int8":
-            torch_model.text_model = precision.quantize(torch_model.text_model, "int8", chosen)
-        kind = "siglip" if config.model_type.startswith("siglip") else "clip"
-        dim = int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size)
+        torch_model, vision_dtype = precision.apply(torch_model, quantize, text_mode, chosen)
+        info = _model_info(config, source, display, is_local=is_local, revision=revision)
         text_positions = int(config.text_config.max_position_embeddings)
-        info = ModelInfo(
-            name=display if not is_local or display.lower() == "demo" else str(Path(source)),
-            revision=checkpoints.local_revision(source, display)
-            if is_local
-            else checkpoints.cached_commit(source, revision),
-            kind=kind,
-            dim=dim,
-        )
         return cls(
             torch_model,
             tokenizer,
@@ -167,7 +141,7 @@ class ClipModel:
             chosen,
             # SigLIP was trained on texts padded to the maximum length; CLIP pools at EOS,
             # so a single query needs no padding at all (77 -> ~10 tokens).
-            text_padding="max_length" if kind == "siglip" else True,
+            text_padding="max_length" if info.kind == "siglip" else True,
             max_text_length=min(text_positions, int(getattr(tokenizer, "model_max_length", 77))),
             vision_dtype=vision_dtype,
             text_precision=quantize or text_mode,
@@ -257,3 +231,20 @@ def _finish(features: Any, normalize: bool) -> np.ndarray:
     if normalize:
         array = array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
     return array
+
+
+def _model_info(
+    config: Any, source: str, display: str, *, is_local: bool, revision: str | None
+) -> ModelInfo:
+    """What the model is, as the store records it: name, revision, kind and dimension."""
+    if is_local:
+        name = display if display.lower() == "demo" else str(Path(source))
+        known_revision = checkpoints.local_revision(source, display)
+    else:
+        name, known_revision = display, checkpoints.cached_commit(source, revision)
+    return ModelInfo(
+        name=name,
+        revision=known_revision,
+        kind="siglip" if config.model_type.startswith("siglip") else "clip",
+        dim=int(getattr(config, "projection_dim", 0) or config.text_config.hidden_size),
+    )

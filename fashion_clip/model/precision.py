@@ -46,3 +46,23 @@ def quantize(torch_model: Any, mode: str, device: str) -> Any:
         return torch.ao.quantization.quantize_dynamic(
             torch_model, {torch.nn.Linear}, dtype=torch.qint8
         )
+
+
+def apply(torch_model: Any, whole: str | None, text: str, device: str) -> tuple[Any, Any]:
+    """`torch_model` in the precision asked for, and the dtype its vision tower's input must
+    have (None: float32). `whole` ("bf16", "int8": `ClipModel.load`'s `quantize`) covers the
+    whole model; otherwise `text` (`text_mode`'s answer) sets the text tower's alone."""
+    import torch  # deferred: torch is heavy
+
+    if whole == "bf16":
+        return torch_model.to(torch.bfloat16), torch.bfloat16
+    if whole:
+        return quantize(torch_model, whole, device), None
+    if text == "bf16":
+        torch_model.text_model.to(torch.bfloat16)
+        # CLIP projects the pooled output in a separate layer; SigLIP's head is inside.
+        if getattr(torch_model, "text_projection", None) is not None:
+            torch_model.text_projection.to(torch.bfloat16)
+    elif text == "int8":
+        torch_model.text_model = quantize(torch_model.text_model, "int8", device)
+    return torch_model, None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fashion_clip.errors import ConfigurationError, StoreError, StoreLockedError
+from fashion_clip.files import write_atomic
 from fashion_clip.store.base import CollectionSpec, Store
 from fashion_clip.store.meta import check_name, guard, new_meta, parse_meta
 
@@ -81,17 +82,7 @@ def _unwritable(directory: Path, exc: OSError) -> StoreError:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a crash leaves either the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def read_meta(directory: Path, name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from fashion_clip.errors import (
     ModelMismatchError,
     StoreError,
 )
+from fashion_clip.model.checkpoints import is_content_digest
 from fashion_clip.store.base import (
     DISTANCE,
     ID_FIELD,
@@ -32,7 +33,6 @@ from fashion_clip.store.base import (
 log = logging.getLogger(__name__)
 
 META_KEY = "fashion_clip"
-LOCAL_REVISION_PREFIX = "files:"  # a local model folder's revision: a digest of its files
 META_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _MODEL_KEYS = ("model_id", "model_revision", "dim", "distance", "catalog")
@@ -134,12 +134,6 @@ def guard(
             "or use the model it was built with",
             mismatch=mismatch,
         )
-
-
-def is_content_digest(revision: str | None) -> bool:
-    """Whether `revision` is a local model folder's digest of its files: the same digest is
-    the same model, whatever path or name the folder was given as."""
-    return bool(revision and revision.startswith(LOCAL_REVISION_PREFIX))
 
 
 def describe_model(model_id: str, revision: str | None, dim: int | None) -> str:

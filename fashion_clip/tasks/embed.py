@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fashion_clip.errors import InvalidInputError
+from fashion_clip.errors import InvalidInputError, check_count
 from fashion_clip.media.images import SOURCE_HINT, ImageSource, is_image_source, load_image
 from fashion_clip.model.preprocess import ImagePreprocessor
 
@@ -24,20 +24,6 @@ class PixelEncoder(Protocol):
     dim: int
 
     def encode_pixels(self, pixel_values: np.ndarray, *, normalize: bool = True) -> np.ndarray: ...
-
-
-def check_count(value: object, name: str = "batch_size") -> int:
-    """`value` as an int of at least 1, or an `InvalidInputError` naming `name`.
-
-    For batch sizes (0 or less would skip the work and return uninitialised memory) and
-    result counts such as `top_k`.
-    """
-    # bool is an int subclass; True as a count is a mistake, not 1.
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
-    if value < 1:
-        raise InvalidInputError(f"{name} must be 1 or more, got {value}")
-    return int(value)
 
 
 def image_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:

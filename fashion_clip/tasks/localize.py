@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_METHOD", "METHODS", "heatmap_peak", "localize", "resolve_met
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METHOD = "groups"  # measured in BENCHMARKS.md (Localization)
+DEFAULT_METHOD = "groups"  # measured in benchmarks/HISTORY.md (Localization)
 METHODS = ("default", "groups", "surgery", "masking")
 _RUN = {"groups": methods.groups, "surgery": methods.surgery, "masking": methods.masking}
 _OPTIONS = {

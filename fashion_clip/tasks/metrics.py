@@ -8,6 +8,30 @@ import numpy as np
 
 from fashion_clip.errors import InvalidInputError
 
+# Scores this close above a target's count as ties, in its favour: the same pair of vectors
+# scored by two float paths (a product here, a page of a scan there) differs by ~1e-7.
+TIE_SLACK = 1e-6
+
+
+def higher_counts(
+    queries: np.ndarray, candidates: np.ndarray, target_scores: np.ndarray
+) -> np.ndarray:
+    """(q,) how many of `candidates` (n, dim) each query (q, dim) scores above its target.
+
+    `target_scores` (q,) are the queries' cosines with their own targets. A target's rank is
+    1 + its count over all candidates, which may come page by page: ties go in the target's
+    favour, so the rank matches an exhaustive search.
+    """
+    return np.sum(queries @ candidates.T > target_scores[:, None] + TIE_SLACK, axis=1)
+
+
+def rank_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k (the share of 1-based `ranks` within k) and the mean reciprocal rank."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    figures = {f"recall@{k}": float(np.mean(ranks <= k)) for k in ks}
+    figures["mrr"] = float(np.mean(1.0 / ranks))
+    return figures
+
 
 def retrieval_metrics(
     queries: np.ndarray, items: np.ndarray, ks: Sequence[int] = (1, 5, 10)
@@ -18,13 +42,8 @@ def retrieval_metrics(
     """
     if queries.shape != items.shape:
         raise InvalidInputError(f"queries {queries.shape} and items {items.shape} must pair up")
-    scores = queries @ items.T  # (n, n)
-    relevant = np.diag(scores)[:, None]
-    # rank of the relevant item = 1 + items scoring strictly higher (ties counted in its favour)
-    ranks = 1 + np.sum(scores > relevant, axis=1)
-    figures = {f"recall@{k}": float(np.mean(ranks <= k)) for k in ks}
-    figures["mrr"] = float(np.mean(1.0 / ranks))
-    return figures
+    relevant = np.sum(queries * items, axis=1)  # (n,)
+    return rank_metrics(1 + higher_counts(queries, items, relevant), ks)
 
 
 def classification_metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
