@@ -22,13 +22,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from fashion_clip.errors import CatalogError, ConfigurationError
-from fashion_clip.ingest.state import FINGERPRINT_FIELD, SOURCE_FIELD, VECTORS_FIELD
+from fashion_clip.ingest.state import (
+    FINGERPRINT_FIELD,
+    IMAGE_HASH_FIELD,
+    SOURCE_FIELD,
+    STAMP_FIELD,
+    VECTORS_FIELD,
+)
 from fashion_clip.media import s3
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))  # ("csv", "jsonl", "json")
 # Fields the indexer writes into every point's payload; a catalog may not use them.
-RESERVED_FIELDS = frozenset({FINGERPRINT_FIELD, VECTORS_FIELD, SOURCE_FIELD})
+RESERVED_FIELDS = frozenset(
+    {FINGERPRINT_FIELD, VECTORS_FIELD, SOURCE_FIELD, STAMP_FIELD, IMAGE_HASH_FIELD}
+)
 _INT = re.compile(r"-?(?:0|[1-9]\d*)")
 _FLOAT = re.compile(r"-?(?:0|[1-9]\d*)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _TEXT_COLUMNS = frozenset({"id", "image", "caption"})  # never turned into numbers

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,16 +34,19 @@ from fashion_clip.errors import ImageLoadError
 from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
 from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.stamps import fetch_unless_unchanged
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
+    IMAGE_HASH_FIELD,
     SOURCE_FIELD,
+    STAMP_FIELD,
     VECTORS_FIELD,
     ModelTag,
     content_hash,
     fingerprint,
     vectors_key,
 )
-from fashion_clip.media.images import fetch_bytes
+from fashion_clip.media.s3 import ObjectVersions
 from fashion_clip.model.preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,18 @@ log = logging.getLogger(__name__)
 # not in 3.10's): there close() waits for the slices in hand instead.
 _CAN_TERMINATE = sys.version_info >= (3, 11, 7)
 
-# What a row's stored point says about it: (fingerprint, vectors key), or None when new.
-Stored = tuple[str | None, str | None] | None
+
+class StoredState(NamedTuple):
+    """What a row's stored point says about it (None for a new row)."""
+
+    fingerprint: str | None
+    vectors_key: str | None
+    stamp: str | None = None  # what the image's source said about its version
+    image_sha256: str | None = None  # the image bytes' hash that stamp vouches for
+    source: str | None = None  # the image reference, resolved
+
+
+Stored = StoredState | None
 
 
 @dataclass(frozen=True)
@@ -102,19 +115,33 @@ def stored_state(payload: dict[str, Any] | None) -> Stored:
     """The part of a stored point's payload a worker compares with."""
     if payload is None:
         return None
-    return payload.get(FINGERPRINT_FIELD), payload.get(VECTORS_FIELD)
+    return StoredState(
+        payload.get(FINGERPRINT_FIELD),
+        payload.get(VECTORS_FIELD),
+        payload.get(STAMP_FIELD),
+        payload.get(IMAGE_HASH_FIELD),
+        payload.get(SOURCE_FIELD),
+    )
 
 
-def _fetch(row: Row, spec: PrepareSpec) -> _Fetched:
+def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions) -> _Fetched:
+    """The row's new payload and, unless its source says it is unchanged since `stored`
+    (then `data` is None), its image bytes."""
     try:
         source = spec.root.resolve(row.image)
-        data = fetch_bytes(
-            source, max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries
-        )
-        key = vectors_key(spec.tag, content_hash(data), row.caption)
+        known = stored is not None and stored.source == source and stored.image_sha256
+        data, stamp = fetch_unless_unchanged(
+            source, stored.stamp if known else None, versions,
+            max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries,
+        )  # fmt: skip
+        sha = stored.image_sha256 if data is None else content_hash(data)
+        key = vectors_key(spec.tag, sha, row.caption)
         payload = {**row.payload, SOURCE_FIELD: source}
         payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
         payload[VECTORS_FIELD] = key
+        payload[IMAGE_HASH_FIELD] = sha
+        if stamp is not None:
+            payload[STAMP_FIELD] = stamp
         return _Fetched(data, source, payload)
     except ImageLoadError as exc:
         return _Fetched(problem=str(exc))
@@ -126,19 +153,25 @@ def _prepare_row(
     row: Row,
     stored: Stored,
     spec: PrepareSpec,
+    versions: ObjectVersions,
     before_decoding: Callable[[], None] | None = None,
 ) -> Prepared:
-    """Fetch the row's image, compare the row with its stored point, and decode and crop the
-    image if it changed (`before_decoding` first: the CPU's turns)."""
-    fetched = _fetch(row, spec)
+    """Fetch the row's image (unless its source says it is unchanged), compare the row with
+    its stored point, and decode and crop the image if it changed (`before_decoding` first:
+    the CPU's turns)."""
+    fetched = _fetch(row, stored, spec, versions)
     payload = fetched.payload
     if payload is None:
         return Prepared("failed", row, reason=fetched.problem)
     if stored is not None:
-        if stored[0] == payload[FINGERPRINT_FIELD]:
-            return Prepared("unchanged", row)
-        if stored[1] == payload[VECTORS_FIELD]:
+        if stored.fingerprint == payload[FINGERPRINT_FIELD]:
+            if stored.stamp == payload.get(STAMP_FIELD) and stored.image_sha256:
+                return Prepared("unchanged", row)
+            return Prepared("reuse", row, payload)  # the same content: record its new stamp
+        if stored.vectors_key == payload[VECTORS_FIELD]:
             return Prepared("reuse", row, payload)
+    if fetched.data is None:  # unchanged at the source, but to embed again (a new caption)
+        return _prepare_row(row, None, spec, versions, before_decoding)
     if before_decoding is not None:
         before_decoding()
     crop, problem = decode_crop(fetched.data, fetched.source, spec.preprocessor)
@@ -208,6 +241,7 @@ class Workers:
             self._slices = processes
         else:
             self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
+        self._versions = ObjectVersions()  # S3 listings, for this run only
         # One thread: batches come out in the order they went in.
         self._assembler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble")
 
@@ -238,7 +272,7 @@ class Workers:
         return lambda: [prepared for part, future in sent for prepared in _received(part, future)]
 
     def _prepare_here(self, row: Row, stored: Stored) -> Prepared:
-        return _prepare_row(row, stored, self._spec, self._turns.wait_for_the_model)
+        return _prepare_row(row, stored, self._spec, self._versions, self._turns.wait_for_the_model)
 
     def close(self) -> None:
         """Stop the workers at once; rows not prepared yet are dropped (a re-run resumes).
@@ -306,15 +340,16 @@ def _received(rows: list[Row], future: Future[list[tuple[Any, ...]]]) -> list[Pr
     return [Prepared(kind, row, *rest) for row, (kind, *rest) in zip(rows, results, strict=True)]
 
 
-# In a decoding process: the spec and its fetch threads, set once when it starts.
+# In a decoding process: the spec, its fetch threads and its S3 listings, set at its start.
 _spec: PrepareSpec | None = None
 _fetchers: ThreadPoolExecutor | None = None
+_versions: ObjectVersions | None = None
 
 
 def _start_process(parent: int, spec: PrepareSpec, threads: int) -> None:
-    global _spec, _fetchers
+    global _spec, _fetchers, _versions
     become_a_decoder(parent)
-    _spec = spec
+    _spec, _versions = spec, ObjectVersions()
     if threads > 1:
         _fetchers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
@@ -322,8 +357,8 @@ def _start_process(parent: int, spec: PrepareSpec, threads: int) -> None:
 def _prepare_in_process(row: Row, stored: Stored) -> tuple[Any, ...]:
     """One row, start to end, in a decoding process: its image bytes are dropped as soon as
     it is decoded, so a process holds at most one image per fetch thread."""
-    assert _spec is not None, "not a decoding process"
-    prepared = _prepare_row(row, stored, _spec)
+    assert _spec is not None and _versions is not None, "not a decoding process"
+    prepared = _prepare_row(row, stored, _spec, _versions)
     return prepared.kind, prepared.payload, prepared.crop, prepared.reason
 
 

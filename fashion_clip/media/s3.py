@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from fashion_clip.errors import ConfigurationError, FashionCLIPError
 from fashion_clip.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64
 
@@ -152,3 +156,40 @@ def exists(uri: str) -> bool:
             return False
         raise _explain(uri, exc) from exc
     return True
+
+
+class ObjectVersions:
+    """The ETag and size of S3 objects, from one listing per folder: for one indexing run
+    to tell which objects changed since the last without a request per object.
+
+    Keep one per run: a listing is a snapshot, and a later run must list again.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def version(self, uri: str) -> tuple[str, int] | None:
+        """`(etag, size)` of the object at `uri` as listed, or None (not listed, or the
+        listing was refused: then every object is read, as without this)."""
+        bucket, key = parse_s3_uri(uri)
+        folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        with self._lock:  # the first thread to ask lists; the others wait for its answer
+            listing = self._folders.get((bucket, folder))
+            if listing is None:
+                listing = self._folders[(bucket, folder)] = _list_folder(bucket, folder)
+        return listing.get(key)
+
+
+def _list_folder(bucket: str, folder: str) -> dict[str, tuple[str, int]]:
+    """key -> (etag, size) for the objects directly in `folder` (1,000 per request)."""
+    found: dict[str, tuple[str, int]] = {}
+    try:
+        pages = s3_client().get_paginator("list_objects_v2")
+        for page in pages.paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
+            for item in page.get("Contents", ()):
+                found[item["Key"]] = (item["ETag"], int(item["Size"]))
+    except Exception as exc:  # no s3:ListBucket, say: each object is read, as before
+        log.info("cannot list s3://%s/%s (%s); every image there is read", bucket, folder, exc)
+        return {}
+    return found

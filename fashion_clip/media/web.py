@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from fashion_clip.errors import ImageLoadError
@@ -33,6 +34,10 @@ HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
 PRIVATE_URLS_SETTING = "FASHION_CLIP_ALLOW_PRIVATE_URLS"
 _USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
+# What a server says identifies a version of a resource, and the conditional request header
+# that asks "has it changed since?" with each.
+VALIDATORS = ("ETag", "Last-Modified")
+_CONDITIONS = {"ETag": "If-None-Match", "Last-Modified": "If-Modified-Since"}
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 # NAT64 (RFC 6052) carries an IPv4 address in its last 32 bits; a gateway turns it into that.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -238,8 +243,40 @@ def fetch_http(
     may take, connecting, redirects, the body and retries included (None: no limit).
     `public_only`: refuse hosts that are not on the public internet (see the module's doc).
     """
+    data, _ = _fetch(url, max_bytes, timeout, retries, public_only, deadline, {})
+    if data is None:  # a 304 to a request that asked no question
+        raise ImageLoadError(url, "HTTP 304 Not Modified to an unconditional request")
+    return data
+
+
+def fetch_http_if_changed(
+    url: str,
+    validators: Mapping[str, str] | None,
+    *,
+    max_bytes: int,
+    timeout: float = HTTP_TIMEOUT_S,
+    retries: int = HTTP_RETRIES,
+) -> tuple[bytes | None, dict[str, str]]:
+    """`(body, validators)` of `url`, or `(None, validators)` when the server answers that
+    the version `validators` describe (`ETag`, `Last-Modified`, as a last fetch returned
+    them) is still current: a conditional GET, answered 304 Not Modified with no body."""
+    given = dict(validators or {})
+    ask = {_CONDITIONS[name]: value for name, value in given.items() if name in _CONDITIONS}
+    data, found = _fetch(url, max_bytes, timeout, retries, False, None, ask)
+    return (None, given) if data is None else (data, found)
+
+
+def _fetch(
+    url: str,
+    max_bytes: int,
+    timeout: float,
+    retries: int,
+    public_only: bool,
+    deadline: float | None,
+    headers: dict[str, str],
+) -> tuple[bytes | None, dict[str, str]]:
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **headers})
     except ValueError as exc:  # `http://[::1/x.jpg`: urllib cannot even split it
         raise ImageLoadError(url, f"not a valid web address ({exc})") from None
     limit = _Deadline(deadline) if deadline is not None else None
@@ -260,7 +297,8 @@ def _fetch_with_retries(
     retries: int,
     public_only: bool,
     limit: _Deadline | None,
-) -> bytes:
+) -> tuple[bytes | None, dict[str, str]]:
+    """(body, validators), or (None, {}) for a 304 Not Modified."""
     open_url = _opener(public_only).open
     last_problem = "unreachable"
     for attempt in range(retries + 1):
@@ -272,18 +310,13 @@ def _fetch_with_retries(
         wait = timeout if limit is None else min(timeout, limit.remaining())
         try:
             with open_url(request, timeout=wait) as response:
-                declared = response.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
-                data = response.read(max_bytes + 1)
-            if limit is not None and limit.expired:  # the body was cut short by the deadline
+                data = _read_body(response, url, max_bytes, limit)
+                found = {
+                    name: response.headers[name] for name in VALIDATORS if response.headers[name]
+                }
+            if data is None:  # cut short by the deadline
                 break
-            if declared and declared.isdigit() and len(data) < int(declared):
-                # read(n) returns what came before the server hung up, without a word
-                raise http.client.IncompleteRead(data, int(declared) - len(data))
-            if len(data) > max_bytes:
-                raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
-            return data
+            return data, found
         except _NotPublic as exc:
             where = exc.host if exc.host == exc.address else f"{exc.host} ({exc.address})"
             raise ImageLoadError(
@@ -292,6 +325,8 @@ def _fetch_with_retries(
                 f"fetched here ({PRIVATE_URLS_SETTING}=1 allows them on a private deployment)",
             ) from None
         except urllib.error.HTTPError as exc:
+            if exc.code == 304:  # the version asked about is still current: no body
+                return None, {}
             last_problem = f"HTTP {exc.code} {exc.reason}"
             if exc.code not in _TRANSIENT_HTTP:
                 break
@@ -309,3 +344,21 @@ def _fetch_with_retries(
     if limit is not None and (limit.expired or limit.remaining() <= 0):
         last_problem = f"no complete answer within {limit.seconds:g} s"
     raise ImageLoadError(url, last_problem)
+
+
+def _read_body(
+    response: http.client.HTTPResponse, url: str, max_bytes: int, limit: _Deadline | None
+) -> bytes | None:
+    """The response's body, at most `max_bytes`; None when the deadline cut it short."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
+    data = response.read(max_bytes + 1)
+    if limit is not None and limit.expired:
+        return None
+    if declared and declared.isdigit() and len(data) < int(declared):
+        # read(n) returns what came before the server hung up, without a word
+        raise http.client.IncompleteRead(data, int(declared) - len(data))
+    if len(data) > max_bytes:
+        raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
+    return data
