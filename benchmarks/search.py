@@ -6,8 +6,10 @@
 Loads N clustered synthetic 512-d unit vectors with a payload (category, brand, price,
 in_stock) into each store, builds the index, then reopens the store in a fresh process and
 measures there: reopen time, p50/p99 latency of top-10 searches, p50 of filtered searches
-(category == c and price < 250), recall@10 against exact brute force (numpy) and the resident
-memory of that process. Each query goes through our `Collection.search`, as the app calls it.
+(category == c and price < 250), p50 of hybrid searches (vector and keywords fused in one
+request; each point's keywords are its text fields), recall@10 against exact brute force
+(numpy) and the resident memory of that process. Each query goes through our
+`Collection.search` (hybrid ones through `Collection.query`), as the app calls them.
 The last line is `RESULT {json}` (embedded-store keys, plus `local_mode_*` for the reference).
 """
 
@@ -149,9 +151,11 @@ def serve(job: dict) -> dict:
         hits = col.search(q, filter=wanted, limit=10, ef=job["ef"])
         filtered_latencies.append(time.perf_counter() - t)
         filtered_found.append([int(h.id.split("-")[1]) for h in hits])
+    hybrid = hybrid_latencies(col, queries[:n_plain], cats, job["ef"])
     rss_mb = rss_now_mb()
     store.close()
     return {
+        **hybrid,
         "reopen_s": reopen_s,
         "p50_ms": 1000 * float(np.percentile(latencies, 50)),
         "p99_ms": 1000 * float(np.percentile(latencies, 99)),
@@ -159,6 +163,28 @@ def serve(job: dict) -> dict:
         "recall_at_10": recall(found, files["truth"]),
         "filtered_recall_at_10": recall(filtered_found, files["filtered_truth"]),
         "rss_mb": rss_mb,
+    }
+
+
+def hybrid_latencies(col, queries: np.ndarray, cats: np.ndarray, ef: int) -> dict[str, float]:
+    """p50 of hybrid searches ("brand-B cat-C" keywords fused with the vector by DBSF, as the
+    app's text search sends them), unfiltered and with the filtered searches' filter."""
+    from fashion_clip.store.base import Ranking
+    from fashion_clip.store.bm25 import query_vector
+
+    plain, filtered = [], []
+    for i, q in enumerate(queries):
+        c = int(cats[i % len(cats)])
+        words = query_vector(f"brand-{(i * 7) % 200} cat-{c}")
+        where = Filter(equals={"category": f"cat-{c}"}, ranges={"price": Range(lt=PRICE_CUT)})
+        for latencies, wanted in ((plain, None), (filtered, where)):
+            ranking = Ranking(dense=q, keywords=words, fusion="dbsf", filter=wanted, ef=ef)
+            t = time.perf_counter()
+            col.query(ranking)
+            latencies.append(time.perf_counter() - t)
+    return {
+        "hybrid_p50_ms": 1000 * float(np.percentile(plain[5:], 50)),  # after a warm-up
+        "hybrid_filtered_p50_ms": 1000 * float(np.percentile(filtered[5:], 50)),
     }
 
 
@@ -258,6 +284,8 @@ def report(args, results: dict[str, dict]) -> None:
         ("p50 latency (ms)", "p50_ms", "{:.2f}"),
         ("p99 latency (ms)", "p99_ms", "{:.2f}"),
         ("filtered p50 (ms)", "filtered_p50_ms", "{:.2f}"),
+        ("hybrid p50 (ms)", "hybrid_p50_ms", "{:.2f}"),
+        ("hybrid filtered p50 (ms)", "hybrid_filtered_p50_ms", "{:.2f}"),
         ("recall@10", "recall_at_10", "{:.3f}"),
         ("filtered recall@10", "filtered_recall_at_10", "{:.3f}"),
         ("resident memory (MB)", "rss_mb", "{:.0f}"),

@@ -169,6 +169,11 @@ def _indexing_options(parser: argparse.ArgumentParser) -> None:
         "processes when the model is on a GPU)",
     )  # fmt: skip
     parser.add_argument(
+        "--keyword-fields", metavar="F1,F2", default=None,
+        help="catalog fields that keyword search matches, comma-separated (default: the id, "
+        "the caption and every other text field)",
+    )  # fmt: skip
+    parser.add_argument(
         "--quantize", choices=("int8", "bf16"),
         help="run the model in int8 (CPU) or bfloat16: 2-3x faster, cosine >= 0.99 to fp32",
     )  # fmt: skip

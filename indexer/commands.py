@@ -94,8 +94,14 @@ def _model_and_options(
         timeout=args.timeout,
         retries=args.retries,
         precision=args.quantize or "fp32",
+        keyword_fields=_keyword_fields(getattr(args, "keyword_fields", None)),
     )
     return model, options
+
+
+def _keyword_fields(text: str | None) -> list[str] | None:
+    """`--keyword-fields a,b` as a list; None (every text field) when not given."""
+    return None if text is None else text.split(",")
 
 
 def _finished(name: str, summary: Summary) -> int:

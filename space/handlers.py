@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fashion_clip.api.search import search_text, search_vector
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.model.text import visible_text
 from fashion_clip.store import Collection, Hit, Point
+from fashion_clip.store.vectors import compose
 from fashion_clip.tasks import overlay
 from fashion_clip.tasks.classify import DEFAULT_TEMPLATES, label_probabilities
 from space.errors import user_errors
@@ -29,12 +31,15 @@ from space.inputs import (
     DEFAULT_RESULTS,
     MAX_LABELS,
     MAX_TEXT_CHARS,
+    crop_box,
     is_missing,
+    read_box,
     read_ids,
     read_image,
     read_image_sized,
     read_labels,
     read_limit,
+    read_ranking,
     read_text,
 )
 from space.results import GalleryItem, Pictures, hit_record
@@ -98,6 +103,10 @@ def text_search(
     limit: float | None = DEFAULT_RESULTS,
     like_ids: str | Sequence[str] | None = None,
     unlike_ids: str | Sequence[str] | None = None,
+    mode: str | None = "hybrid",
+    sort: str | None = "relevance",
+    offset: float | None = 0,
+    diversity: float | None = 0.0,
 ) -> SearchOutput:
     """Products for a text query, optionally steered by examples.
 
@@ -120,12 +129,15 @@ def text_search(
     )
     negative = read_text(negative, "'less of' text")
     count = read_limit(limit)
+    options = read_ranking(sort, offset, diversity, mode)
     collection = backend.collection
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     if like:
         _known(collection, like, "liked examples")
         _known(collection, unlike, "disliked examples")
-        hits = collection.recommend(like, unlike, using="image", filter=where, limit=count)
+        hits = collection.recommend(
+            like, unlike, using="image", filter=where, limit=count, offset=options.offset
+        )
         return _answer(backend, hits)
 
     texts = [query, negative] if negative else [query]
@@ -143,10 +155,8 @@ def text_search(
         where = build_filter(
             backend.facets, categories, colours, brands, price_min, price_max, unlike
         )
-    if len(terms) == 1:
-        hits = collection.search(vectors[0], using="image", filter=where, limit=count)
-    else:
-        hits = collection.search_composed(terms, using="image", filter=where, limit=count)
+    dense = vectors[0] if len(terms) == 1 else compose(terms, collection.dim)
+    hits = search_text(collection, query, dense, options, filter=where, limit=count)
     return _answer(backend, hits)
 
 
@@ -192,26 +202,32 @@ def image_search(
     price_max: float | None = None,
     limit: float | None = DEFAULT_RESULTS,
     url: str | None = None,
+    box: Sequence[float] | str | None = None,
+    sort: str | None = "relevance",
+    offset: float | None = 0,
+    diversity: float | None = 0.0,
 ) -> SearchOutput:
     """Products that look like the image; a modifier text composes with it ("but in blue")."""
-    # url="" rather than None: this tab has the URL box, and its hints say so.
+    region = read_box(box)
+    # url="" rather than None: this tab has the URL box, and its hints say so. A region is
+    # cut from the whole picture (its pixels are the caller's), never from a reduced decode.
     picture = read_image(
         image,
         url or "",
-        min_side=backend.model.preprocessor.min_decode_side,
+        min_side=None if region else backend.model.preprocessor.min_decode_side,
         private_urls=backend.allow_private_urls,
     )
+    picture = crop_box(picture, region)
     modifier = read_text(modifier, "modifier")
     count = read_limit(limit)
+    options = read_ranking(sort, offset, diversity)
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
     with backend.vision_slot:
         vector = _image_vector(backend.model, picture)
     if modifier:
         text = backend.texts.encode_text([modifier])[0]
-        terms = [(vector, 1.0), (text, MODIFIER_WEIGHT)]
-        hits = backend.collection.search_composed(terms, using="image", filter=where, limit=count)
-    else:
-        hits = backend.collection.search(vector, using="image", filter=where, limit=count)
+        vector = compose([(vector, 1.0), (text, MODIFIER_WEIGHT)], backend.collection.dim)
+    hits = search_vector(backend.collection, vector, options, filter=where, limit=count)
     return _answer(backend, hits)
 
 
@@ -314,6 +330,31 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
     drawn = overlay.draw_heatmap(picture, heatmap)  # the peak is ringed
     x, y = to_input_pixels(heatmap_peak(heatmap), shown, size)
     return drawn, {"peak": [x, y], "size": list(size), "text": concept}
+
+
+PEAK_REGION = 0.5  # the square searched around a heatmap's peak, of the picture's shorter side
+
+
+def peak_box(found: Any) -> list[int]:
+    """A square around the localized peak (`localize`'s second answer), inside the picture,
+    in its pixels: the region "Find this in the catalog" searches."""
+    try:
+        (x, y), (width, height) = found["peak"], found["size"]
+        x, y, width, height = (int(v) for v in (x, y, width, height))
+    except (TypeError, KeyError, ValueError):
+        raise InvalidInputError(
+            "nothing localized yet: localize a concept in the picture first, then find it"
+        ) from None
+    side = max(1, round(min(width, height) * PEAK_REGION))
+    x0 = min(max(0, x - side // 2), width - side)
+    y0 = min(max(0, y - side // 2), height - side)
+    return [x0, y0, x0 + side, y0 + side]
+
+
+@user_errors
+def find_peak_region(backend: Backend, image: Any, found: Any) -> SearchOutput:
+    """Products like the region around the heatmap's peak ("shop the look")."""
+    return image_search(backend, image, box=peak_box(found))
 
 
 def display_size(size: tuple[int, int], limit: int = MAX_OVERLAY_SIDE) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fashion_clip.api.search import SearchOptions, check_mode
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.media.images import (
     WEB_FORMATS,
@@ -22,6 +23,7 @@ from fashion_clip.media.images import (
     image_from_array,
     load_image_sized,
 )
+from fashion_clip.media.region import frame_region
 from fashion_clip.model.text import split_items, visible_text
 from fashion_clip.tasks.classify import parse_labels
 
@@ -200,3 +202,74 @@ def read_image_sized(
     return load_image_sized(
         image, min_side=min_side, min_long_side=min_long_side, formats=WEB_FORMATS
     )
+
+
+MAX_OFFSET = 1000  # results skipped; the ranked stages stop at their relevance cut-off anyway
+
+
+def read_ranking(
+    sort: str | None, offset: float | None, diversity: float | None, mode: str | None = None
+) -> SearchOptions:
+    """The ranking controls of a search, each checked and named when wrong."""
+    if mode is not None and not isinstance(mode, str):
+        raise InvalidInputError(
+            f"the mode must be text (hybrid, semantic or keyword), not {mode!r}"
+        )
+    if sort is not None and not isinstance(sort, str):
+        raise InvalidInputError(f"the sort must be text such as 'price_asc', not {sort!r}")
+    skip = 0 if offset is None else _whole_number(offset, "offset")
+    if not 0 <= skip <= MAX_OFFSET:
+        raise InvalidInputError(f"the offset must be between 0 and {MAX_OFFSET}, not {skip}")
+    spread = 0.0 if diversity is None else _number(diversity, "diversity")
+    if not 0.0 <= spread <= 1.0:
+        raise InvalidInputError(f"the diversity must be between 0 and 1, not {spread:g}")
+    return SearchOptions(
+        mode=check_mode(mode) if mode is not None else "hybrid",
+        sort=sort or None, offset=skip, diversity=spread,
+    )  # fmt: skip
+
+
+def read_box(box: Sequence[float] | str | None) -> tuple[float, float, float, float] | None:
+    """`[x0, y0, x1, y1]` (a list, or its text) as four numbers; None for no box."""
+    if box is None or (isinstance(box, str) and not box.strip()) or box == []:
+        return None
+    if isinstance(box, str):
+        with contextlib.suppress(ValueError, SyntaxError):
+            box = ast.literal_eval(box)
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        raise InvalidInputError(
+            f"the box must be [x0, y0, x1, y1] in the picture's pixels, not {box!r}"
+        )
+    x0, y0, x1, y1 = (_number(v, "box") for v in box)
+    return x0, y0, x1, y1
+
+
+def crop_box(picture: Image.Image, box: tuple[float, float, float, float] | None) -> Image.Image:
+    """The part of `picture` inside `box` (its pixels); all of it for no box."""
+    if box is None:
+        return picture
+    x0, y0, x1, y1 = box
+    width, height = picture.size
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise InvalidInputError(
+            f"the box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] is empty or outside the picture, which is "
+            f"{width}x{height} pixels; give 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}"
+        )
+    return frame_region(picture, (round(x0), round(y0), round(x1), round(y1)))
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not np.isfinite(number):
+        raise InvalidInputError(f"the {what} must be a number, not {value!r}")
+    return number
+
+
+def _whole_number(value: Any, what: str) -> int:
+    number = _number(value, what)
+    if not number.is_integer():
+        raise InvalidInputError(f"the {what} must be a whole number, not {value!r}")
+    return int(number)

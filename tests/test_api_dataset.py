@@ -10,7 +10,7 @@ from PIL import Image
 
 from fashion_clip import FashionCLIP, FCLIPDataset
 from fashion_clip.api.fclip import collection_name
-from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.errors import CatalogError, ConfigurationError, InvalidInputError
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.store.embedded import EmbeddedStore
 from fashion_clip.store.snapshot import push_snapshot
@@ -247,3 +247,20 @@ def test_retrieval_without_a_dataset_says_what_to_do(tiny_model: ClipModel) -> N
     closed.close()  # still "no dataset", not "was closed": a dataset is what it lacks
     with pytest.raises(ConfigurationError, match="no dataset"):
         closed.retrieval(["red dress"])
+
+
+def test_retrieval_modes_find_typed_ids_and_words(
+    dataset: FCLIPDataset, tiny_model: ClipModel, tmp_path: Path
+) -> None:
+    store = EmbeddedStore(tmp_path / "qdrant")
+    fclip = FashionCLIP(model=tiny_model, dataset=dataset, store=store, approx=False)
+    # a random tiny model cannot read "sku-17"; the keywords can
+    assert fclip.retrieval("sku-17", top_k=3, mode="hybrid")[0][0] == "sku-17"
+    assert fclip.retrieval(["sku-17"], top_k=1, mode="keyword") == [["sku-17"]]
+    words = fclip.retrieval("red dress", top_k=24, mode="keyword")[0]
+    assert words and all("red" in dataset[i]["caption"] or "dress" in dataset[i]["caption"]
+                         for i in words)  # fmt: skip
+    with pytest.raises(InvalidInputError, match="mode 'fuzzy'"):
+        fclip.retrieval("red dress", mode="fuzzy")
+    fclip.close()
+    store.close()

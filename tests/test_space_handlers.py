@@ -428,7 +428,7 @@ def test_unexpected_failures_become_a_short_apology(backend, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(backend.collection, "search", broken)
+    monkeypatch.setattr(backend.collection, "query", broken)  # what searches call
     with pytest.raises(gr.Error, match="(?i)went wrong on our side") as caught:
         search(backend)
     assert "disk on fire" not in caught.value.message

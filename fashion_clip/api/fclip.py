@@ -21,6 +21,7 @@ import numpy as np
 
 from fashion_clip.api.catalog_vectors import ensure_dataset_vectors
 from fashion_clip.api.dataset import FCLIPDataset
+from fashion_clip.api.search import SearchOptions, check_mode, search_text
 from fashion_clip.errors import ConfigurationError, StoreError, check_count
 from fashion_clip.media.images import ImageSource
 from fashion_clip.model.checkpoints import is_content_digest
@@ -176,28 +177,36 @@ class FashionCLIP:
             )
         return self.collection
 
-    def retrieval(self, queries: Sequence[str] | str, top_k: int = 10) -> list[list[str | int]]:
+    def retrieval(
+        self, queries: Sequence[str] | str, top_k: int = 10, mode: str = "semantic"
+    ) -> list[list[str | int]]:
         """Catalog ids of the `top_k` products best matching each text query, best first.
 
-        `approx=True` searches the HNSW index; `approx=False` compares with every product.
+        `mode`: `semantic` (meaning only: the original package's behaviour, the default),
+        `hybrid` (meaning and keywords fused: brand names, product codes and ids typed in
+        count too, as in the app) or `keyword` (words only). `approx=True` searches the HNSW
+        index; `approx=False` compares with every product.
         """
         top_k = check_count(top_k, "top_k")  # before the work; Qdrant's own errors are raw
+        mode = check_mode(mode)
         texts = [queries] if isinstance(queries, str) else list(queries)
-        vectors = self.model.encode_text(texts)
-        return self._search(vectors, top_k)
+        vectors = self.model.encode_text(texts) if mode != "keyword" else [None] * len(texts)
+        collection = self._bound()
+        options = SearchOptions(mode=mode, exact=not self.approx)
+        return [
+            [hit.id for hit in search_text(collection, text, vector, options, limit=top_k)]
+            for text, vector in zip(texts, vectors, strict=True)
+        ]
 
     def image_retrieval(
         self, images: Sequence[ImageSource] | ImageSource, top_k: int = 10
     ) -> list[list[str | int]]:
         """Catalog ids of the products whose images look most like each query image."""
         top_k = check_count(top_k, "top_k")
-        return self._search(encode_images(self.model, images), top_k)
-
-    def _search(self, vectors: np.ndarray, top_k: int) -> list[list[str | int]]:
         collection = self._bound()
         return [
             [hit.id for hit in collection.search(vector, limit=top_k, exact=not self.approx)]
-            for vector in vectors
+            for vector in encode_images(self.model, images)
         ]
 
     def localize(self, image: ImageSource, text: str, **options: Any) -> np.ndarray:

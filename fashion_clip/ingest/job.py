@@ -100,6 +100,9 @@ def index_catalog(
     """Index `catalog` into `collection`, record the run in its metadata, build the index."""
     options = options or IndexOptions()
     add_payload_indexes(collection, catalog.payload_indexes)
+    # Before the rows: a collection made before keyword search gains it (vectors copied).
+    if collection.set_keyword_fields(options.keyword_fields):
+        log.info("%s: keywords built from %s", collection.name, collection.keyword_fields())
     summary = index_rows(
         catalog.rows(), collection, model, root, reporter, options, total=catalog.total
     )

@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -81,6 +81,8 @@ class IndexOptions:
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
     decode: str = "threads"
+    # What keyword search matches: None for the id, caption and every text field.
+    keyword_fields: Sequence[str] | None = None
 
 
 def model_tag(model: ClipModel, precision: str) -> ModelTag:

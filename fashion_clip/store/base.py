@@ -23,6 +23,7 @@ VECTOR_NAMES = ("image", "text")  # `text` is the caption's embedding
 DISTANCE = "cosine"
 ID_FIELD = "id"  # the catalog id is kept in the payload under this key
 PAYLOAD_INDEX_TYPES = ("keyword", "integer", "float", "bool")
+CANDIDATES = 200  # the relevance cut-off where a stage re-ranks (README, "Ranking controls")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,62 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class SparseVector:
+    """Term weights by token id (a BM25 vector)."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def is_empty(self) -> bool:
+        return not self.indices
+
+
+@dataclass(frozen=True)
+class SortBy:
+    """Order the relevant results by a numeric payload field (which needs a range index)."""
+
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Boost:
+    """Multiply the relevance score by `1 + weight * value` of a payload field.
+
+    A boolean field counts 1 where true; a missing numeric value counts 0.
+    """
+
+    field: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What to rank by and how; see the module's docstring. `dense` is `(dim,)`, unit length."""
+
+    dense: np.ndarray | None = None
+    using: str = "image"
+    keywords: SparseVector | None = None
+    fusion: str = "rrf"
+    filter: Filter | None = None
+    limit: int = 10
+    offset: int = 0
+    boosts: Sequence[Boost] = ()
+    diversity: float = 0.0  # 0: off; 1: most diverse (MMR's lambda is 1 - diversity)
+    sort: SortBy | None = None
+    collapse: str | None = None  # keep the best hit per value of this payload field
+    candidates: int = CANDIDATES
+    exact: bool = False
+    ef: int | None = None
+    keyword_weight: float = 1.0  # RRF weight of the keyword ranking against the dense one
+
+    def reranks(self) -> bool:
+        """Whether any stage re-ranks, so the relevance cut-off applies."""
+        fused = self.dense is not None and self.keywords is not None
+        return fused or bool(self.boosts) or self.diversity > 0 or self.sort is not None
+
+
+@dataclass(frozen=True)
 class Group:
     """Hits sharing one value of the payload field results were grouped by."""
 
@@ -115,6 +172,9 @@ class CollectionSpec:
     indexing_threshold_kb: int | None = None  # None: the engine's default (about 10 MB)
     shard_number: int | None = None
     replication_factor: int | None = None
+    # Fields the `keywords` (BM25) vector is built from: "*" for every text field, a list
+    # to choose (`fashion_clip.store.keywords`).
+    keyword_fields: Sequence[str] | str = "*"
 
 
 @dataclass(frozen=True)
@@ -202,6 +262,28 @@ class Collection(ABC):
 
         The examples themselves are left out of the results.
         """
+
+    @abstractmethod
+    def query(self, ranking: Ranking) -> list[Hit]:
+        """Rank by meaning, keywords or both, then boost, diversify and sort (`Ranking`).
+
+        One request to the engine; `ranking.collapse` then keeps the best hit per value of
+        a payload field among the candidates, and the page is cut from what remains.
+        """
+
+    @abstractmethod
+    def _ranked(self, ranking: Ranking) -> list[Hit]:
+        """`query` without the checks and the collapse: the engine's ranking, one page."""
+
+    def keyword_fields(self) -> list[str] | str | None:
+        """What the `keywords` vectors are built from; None where the collection has none."""
+        return None
+
+    def set_keyword_fields(self, fields: Sequence[str] | str | None = None) -> bool:
+        """Build every point's keywords from `fields` (None or "*": every text field), unless
+        they already are. Vectors are copied, never recomputed. True if anything was rewritten;
+        False also where the backend cannot add keywords to an older collection (logged)."""
+        return False
 
     @abstractmethod
     def search_groups(

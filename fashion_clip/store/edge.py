@@ -8,6 +8,9 @@ through the engine's write-ahead log before `update` returns, so it survives a p
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,10 +29,13 @@ from fashion_clip.store.base import (
     Group,
     Hit,
     Point,
+    Ranking,
     Scalar,
+    SparseVector,
     search_breadth,
 )
 from fashion_clip.store.ids import point_id
+from fashion_clip.store.keywords import KEYWORDS_VECTOR, check_keyword_fields
 from fashion_clip.store.meta import (
     check_index_type,
     field_path,
@@ -38,9 +44,11 @@ from fashion_clip.store.meta import (
     to_info,
     with_payload_index,
 )
-from fashion_clip.store.points import examples, prepare, to_hit, to_point
+from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
 from fashion_clip.store.query import check_query, group_by_overfetch
+from fashion_clip.store.ranking import RRF_K, run_query
 
+NEW_SUFFIX, OLD_SUFFIX = ".new", ".old"  # shard folders while the keyword space is added
 FLUSH_EVERY_POINTS = 20_000  # bounds the WAL (~50 MB at 512-d) during bulk loads
 OVERSAMPLING = 2.0  # quantized search: candidates fetched per result, then rescored
 _SCHEMAS = {
@@ -66,6 +74,8 @@ def create_shard(path: Path, spec: CollectionSpec) -> Any:
     }
     config = qe.EdgeConfig(
         vectors=vectors,
+        # BM25 term frequencies; the engine turns them into BM25 scores with its IDF
+        sparse_vectors={KEYWORDS_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         hnsw_config=qe.HnswIndexConfig(
             m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000
         ),
@@ -74,6 +84,54 @@ def create_shard(path: Path, spec: CollectionSpec) -> Any:
         wal_enabled=True,  # what makes a returned write survive a crash (the default, pinned)
     )
     return _engine("create the shard", qe.EdgeShard.create, str(path), config)
+
+
+def bm25_document(text: str) -> SparseVector:
+    """BM25 term-frequency weights of `text` by hashed token id (stemmed, stopwords out)."""
+    vector = _bm25().embed_document(text)
+    return SparseVector(tuple(vector.indices), tuple(vector.values))
+
+
+def bm25_query(text: str) -> SparseVector:
+    """The token ids of a query, each weighted 1."""
+    vector = _bm25().embed_query(text)
+    return SparseVector(tuple(vector.indices), tuple(vector.values))
+
+
+@functools.cache
+def _bm25() -> Any:
+    # English tokenization, lowercase, stemming, the standard k=1.2 and b=0.75; the same
+    # defaults as a Qdrant server's `Bm25Config`, so the token ids agree with one.
+    return qe.Bm25(qe.Bm25Config())
+
+
+def swap_in(fresh: Path, path: Path) -> None:
+    """Put the shard folder `fresh` in the place of `path`; a crash leaves one of them whole
+    (`recover_shard` finishes the swap)."""
+    retired = path.with_name(path.name + OLD_SUFFIX)
+    shutil.rmtree(retired, ignore_errors=True)
+    os.replace(path, retired)
+    os.replace(fresh, path)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def recover_shard(path: Path) -> None:
+    """Finish a swap a crash interrupted: the new shard is complete once its folder is named."""
+    fresh = path.with_name(path.name + NEW_SUFFIX)
+    if not path.exists() and fresh.exists():
+        os.replace(fresh, path)
+
+
+def _copy_points(source: Any, target: Any) -> None:
+    offset = None
+    while True:
+        request = qe.ScrollRequest(offset=offset, limit=512, with_payload=True, with_vector=True)
+        records, offset = _engine("scroll points", source.scroll, request)
+        if records:
+            points = [qe.Point(r.id, r.vector, r.payload) for r in records]
+            _engine("copy points", target.update, qe.UpdateOperation.upsert_points(points))
+        if offset is None:
+            return
 
 
 def load_shard(path: Path) -> Any:
@@ -111,12 +169,14 @@ class EdgeCollection(Collection):
         meta: dict[str, Any],
         save_meta: Callable[[dict[str, Any]], None],
         release: Callable[[], None],
+        path: Path | None = None,
     ) -> None:
         self.name = name
         self.dim = int(meta["dim"])
         self.model_id = meta["model_id"]
         self._shard = shard
         self._meta = meta
+        self._path = path  # the shard's folder, for adding the keyword space to an old one
         self._save_meta = save_meta
         self._release = release
         # Quantized collections search the int8 copies, then rescore the best candidates
@@ -139,10 +199,17 @@ class EdgeCollection(Collection):
 
     def indexed_count(self) -> int:
         """Vectors (of both spaces) already in an HNSW index."""
-        return int(_engine("read shard info", self.shard.info).indexed_vectors_count)
+        indexed = int(_engine("read shard info", self.shard.info).indexed_vectors_count)
+        # The engine counts keyword vectors too, which are indexed as soon as written.
+        with_keywords = qe.Filter(must=[qe.HasVectorCondition(KEYWORDS_VECTOR)])
+        sparse = _engine("count points", self.shard.count, qe.CountRequest(True, with_keywords))
+        return indexed - int(sparse)
 
     def upsert(self, points: Sequence[Point]) -> None:
-        edge_points = [qe.Point(*p) for p in prepare(self, points)]
+        edge_points = [
+            qe.Point(uuid, _with_keywords(vectors, keywords), payload)
+            for uuid, vectors, payload, keywords in prepare(self, points, bm25_document)
+        ]
         if edge_points:
             self._update("upsert points", qe.UpdateOperation.upsert_points(edge_points))
             self._maybe_flush(len(edge_points))
@@ -160,6 +227,49 @@ class EdgeCollection(Collection):
         if ids:
             uuids = [point_id(i) for i in ids]
             self._update("delete points", qe.UpdateOperation.delete_points(uuids))
+
+    def keyword_fields(self) -> list[str] | str | None:
+        return self._meta.get("keyword_fields")
+
+    def set_keyword_fields(self, fields: Sequence[str] | str | None = None) -> bool:
+        wanted = check_keyword_fields(fields)
+        if self._meta.get("keyword_fields") == wanted and self._meta.get("keywords_ready", True):
+            return False
+        with self.write_lock:
+            if self._meta.get("keyword_fields") is None:  # made before keyword search
+                self._add_keyword_space()
+            self._save_meta({**self._meta, "keyword_fields": wanted, "keywords_ready": False})
+            self._meta = {**self._meta, "keyword_fields": wanted, "keywords_ready": False}
+            rewrite_points(self)
+            self._meta = {**self._meta, "keywords_ready": True}
+            self._save_meta(self._meta)
+        return True
+
+    def _add_keyword_space(self) -> None:
+        """Copy the points (vectors and payload as stored) into a new shard that has the
+        keyword space, then swap the folders: an engine cannot add a space to a shard."""
+        if self._path is None:
+            raise StoreError(f"collection {self.name!r}: its shard's folder is unknown")
+        fresh = self._path.with_name(self._path.name + NEW_SUFFIX)
+        shutil.rmtree(fresh, ignore_errors=True)  # an unfinished copy of an earlier run
+        spec = CollectionSpec(
+            model_id=self.model_id, dim=self.dim, quantization=bool(self._meta.get("quantization"))
+        )
+        target = create_shard(fresh, spec)
+        try:
+            _copy_points(self.shard, target)
+            for name, kind in self._meta.get("payload_indexes", {}).items():
+                schema = _SCHEMAS[check_index_type(name, kind)]
+                operation = qe.UpdateOperation.create_field_index(field_path(name), schema)
+                _engine(f"index payload field {name!r}", target.update, operation)
+            _engine("build the index", target.optimize)
+        finally:
+            _engine("close the new shard", target.close)
+        old, self._shard = self._shard, None
+        _engine("close", old.close)
+        swap_in(fresh, self._path)
+        self._shard = load_shard(self._path)
+        self._unflushed = 0
 
     def count(self, filter: Filter | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(filter))
@@ -307,6 +417,67 @@ class EdgeCollection(Collection):
         with self.write_lock:
             _engine(what, self.shard.update, operation)
 
+    def query(self, ranking: Ranking) -> list[Hit]:
+        return run_query(self, ranking, self._ranked)
+
+    def _ranked(self, ranking: Ranking) -> list[Hit]:
+        query, prefetches = self._stages(ranking)
+        limit = ranking.limit
+        if ranking.reranks():  # nothing below the relevance cut-off is returned
+            limit = min(limit, ranking.candidates - ranking.offset)
+        request = qe.QueryRequest(
+            limit=limit, offset=ranking.offset or None, query=query, prefetches=prefetches,
+            filter=_filter(ranking.filter), params=self._params(ranking), with_payload=True,
+        )  # fmt: skip
+        return [to_hit(p) for p in _engine("search", self.shard.query, request)]
+
+    def _params(self, ranking: Ranking) -> Any:
+        ef = search_breadth(ranking.ef, ranking.filter, ranking.exact)
+        return qe.SearchParams(hnsw_ef=ef, exact=ranking.exact, quantization=self._rescore)
+
+    def _stages(self, ranking: Ranking) -> tuple[Any, list[Any] | None]:
+        """The request's top query and its prefetches: each stage re-ranks the one below."""
+        where, size = _filter(ranking.filter), ranking.candidates
+        dense = keywords = None
+        if ranking.dense is not None:
+            dense = qe.Query.Nearest(ranking.dense.tolist(), using=ranking.using)
+        if ranking.keywords is not None:
+            sparse = qe.SparseVector(list(ranking.keywords.indices), list(ranking.keywords.values))
+            keywords = qe.Query.Nearest(sparse, using=KEYWORDS_VECTOR)
+        prefetches = None
+        query = dense if keywords is None else keywords
+        if dense is not None and keywords is not None:
+            prefetches = [
+                qe.Prefetch(size, query=dense, params=self._params(ranking), filter=where),
+                qe.Prefetch(size, query=keywords, filter=where),
+            ]
+            query = (
+                qe.Fusion.Dbsf()
+                if ranking.fusion == "dbsf"
+                else qe.Fusion.Rrf(k=RRF_K, weights=[1.0, ranking.keyword_weight])
+            )
+        for stage in self._rerankers(ranking):
+            inner = qe.Prefetch(size, query=query, prefetches=prefetches, filter=where)
+            if prefetches is None:  # the leaf search itself: it takes the search params
+                inner = qe.Prefetch(size, query=query, params=self._params(ranking), filter=where)
+            query, prefetches = stage, [inner]
+        return query, prefetches
+
+    def _rerankers(self, ranking: Ranking) -> list[Any]:
+        """Boost, then diversity, then sort: the stages above the relevance ranking."""
+        stages = []
+        if ranking.boosts:
+            bools = {k for k, v in self._meta.get("payload_indexes", {}).items() if v == "bool"}
+            stages.append(_boost_formula(ranking, bools))
+        if ranking.diversity > 0:
+            mmr_lambda = 1.0 - ranking.diversity  # MMR's weight of relevance over novelty
+            query = ranking.dense.tolist()
+            stages.append(qe.Mmr(query, mmr_lambda, ranking.candidates, using=ranking.using))
+        if ranking.sort is not None:
+            direction = qe.Direction.Desc if ranking.sort.descending else qe.Direction.Asc
+            stages.append(qe.OrderBy(field_path(ranking.sort.field), direction))
+        return stages
+
     def _query(
         self,
         query: Any,
@@ -330,6 +501,33 @@ class EdgeCollection(Collection):
         )
         points = _engine("search", self.shard.query, request)
         return [to_hit(p) for p in points]
+
+
+def _boost_formula(ranking: Ranking, bools: set[str]) -> Any:
+    """score * (1 + sum of weight * value): a boolean field counts 1 where true."""
+    terms = [qe.Expression.Constant(1.0)]
+    defaults: dict[str, Any] = {}
+    for boost in ranking.boosts:
+        path = field_path(boost.field)
+        if boost.field in bools:
+            value = qe.Expression.Condition(
+                qe.FieldCondition(path, match=qe.MatchValue(np.bool_(True)))
+            )
+        else:
+            value = qe.Expression.Variable(path)
+            defaults[path] = 0.0
+        terms.append(qe.Expression.Mult([qe.Expression.Constant(boost.weight), value]))
+    score = qe.Expression.Variable("$score")
+    return qe.Formula(qe.Expression.Mult([score, qe.Expression.Sum(terms)]), defaults=defaults)
+
+
+def _with_keywords(vectors: dict[str, Any], keywords: SparseVector | None) -> dict[str, Any]:
+    if keywords is None:
+        return vectors
+    return {
+        **vectors,
+        KEYWORDS_VECTOR: qe.SparseVector(list(keywords.indices), list(keywords.values)),
+    }
 
 
 def _filter(filter: Filter | None) -> Any:

@@ -142,8 +142,9 @@ class EmbeddedStore(Store):
             shutil.rmtree(directory / SHARD_DIR, ignore_errors=True)
             shard = edge.create_shard(directory / SHARD_DIR, spec)
             collection = edge.EdgeCollection(
-                name, shard, meta, self._saver(directory), self._releaser(name, lock)
-            )
+                name, shard, meta, self._saver(directory), self._releaser(name, lock),
+                path=directory / SHARD_DIR,
+            )  # fmt: skip
             for field_name, field_type in spec.payload_indexes.items():
                 collection.index_field(field_name, field_type)
             # Written last: a directory without it is an unfinished creation.
@@ -187,13 +188,15 @@ class EmbeddedStore(Store):
         try:
             meta = read_meta(directory, name)
             guard(name, meta, model_id, model_revision, dim)
+            edge.recover_shard(directory / SHARD_DIR)
             shard = edge.load_shard(directory / SHARD_DIR)
         except BaseException:
             lock.release()
             raise
         collection = edge.EdgeCollection(
-            name, shard, meta, self._saver(directory), self._releaser(name, lock)
-        )
+            name, shard, meta, self._saver(directory), self._releaser(name, lock),
+            path=directory / SHARD_DIR,
+        )  # fmt: skip
         self._open[name] = collection
         return collection
 

@@ -29,6 +29,7 @@ from fashion_clip.store.base import (
     CollectionInfo,
     CollectionSpec,
 )
+from fashion_clip.store.keywords import check_keyword_fields
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def new_meta(spec: CollectionSpec) -> dict[str, Any]:
         "catalog": spec.catalog,
         "quantization": "int8" if spec.quantization else None,
         "payload_indexes": {k: check_index_type(k, v) for k, v in spec.payload_indexes.items()},
+        "keyword_fields": check_keyword_fields(spec.keyword_fields),
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "extra": {},
     }

@@ -7,7 +7,7 @@ anything of its batch is written.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,23 +17,43 @@ from fashion_clip.errors import (
     ModelMismatchError,
     StoreError,
 )
-from fashion_clip.store.base import ID_FIELD, VECTOR_NAMES, CatalogId, Collection, Hit, Point
+from fashion_clip.store.base import (
+    ID_FIELD,
+    VECTOR_NAMES,
+    CatalogId,
+    Collection,
+    Hit,
+    Point,
+    SparseVector,
+)
 from fashion_clip.store.ids import point_id
+from fashion_clip.store.keywords import KEYWORDS_VECTOR, keyword_text
 
-Prepared = tuple[str, dict[str, list[float]], dict[str, Any]]
+Prepared = tuple[str, dict[str, list[float]], dict[str, Any], SparseVector | None]
 
 
-def prepare(collection: Collection, points: Sequence[Point]) -> list[Prepared]:
-    """`(point uuid, {name: float list}, JSON-safe payload with the catalog id)` per point."""
+def prepare(
+    collection: Collection, points: Sequence[Point], keywords_of: Callable[[str], SparseVector]
+) -> list[Prepared]:
+    """`(point uuid, {name: float list}, JSON-safe payload with the catalog id, keywords)` per
+    point; keywords (BM25 weights of its text fields) where the collection keeps them and the
+    point has words."""
     prepared = []
+    fields = collection.keyword_fields()
     for point in points:
         uuid = point_id(point.id)
-        vectors = {name: _vector(collection, point, name, v) for name, v in point.vectors.items()}
+        dense = {k: v for k, v in point.vectors.items() if k != KEYWORDS_VECTOR}
+        vectors = {name: _vector(collection, point, name, v) for name, v in dense.items()}
         if not vectors:
             raise StoreError(f"point {point.id!r} has no vectors")
         payload = {str(k): _json(point.id, k, v) for k, v in point.payload.items()}
         payload[ID_FIELD] = point.id
-        prepared.append((uuid, vectors, payload))
+        keywords = None
+        if fields is not None:
+            keywords = keywords_of(keyword_text(payload, fields))
+        prepared.append(
+            (uuid, vectors, payload, None if keywords is None or keywords.is_empty() else keywords)
+        )
     return prepared
 
 
@@ -109,5 +129,25 @@ def to_point(record: Any, with_vectors: bool) -> Point:
     payload = dict(record.payload or {})
     vectors: dict[str, np.ndarray] = {}
     if with_vectors and isinstance(record.vector, dict):
-        vectors = {k: np.asarray(v, dtype=np.float32) for k, v in record.vector.items()}
+        # the dense spaces only: keywords are derived from the payload whenever it is written
+        vectors = {
+            k: np.asarray(v, dtype=np.float32)
+            for k, v in record.vector.items()
+            if k in VECTOR_NAMES
+        }
     return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)
+
+
+def rewrite_points(collection: Collection, batch_size: int = 256) -> int:
+    """Write every point again as it is (vectors copied, not recomputed), so that what the
+    store derives on writing, the keywords, is derived anew. Returns how many were written."""
+    written = 0
+    batch: list[Point] = []
+    for point in collection.iter_points(batch_size=batch_size, with_vectors=True):
+        batch.append(point)
+        if len(batch) == batch_size:
+            collection.upsert(batch)
+            written, batch = written + len(batch), []
+    if batch:
+        collection.upsert(batch)
+    return written + len(batch)

@@ -7,6 +7,7 @@ API and stands in for a server in the tests.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -26,11 +27,15 @@ from fashion_clip.store.base import (
     Group,
     Hit,
     Point,
+    Ranking,
     Scalar,
+    SparseVector,
     Store,
     search_breadth,
 )
+from fashion_clip.store.edge import bm25_document
 from fashion_clip.store.ids import point_id
+from fashion_clip.store.keywords import KEYWORDS_VECTOR, check_keyword_fields
 from fashion_clip.store.meta import (
     META_KEY,
     check_index_type,
@@ -44,8 +49,11 @@ from fashion_clip.store.meta import (
     to_info,
     with_payload_index,
 )
-from fashion_clip.store.points import examples, prepare, to_hit, to_point
+from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
 from fashion_clip.store.query import check_group_sizes, check_query
+from fashion_clip.store.ranking import RRF_K, run_query
+
+log = logging.getLogger(__name__)
 
 _SCHEMAS = {
     "keyword": qm.PayloadSchemaType.KEYWORD,
@@ -145,6 +153,10 @@ class RemoteStore(Store):
             self.client.create_collection,
             name,
             vectors_config=vectors,
+            # BM25 term frequencies (computed here, `keywords`); the server applies the IDF
+            sparse_vectors_config={
+                KEYWORDS_VECTOR: qm.SparseVectorParams(modifier=qm.Modifier.IDF)
+            },
             shard_number=spec.shard_number,
             replication_factor=spec.replication_factor,
             hnsw_config=qm.HnswConfigDiff(m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct),
@@ -211,8 +223,8 @@ class RemoteCollection(Collection):
 
     def upsert(self, points: Sequence[Point]) -> None:
         structs = [
-            qm.PointStruct(id=uuid, vector=vectors, payload=payload)
-            for uuid, vectors, payload in prepare(self, points)
+            qm.PointStruct(id=uuid, vector=_with_keywords(vectors, keywords), payload=payload)
+            for uuid, vectors, payload, keywords in prepare(self, points, bm25_document)
         ]
         for start in range(0, len(structs), _UPSERT_BATCH):
             batch = structs[start : start + _UPSERT_BATCH]
@@ -222,6 +234,27 @@ class RemoteCollection(Collection):
         if ids:
             selector = qm.PointIdsList(points=[point_id(i) for i in ids])
             self._call("delete points", self._c.delete, points_selector=selector, wait=True)
+
+    def keyword_fields(self) -> list[str] | str | None:
+        return self.meta.get("keyword_fields")
+
+    def set_keyword_fields(self, fields: Sequence[str] | str | None = None) -> bool:
+        wanted = check_keyword_fields(fields)
+        recorded = self.meta.get("keyword_fields")
+        if recorded == wanted and self.meta.get("keywords_ready", True):
+            return False
+        if recorded is None:
+            # A server collection cannot gain a vector space; its points keep working by meaning.
+            log.warning(
+                "collection %r was created before keyword search; rebuild it with --recreate "
+                "to search it by keywords too",
+                self.name,
+            )
+            return False
+        self._save({**self.meta, "keyword_fields": wanted, "keywords_ready": False})
+        rewrite_points(self)
+        self._save({**self.meta, "keywords_ready": True})
+        return True
 
     def count(self, filter: Filter | None = None) -> int:
         result = self._call("count points", self._c.count, count_filter=_filter(filter))
@@ -351,6 +384,73 @@ class RemoteCollection(Collection):
             hnsw_ef=search_breadth(ef, filter, exact), exact=exact, quantization=rescore
         )
 
+    def query(self, ranking: Ranking) -> list[Hit]:
+        return run_query(self, ranking, self._ranked)
+
+    def _ranked(self, ranking: Ranking) -> list[Hit]:
+        query, prefetches = self._stages(ranking)
+        limit = ranking.limit
+        if ranking.reranks():  # nothing below the relevance cut-off is returned
+            limit = min(limit, ranking.candidates - ranking.offset)
+        using = None  # fusion, formula and order-by rank what the prefetches found
+        if isinstance(query, (list, qm.NearestQuery)):  # a search, or MMR over a search
+            using = ranking.using
+        elif isinstance(query, qm.SparseVector):
+            using = KEYWORDS_VECTOR
+        response = self._call(
+            "search", self._c.query_points, query=query, prefetch=prefetches, using=using,
+            query_filter=_filter(ranking.filter), limit=limit, offset=ranking.offset or None,
+            search_params=self._params(ranking.exact, ranking.ef, ranking.filter),
+            with_payload=True,
+        )  # fmt: skip
+        return [to_hit(p) for p in response.points]
+
+    def _stages(self, ranking: Ranking) -> tuple[Any, list[qm.Prefetch] | None]:
+        """The request's top query and its prefetches: each stage re-ranks the one below."""
+        where, size = _filter(ranking.filter), ranking.candidates
+        params = self._params(ranking.exact, ranking.ef, ranking.filter)
+        leaves = []
+        if ranking.dense is not None:
+            dense = ranking.dense.tolist()
+            leaves.append(qm.Prefetch(query=dense, using=ranking.using, limit=size, params=params))
+        if ranking.keywords is not None:
+            k = ranking.keywords
+            sparse = qm.SparseVector(indices=list(k.indices), values=list(k.values))
+            leaves.append(qm.Prefetch(query=sparse, using=KEYWORDS_VECTOR, limit=size))
+        leaves = [leaf.model_copy(update={"filter": where}) for leaf in leaves]
+        if len(leaves) == 2:
+            query: Any = qm.FusionQuery(fusion=qm.Fusion.DBSF)
+            if ranking.fusion == "rrf":
+                query = qm.RrfQuery(rrf=qm.Rrf(k=RRF_K, weights=[1.0, ranking.keyword_weight]))
+            prefetches: list[qm.Prefetch] | None = leaves
+        else:
+            query, prefetches = leaves[0].query, None
+        for stage in self._rerankers(ranking):
+            if prefetches is None:  # the leaf search itself becomes the first prefetch
+                inner = leaves[0]
+            else:
+                using = ranking.using if isinstance(query, qm.NearestQuery) else None  # MMR's
+                inner = qm.Prefetch(
+                    prefetch=prefetches, query=query, using=using, limit=size, filter=where
+                )
+            query, prefetches = stage, [inner]
+        return query, prefetches
+
+    def _rerankers(self, ranking: Ranking) -> list[Any]:
+        """Boost, then diversity, then sort: the stages above the relevance ranking."""
+        stages: list[Any] = []
+        if ranking.boosts:
+            bools = {k for k, v in self.meta.get("payload_indexes", {}).items() if v == "bool"}
+            stages.append(_boost_formula(ranking, bools))
+        if ranking.diversity > 0:
+            mmr = qm.Mmr(diversity=ranking.diversity, candidates_limit=ranking.candidates)
+            stages.append(qm.NearestQuery(nearest=ranking.dense.tolist(), mmr=mmr))
+        if ranking.sort is not None:
+            direction = qm.Direction.DESC if ranking.sort.descending else qm.Direction.ASC
+            order = qm.OrderBy(key=field_path(ranking.sort.field), direction=direction)
+            stages.append(qm.OrderByQuery(order_by=order))
+        return stages
+
     def _query(
         self,
         query: Any,
@@ -369,6 +469,29 @@ class RemoteCollection(Collection):
             with_payload=True,
         )  # fmt: skip
         return [to_hit(p) for p in response.points]
+
+
+def _boost_formula(ranking: Ranking, bools: set[str]) -> qm.FormulaQuery:
+    """score * (1 + sum of weight * value): a boolean field counts 1 where true."""
+    terms: list[Any] = [1.0]
+    defaults: dict[str, Any] = {}
+    for boost in ranking.boosts:
+        path = field_path(boost.field)
+        value: Any = path
+        if boost.field in bools:
+            value = qm.FieldCondition(key=path, match=qm.MatchValue(value=True))
+        else:
+            defaults[path] = 0.0
+        terms.append(qm.MultExpression(mult=[boost.weight, value]))
+    score = qm.MultExpression(mult=["$score", qm.SumExpression(sum=terms)])
+    return qm.FormulaQuery(formula=score, defaults=defaults)
+
+
+def _with_keywords(vectors: dict[str, Any], keywords: SparseVector | None) -> dict[str, Any]:
+    if keywords is None:
+        return vectors
+    sparse = qm.SparseVector(indices=list(keywords.indices), values=list(keywords.values))
+    return {**vectors, KEYWORDS_VECTOR: sparse}
 
 
 def _filter(filter: Filter | None) -> qm.Filter | None:

@@ -150,3 +150,36 @@ def result_gallery(elem_id: str) -> gr.Gallery:
 def narrowing(filters: list[gr.components.Component]) -> list[gr.components.Component]:
     """The controls among `filter_controls`' that narrow the results (not the count)."""
     return filters[:5]
+
+
+def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Component]:
+    """Match mode (text search only), sort, offset and diversity, in one row; the handler
+    checks each value and names the one at fault."""
+    controls: list[gr.components.Component] = []
+    with gr.Row():
+        if with_mode:
+            controls.append(
+                gr.Radio(
+                    ["hybrid", "semantic", "keyword"],
+                    value="hybrid",
+                    label="Match",
+                    info="meaning and words, meaning only, words only",
+                    elem_id=f"{tab}-mode",
+                )
+            )
+        controls.append(
+            gr.Dropdown(
+                ["relevance", "price_asc", "price_desc"],
+                value="relevance",
+                label="Sort",
+                allow_custom_value=True,
+                elem_id=f"{tab}-sort",
+            )
+        )
+        controls.append(
+            gr.Number(value=0, label="Skip (results already seen)", elem_id=f"{tab}-offset")
+        )
+        controls.append(
+            gr.Slider(0, 1, value=0, step=0.1, label="Diversity", elem_id=f"{tab}-diversity")
+        )
+    return [checked_by_handler(control) for control in controls]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from space import handlers
-from space.components import bind, checked_text, uploaded_image
+from space.components import bind, checked_by_handler, checked_text, uploaded_image
 from space.filters import Facets
 from space.tabs.common import (
     PAGE_ONLY,
@@ -17,6 +17,7 @@ from space.tabs.common import (
     keep_results,
     narrowing,
     price_boxes,
+    ranking_controls,
     result_gallery,
 )
 
@@ -38,6 +39,14 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
             examples(demo_pictures(IMAGE_EXAMPLES), [image], "image-examples", "image-button")
         with gr.Column(scale=2):
             filters = filter_controls(facets)
+            box = checked_by_handler(
+                gr.Textbox(
+                    label="Region of the picture (optional)",
+                    placeholder="[x0, y0, x1, y1] in the picture's pixels",
+                    elem_id="image-box",
+                )
+            )
+            ranking = ranking_controls("image", with_mode=False)
             note = gr.Markdown(elem_id="image-note")
             gallery = result_gallery("image-results")
             with gr.Accordion("Results as JSON", open=False):
@@ -52,7 +61,7 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
             *(price.submit for price in price_boxes(filters)),
         ],
         bind(handlers.image_search, wiring.backend),
-        [image, modifier, *filters, url],
+        [image, modifier, *filters, url, box, *ranking],
         [gallery, hits],
         api_name="image_search",
         api_description="Products that look like the image (optionally changed by a text, "

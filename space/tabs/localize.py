@@ -16,7 +16,7 @@ from space.components import (
     with_picture_file,
 )
 from space.results import Pictures
-from space.tabs.common import DEMO_PICTURES, Wiring, examples, keep_results
+from space.tabs.common import DEMO_PICTURES, Wiring, examples, keep_results, result_gallery
 
 LOCALIZE_EXAMPLES = [("demo-0042.jpg", "collar"), ("demo-0001.jpg", "sleeve")]
 
@@ -46,6 +46,10 @@ def build_localize_tab(wiring: Wiring, pictures: Pictures) -> None:
             )
             gr.HTML(heatmap_legend(), elem_id="heatmap-legend")
             peak = gr.JSON(label="Peak", elem_id="peak")
+            find = gr.Button("Find this in the catalog", elem_id="find-this")
+            found = result_gallery("localize-results")
+            with gr.Accordion("Results as JSON", open=False):
+                found_hits = gr.JSON(label="Hits")
 
     localized = gr.on(
         [button.click, concept.submit],
@@ -58,3 +62,12 @@ def build_localize_tab(wiring: Wiring, pictures: Pictures) -> None:
         **wiring.vision,
     )
     keep_results(localized, [heatmap, peak])
+    # The region around the peak, searched as the image tab searches a box (page only).
+    finding = find.click(
+        bind(handlers.find_peak_region, wiring.backend),
+        [image, peak],
+        [found, found_hits],
+        api_visibility="private",
+        **wiring.vision,
+    )
+    keep_results(finding, [found, found_hits])

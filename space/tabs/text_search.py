@@ -19,6 +19,7 @@ from space.tabs.common import (
     keep_results,
     narrowing,
     price_boxes,
+    ranking_controls,
     result_gallery,
 )
 
@@ -44,6 +45,7 @@ class TextTab:
     like_ids: gr.Textbox  # API-only: ids of liked / disliked examples (the page keeps its own)
     unlike_ids: gr.Textbox
     examples: gr.State  # the page's liked and disliked examples, with their captions
+    ranking: list[gr.components.Component]  # match mode, sort, offset, diversity
 
     @property
     def searched_by(self) -> list[gr.components.Component]:
@@ -67,6 +69,7 @@ def _layout(facets: Facets) -> TextTab:
         button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
     examples([[text] for text in TEXT_EXAMPLES], [query], "text-examples", "search-button")
     filters = filter_controls(facets)
+    ranking = ranking_controls("text", with_mode=True)
     with gr.Row():
         mode = gr.Radio([MORE, LESS], value=MORE, label="Clicking a result shows", scale=2)
         examples_note = gr.Markdown(elem_id="examples")
@@ -89,6 +92,7 @@ def _layout(facets: Facets) -> TextTab:
         like_ids=gr.Textbox(visible=False, label="More like (ids)"),
         unlike_ids=gr.Textbox(visible=False, label="Less like (ids)"),
         examples=gr.State(NO_EXAMPLES),
+        ranking=ranking,
     )
 
 
@@ -102,7 +106,7 @@ def _wire_search(tab: TextTab, wiring: Wiring) -> None:
             *(price.submit for price in price_boxes(tab.filters)),
         ],
         with_gallery_data(bind(handlers.text_search, wiring.backend)),
-        [*tab.searched_by, tab.like_ids, tab.unlike_ids],
+        [*tab.searched_by, tab.like_ids, tab.unlike_ids, *tab.ranking],
         [tab.gallery, tab.hits],
         api_name="text_search",
         api_description="Products for a text query: gallery and hits {id, score, caption, "
