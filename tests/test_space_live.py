@@ -288,7 +288,7 @@ def test_a_user_input_error_logs_one_line_and_a_failure_its_traceback(
         def broken(*args, **kwargs):
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr(collection, "search", broken)
+        monkeypatch.setattr(collection, "query", broken)  # every text search asks the store this
         caplog.clear()
         with caplog.at_level("INFO"), pytest.raises(AppError, match="went wrong on our side"):
             client.predict("red dress", api_name="/text_search")
