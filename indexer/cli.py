@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     index = command("index", "index a catalog: new and changed rows are embedded and upserted")
     index.add_argument(
         "catalog", metavar="CATALOG",
-        help="a .csv, .jsonl or .json (list of objects) file, local or s3://bucket/key; needs "
-        "'id' and 'image' fields, 'caption' recommended, every other field becomes payload",
+        help="a .csv, .jsonl, .json (list of objects) or .parquet file, local, s3://bucket/key "
+        "or http(s)://, or a Hugging Face dataset hf://datasets/OWNER/NAME[/PATH]; needs 'id' "
+        "and 'image' fields (Parquet: image as a path, bytes or a {bytes, path} struct), "
+        "'caption' recommended, every other field becomes payload",
     )  # fmt: skip
     index.add_argument(
         "--images", metavar="ROOT",
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=FORMAT_NAMES,
         help="catalog format when the file name's extension does not tell",
     )  # fmt: skip
+    _source_options(index)
     index.set_defaults(run="index")
 
     demo = command(
@@ -91,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = command(
         "evaluate",
-        "caption→image recall@1/5/10 and MRR, and zero-shot accuracy and weighted F1 of a "
+        "caption→image recall@1/5/10 and MRR (every product with the same caption counts), "
+        "category→product precision@1/@10 and MRR, and zero-shot accuracy and weighted F1 of a "
         "label column, for a collection indexed from CATALOG",
     )
     evaluate.add_argument("catalog", metavar="CATALOG", help="the catalog (as for index)")
@@ -107,9 +111,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", metavar="M",
         help="model to embed captions and labels (default: the one the collection was built with)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--prompt-template", metavar="T", action="append", dest="prompt_templates",
+        help="category queries: the label through T, e.g. 'a photo of a {}' (repeat to "
+        "average several; default: the bare label)",
+    )  # fmt: skip
     evaluate.add_argument("--format", choices=FORMAT_NAMES, help="catalog format")
+    _source_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run="evaluate")
+
+    tag = command(
+        "tag",
+        "write each point's zero-shot label of an attribute into its payload (FIELD and "
+        "FIELD_confidence), from the stored image vectors; a keyword index makes it a filter",
+    )
+    tag.add_argument(
+        "--collection", metavar="NAME", type=_collection,
+        help="collection to tag (default: FASHION_CLIP_COLLECTION, else 'demo')",
+    )  # fmt: skip
+    tag.add_argument(
+        "--attribute", metavar="FIELD=L1,L2,...", action="append", required=True,
+        help="a payload field and the labels it may take (repeat for several fields)",
+    )  # fmt: skip
+    tag.add_argument(
+        "--min-confidence", metavar="P", type=_probability, default=0.0,
+        help="leave the field empty where the best label's probability is below P (0-1)",
+    )  # fmt: skip
+    tag.add_argument(
+        "--overwrite", action="store_true", help="replace values the points already have"
+    )
+    tag.add_argument(
+        "--model", metavar="M",
+        help="model to embed the labels (default: the one the collection was built with)",
+    )  # fmt: skip
+    tag.set_defaults(run="tag")
 
     snapshot = command("snapshot", "export a collection to a snapshot file, or import one")
     snapshot.add_argument("action", choices=("push", "pull"), help="push: export; pull: import")
@@ -124,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     snapshot.set_defaults(run="snapshot")
     return parser
+
+
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split", metavar="NAME",
+        help="hf:// catalogs: the split to read (default: the only one, else train)",
+    )  # fmt: skip
+    parser.add_argument("--revision", metavar="REV", help="hf:// catalogs: a branch, tag or commit")
+    for role in ("id", "image", "caption"):
+        parser.add_argument(
+            f"--{role}-column", metavar="COL",
+            help=f"Parquet catalogs: the column holding the {role} (default: '{role}')",
+        )  # fmt: skip
 
 
 def _indexing_options(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +252,16 @@ def _whole(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
 
 
 def _positive_number(text: str) -> float:

@@ -7,8 +7,10 @@ propagate to `__main__`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
@@ -16,15 +18,18 @@ from tqdm import tqdm
 from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.evaluate import evaluate
 from fashion_clip.ingest.job import (
+    OpenCatalog,
     catalog_name,
     collection_spec,
     index_catalog,
     index_demo,
     open_catalog,
 )
+from fashion_clip.ingest.pictures import pictures_folder
 from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
 from fashion_clip.ingest.report import Reporter
 from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.tagging import parse_attribute, tag_collection
 from fashion_clip.model import allocator
 from fashion_clip.model.runtime import load_configured_model
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
@@ -44,10 +49,11 @@ def _note(message: str) -> None:
 
 # ---------------------------------------------------------------------- index and demo
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
-    with open_catalog(args.catalog, args.format) as catalog:
+    with _open_catalog(args) as catalog:
         root = ImageRoot(args.images, args.catalog)
         name = args.collection or settings.collection or catalog_name(args.catalog)
         model, options = _model_and_options(args, settings, fallback=False)
+        options = replace(options, pictures=pictures_folder(settings.qdrant_path, name))
         spec = collection_spec(model, catalog)
         with (
             open_store(settings) as store,
@@ -69,6 +75,16 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         collection.close()
     return _finished(DEFAULT_COLLECTION, summary)
+
+
+def _open_catalog(args: argparse.Namespace) -> contextlib.AbstractContextManager[OpenCatalog]:
+    """The catalog as the command line names it: format, hub split and revision, and the
+    columns that hold the id, image and caption (--id-column and friends)."""
+    given = {role: getattr(args, f"{role}_column") for role in ("id", "image", "caption")}
+    columns = {role: column for role, column in given.items() if column}
+    return open_catalog(
+        args.catalog, args.format, split=args.split, revision=args.revision, columns=columns
+    )
 
 
 def _model_and_options(
@@ -161,7 +177,7 @@ def _info_record(info: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    with open_catalog(args.catalog, args.format) as catalog, open_store(settings) as store:
+    with _open_catalog(args) as catalog, open_store(settings) as store:
         name = args.collection or settings.collection or catalog_name(args.catalog)
         built_with = store.open(name).info().model_id
         model, note = load_configured_model(settings, args.model or built_with, fallback=False)
@@ -171,21 +187,42 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         info = model.info
         with store.open(name, model_id=info.name, model_revision=info.revision, dim=info.dim) as c:
             rows = (row for row in catalog.rows() if isinstance(row, Row))
-            result = evaluate(rows, c, model, args.label_column)
+            templates = args.prompt_templates or ("{}",)
+            result = evaluate(rows, c, model, args.label_column, category_templates=templates)
     figures = result.as_dict()
     if args.json:
         print(json.dumps({"collection": name, "model": info.name, **figures}, indent=2))
         return exit_codes.OK
     print(f"collection {name!r} ({result.collection_size} points), model {info.name!r}")
-    print(f"{'metric':<20}  {'value':>6}  n")
+    print(f"{'metric':<24}  {'value':>6}  n")
     for key, count in (
         ("recall_at_1", result.queries), ("recall_at_5", result.queries),
         ("recall_at_10", result.queries), ("mrr", result.queries),
+        ("category_precision_at_1", result.labels), ("category_precision_at_10", result.labels),
+        ("category_mrr", result.labels),
         ("zero_shot_accuracy", result.labelled), ("weighted_f1", result.labelled),
     ):  # fmt: skip
         value = figures[key]
-        print(f"{key:<20}  {'n/a' if value is None else f'{value:.4f}':>6}  {count}")
+        print(f"{key:<24}  {'n/a' if value is None else f'{value:.4f}':>6}  {count}")
     print(f"labels: {result.labels}; catalog rows not in the collection: {result.not_indexed}")
+    return exit_codes.OK
+
+
+# ---------------------------------------------------------------------- tag
+def run_tag(args: argparse.Namespace, settings: Settings) -> int:
+    attributes = [parse_attribute(text) for text in args.attribute]
+    with open_store(settings) as store:
+        name = args.collection or settings.collection or DEFAULT_COLLECTION
+        built_with = store.open(name).info().model_id
+        model, note = load_configured_model(settings, args.model or built_with, fallback=False)
+        if note:
+            _note(f"note: {note}")
+        info = model.info
+        with store.open(name, model_id=info.name, model_revision=info.revision, dim=info.dim) as c:
+            summary = tag_collection(
+                c, model, attributes, min_confidence=args.min_confidence, overwrite=args.overwrite
+            )
+    print(f"{name}: {summary.line()}")
     return exit_codes.OK
 
 
@@ -209,5 +246,6 @@ COMMANDS = {
     "demo": run_demo,
     "info": run_info,
     "evaluate": run_evaluate,
+    "tag": run_tag,
     "snapshot": run_snapshot,
 }

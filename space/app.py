@@ -64,7 +64,8 @@ def build_demo(
     """
     facets = facets or read_facets(collection)
     if pictures is None:
-        roots = [collection.info().extra.get("images_root")]
+        extra = collection.info().extra
+        roots = [extra.get("images_root"), extra.get("pictures_root")]  # pictures_root: embedded
         pictures = Pictures([r for r in roots if r and "://" not in r])
     serve_in_place(pictures.static_paths)
     allow_private_urls = settings is not None and settings.allow_private_urls

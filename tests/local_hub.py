@@ -1,8 +1,9 @@
 """A minimal Hugging Face hub on 127.0.0.1, so hub-id loading runs for real, offline.
 
-It serves `/{owner}/{name}/resolve/{revision}/{file}` (HEAD and GET, with the headers
-`huggingface_hub` reads: X-Repo-Commit, ETag, Content-Length) from local folders, and
-answers as the hub does for unknown repos, missing files and private repos without a token.
+It serves `/{owner}/{name}/resolve/{revision}/{file}` and datasets' `/datasets/{owner}/…`
+(HEAD and GET, with the headers `huggingface_hub` reads: X-Repo-Commit, ETag,
+Content-Length) from local folders, and answers as the hub does for unknown repos, missing
+files and private repos without a token.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ class LocalHub:
         auth = request.headers.get("Authorization")
         self.requests.append((request.command, path, auth))
         parts = path.strip("/").split("/")
+        kind = ""  # a dataset's files are under /datasets/…, its id added as datasets/OWNER/NAME
+        if parts[0] == "datasets":
+            kind, parts = "datasets/", parts[1:]
         if len(parts) < 5 or parts[2] != "resolve":
             return _error(request, 404, "EntryNotFound", "not a file URL")
-        repo_id, filename = "/".join(parts[:2]), "/".join(parts[4:])
+        repo_id, filename = kind + "/".join(parts[:2]), "/".join(parts[4:])
         repo = self.repos.get(repo_id)
         if repo is None or (repo.token and auth != f"Bearer {repo.token}"):
             # The hub answers 401 for both, so a private repo's existence does not leak.

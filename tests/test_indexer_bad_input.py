@@ -86,7 +86,7 @@ def test_oversize_images_are_skipped(env, capsys):
         (["index", "{env}/ok.csv", "--retries", "-1"], "must be 0 or more"),
         (["index", "{env}/ok.csv", "--collection", " "], "the collection name is empty"),
         (["index", "{env}/ok.csv", "--model", "{env}/no-model"], "does not exist"),
-        (["index", "http://host/c.csv"], "local file or an s3:// URI"),
+        (["index", "ftp://host/c.csv"], "local file, an s3:// URI, an http(s):// URL"),
         (["info", "--collection", "nothing"], "no collection 'nothing'"),
         (["evaluate", "{env}/ok.csv", "--collection", "c"], "--label-column"),
         (["snapshot", "pull", "{env}/missing.tar"], "not a readable snapshot"),

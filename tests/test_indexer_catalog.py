@@ -159,10 +159,11 @@ def test_format_comes_from_the_extension_or_the_override():
     assert catalog_format("s3://bucket/shop/items.CSV") == "csv"
     assert catalog_format("x.ndjson") == "jsonl"
     assert catalog_format("x.txt", "json") == "json"
-    with pytest.raises(ConfigurationError, match=r"\.csv, \.jsonl or \.json"):
+    assert catalog_format("https://cdn.example/shop.parquet?v=2") == "parquet"
+    with pytest.raises(ConfigurationError, match=r"\.csv, \.jsonl, \.json or \.parquet"):
         catalog_format("catalog.xlsx")
     with pytest.raises(ConfigurationError):
-        catalog_format("x.csv", "parquet")
+        catalog_format("x.csv", "xlsx")
 
 
 def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path):

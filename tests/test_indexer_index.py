@@ -159,13 +159,17 @@ def test_info_evaluate_and_snapshot_commands(shop, capsys, monkeypatch):
     figures = json.loads(out)
     assert code == 0, err
     assert figures["queries"] == N and figures["labelled"] == N and figures["labels"] == 3
-    for key in ("recall_at_1", "recall_at_5", "recall_at_10", "mrr", "zero_shot_accuracy"):
+    for key in (
+        "recall_at_1", "recall_at_5", "recall_at_10", "mrr", "category_precision_at_1",
+        "category_precision_at_10", "category_mrr", "zero_shot_accuracy", "weighted_f1",
+    ):  # fmt: skip
         assert 0.0 <= figures[key] <= 1.0
     assert figures["recall_at_1"] <= figures["recall_at_5"] <= figures["recall_at_10"]
     code, out, _ = run_indexer(
         capsys, "evaluate", catalog, "--collection", "shop", "--label-column", "category"
     )
     assert code == 0 and "recall_at_10" in out and "weighted_f1" in out
+    assert "category_precision_at_10" in out
 
     snapshot = shop / "snap" / "shop.tar"
     code, out, _ = run_indexer(capsys, "snapshot", "push", snapshot, "--collection", "shop")

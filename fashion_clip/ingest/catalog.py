@@ -16,12 +16,13 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.ingest.locations import remote_copy
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
     IMAGE_HASH_FIELD,
@@ -31,8 +32,10 @@ from fashion_clip.ingest.state import (
 )
 from fashion_clip.media import s3
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
-FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))  # ("csv", "jsonl", "json")
+FORMATS = {
+    ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
+}  # fmt: skip
+FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))  # ("csv", "jsonl", "json", "parquet")
 # Fields the indexer writes into every point's payload; a catalog may not use them.
 RESERVED_FIELDS = frozenset(
     {FINGERPRINT_FIELD, VECTORS_FIELD, SOURCE_FIELD, STAMP_FIELD, IMAGE_HASH_FIELD}
@@ -51,13 +54,17 @@ _ID_MIN, _ID_MAX = -(1 << 63), (1 << 63) - 1
 
 @dataclass(frozen=True)
 class Row:
-    """A usable catalog record. `payload` holds every field but `id` (image, caption too)."""
+    """A usable catalog record. `payload` holds every field but `id` (image, caption too).
+
+    `data`: the picture's own bytes where the catalog embeds them (Parquet); `image` then
+    only names it."""
 
     number: int
     id: str | int
     image: str
     caption: str | None
     payload: dict[str, Any] = field(default_factory=dict)
+    data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,29 +96,45 @@ class Malformed:
 
 
 def catalog_format(location: str, override: str | None = None) -> str:
-    """`csv`, `jsonl` or `json`, from `override` or the file name's extension."""
+    """`csv`, `jsonl`, `json` or `parquet`, from `override` or the file name's extension."""
     if override:
-        if override not in ("csv", "jsonl", "json"):
-            raise ConfigurationError(f"unknown catalog format {override!r}; use csv, jsonl or json")
+        if override not in FORMAT_NAMES:
+            raise ConfigurationError(
+                f"unknown catalog format {override!r}; use {', '.join(FORMAT_NAMES)}"
+            )
         return override
     suffix = Path(location.split("?", 1)[0]).suffix.lower()
+    if location.startswith("hf://") and suffix not in FORMATS:
+        return "parquet"  # a dataset or a folder of it: its Parquet files
     if suffix not in FORMATS:
         raise ConfigurationError(
             f"{location}: cannot tell the catalog format from {suffix or 'no extension'!r}; "
-            "name it .csv, .jsonl or .json (or pass --format)"
+            "name it .csv, .jsonl, .json or .parquet (or pass --format)"
         )
     return FORMATS[suffix]
 
 
 @contextlib.contextmanager
-def local_copy(location: str) -> Iterator[Path]:
-    """The catalog as a local file: itself, or an `s3://` object downloaded to a temp file."""
+def local_copy(
+    location: str, *, split: str | None = None, revision: str | None = None
+) -> Iterator[Path]:
+    """The catalog as a local file: itself, or an `s3://`, `http(s)://` or `hf://` file
+    downloaded to a temp file (the hub's: its cache)."""
     if location.startswith("s3://"):
         with tempfile.TemporaryDirectory(prefix="catalog-") as tmp:
             yield s3.download_file(location, Path(tmp) / Path(location).name)
         return
+    if location.startswith(("http://", "https://", "hf://")):
+        with remote_copy(location, split=split, revision=revision) as path:
+            yield path
+        return
+    if split or revision:
+        raise ConfigurationError("--split and --revision apply to hf:// catalogs only")
     if "://" in location:
-        raise ConfigurationError(f"{location}: a catalog is a local file or an s3:// URI")
+        raise ConfigurationError(
+            f"{location}: a catalog is a local file, an s3:// URI, an http(s):// URL or "
+            "hf://datasets/OWNER/NAME"
+        )
     path = Path(location).expanduser()
     if not path.is_file():
         raise CatalogError(f"{location}: no such catalog file")
@@ -119,25 +142,14 @@ def local_copy(location: str) -> Iterator[Path]:
 
 
 def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row | RowProblem]:
-    """Stream the records of a local catalog file, duplicates and bad rows reported in line."""
+    """Stream the records of a local CSV or JSON catalog file, duplicates and bad rows
+    reported in line (Parquet: `ingest.parquet`)."""
     name = name or str(path)
-    first_seen: dict[str, int] = {}  # str(id) -> row number; ids only, never whole rows
     try:
         with open(path, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as text:
-            for number, record in enumerate(_records(text, fmt, name), start=1):
-                row = check_record(number, record)
-                if row.id is not None:
-                    key = str(row.id)
-                    if key in first_seen:
-                        row = RowProblem(
-                            number,
-                            row.id,
-                            f"duplicate id {row.id!r} (first at row {first_seen[key]})",
-                            unread=isinstance(row, RowProblem) and row.unread,
-                        )
-                    else:
-                        first_seen[key] = number
-                yield row
+            records = _records(text, fmt, name)
+            checked = (check_record(n, record) for n, record in enumerate(records, start=1))
+            yield from flag_duplicates(checked)
     except UnicodeDecodeError as exc:
         line, byte = _first_undecodable(path)
         where = f"line {line}, byte 0x{byte:02x}" if line else f"byte 0x{exc.object[exc.start]:02x}"
@@ -146,6 +158,24 @@ def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row 
         ) from None
     except OSError as exc:
         raise CatalogError(f"{name}: cannot read the catalog: {exc}") from exc
+
+
+def flag_duplicates(rows: Iterable[Row | RowProblem]) -> Iterator[Row | RowProblem]:
+    """`rows`, with each repeat of an id already seen turned into a `RowProblem`."""
+    first_seen: dict[str, int] = {}  # str(id) -> row number; ids only, never whole rows
+    for row in rows:
+        if row.id is not None:
+            key = str(row.id)
+            if key in first_seen:
+                row = RowProblem(
+                    row.number,
+                    row.id,
+                    f"duplicate id {row.id!r} (first at row {first_seen[key]})",
+                    unread=isinstance(row, RowProblem) and row.unread,
+                )
+            else:
+                first_seen[key] = row.number
+        yield row
 
 
 def _first_undecodable(path: Path) -> tuple[int, int]:

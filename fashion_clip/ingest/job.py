@@ -48,6 +48,7 @@ class OpenCatalog:
     fmt: str
     total: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # id/image/caption -> its column
 
     @functools.cached_property
     def payload_indexes(self) -> dict[str, str]:
@@ -55,20 +56,55 @@ class OpenCatalog:
         return infer_payload_indexes(self.sample)
 
     def rows(self) -> Iterator[Row | RowProblem]:
+        if self.fmt == "parquet":
+            from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: Parquet only
+
+            return read_parquet_rows(self.path, name=self.location, columns=self.columns)
         return read_rows(self.path, self.fmt, name=self.location)
 
 
 @contextlib.contextmanager
-def open_catalog(location: str, fmt: str | None = None) -> Iterator[OpenCatalog]:
-    """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole."""
+def open_catalog(
+    location: str,
+    fmt: str | None = None,
+    *,
+    split: str | None = None,
+    revision: str | None = None,
+    columns: dict[str, str] | None = None,
+) -> Iterator[OpenCatalog]:
+    """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole.
+
+    `split` and `revision`: of an `hf://` dataset. `columns`: a Parquet catalog's columns
+    that hold the id, image and caption, where they go by other names (`{"id": "item_ID"}`).
+    """
     fmt = catalog_format(location, fmt)
-    with local_copy(location) as path:
-        catalog = OpenCatalog(location, path, fmt)
-        for item in catalog.rows():
-            catalog.total += 1
-            if isinstance(item, Row) and len(catalog.sample) < _SAMPLE:
-                catalog.sample.append(item.payload)
+    if columns and fmt != "parquet":
+        raise ConfigurationError(
+            "--id-column, --image-column and --caption-column apply to Parquet"
+        )
+    with local_copy(location, split=split, revision=revision) as path:
+        catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
+        if fmt == "parquet":
+            _prescan_parquet(catalog)
+        else:
+            for item in catalog.rows():
+                catalog.total += 1
+                if isinstance(item, Row) and len(catalog.sample) < _SAMPLE:
+                    catalog.sample.append(item.payload)
         yield catalog
+
+
+def _prescan_parquet(catalog: OpenCatalog) -> None:
+    """A Parquet file tells its row count and checks its schema up front, so only the sample
+    is read here: its pictures, often most of its bytes, are read once, by the run."""
+    from fashion_clip.ingest.parquet import parquet_row_count  # pyarrow: Parquet only
+
+    catalog.total = parquet_row_count(catalog.path, name=catalog.location)
+    for item in catalog.rows():
+        if isinstance(item, Row):
+            catalog.sample.append(item.payload)
+            if len(catalog.sample) >= _SAMPLE:
+                break
 
 
 def catalog_name(location: str) -> str:
@@ -106,14 +142,15 @@ def index_catalog(
     summary = index_rows(
         catalog.rows(), collection, model, root, reporter, options, total=catalog.total
     )
-    collection.set_extra(
-        {
-            "catalog_source": catalog.location,
-            "images_root": str(root),
-            "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "last_run": summary.as_dict(),
-        }
-    )
+    extra = {
+        "catalog_source": catalog.location,
+        "images_root": str(root),
+        "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "last_run": summary.as_dict(),
+    }
+    if options.pictures is not None:  # the app serves embedded pictures from there too
+        extra["pictures_root"] = str(options.pictures)
+    collection.set_extra(extra)
     if summary.indexed or summary.deleted:
         collection.optimize()  # the embedded store builds its HNSW index only when asked
     return summary

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -81,6 +82,7 @@ class IndexOptions:
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
     decode: str = "threads"
+    pictures: Path | None = None  # where pictures the catalog embeds are kept for the app
     # What keyword search matches: None for the id, caption and every text field.
     keyword_fields: Sequence[str] | None = None
 
@@ -173,6 +175,7 @@ def _start_workers(
         options.max_bytes,
         options.timeout,
         options.retries,
+        options.pictures,
     )
     return Workers(
         spec,

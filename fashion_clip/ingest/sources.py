@@ -22,6 +22,10 @@ class ImageRoot:
 
     def __init__(self, root: str | None, catalog_location: str | None = None) -> None:
         self.explicit = root is not None
+        if root is None and (catalog_location or "").startswith("hf://"):
+            # A hub dataset has no folder of its own here: its pictures are embedded or URLs.
+            self.kind, self.root, self._base = "none", "", "(none: pass --images)"
+            return
         if root is None:
             root = _catalog_folder(catalog_location) if catalog_location else "."
         self.root = root
@@ -63,6 +67,10 @@ class ImageRoot:
             )
         if "\x00" in reference:
             raise ImageLoadError(reference, "the reference holds a NUL character")
+        if self.kind == "none":
+            raise ImageLoadError(
+                reference, "a path in a hub dataset needs --images ROOT to say where it points"
+            )
         if reference.startswith("/"):
             return self._absolute_path(reference)
         relative = posixpath.normpath(reference)
@@ -92,4 +100,6 @@ def _catalog_folder(location: str) -> str:
         bucket, key = s3.parse_s3_uri(location)
         prefix = key.rsplit("/", 1)[0] if "/" in key else ""
         return f"s3://{bucket}/{prefix}"
+    if location.startswith(("http://", "https://")):
+        return location.split("?", 1)[0].rsplit("/", 1)[0] + "/"
     return str(Path(location).expanduser().resolve().parent)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 from fashion_clip.errors import ImageLoadError
 from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
+from fashion_clip.ingest.pictures import keep_picture, picture_path
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.stamps import fetch_unless_unchanged
 from fashion_clip.ingest.state import (
@@ -80,6 +82,7 @@ class PrepareSpec:
     max_bytes: int
     timeout: float
     retries: int
+    pictures: Path | None = None  # where embedded pictures are kept for the app
 
 
 @dataclass
@@ -105,7 +108,7 @@ class PreparedBatch:
 class _Fetched:
     """A row's image bytes and new payload, or why they could not be had."""
 
-    data: bytes = b""
+    data: bytes | None = b""  # None: not downloaded, the source says it is unchanged
     source: str = ""
     payload: dict[str, Any] | None = None
     problem: str = ""
@@ -128,18 +131,23 @@ def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions
     """The row's new payload and, unless its source says it is unchanged since `stored`
     (then `data` is None), its image bytes."""
     try:
-        source = spec.root.resolve(row.image)
-        known = stored is not None and stored.source == source and stored.image_sha256
-        data, stamp = fetch_unless_unchanged(
-            source, stored.stamp if known else None, versions,
-            max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries,
-        )  # fmt: skip
-        sha = stored.image_sha256 if data is None else content_hash(data)
-        key = vectors_key(spec.tag, sha, row.caption)
+        stamp = None
+        if row.data is not None:
+            data, digest = row.data, content_hash(row.data)
+            source = _embedded_source(row, data, digest, spec)
+        else:
+            source = spec.root.resolve(row.image)
+            known = stored is not None and stored.source == source and stored.image_sha256
+            data, stamp = fetch_unless_unchanged(
+                source, stored.stamp if known else None, versions,
+                max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries,
+            )  # fmt: skip
+            digest = stored.image_sha256 if data is None else content_hash(data)
+        key = vectors_key(spec.tag, digest, row.caption)
         payload = {**row.payload, SOURCE_FIELD: source}
         payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
         payload[VECTORS_FIELD] = key
-        payload[IMAGE_HASH_FIELD] = sha
+        payload[IMAGE_HASH_FIELD] = digest
         if stamp is not None:
             payload[STAMP_FIELD] = stamp
         return _Fetched(data, source, payload)
@@ -147,6 +155,23 @@ def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions
         return _Fetched(problem=str(exc))
     except Exception as exc:  # a network surprise costs one row, not the run
         return _Fetched(problem=f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _embedded_source(row: Row, data: bytes, digest: str, spec: PrepareSpec) -> str:
+    """Where the app will find a picture the catalog embeds: its kept file (when there is a
+    folder to keep it in; written once the row is known to be good), else only a name."""
+    if len(data) > spec.max_bytes:
+        raise ImageLoadError(row.image, f"embedded picture is {len(data)} bytes, over the cap")
+    if spec.pictures is None:
+        return f"{row.image} (row {row.number})"
+    return str(picture_path(spec.pictures, data, digest))
+
+
+def _keep(row: Row, fetched: _Fetched) -> None:
+    try:
+        keep_picture(Path(fetched.source), fetched.data)
+    except OSError as exc:  # a full or read-only disk: the row is still searchable
+        log.warning("cannot keep the picture of row %s: %s", row.number, exc)
 
 
 def _prepare_row(
@@ -158,8 +183,35 @@ def _prepare_row(
 ) -> Prepared:
     """Fetch the row's image (unless its source says it is unchanged), compare the row with
     its stored point, and decode and crop the image if it changed (`before_decoding` first:
-    the CPU's turns)."""
+    the CPU's turns). A good row's embedded picture is kept for the app (again, if its file
+    went missing)."""
     fetched = _fetch(row, stored, spec, versions)
+    if _must_embed(stored, fetched) and fetched.data is None:
+        # Unchanged at the source, but to embed again (a new caption, another model).
+        fetched = _fetch(row, None, spec, versions)
+    prepared = _compare_and_decode(row, stored, spec, fetched, before_decoding)
+    if row.data is not None and spec.pictures is not None and prepared.kind != "failed":
+        _keep(row, fetched)
+    return prepared
+
+
+def _must_embed(stored: Stored, fetched: _Fetched) -> bool:
+    """Whether the row's vectors must be made (again): it is new or its vectors key changed."""
+    payload = fetched.payload
+    if payload is None or stored is None:
+        return payload is not None
+    return payload[FINGERPRINT_FIELD] != stored.fingerprint and (
+        payload[VECTORS_FIELD] != stored.vectors_key
+    )
+
+
+def _compare_and_decode(
+    row: Row,
+    stored: Stored,
+    spec: PrepareSpec,
+    fetched: _Fetched,
+    before_decoding: Callable[[], None] | None,
+) -> Prepared:
     payload = fetched.payload
     if payload is None:
         return Prepared("failed", row, reason=fetched.problem)
@@ -170,11 +222,11 @@ def _prepare_row(
             return Prepared("reuse", row, payload)  # the same content: record its new stamp
         if stored.vectors_key == payload[VECTORS_FIELD]:
             return Prepared("reuse", row, payload)
-    if fetched.data is None:  # unchanged at the source, but to embed again (a new caption)
-        return _prepare_row(row, None, spec, versions, before_decoding)
     if before_decoding is not None:
         before_decoding()
-    crop, problem = decode_crop(fetched.data, fetched.source, spec.preprocessor)
+    # An embedded picture is named as the catalog names it, not by the file it is kept in.
+    name = f"{row.image} (embedded)" if row.data is not None else fetched.source
+    crop, problem = decode_crop(fetched.data, name, spec.preprocessor)
     if crop is None:
         return Prepared("failed", row, reason=problem)
     return Prepared("embed", row, payload, crop=crop)
@@ -241,8 +293,8 @@ class Workers:
             self._slices = processes
         else:
             self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
-        self._versions = ObjectVersions()  # S3 listings, for this run only
         # One thread: batches come out in the order they went in.
+        self._versions = ObjectVersions()  # S3 listings, for this run only
         self._assembler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble")
 
     def submit(self, rows: list[Row], stored: list[Stored]) -> Future[PreparedBatch]:

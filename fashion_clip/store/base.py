@@ -211,6 +211,11 @@ class Collection(ABC):
         """Delete points by catalog id; unknown ids are ignored."""
 
     @abstractmethod
+    def set_payloads(self, updates: Mapping[CatalogId, Mapping[str, Any]]) -> None:
+        """Merge each point's fields into its payload (other fields and the vectors kept), one
+        batch; points that do not exist are ignored. The keywords are not derived anew."""
+
+    @abstractmethod
     def count(self, filter: Filter | None = None) -> int: ...
 
     @abstractmethod

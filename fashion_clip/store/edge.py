@@ -271,6 +271,14 @@ class EdgeCollection(Collection):
         self._shard = load_shard(self._path)
         self._unflushed = 0
 
+    def set_payloads(self, updates: Mapping[Any, Mapping[str, Any]]) -> None:
+        # Edge takes one payload per operation: a batch is a run of them under one lock.
+        with self.write_lock:
+            for key, fields in updates.items():
+                operation = qe.UpdateOperation.set_payload([point_id(key)], dict(fields))
+                _engine("set payload", self.shard.update, operation)
+        self._maybe_flush(len(updates))
+
     def count(self, filter: Filter | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(filter))
         return int(_engine("count points", self.shard.count, request))

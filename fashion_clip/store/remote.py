@@ -230,6 +230,19 @@ class RemoteCollection(Collection):
             batch = structs[start : start + _UPSERT_BATCH]
             self._call("upsert points", self._c.upsert, points=batch, wait=True)
 
+    def set_payloads(self, updates: Mapping[Any, Mapping[str, Any]]) -> None:
+        operations = [
+            qm.SetPayloadOperation(
+                set_payload=qm.SetPayload(payload=dict(fields), points=[point_id(key)])
+            )
+            for key, fields in updates.items()
+        ]
+        for start in range(0, len(operations), _UPSERT_BATCH):
+            batch = operations[start : start + _UPSERT_BATCH]
+            self._call(
+                "set payload", self._c.batch_update_points, update_operations=batch, wait=True
+            )
+
     def delete(self, ids: Sequence[Any]) -> None:
         if ids:
             selector = qm.PointIdsList(points=[point_id(i) for i in ids])

@@ -1,0 +1,53 @@
+"""Pictures a catalog embeds (Parquet bytes), kept as files beside the store for the app.
+
+The indexer embeds them straight from the catalog's bytes; the app, which shows a hit's
+picture from a file or URL, needs them somewhere. Each is written once, named by its content's
+SHA-256 (a re-run or a duplicate writes nothing), under `{QDRANT_PATH}/_pictures/{collection}`:
+on a Space that is the persistent `/data` volume, so they survive restarts. The embedded store
+lists only folders holding a collection, so this one is not taken for one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fashion_clip.files import write_atomic
+
+PICTURES_FOLDER = "_pictures"
+# Magic numbers of the formats a browser shows as they are; anything else keeps `.bin` and
+# the app shows a thumbnail of it.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"GIF8", ".gif"),
+    (b"BM", ".bmp"),
+)
+
+
+def pictures_folder(store_path: str | os.PathLike[str], collection: str) -> Path:
+    """Where collection `collection`'s embedded pictures are kept: an absolute path, since the
+    points record it and the app, started elsewhere, must find it (QDRANT_PATH may be
+    relative, `data/qdrant` by default)."""
+    return Path(store_path).expanduser().absolute() / PICTURES_FOLDER / collection
+
+
+def picture_suffix(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in _SIGNATURES if data.startswith(magic)), ".bin")
+
+
+def picture_path(folder: Path, data: bytes, sha256: str) -> Path:
+    """Where `data` (whose SHA-256 is `sha256`) is kept in `folder`."""
+    return folder / (sha256 + picture_suffix(data))
+
+
+def keep_picture(target: Path, data: bytes) -> None:
+    """Write `data` to `target` unless it is there already (same name, same content), whole:
+    the app never serves half a picture. Not flushed to the disk: a picture lost in a power
+    cut is written again by the next run."""
+    if target.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data, durable=False)
