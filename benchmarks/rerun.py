@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -50,6 +51,7 @@ def catalog_files(n: int, size: tuple[int, int]) -> tuple[Path, Path, int]:
 
 def index(store_dir: Path, catalog: Path, images: str, model) -> tuple[float, object]:
     """One `indexer index` run (the library's job, in this process): seconds and summary."""
+    # deferred (as below): the library loads torch; `--help` should not wait for it
     from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
     from fashion_clip.ingest.pipeline import IndexOptions
     from fashion_clip.ingest.report import Reporter
@@ -140,11 +142,9 @@ def http_server(folder: Path) -> Iterator[tuple[str, _Sent]]:
 @contextlib.contextmanager
 def s3_bucket(folder: Path) -> Iterator[tuple[str, dict[str, int]]]:
     """`folder`'s files in a bucket of moto's S3 server; counts the bytes GetObject returns."""
-    import os
+    from moto.server import ThreadedMotoServer  # deferred: a test dependency, S3 runs only
 
-    from moto.server import ThreadedMotoServer
-
-    from fashion_clip.media import s3
+    from fashion_clip.media import s3  # deferred: boto3
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -181,9 +181,9 @@ def _reset(moved) -> None:
 
 @contextlib.contextmanager
 def without_stamps() -> Iterator[None]:
-    """The re-run as it was before stamps: every image read and hashed."""
-    import fashion_clip.ingest.stamps as stamps
-    import fashion_clip.ingest.workers as workers
+    """The re-run as it was before stamps: every image read and hashed (the stored stamp is
+    not given to the source, which then always sends the picture)."""
+    import fashion_clip.ingest.workers as workers  # deferred: loads torch, as the model does
 
     original = workers.fetch_unless_unchanged
 
@@ -195,7 +195,6 @@ def without_stamps() -> Iterator[None]:
         yield
     finally:
         workers.fetch_unless_unchanged = original
-    del stamps
 
 
 def main() -> None:
