@@ -15,13 +15,10 @@ that one is async-only, has no size cap, and asks dns.google when the local reso
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import http.client
 import ipaddress
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fashion_clip.errors import ImageLoadError
+from fashion_clip.media.deadline import Deadline, current_deadline, deadline_for_this_thread
 
 HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
@@ -93,56 +91,6 @@ def _connect_public(
     raise last_error
 
 
-class _Deadline:
-    """One fetch's total time limit: at its end, every socket the fetch opened is shut down.
-
-    A socket timeout bounds one wait, not a fetch: a server that sends a byte a second (the
-    status line, the headers or the body) never lets it fire. Shutting the sockets down from
-    a timer ends whatever read is blocked, wherever it is; the fetch then sees `expired`.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def remaining(self) -> float:
-        return max(0.0, self.end - time.monotonic())
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if not self.expired:
-                return
-        _shut(sock)  # opened just as the time ran out
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed: nothing is waiting on it
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-# The deadline of the fetch running on this thread, for the connections it opens.
-_CURRENT_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
-    "fetch_deadline", default=None
-)
-
-
 class _WatchedConnection:
     """Mixed into http.client's connections, which open their socket through
     `_create_connection` (set per instance): public-only where asked, and each socket handed
@@ -159,7 +107,7 @@ class _WatchedConnection:
     ) -> socket.socket:
         connect = _connect_public if self.public_only else socket.create_connection
         sock = connect(address, timeout, source_address)
-        deadline = _CURRENT_DEADLINE.get()
+        deadline = current_deadline()
         if deadline is not None:
             deadline.watch(sock)
         return sock
@@ -279,14 +227,8 @@ def _fetch(
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **headers})
     except ValueError as exc:  # `http://[::1/x.jpg`: urllib cannot even split it
         raise ImageLoadError(url, f"not a valid web address ({exc})") from None
-    limit = _Deadline(deadline) if deadline is not None else None
-    token = _CURRENT_DEADLINE.set(limit)
-    try:
+    with deadline_for_this_thread(deadline) as limit:
         return _fetch_with_retries(request, url, max_bytes, timeout, retries, public_only, limit)
-    finally:
-        _CURRENT_DEADLINE.reset(token)
-        if limit is not None:
-            limit.cancel()
 
 
 def _fetch_with_retries(
@@ -296,7 +238,7 @@ def _fetch_with_retries(
     timeout: float,
     retries: int,
     public_only: bool,
-    limit: _Deadline | None,
+    limit: Deadline | None,
 ) -> tuple[bytes | None, dict[str, str]]:
     """(body, validators), or (None, {}) for a 304 Not Modified."""
     open_url = _opener(public_only).open
@@ -347,7 +289,7 @@ def _fetch_with_retries(
 
 
 def _read_body(
-    response: http.client.HTTPResponse, url: str, max_bytes: int, limit: _Deadline | None
+    response: http.client.HTTPResponse, url: str, max_bytes: int, limit: Deadline | None
 ) -> bytes | None:
     """The response's body, at most `max_bytes`; None when the deadline cut it short."""
     declared = response.headers.get("Content-Length")
