@@ -2,10 +2,11 @@
 
 A re-run asks each image's source whether it changed before downloading it
 (`fashion_clip.ingest.stamps`): S3 by one listing per folder, the web by conditional GETs
-answered 304, local files by size, times and inode. This measures, for a catalog of
-`--n` images (the bundled demo model embeds them), the first run and the re-run of each
-source, the image bytes the re-run transferred, and for local files the re-run as it was
-before stamps (every image read and hashed), in the same process, alternating.
+answered 304, local files by size, times and inode. This measures, for a catalog of `--n`
+images (embedded by a FashionCLIP-sized model, or `--model demo`), the first run and the
+re-run of each source, the image bytes the re-run transferred, and for local files the
+re-run as it was before stamps (every image read and hashed), in the same process,
+alternating.
 
 `python -m benchmarks.rerun [--n 2000]`; the last line is `RESULT {json}`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -26,7 +28,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.common import OUT, machine, print_table, result_line, write_photos
+from benchmarks.common import (
+    OUT,
+    machine,
+    print_table,
+    result_line,
+    vitb32_folder,
+    write_photos,
+)
 
 DISTINCT = 100  # photos drawn; the catalog's files repeat them under their own names
 SOURCES = ("local", "http", "s3")
@@ -49,7 +58,9 @@ def catalog_files(n: int, size: tuple[int, int]) -> tuple[Path, Path, int]:
     return folder, catalog, sum(p.stat().st_size for p in folder.iterdir())
 
 
-def index(store_dir: Path, catalog: Path, images: str, model) -> tuple[float, object]:
+def index(
+    store_dir: Path, catalog: Path, images: str, model, workers: int | None = None
+) -> tuple[float, object]:
     """One `indexer index` run (the library's job, in this process): seconds and summary."""
     # deferred (as below): the library loads torch; `--help` should not wait for it
     from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
@@ -58,6 +69,7 @@ def index(store_dir: Path, catalog: Path, images: str, model) -> tuple[float, ob
     from fashion_clip.ingest.sources import ImageRoot
     from fashion_clip.store.embedded import EmbeddedStore
 
+    options = IndexOptions(workers=workers) if workers else IndexOptions()
     started = time.perf_counter()
     with (
         open_catalog(str(catalog)) as opened,
@@ -66,7 +78,7 @@ def index(store_dir: Path, catalog: Path, images: str, model) -> tuple[float, ob
         store.open_or_create("bench", collection_spec(model, opened)) as collection,
     ):
         summary = index_catalog(
-            opened, ImageRoot(images, str(catalog)), collection, model, reporter, IndexOptions()
+            opened, ImageRoot(images, str(catalog)), collection, model, reporter, options
         )
     if summary.skipped:
         raise RuntimeError(f"rows were skipped: {summary.line()}")
@@ -95,10 +107,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         data = source.read()
         sent[0] += len(data)
         outputfile.write(data)
-server = http.server.ThreadingHTTPServer(
-    ("127.0.0.1", int(sys.argv[1])), functools.partial(Handler, directory=sys.argv[2])
-)
-server.request_queue_size = 128
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: 5 by default drops concurrent connects
+server = Server(("127.0.0.1", int(sys.argv[1])), functools.partial(Handler, directory=sys.argv[2]))
 server.serve_forever()
 """
 
@@ -143,6 +154,8 @@ def http_server(folder: Path) -> Iterator[tuple[str, _Sent]]:
 def s3_bucket(folder: Path) -> Iterator[tuple[str, dict[str, int]]]:
     """`folder`'s files in a bucket of moto's S3 server; counts the bytes GetObject returns."""
     from moto.server import ThreadedMotoServer  # deferred: a test dependency, S3 runs only
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs each request
 
     from fashion_clip.media import s3  # deferred: boto3
 
@@ -207,6 +220,13 @@ def main() -> None:
     parser.add_argument(
         "--sources", default=",".join(SOURCES), help=f"which of {', '.join(SOURCES)} to run"
     )
+    parser.add_argument(
+        "--model", default="vitb32",
+        help="vitb32 (FashionCLIP's size, random weights: what a real first run costs) or demo",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, help="images fetched at once (default: the indexer's)"
+    )
     args = parser.parse_args()
     width, height = (int(side) for side in args.size.split("x"))
     chosen = args.sources.split(",")
@@ -214,7 +234,8 @@ def main() -> None:
     from fashion_clip.model.clip import ClipModel
 
     folder, catalog, total = catalog_files(args.n, (width, height))
-    model = ClipModel.load("demo", text_precision="fp32")
+    source = str(vitb32_folder()) if args.model == "vitb32" else args.model
+    model = ClipModel.load(source, text_precision="fp32")
     work = Path(tempfile.mkdtemp(prefix="rerun-"))
     figures: dict[str, float] = {"n": args.n, "image_mb": total / 1e6}
     rows = []
@@ -227,10 +248,10 @@ def main() -> None:
         if name not in chosen:
             continue
         with serving as (images, moved):
-            first, summary = index(work / name, catalog, images, model)
+            first, summary = index(work / name, catalog, images, model, args.workers)
             assert summary.indexed == args.n, summary.line()
             _reset(moved)
-            again, summary = index(work / name, catalog, images, model)
+            again, summary = index(work / name, catalog, images, model, args.workers)
             assert summary.unchanged == args.n, summary.line()
             share = moved["bytes"] / total if counted else float("nan")
         figures |= {f"{name}_first_s": first, f"{name}_rerun_s": again}
@@ -250,7 +271,7 @@ def main() -> None:
     figures |= {"local_rerun_before_s": min(old), "local_rerun_now_s": min(new)}
     figures["local_rerun_vs_before"] = min(old) / min(new)
     rows.append(("local, before stamps", "-", f"{min(old):.2f}", "-", "100%"))
-    print(f"{args.n} {args.size} images ({total / 1e6:.1f} MB), demo model; {machine()}")
+    print(f"{args.n} {args.size} images ({total / 1e6:.1f} MB), model {args.model}; {machine()}")
     print_table(rows, ("source", "first run s", "re-run s", "first/re-run", "re-run bytes"))
     print(f"local re-run: {min(old) / min(new):.1f}x faster than before stamps")
     shutil.rmtree(work, ignore_errors=True)
