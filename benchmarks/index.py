@@ -1,6 +1,7 @@
 """Indexing speed end to end: a JPEG catalog into the embedded store, beside the reference.
 
     python -m benchmarks.index [--n 256] [--batch-size 32] [--repeat 1] [--no-int8] [--bf16]
+        [--fp32]
         [--workers N] [--distinct N] [--reference-n N] [--switch-interval SECONDS]
         [--decode auto|threads|processes] [--pipeline-only]
 
@@ -9,12 +10,16 @@ random ViT-B/32 CLIP (FashionCLIP's compute) three ways, each in a fresh process
 memory is its own:
 
 - ours: `ingest.job.index_catalog` into the embedded Qdrant Edge store (draft-mode decoding
-  and preprocessing in threads overlapped with the fp32 model, batched upserts, index build);
+  and preprocessing in threads overlapped with the model, batched upserts, index build), the
+  image model in the indexer's default precision: bf16 on CPUs with native bf16 (AVX-512
+  BF16 / AMX), else fp32;
 - reference: what a typical user writes: sequential full PIL decode, `CLIPImageProcessor`,
   fp32 `get_image_features` in batches of 32, `qdrant-client` local mode upserts;
 - int8: ours with the opt-in dynamic int8 model;
-- bf16 (with `--bf16`): ours with the opt-in bfloat16 model (`--quantize bf16`), fast only
-  on CPUs with native bf16 kernels (AVX-512 BF16 / AMX) and on GPUs.
+- bf16 (with `--bf16`): ours with the bfloat16 image model forced (`--quantize bf16`), fast
+  only on CPUs with native bf16 kernels (AVX-512 BF16 / AMX) and on GPUs;
+- fp32 (with `--fp32`): ours with the fp32 image model forced (`--quantize fp32`): the path
+  of CPUs without native bf16.
 
 Model loading is left out of every timing; creating the collection, writing every point
 durably and building the index are in. The model alone on ready-made pixel batches gives the
@@ -135,10 +140,12 @@ def run_ours(
     free_model: bool = False,
 ) -> dict:
     from fashion_clip.ingest.pipeline import IndexOptions, default_workers
+    from fashion_clip.model import allocator
     from fashion_clip.model.clip import ClipModel
     from fashion_clip.store.embedded import EmbeddedStore
 
     model = ClipModel.load(str(vitb32_folder()), quantize=quantize, text_precision="fp32")
+    allocator.tune_for(model.device)  # as the indexer's command does after loading
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
     if free_model:
         model.encode_crops = FreeModel(model)
@@ -147,7 +154,6 @@ def run_ours(
         batch_size=batch,
         workers=workers,
         progress=False,
-        precision=quantize or "fp32",
         decode=decode,
     )
     store = EmbeddedStore(work / "qdrant")
@@ -165,6 +171,7 @@ def run_ours(
         **{f"cpu_{name}_s": value for name, value in cpu.items()},
         "peak_rss_mb": peak_rss_mb(),
         "workers": workers,
+        "image_precision": model.image_precision,
         # where the time went: waiting for decoded images, the model, the store, the index
         **{f"stage_{name}": value for name, value in summary.stages.items()},
         "stage_index_build_s": seconds - summary.seconds,
@@ -239,9 +246,11 @@ def run_reference(catalog: Path, photos: Path, work: Path, batch: int, limit: in
 
 def run_model_only(photos: Path, n: int, distinct: int, batch: int) -> dict:
     from fashion_clip.media.images import load_image
+    from fashion_clip.model import allocator
     from fashion_clip.model.clip import ClipModel
 
     model = ClipModel.load(str(vitb32_folder()), text_precision="fp32")
+    allocator.tune_for(model.device)  # as ours
     model.encode_crops(np.zeros((2, 224, 224, 3), dtype=np.uint8))  # warm up, as below
     side = model.preprocessor.min_decode_side
     paths = sorted(photos.glob("photo-1000x1333-*.jpg"))[: min(n, distinct)]
@@ -293,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bf16", action="store_true", help="also run --quantize bf16 (fast on native-bf16 CPUs)"
     )
+    parser.add_argument(
+        "--fp32", action="store_true",
+        help="also run ours with --quantize fp32 (the path of CPUs without native bf16)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per role; the best counts")
     parser.add_argument("--workers", type=int, help="ours' --workers (default: the indexer's)")
     parser.add_argument(
@@ -340,7 +353,8 @@ def main() -> None:
     print(
         f"{args.n} rows of 1000x1333 JPEGs ({args.distinct} distinct files) -> embedded store, "
         f"batch {args.batch_size}, {results['ours']['workers']} workers; the reference on "
-        f"{args.reference_n} rows; a fresh process per run, best of {args.repeat}"
+        f"{args.reference_n} rows; a fresh process per run, best of {args.repeat}; ours' "
+        f"image model in {results['ours']['image_precision']}"
     )
     rows = []
     for role in roles:
@@ -369,6 +383,7 @@ def run_role(args: argparse.Namespace, catalog: Path, photos: Path) -> dict:
         "ours": lambda: run_ours(*ours_args, None, args.workers, args.decode),
         "int8": lambda: run_ours(*ours_args, "int8", args.workers, args.decode),
         "bf16": lambda: run_ours(*ours_args, "bf16", args.workers, args.decode),
+        "fp32": lambda: run_ours(*ours_args, "fp32", args.workers, args.decode),
         "switch": lambda: switched(args.switch_interval, ours_args, args),
         "pipeline": lambda: run_ours(*ours_args, None, args.workers, args.decode, free_model=True),
         "reference": lambda: run_reference(
@@ -386,6 +401,8 @@ def roles_to_run(args: argparse.Namespace) -> list[str]:
     roles = ["model_only", "ours", "reference"] + ([] if args.no_int8 or on_gpu else ["int8"])
     if args.bf16:
         roles.append("bf16")
+    if args.fp32:
+        roles.append("fp32")
     if args.switch_interval:
         roles.append("switch")
     if args.pipeline_only:
@@ -444,7 +461,7 @@ def main_figures(results: dict, vectors: dict, rate: dict, cpu_ms: dict) -> dict
 def optional_figures(
     args: argparse.Namespace, results: dict, vectors: dict, rate: dict
 ) -> dict[str, float]:
-    """The figures of the runs asked for by options: pipeline only, int8, switch, bf16."""
+    """The figures of the runs asked for by options: pipeline only, int8, switch, bf16, fp32."""
     figures: dict[str, float] = {}
     if "pipeline" in rate:
         figures |= {
@@ -479,6 +496,14 @@ def optional_figures(
             "bf16_images_per_s": rate["bf16"],
             "bf16_ratio": rate["bf16"] / rate["reference"],
             "bf16_cosine_min": float(bf16_cosine.min()),
+        }
+    if "fp32" in rate:
+        compared = len(vectors["reference"])  # the reference's rows are ours' first ones
+        fp32_cosine = np.sum(vectors["fp32"][:compared] * vectors["reference"], axis=1)
+        figures |= {
+            "fp32_images_per_s": rate["fp32"],
+            "fp32_ratio": rate["fp32"] / rate["reference"],
+            "fp32_cosine_min": float(fp32_cosine.min()),
         }
     return figures
 

@@ -7,7 +7,7 @@ import time; call `load_settings()` where the settings are needed and pass them 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -21,6 +21,7 @@ DEFAULT_COLLECTION = "demo"
 MODEL_ALIASES = {"fashion-clip": DEFAULT_MODEL, "fashionclip": DEFAULT_MODEL}
 TEXT_PRECISIONS = ("auto", "fast", "fp32", "bf16", "int8")  # see ClipModel.load
 PYTHON_TEXT_PRECISION = "auto"  # the Python API's default, as the README lists it
+IMAGE_PRECISIONS = ("auto", "fp32", "bf16", "int8")  # see ClipModel.load's `quantize`
 
 
 @dataclass(frozen=True, repr=False)
@@ -54,6 +55,9 @@ class Settings:
     # The query (text) tower: auto, fast, fp32, bf16 or int8. None: the caller's default
     # (the library and the indexer: auto or fp32; the Space: fast).
     text_precision: str | None = None
+    # The image tower: auto (bf16 on CPUs with native bf16, else fp32), fp32, bf16 or int8.
+    # None: auto, unless the caller says otherwise (`--quantize`).
+    image_precision: str | None = None
 
     @property
     def uses_remote_store(self) -> bool:
@@ -101,13 +105,9 @@ def load_settings(
             raise ConfigurationError("FASHION_CLIP_AUTH must look like user:password")
         auth = (user, password)
 
-    text_precision = (get("FASHION_CLIP_TEXT_PRECISION") or "").lower() or None
-    if text_precision is not None and text_precision not in TEXT_PRECISIONS:
-        # Checked here so the message names the variable, not a load() argument.
-        raise ConfigurationError(
-            f"FASHION_CLIP_TEXT_PRECISION={text_precision!r} is not supported; use one of "
-            + ", ".join(TEXT_PRECISIONS)
-        )
+    # Checked here so the message names the variable, not a load() argument.
+    text_precision = _choice("FASHION_CLIP_TEXT_PRECISION", get, TEXT_PRECISIONS)
+    image_precision = _choice("FASHION_CLIP_IMAGE_PRECISION", get, IMAGE_PRECISIONS)
 
     qdrant_path = get("QDRANT_PATH")
     return Settings(
@@ -129,7 +129,18 @@ def load_settings(
         device=get("FASHION_CLIP_DEVICE"),
         snapshots=get("FASHION_CLIP_SNAPSHOTS"),
         text_precision=text_precision,
+        image_precision=image_precision,
     )
+
+
+def _choice(name: str, get: Callable[[str], str | None], choices: tuple[str, ...]) -> str | None:
+    """Setting `name`, lowercased, if set; one outside `choices` is refused, naming it."""
+    value = (get(name) or "").lower() or None
+    if value is not None and value not in choices:
+        raise ConfigurationError(
+            f"{name}={value!r} is not supported; use one of " + ", ".join(choices)
+        )
+    return value
 
 
 def _is_on(value: str | None) -> bool:

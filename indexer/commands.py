@@ -61,7 +61,7 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             store.open_or_create(name, spec, recreate=args.recreate) as collection,
         ):
             summary = index_catalog(catalog, root, collection, model, reporter, options)
-    return _finished(name, summary)
+    return _finished(f"{name} shard {options.shard}" if options.shard else name, summary)
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -109,8 +109,8 @@ def _model_and_options(
         max_bytes=int(args.max_image_mb * 1024 * 1024),
         timeout=args.timeout,
         retries=args.retries,
-        precision=args.quantize or "fp32",
         keyword_fields=_keyword_fields(getattr(args, "keyword_fields", None)),
+        shard=getattr(args, "shard", None),
     )
     return model, options
 

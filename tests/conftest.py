@@ -85,14 +85,17 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_model(tiny_model_dir: Path):
     from fashion_clip.model.clip import ClipModel
 
-    return ClipModel.load(str(tiny_model_dir), text_precision="fp32")
+    # fp32 in both towers: the reference the plumbing tests compare against, on every CPU
+    return ClipModel.load(str(tiny_model_dir), quantize="fp32", text_precision="fp32")
 
 
 @pytest.fixture(scope="session")
 def demo_model():
     from fashion_clip.model.clip import ClipModel
 
-    return ClipModel.load("demo")
+    # fp32 images on every CPU, so its figures do not depend on the machine (bf16's are
+    # compared with them in test_precision.py)
+    return ClipModel.load("demo", quantize="fp32")
 
 
 @pytest.fixture(scope="session")

@@ -131,3 +131,20 @@ def test_a_prune_within_the_share_deletes_and_a_bad_share_is_a_usage_error(shop,
     for bad in ("1.5", "-0.1", "nan", "half"):
         code, _, err = _index(capsys, shop, catalog, "--max-prune-fraction", bad)
         assert code == 2 and "--max-prune-fraction" in err
+
+
+@pytest.mark.parametrize("shard", ["1/2", "2/2"])
+def test_every_shard_refuses_to_prune_when_a_row_was_not_read(shop, capsys, shard):
+    """A row without a readable id is reported by shard 1 only, but its product may be in
+    any shard: each shard's prune must refuse."""
+    rows = product_rows(N)
+    catalog = shop / "c.jsonl"
+    catalog.write_text("".join(_jsonl(rows)), encoding="utf-8")
+    for part in ("1/2", "2/2"):
+        assert _index(capsys, shop, catalog, "--shard", part)[0] == 0
+    lines = _jsonl(rows)
+    lines[2] = lines[2][:25] + "\n"
+    catalog.write_text("".join(lines), encoding="utf-8")
+    code, out, err = _index(capsys, shop, catalog, "--shard", shard)
+    _assert_refused_naming(code, out, err, "3")
+    assert len(points(shop / "qdrant", "shop")) == N

@@ -125,6 +125,22 @@ def test_open_or_create_guards_and_recreate_rebuilds(store, col):
     assert rebuilt.count() == 0 and rebuilt.info().model_id == "other/model"
 
 
+def test_open_or_create_opens_what_another_indexer_created_meanwhile(store, col, monkeypatch):
+    # Shards started together all see no collection; one creates it first, the others
+    # (whose create is refused) open it, guarded as ever.
+    real_exists, looks = store.exists, []
+
+    def created_after_the_first_look(name: str) -> bool:
+        looks.append(name)
+        return len(looks) > 1 and real_exists(name)
+
+    monkeypatch.setattr(store, "exists", created_after_the_first_look)
+    assert store.open_or_create(col.name, spec()).count() == col.count()
+    looks.clear()
+    with pytest.raises(ModelMismatchError):
+        store.open_or_create(col.name, spec(model_id="other/model"))
+
+
 def test_bad_vectors_are_refused_and_nothing_is_written(col, cat):
     before = col.count()
     wrong_dim = Point("new-1", {"image": np.ones(DIM + 1, np.float32)}, {})

@@ -77,7 +77,7 @@ class FashionCLIP:
             model_name,
             token=token,
             device=device or self.settings.device,
-            quantize=quantize,
+            quantize=quantize or self.settings.image_precision,
             text_precision=self.settings.text_precision or PYTHON_TEXT_PRECISION,
         )
         self.model_name = self.model.info.name

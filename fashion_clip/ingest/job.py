@@ -139,14 +139,15 @@ def index_catalog(
     # Before the rows: a collection made before keyword search gains it (vectors copied).
     if collection.set_keyword_fields(options.keyword_fields):
         log.info("%s: keywords built from %s", collection.name, collection.keyword_fields())
-    summary = index_rows(
-        catalog.rows(), collection, model, root, reporter, options, total=catalog.total
-    )
+    # A shard's share of the catalog is only known once read: no total for its progress bar.
+    total = catalog.total if options.shard is None else None
+    summary = index_rows(catalog.rows(), collection, model, root, reporter, options, total=total)
     extra = {
         "catalog_source": catalog.location,
         "images_root": str(root),
         "indexed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "last_run": summary.as_dict(),
+        # each shard records its own run beside the others'
+        "last_run" + (f" shard {options.shard}" if options.shard else ""): summary.as_dict(),
     }
     if options.pictures is not None:  # the app serves embedded pictures from there too
         extra["pictures_root"] = str(options.pictures)

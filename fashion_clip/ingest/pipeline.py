@@ -34,8 +34,9 @@ from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
 from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION, prune
 from fashion_clip.ingest.report import Reporter, Skip, Summary
+from fashion_clip.ingest.shards import Shard, select
 from fashion_clip.ingest.sources import ImageRoot
-from fashion_clip.ingest.state import ModelTag
+from fashion_clip.ingest.state import ModelTag, vectors_precision
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
 from fashion_clip.machine import usable_cores
 from fashion_clip.media.images import MAX_BYTES
@@ -77,7 +78,7 @@ class IndexOptions:
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
     retries: int = HTTP_RETRIES
-    precision: str = "fp32"
+    shard: Shard | None = None  # index (and prune) only this shard's rows; None: all
     # "threads", "processes", or "auto": processes when the model is on a GPU. Threads by
     # default here: spawned processes need the calling script to guard its top level with
     # `if __name__ == "__main__":`; the CLI (which has one) asks for "auto".
@@ -112,7 +113,11 @@ def index_rows(
     started = time.perf_counter()
     summary = Summary()
     turns = CpuTurns(model.device == "cpu")
-    feed = _Feed(rows, options.batch_size, collection, _start_workers(root, model, options, turns))
+    workers = _start_workers(root, model, options, turns)
+    unread: list[int] = []  # rows not read to their ids, in any shard: see `_noting_unread`
+    feed = _Feed(
+        select(_noting_unread(rows, unread), options.shard), options.batch_size, collection, workers
+    )
     writer = _OrderedWriter(collection)
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
@@ -152,7 +157,8 @@ def index_rows(
         outcome = prune(
             collection,
             feed.seen,
-            unread_rows=feed.unread,
+            shard=options.shard,
+            unread_rows=unread,
             max_fraction=options.max_prune_fraction,
         )
         summary.deleted, summary.prune_refused = outcome.deleted, outcome.refused
@@ -170,7 +176,7 @@ def _start_workers(
 ) -> Workers:
     spec = PrepareSpec(
         root,
-        model_tag(model, _precision(options, model)),
+        model_tag(model, vectors_precision(model.image_precision, model.text_precision)),
         model.preprocessor,
         options.max_bytes,
         options.timeout,
@@ -199,8 +205,6 @@ class _Feed:
     ) -> None:
         self.workers = workers
         self.seen: set[str] = set()
-        # Rows not read to their ids: the products they stand for may still be listed.
-        self.unread: list[int] = []
         self.pending: deque[tuple[list[RowProblem], Future[PreparedBatch]]] = deque()
         self._chunks = _chunks(rows, batch_size)
         self._collection = collection
@@ -213,7 +217,6 @@ class _Feed:
         problems = [item for item in chunk if isinstance(item, RowProblem)]
         good = [item for item in chunk if isinstance(item, Row)]
         self.seen.update(str(item.id) for item in chunk if item.id is not None)
-        self.unread.extend(problem.number for problem in problems if problem.hides_an_id)
         held = self._collection.retrieve([r.id for r in good]) if good else []
         stored = {str(p.id): p.payload for p in held}
         states = [stored_state(stored.get(str(row.id))) for row in good]
@@ -312,13 +315,16 @@ def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
 
 
-def _precision(options: IndexOptions, model: ClipModel) -> str:
-    """What the vectors were computed in, for their fingerprints: `options.precision` (the
-    model's), plus the text tower's where only it differs (the Space indexes with its query
-    model), so that a later run with an fp32 text tower re-embeds those captions."""
-    if options.precision == "fp32" and model.text_precision != "fp32":
-        return f"fp32, text {model.text_precision}"
-    return options.precision
+def _noting_unread(
+    rows: Iterable[Row | RowProblem], unread: list[int]
+) -> Iterator[Row | RowProblem]:
+    """`rows`, noting in `unread` the numbers of those not read to their ids: the products
+    they stand for may still be listed, and in any shard (their ids are unknown), so every
+    shard's prune must hear of them, not only the shard that reports them."""
+    for item in rows:
+        if isinstance(item, RowProblem) and item.hides_an_id:
+            unread.append(item.number)
+        yield item
 
 
 def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:

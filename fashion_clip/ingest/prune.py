@@ -13,6 +13,7 @@ from collections.abc import Collection as Sized
 from dataclasses import dataclass
 
 from fashion_clip.errors import CatalogError
+from fashion_clip.ingest.shards import Shard
 from fashion_clip.store import Collection
 
 DEFAULT_MAX_FRACTION = 0.2  # of the collection's points one prune may delete
@@ -32,23 +33,26 @@ def prune(
     collection: Collection,
     keep: set[str],
     *,
+    shard: Shard | None = None,
     unread_rows: Sized[int] = (),
     max_fraction: float = DEFAULT_MAX_FRACTION,
 ) -> PruneOutcome:
-    """Delete the points whose catalog ids are not in `keep` (ids as strings).
+    """Delete the points whose catalog ids are not in `keep` (ids as strings); with a
+    `shard`, only among that shard's points (the others' rows were never read).
 
     `unread_rows`: numbers of the rows that could not be read to their ids; any refuses the
-    prune. So does deleting more than `max_fraction` (0 to 1) of the collection's points.
+    prune. So does deleting more than `max_fraction` (0 to 1) of the points (the shard's).
     """
     if not keep:
         raise CatalogError(
-            "the catalog has no rows with an id; refusing to --prune every point of "
-            f"collection {collection.name!r}"
+            f"the catalog has no rows with an id{f' in shard {shard}' if shard else ''}; "
+            f"refusing to --prune every point of collection {collection.name!r}"
         )
     if unread_rows:
         return PruneOutcome(refused=_unread_message(collection.name, sorted(unread_rows)))
-    stale = [point.id for point in collection.iter_points() if str(point.id) not in keep]
-    total = collection.count()
+    held = [p.id for p in collection.iter_points() if shard is None or shard.holds(p.id)]
+    stale = [point_id for point_id in held if str(point_id) not in keep]
+    total = len(held)
     if stale and len(stale) > max_fraction * total:
         return PruneOutcome(
             refused=_too_many_message(collection.name, len(stale), total, max_fraction)

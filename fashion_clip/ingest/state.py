@@ -5,6 +5,8 @@ a point is never "done" without them, and never has them without its vectors):
 
 - `_vectors_key`: model (name, revision, precision), the pipeline version, the image bytes'
   SHA-256 and the caption. Equal means the stored vectors are what embedding would give.
+  fp32 and bf16 count as one precision (`vectors_precision`): a catalog indexed on a CPU
+  with native bf16 and re-run on one without is not embedded again; int8 is.
 - `_fingerprint`: `_vectors_key` plus the whole payload. Equal means nothing changed at all.
 
 A row whose fingerprint matches is skipped without decoding; one whose vectors key matches
@@ -28,6 +30,7 @@ IMAGE_HASH_FIELD = "_image_sha256"
 SOURCE_FIELD = "_image_source"  # the image reference resolved (the app shows it from there)
 # Bump when decoding or preprocessing changes what vectors a given image gets.
 PIPELINE_VERSION = 1
+_SAME_VECTORS = {"bf16": "fp32"}  # precisions whose vectors count as another's
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,18 @@ class ModelTag:
     name: str
     revision: str | None
     precision: str = "fp32"
+
+
+def vectors_precision(image: str, text: str) -> str:
+    """The precision part of a vectors key for towers run in `image` and `text` modes.
+
+    bf16 vectors are fp32's rounded (cosine >= 0.999), so both read "fp32" and moving a
+    collection between machines does not re-embed it; int8's differ more and read "int8".
+    A text tower in another mode than the image one is named after it ("fp32, text int8":
+    the Space indexes with its query model), so a run with the usual one re-embeds captions.
+    """
+    image, text = (_SAME_VECTORS.get(mode, mode) for mode in (image, text))
+    return image if text == image else f"{image}, text {text}"
 
 
 def content_hash(data: bytes) -> str:

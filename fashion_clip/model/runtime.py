@@ -27,9 +27,9 @@ def load_configured_model(
     default_text_precision: str = "auto",
     fallback: bool = True,
 ) -> tuple[ClipModel, str | None]:
-    """Load `name` (default: `settings.model`) with the settings' token, device and text
-    precision (`text_precision` overrides the last; `default_text_precision` applies where
-    neither says).
+    """Load `name` (default: `settings.model`) with the settings' token, device and
+    precisions (`quantize` overrides the image one, `text_precision` the text one;
+    `default_text_precision` applies where neither says).
 
     Returns the model and a note for the user, or None. The note is set only when the
     default hub model (`patrickjohncyh/fashion-clip`) was unavailable and the bundled demo
@@ -39,7 +39,7 @@ def load_configured_model(
     """
     requested = resolve_model_name(name or settings.model)
     options = {
-        "quantize": quantize,
+        "quantize": quantize or settings.image_precision,
         "text_precision": text_precision or settings.text_precision or default_text_precision,
         "device": settings.device,
     }

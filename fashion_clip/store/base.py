@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fashion_clip.errors import StoreError
 from fashion_clip.store.vectors import compose
 
 CatalogId = str | int
@@ -393,11 +394,17 @@ class Store(ABC):
         self, name: str, spec: CollectionSpec, *, recreate: bool = False
     ) -> Collection:
         """Open `name` for `spec`'s model (guarded), or create it; `recreate` rebuilds it."""
-        if self.exists(name) and not recreate:
-            return self.open(
-                name, model_id=spec.model_id, model_revision=spec.model_revision, dim=spec.dim
-            )
-        return self.create(name, spec, recreate=recreate)
+        if recreate or not self.exists(name):
+            try:
+                return self.create(name, spec, recreate=recreate)
+            except StoreError:
+                # Another indexer (a shard on another machine) created it since exists():
+                # open theirs, guarded like any other.
+                if recreate or not self.exists(name):
+                    raise
+        return self.open(
+            name, model_id=spec.model_id, model_revision=spec.model_revision, dim=spec.dim
+        )
 
     def close(self) -> None:  # noqa: B027 (a no-op where nothing is held open)
         """Close every collection this store opened."""
