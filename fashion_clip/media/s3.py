@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -181,12 +182,19 @@ class ObjectVersions:
         return listing.get(key)
 
 
+# Pages (1,000 keys each) listed per folder at most: a catalog naming a few objects of a
+# folder of millions should not list them all (nor hold them); past it, objects not listed
+# are read, as without a listing.
+MAX_LIST_PAGES = 200
+
+
 def _list_folder(bucket: str, folder: str) -> dict[str, tuple[str, int]]:
     """key -> (etag, size) for the objects directly in `folder` (1,000 per request)."""
     found: dict[str, tuple[str, int]] = {}
     try:
         pages = s3_client().get_paginator("list_objects_v2")
-        for page in pages.paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
+        listed = pages.paginate(Bucket=bucket, Prefix=folder, Delimiter="/")
+        for page in itertools.islice(listed, MAX_LIST_PAGES):
             for item in page.get("Contents", ()):
                 found[item["Key"]] = (item["ETag"], int(item["Size"]))
     except Exception as exc:  # no s3:ListBucket, say: each object is read, as before
