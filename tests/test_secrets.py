@@ -93,3 +93,12 @@ def test_the_page_its_config_and_api_info_show_no_secret(planted, tiny_model, tm
                 _clean(answer.text)
     finally:
         collection.close()
+
+
+def test_a_model_that_cannot_load_shows_no_token(planted, caplog):
+    from fashion_clip.model.runtime import load_configured_model
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(FashionCLIPError) as failed:
+        load_configured_model(planted, "nobody-zz/nothing-zz", fallback=False)
+    _clean(str(failed.value) + caplog.text)
+    assert "nobody-zz/nothing-zz" in str(failed.value)
