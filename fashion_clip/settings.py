@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from dotenv import dotenv_values
 
 from fashion_clip.errors import ConfigurationError
+from fashion_clip.redact import public_url
 
 DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
 DEFAULT_COLLECTION = "demo"
@@ -23,21 +24,22 @@ PYTHON_TEXT_PRECISION = "auto"  # the Python API's default, as the README lists 
 IMAGE_PRECISIONS = ("auto", "fp32", "bf16", "int8")  # see ClipModel.load's `quantize`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything the app, the indexer and the Python API read from the environment.
 
     Secrets (tokens, keys, the login) are left out of its repr, so a settings object in a
-    log line, a traceback or a test failure does not print them.
+    log line, a traceback or a test failure does not print them; `qdrant_url` shows only
+    its scheme, host and port (a `user:password@` or `?api_key=` in it stays hidden).
     """
 
     model: str = DEFAULT_MODEL
     hf_token: str | None = field(default=None, repr=False)
-    qdrant_url: str | None = None
+    qdrant_url: str | None = field(default=None, repr=False)  # shown redacted, see __repr__
     qdrant_api_key: str | None = field(default=None, repr=False)
     qdrant_path: Path = Path("data/qdrant")
     collection: str | None = None  # None: "demo" until a catalog is indexed under another name
-    aws_access_key_id: str | None = None
+    aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     # temporary (STS) credentials come with one
     aws_session_token: str | None = field(default=None, repr=False)
@@ -60,6 +62,12 @@ class Settings:
     @property
     def uses_remote_store(self) -> bool:
         return bool(self.qdrant_url)
+
+    def __repr__(self) -> str:
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
+        if self.qdrant_url:
+            shown.insert(1, f"qdrant_url={public_url(self.qdrant_url)!r}")
+        return f"Settings({', '.join(shown)})"
 
 
 def default_qdrant_path(data_volume: Path = Path("/data")) -> Path:

@@ -1,7 +1,8 @@
 """`python -m indexer` (and the `indexer` console script): errors become exit codes here only.
 
-0: all rows indexed; 1: finished, some rows skipped; 2: usage, configuration or fatal error,
-told in one message (the traceback too with `--verbose`); 130: interrupted (re-run resumes).
+0: all rows indexed; 1: finished, some rows skipped or a prune refused; 2: usage,
+configuration or fatal error, told in one message (the traceback too with `--verbose`);
+130: interrupted (re-run resumes).
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ import math
 
 from fashion_clip.ingest.catalog import FORMAT_NAMES
 from fashion_clip.ingest.decoding import DECODE_MODES
+from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION
 from fashion_clip.ingest.shards import Shard, parse_shard
 from fashion_clip.settings import Settings, load_settings
 
 EPILOG = """exit status: 0 all rows indexed; 1 finished, some rows skipped (listed on stderr and
-in --report); 2 usage, configuration or fatal error.
+in --report) or a --prune refused; 2 usage, configuration or fatal error.
 settings come from the environment or .env: FASHION_CLIP_MODEL, HF_TOKEN, QDRANT_URL,
 QDRANT_API_KEY, QDRANT_PATH, FASHION_CLIP_COLLECTION, AWS_* (see README)."""
 
@@ -61,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     _indexing_options(index)
     index.add_argument(
         "--prune", action="store_true",
-        help="delete points whose ids are no longer in the catalog",
+        help="delete points whose ids are no longer in the catalog; refused (exit 1, nothing "
+        "deleted) when a row could not be read to its id",
+    )  # fmt: skip
+    index.add_argument(
+        "--max-prune-fraction", type=_fraction, default=DEFAULT_MAX_FRACTION, metavar="F",
+        help="refuse a prune that would delete more than this share of the collection, the "
+        "mark of a catalog cut short (default: %(default)s; 1 allows any)",
     )  # fmt: skip
     index.add_argument(
         "--shard", type=_shard, metavar="K/N",
@@ -272,6 +279,16 @@ def _positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, not {text}")
     return value
 
 

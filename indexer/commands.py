@@ -1,6 +1,7 @@
 """The commands behind the CLI: each returns its exit status for a finished run.
 
-0: all rows indexed; 1: finished with some rows skipped. Errors propagate to `__main__`.
+0: all rows indexed; 1: finished with some rows skipped, or a prune refused. Errors
+propagate to `__main__`.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def _model_and_options(
         batch_size=args.batch_size or default_batch_size(model.device),
         workers=args.workers or default_workers(),
         prune=getattr(args, "prune", False),
+        max_prune_fraction=getattr(args, "max_prune_fraction", 1.0),
         decode=args.decode,
         progress=args.progress,
         max_bytes=int(args.max_image_mb * 1024 * 1024),
@@ -120,7 +122,9 @@ def _keyword_fields(text: str | None) -> list[str] | None:
 
 def _finished(name: str, summary: Summary) -> int:
     print(f"{name}: {summary.line()}")
-    return exit_codes.SKIPPED if summary.skipped else exit_codes.OK
+    if summary.prune_refused:
+        _note(summary.prune_refused)
+    return exit_codes.SKIPPED if summary.skipped or summary.prune_refused else exit_codes.OK
 
 
 def _print_skip(skip: Skip) -> None:
@@ -230,7 +234,8 @@ def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
             where = push_snapshot(store, name, args.uri)
             print(f"pushed collection {name!r} to {where}")
         else:
-            info = pull_snapshot(store, args.uri, args.collection, recreate=args.recreate)
+            name = args.collection or settings.collection  # None: the snapshot's own name
+            info = pull_snapshot(store, args.uri, name, recreate=args.recreate)
             print(f"pulled {args.uri} into collection {info.name!r} ({info.count} points, "
                   f"model {info.model_id!r})")  # fmt: skip
     return exit_codes.OK

@@ -37,10 +37,11 @@ from space.tabs.text_search import build_text_tab, wire_deep_link
 # trivial endpoint at 2, +103 ms unlimited, +67-73 ms with one torch thread per query, see
 # `threads.thread_plan`; demo model +648 ms at 2, +72-123 ms unlimited; as shipped, with
 # the text search skipping Gradio's processing: +5 to +21 ms for both). Vision requests run
-# one at a time: a second would only queue inside torch, and the queue keeps waiting
-# requests cheap and ordered instead.
+# the model one at a time (`Backend.vision_slot`: a second would only queue inside torch);
+# a few are let in at once so that one can fetch and decode its picture (a slow image URL
+# takes up to `inputs.URL_DEADLINE_S`) while another uses the model.
 SEARCH_GROUP, SEARCH_CONCURRENCY = "search", None
-VISION_GROUP, VISION_CONCURRENCY = "vision", 1
+VISION_GROUP, VISION_CONCURRENCY = "vision", 4
 # Requests waiting at once, all kinds: past it a caller is told the queue is full at once,
 # instead of one client piling up thousands of picture requests (each holding its upload)
 # for everyone else to wait behind. 64 one-at-a-time vision calls are already a minute's work.
@@ -91,7 +92,8 @@ def build_demo(
         gr.api(
             handlers.ping, api_name="ping", api_visibility="undocumented", concurrency_limit=None
         )
-    demo.queue(default_concurrency_limit=VISION_CONCURRENCY, max_size=QUEUE_SIZE)
+    # Events with no group of their own (the page's cheap private ones): one at a time.
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
 
 

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import gradio as gr
 import numpy as np
+from gradio.data_classes import ImageData
+from pydantic import ConfigDict
 
 from fashion_clip.tasks.overlay import colorize
 from space.errors import refusal
@@ -34,6 +36,7 @@ def uploaded_image(**kwargs: Any) -> gr.Image:
     every Component subclass.)
     """
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    image.data_model = _UploadData  # an API caller's 123 for the picture: a message, not a 500
     decode = image.preprocess
 
     def keep_upload(payload: Any) -> str | None:
@@ -46,6 +49,33 @@ def uploaded_image(**kwargs: Any) -> gr.Image:
 
     image.preprocess = keep_upload  # type: ignore[method-assign]
     return image
+
+
+class _UploadData(ImageData):
+    """Gradio's image payload, refusing with a message what is not one (a number, a list).
+
+    Gradio validates the payload before any handler runs and answers a wrong type with an
+    anonymous error and a traceback in the log. The check sits outside pydantic's own
+    validation, which would wrap our `gr.Error` (a ValueError) into its anonymous one.
+    """
+
+    model_config = ConfigDict(title="ImageData")  # the API's schema stays Gradio's own
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> ImageData:
+        if not isinstance(obj, (dict, ImageData)):
+            raise refusal(
+                "upload",
+                f"The image must be an uploaded file (gradio_client: handle_file(path)), not "
+                f"{type(obj).__name__} {repr(obj)[:40]}. {IMAGE_HINT}",
+            )
+        return super().model_validate(obj, *args, **kwargs)
+
+
+def checked_text(**kwargs: Any) -> gr.Textbox:
+    """`gr.Textbox` handing the handler what an API caller sent (a number, a list) for it to
+    refuse by name; Gradio's own would turn it into text (`str([…])`) and search that."""
+    return checked_by_handler(gr.Textbox(**kwargs))
 
 
 def checked_by_handler(component: C) -> C:

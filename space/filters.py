@@ -124,7 +124,7 @@ def build_filter(
     """
     any_of: dict[str, list[str]] = {}
     for name, values in (("category", categories), ("colour", colours), ("brand", brands)):
-        chosen = _chosen(values)
+        chosen = _chosen(values, name)
         if not chosen:
             continue
         if name not in facets.fields:
@@ -174,10 +174,14 @@ def narrows(
         return True
 
 
-def _chosen(values: Sequence[str] | str | None) -> list[str]:
+def _chosen(values: Sequence[str] | str | None, name: str = "") -> list[str]:
     """The values chosen in a multi-select; one string sent on its own is one value."""
     if isinstance(values, str):
         values = [values]
+    elif values is not None and not isinstance(values, (list, tuple)):  # an API caller's 7
+        raise InvalidInputError(
+            f"the {name} filter must be a list of values, not {type(values).__name__} {values!r}"
+        )
     return [str(value) for value in (values or []) if str(value).strip()]
 
 

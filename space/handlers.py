@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,10 @@ class Backend:
     allow_private_urls: bool = False
     texts: CachedText = field(init=False)  # query and label embeddings, remembered
     threads: dict[str, int] = field(init=False)  # torch CPU threads per kind of request
+    # The vision tower runs one request at a time (a second would only queue inside torch).
+    # Held around the model only: a picture is fetched and decoded before it is taken, so a
+    # slow image URL cannot keep image search, classify and localize waiting for everyone.
+    vision_slot: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.texts = CachedText(self.model)
@@ -110,8 +115,10 @@ def text_search(
     query text only says where the examples came from). Without, the query's embedding,
     minus the "less of" text and the captions of disliked examples, searches the pictures.
     """
-    like = read_ids(_sized(like_ids, MAX_IDS_CHARS, "liked example ids"))
-    unlike = read_ids(_sized(unlike_ids, MAX_IDS_CHARS, "disliked example ids"))
+    like = read_ids(_sized(like_ids, MAX_IDS_CHARS, "liked example ids"), "liked example ids")
+    unlike = read_ids(
+        _sized(unlike_ids, MAX_IDS_CHARS, "disliked example ids"), "disliked example ids"
+    )
     for ids, what in ((like, "liked"), (unlike, "disliked")):
         if len(ids) > MAX_EXAMPLES:
             raise InvalidInputError(f"{len(ids)} {what} examples given; use at most {MAX_EXAMPLES}")
@@ -245,7 +252,8 @@ def image_search(
     count = read_limit(limit)
     options = read_ranking(sort, offset, diversity)
     where = build_filter(backend.facets, categories, colours, brands, price_min, price_max)
-    vector = _image_vector(backend.model, picture)
+    with backend.vision_slot:
+        vector = _image_vector(backend.model, picture)
     if modifier:
         text = backend.texts.encode_text([modifier])[0]
         vector = compose([(vector, 1.0), (text, MODIFIER_WEIGHT)], backend.collection.dim)
@@ -363,7 +371,8 @@ def classify(backend: Backend, image: Any, labels: str | Sequence[str] | None) -
     # Decoded at the model's size, as the indexer decodes the catalog: a 12 MP phone photo's
     # JPEG is read at a quarter or an eighth of its sides, several times faster.
     picture = read_image(image, min_side=backend.model.preprocessor.min_decode_side)
-    vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
+    with backend.vision_slot:
+        vector = _image_vector(backend.model, picture)[None, :]  # (1, dim)
     probabilities = label_probabilities(backend.texts, vector, names, DEFAULT_TEMPLATES)[0]
     return {name: float(p) for name, p in zip(names, probabilities, strict=True)}
 
@@ -394,7 +403,8 @@ def localize(backend: Backend, image: Any, text: str | None) -> tuple[Image.Imag
     # gigabytes of memory. The model still sees the whole picture.
     picture, size = read_image_sized(image, min_long_side=MAX_OVERLAY_SIDE)
     shown = display_size(size)
-    heatmap = locate(backend.model, picture, concept, size=shown)  # (h, w) in [0, 1]
+    with backend.vision_slot:
+        heatmap = locate(backend.model, picture, concept, size=shown)  # (h, w) in [0, 1]
     if shown != picture.size:
         picture = picture.resize(shown, Image.Resampling.BILINEAR, reducing_gap=2.0)
     drawn = overlay.draw_heatmap(picture, heatmap)  # the peak is ringed

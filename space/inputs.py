@@ -31,12 +31,17 @@ MAX_RESULTS = 48
 DEFAULT_RESULTS = 12
 MAX_LABELS = 64
 MAX_TEXT_CHARS = 500  # longer text is surely pasted by mistake; the model reads ~77 tokens
+# A picture typed into the URL box is fetched once (no retries) within this many seconds in
+# all: connecting, redirects and the body. A server that drips bytes cannot hold a request.
+URL_DEADLINE_S = 10.0
 IMAGE_HINT = "Upload a JPEG, PNG or WebP photo and try again."
 IMAGE_OR_URL_HINT = "Upload a JPEG, PNG or WebP photo (or paste an image URL) and try again."
 
 
 def read_text(value: str | None, what: str, *, required: bool = False, hint: str = "") -> str:
     """Visible, whitespace-normalised text; an empty required one is refused with `hint`."""
+    if value is not None and not isinstance(value, str):  # an API caller's number or list
+        raise InvalidInputError(f"the {what} must be text, not {_kind(value)}")
     text = visible_text(value)
     if required and not text:
         raise InvalidInputError(f"the {what} is empty: {hint or 'type some text'}")
@@ -63,13 +68,15 @@ def read_limit(limit: float | None) -> int:
     return count
 
 
-def read_items(value: str | Sequence[Any] | None) -> list[str]:
+def read_items(value: str | Sequence[Any] | None, what: str = "items") -> list[str]:
     """Items from text (one per line or comma-separated) or a list; blanks and repeats dropped.
 
     A list sent to the API's text box arrives as its repr (or as JSON), and is read as a list.
+    Anything else (a number, an object, a list holding lists) is refused naming `what`.
     """
     if value is None:
         return []
+    _check_items(value, what)
     if isinstance(value, str) and value.strip().startswith("["):
         with contextlib.suppress(ValueError, SyntaxError):
             parsed = ast.literal_eval(value.strip())
@@ -79,14 +86,40 @@ def read_items(value: str | Sequence[Any] | None) -> list[str]:
     return list(dict.fromkeys(item for item in items if item))
 
 
-def read_ids(value: str | Sequence[str | int] | None) -> list[str]:
+def _check_items(value: Any, what: str) -> None:
+    if isinstance(value, str):
+        return
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInputError(
+            f"the {what} must be text (comma-separated) or a list of texts, not {_kind(value)}"
+        )
+    odd = next(
+        (item for item in value if isinstance(item, bool) or not isinstance(item, (str, int))), None
+    )
+    if odd is not None:
+        raise InvalidInputError(
+            f"the {what} must be a list of texts or whole numbers; it holds {_kind(odd)}"
+        )
+
+
+def _kind(value: Any) -> str:
+    """What a caller sent, for a message: its JSON type and the start of its text."""
+    names = {bool: "true/false", int: "a number", float: "a number", dict: "an object"}
+    kind = names.get(
+        type(value), "a list" if isinstance(value, (list, tuple)) else type(value).__name__
+    )
+    shown = repr(value)
+    return f"{kind} ({shown[:40]}{'…' if len(shown) > 40 else ''})"
+
+
+def read_ids(value: str | Sequence[str | int] | None, what: str = "example ids") -> list[str]:
     """Catalog ids from comma-separated text or a list (ids are matched as text)."""
-    return read_items(value)
+    return read_items(value, what)
 
 
 def read_labels(value: str | Sequence[str] | None) -> list[str]:
     """Classify labels: at least two, at most `MAX_LABELS` (as `parse_labels` reads them)."""
-    given = read_items(value)
+    given = read_items(value, "labels")
     names = parse_labels(given)
     if len(names) > MAX_LABELS:
         raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")
@@ -140,6 +173,8 @@ def read_image_sized(
     """`read_image`, and the whole picture's `(width, height)`: a JPEG decoded in draft mode
     (`min_long_side`: to keep its longer side at least this long) is smaller than that."""
     if is_missing(image):
+        if url is not None and not isinstance(url, str):
+            raise InvalidInputError(f"the image URL must be text, not {_kind(url)}")
         address = (url or "").strip()
         if address:
             # Only the web: a path or s3:// URI here would let callers read the server's files.
@@ -147,7 +182,9 @@ def read_image_sized(
                 raise InvalidInputError(
                     f"the image URL {address[:100]!r} must start with http:// or https://"
                 )
-            data = fetch_bytes(address, public_only=not private_urls)
+            data = fetch_bytes(
+                address, public_only=not private_urls, retries=0, deadline=URL_DEADLINE_S
+            )
             return decode_image_sized(
                 data,
                 name=address,

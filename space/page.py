@@ -5,9 +5,8 @@ No Gradio here: `space.startup` reads `PAGE_CSS` for the launch options without 
 
 from __future__ import annotations
 
-import urllib.parse
-
 from fashion_clip.model.clip import ClipModel
+from fashion_clip.redact import public_url
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
 
@@ -61,18 +60,3 @@ def header_lines(
         where = f" · embedded store `{settings.qdrant_path}`"
     title = f"**FashionCLIP Space** · collection `{collection.name}` · {collection.count():,} items"
     return title, f"model `{info.name}` ({info.kind}, {info.dim}-d){where}"
-
-
-def public_url(url: str) -> str:
-    """`url` as the page may show it: scheme, host and port, without a `user:password@`,
-    path or query (a key or password some set there)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if not host:
-        return "(set)"
-    netloc = f"[{host}]" if ":" in host else host
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{netloc}{f':{port}' if port else ''}"

@@ -51,25 +51,29 @@ def choose_collection(settings: Settings, store: Store) -> str:
 def _indexed_catalog(store: Store, name: str) -> str | None:
     """When the catalog in `name` was last indexed ("" if never finished), or None when it
     is a Python API dataset's collection, no catalog to show."""
-    try:
-        with store.open(name) as collection:
-            info = collection.info()
-        catalog, extra = info.catalog, info.extra
-    except StoreError as exc:
-        # Held by another process (an `indexer index` run, a notebook): its record still
-        # says what it is. A catalog stays a candidate, so choosing it stops the start with
-        # that process named, rather than quietly showing the demo instead.
-        log.warning("collection %r cannot be opened now: %s", name, exc)
-        if not isinstance(store, EmbeddedStore):
-            return ""
-        try:
-            record = read_meta(store.directory(name), name)
-        except StoreError:
-            return ""
-        catalog, extra = record.get("catalog"), record.get("extra") or {}
+    catalog, extra = _record(store, name)
     if (catalog or "").startswith(DATASET_CATALOG_PREFIX):
         return None
     return str(extra.get("indexed_at") or "")
+
+
+def _record(store: Store, name: str) -> tuple[str | None, dict[str, Any]]:
+    """The catalog and the run record of collection `name`, read without opening it where
+    the store allows: an embedded collection's record is a small file beside its shard,
+    which opening would load whole (every segment, for each collection in the store)."""
+    try:
+        if isinstance(store, EmbeddedStore):
+            record = read_meta(store.directory(name), name)
+            return record.get("catalog"), record.get("extra") or {}
+        with store.open(name) as collection:
+            info = collection.info()
+        return info.catalog, info.extra
+    except StoreError as exc:
+        # An unreadable record, or a server that cannot answer for it now: a catalog stays
+        # a candidate, so choosing it stops the start with the cause named, rather than
+        # quietly showing the demo instead.
+        log.warning("collection %r cannot be read now: %s", name, exc)
+        return None, {}
 
 
 def open_collection(settings: Settings, store: Store, model: ClipModel) -> Collection:

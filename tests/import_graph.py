@@ -23,6 +23,7 @@ LIBRARY_RANKS = {
     "fashion_clip.errors": 0,
     "fashion_clip.files": 0,
     "fashion_clip.machine": 0,
+    "fashion_clip.redact": 0,
     "fashion_clip.demo": 0,
     "fashion_clip.settings": 1,
     "fashion_clip.media": 2,

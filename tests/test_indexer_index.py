@@ -92,7 +92,7 @@ def test_prune_deletes_points_that_left_the_catalog(shop, capsys):
     code, out, _ = run_indexer(capsys, *args)  # without --prune nothing is deleted
     assert code == 0 and "unchanged 9, skipped 0, deleted 0" in out
     assert len(points(shop / "qdrant", "shop")) == N
-    code, out, _ = run_indexer(capsys, *args, "--prune")
+    code, out, _ = run_indexer(capsys, *args, "--prune", "--max-prune-fraction", "0.25")
     assert code == 0 and "deleted 3" in out
     assert sorted(points(shop / "qdrant", "shop")) == sorted(r["id"] for r in rows[:9])
 

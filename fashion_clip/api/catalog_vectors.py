@@ -60,9 +60,14 @@ def ensure_dataset_vectors(
     guard = {"model_id": model.info.name, "model_revision": model.info.revision, "dim": model.dim}
     if store.exists(name):
         collection = store.open(name, **guard)
-        # Widens the integer indexes older versions chose (see `add_payload_indexes`).
-        add_payload_indexes(collection, infer_payload_indexes(dataset))
-        extra = collection.info().extra
+        try:
+            # Widens the integer indexes older versions chose (see `add_payload_indexes`).
+            add_payload_indexes(collection, infer_payload_indexes(dataset))
+            extra = collection.info().extra
+        except BaseException:  # its lock must not outlive the failure (see the docstring)
+            if close_on_error:
+                collection.close()
+            raise
         if extra.get(COMPLETE_KEY) == dataset.hash:
             skipped = {str(i) for i in extra.get(SKIPPED_KEY) or ()}
             if not skipped:

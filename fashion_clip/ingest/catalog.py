@@ -23,7 +23,13 @@ from typing import IO, Any
 
 from fashion_clip.errors import CatalogError, ConfigurationError
 from fashion_clip.ingest.locations import remote_copy
-from fashion_clip.ingest.state import FINGERPRINT_FIELD, SOURCE_FIELD, VECTORS_FIELD
+from fashion_clip.ingest.state import (
+    FINGERPRINT_FIELD,
+    IMAGE_HASH_FIELD,
+    SOURCE_FIELD,
+    STAMP_FIELD,
+    VECTORS_FIELD,
+)
 from fashion_clip.media import s3
 
 FORMATS = {
@@ -31,7 +37,9 @@ FORMATS = {
 }  # fmt: skip
 FORMAT_NAMES = tuple(dict.fromkeys(FORMATS.values()))  # ("csv", "jsonl", "json", "parquet")
 # Fields the indexer writes into every point's payload; a catalog may not use them.
-RESERVED_FIELDS = frozenset({FINGERPRINT_FIELD, VECTORS_FIELD, SOURCE_FIELD})
+RESERVED_FIELDS = frozenset(
+    {FINGERPRINT_FIELD, VECTORS_FIELD, SOURCE_FIELD, STAMP_FIELD, IMAGE_HASH_FIELD}
+)
 _INT = re.compile(r"-?(?:0|[1-9]\d*)")
 _FLOAT = re.compile(r"-?(?:0|[1-9]\d*)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _TEXT_COLUMNS = frozenset({"id", "image", "caption"})  # never turned into numbers
@@ -61,11 +69,22 @@ class Row:
 
 @dataclass(frozen=True)
 class RowProblem:
-    """A record that cannot be indexed; `id` is set where the record had a usable one."""
+    """A record that cannot be indexed; `id` is set where the record had a usable one.
+
+    `unread` marks a record that could not be read whole (broken JSON, an unbalanced CSV
+    quote, a wrong field count): an `id` taken from it is a guess, and the product it
+    stands for may still be in the catalog, so a run with such a row must not prune.
+    """
 
     number: int
     id: str | int | None
     reason: str
+    unread: bool = False
+
+    @property
+    def hides_an_id(self) -> bool:
+        """Whether this row may stand for a product whose id the run did not see."""
+        return self.unread or self.id is None
 
 
 @dataclass(frozen=True)
@@ -149,7 +168,10 @@ def flag_duplicates(rows: Iterable[Row | RowProblem]) -> Iterator[Row | RowProbl
             key = str(row.id)
             if key in first_seen:
                 row = RowProblem(
-                    row.number, row.id, f"duplicate id {row.id!r} (first at row {first_seen[key]})"
+                    row.number,
+                    row.id,
+                    f"duplicate id {row.id!r} (first at row {first_seen[key]})",
+                    unread=isinstance(row, RowProblem) and row.unread,
                 )
             else:
                 first_seen[key] = row.number
@@ -205,7 +227,9 @@ def _not_object(record: Any) -> str:
 def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str | Malformed]:
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    reader = csv.reader(text)
+    # strict: a quote left open to the end of the file is an error, not one huge last cell
+    # that swallows every row after it (whose products --prune would then delete).
+    reader = csv.reader(text, strict=True)
     try:
         header = [column.strip() for column in next(reader)]
     except StopIteration:
@@ -327,9 +351,9 @@ def _nothing_after(found: str, name: str) -> None:
 def check_record(number: int, record: dict[str, Any] | str | Malformed) -> Row | RowProblem:
     """Validate one catalog record (row `number`, 1-based) into a `Row` or a `RowProblem`."""
     if isinstance(record, str):
-        return RowProblem(number, None, record)
+        return RowProblem(number, None, record, unread=True)
     if isinstance(record, Malformed):
-        return RowProblem(number, record.id, record.reason)
+        return RowProblem(number, record.id, record.reason, unread=True)
     raw_id = record.get("id")
     if isinstance(raw_id, str):
         raw_id = raw_id.strip()

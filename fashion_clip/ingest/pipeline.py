@@ -29,9 +29,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fashion_clip.errors import CatalogError, check_count
+from fashion_clip.errors import check_count
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
+from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION, prune
 from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.shards import Shard, select
 from fashion_clip.ingest.sources import ImageRoot
@@ -47,7 +48,6 @@ from fashion_clip.store import Collection, Point
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 2  # batches being fetched and decoded while the model works on the current one
-_DELETE_BATCH = 512
 
 
 def default_batch_size(device: str) -> int:
@@ -73,6 +73,7 @@ class IndexOptions:
     batch_size: int = 32
     workers: int = field(default_factory=default_workers)
     prune: bool = False
+    max_prune_fraction: float = DEFAULT_MAX_FRACTION  # of the collection one prune may delete
     progress: bool | None = None  # None: a progress bar when stderr is a terminal
     max_bytes: int = MAX_BYTES
     timeout: float = HTTP_TIMEOUT_S
@@ -113,7 +114,10 @@ def index_rows(
     summary = Summary()
     turns = CpuTurns(model.device == "cpu")
     workers = _start_workers(root, model, options, turns)
-    feed = _Feed(select(rows, options.shard), options.batch_size, collection, workers)
+    unread: list[int] = []  # rows not read to their ids, in any shard: see `_noting_unread`
+    feed = _Feed(
+        select(_noting_unread(rows, unread), options.shard), options.batch_size, collection, workers
+    )
     writer = _OrderedWriter(collection)
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
@@ -150,7 +154,14 @@ def index_rows(
         writer.close()  # a write in progress finishes: points stay whole
 
     if options.prune:
-        summary.deleted = prune(collection, feed.seen, options.shard)
+        outcome = prune(
+            collection,
+            feed.seen,
+            shard=options.shard,
+            unread_rows=unread,
+            max_fraction=options.max_prune_fraction,
+        )
+        summary.deleted, summary.prune_refused = outcome.deleted, outcome.refused
     summary.seconds = time.perf_counter() - started
     log.info("%s: %s", collection.name, summary.line())
     log.info(  # what bounded the run: see _timed
@@ -241,24 +252,6 @@ class _OrderedWriter:
         self._pool.shutdown(wait=True)
 
 
-def prune(collection: Collection, keep: set[str], shard: Shard | None = None) -> int:
-    """Delete the points whose catalog ids are not in `keep` (ids as strings); with a
-    `shard`, only among that shard's points (the others' rows were never read)."""
-    if not keep:
-        raise CatalogError(
-            f"the catalog has no rows with an id{f' in shard {shard}' if shard else ''}; "
-            f"refusing to --prune every point of collection {collection.name!r}"
-        )
-    stale = [
-        point.id
-        for point in collection.iter_points()
-        if str(point.id) not in keep and (shard is None or shard.holds(point.id))
-    ]
-    for start in range(0, len(stale), _DELETE_BATCH):
-        collection.delete(stale[start : start + _DELETE_BATCH])
-    return len(stale)
-
-
 def _embed(
     batch: PreparedBatch,
     collection: Collection,
@@ -320,6 +313,18 @@ def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
+
+
+def _noting_unread(
+    rows: Iterable[Row | RowProblem], unread: list[int]
+) -> Iterator[Row | RowProblem]:
+    """`rows`, noting in `unread` the numbers of those not read to their ids: the products
+    they stand for may still be listed, and in any shard (their ids are unknown), so every
+    shard's prune must hear of them, not only the shard that reports them."""
+    for item in rows:
+        if isinstance(item, RowProblem) and item.hides_an_id:
+            unread.append(item.number)
+        yield item
 
 
 def _chunks(rows: Iterable[Row | RowProblem], size: int) -> Iterator[list[Row | RowProblem]]:

@@ -40,6 +40,7 @@ class Summary:
     deleted: int = 0
     seconds: float = 0.0
     reused_vectors: int = 0  # of `indexed`: payload changed, image and caption did not
+    prune_refused: str = ""  # why --prune deleted nothing, when it refused
     # Seconds the run spent waiting for images, in the model and waiting for the store.
     stages: dict[str, float] = field(default_factory=dict)
 

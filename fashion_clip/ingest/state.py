@@ -23,6 +23,10 @@ from typing import Any
 
 FINGERPRINT_FIELD = "_fingerprint"
 VECTORS_FIELD = "_vectors_key"
+# What the image's source said about its version, and the image bytes' SHA-256 it vouches
+# for (`ingest.stamps`): a re-run whose source says the same skips reading the image.
+STAMP_FIELD = "_source_stamp"
+IMAGE_HASH_FIELD = "_image_sha256"
 SOURCE_FIELD = "_image_source"  # the image reference resolved (the app shows it from there)
 # Bump when decoding or preprocessing changes what vectors a given image gets.
 PIPELINE_VERSION = 1
@@ -75,5 +79,9 @@ def vectors_key(model: ModelTag, image_sha256: str, caption: str | None) -> str:
 
 def fingerprint(vectors: str, payload: Mapping[str, Any]) -> str:
     """Hash of the vectors key and the payload (bookkeeping fields left out)."""
-    user_fields = {k: v for k, v in payload.items() if k not in (FINGERPRINT_FIELD, VECTORS_FIELD)}
+    user_fields = {k: v for k, v in payload.items() if k not in _NOT_FINGERPRINTED}
     return _digest({"vectors": vectors, "payload": user_fields})
+
+
+# Bookkeeping, not content: a touched file (a new stamp, the same bytes) changes no fingerprint.
+_NOT_FINGERPRINTED = frozenset({FINGERPRINT_FIELD, VECTORS_FIELD, STAMP_FIELD, IMAGE_HASH_FIELD})

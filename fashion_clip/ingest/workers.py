@@ -27,7 +27,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, Thre
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,16 +36,19 @@ from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
 from fashion_clip.ingest.pictures import keep_picture, picture_path
 from fashion_clip.ingest.sources import ImageRoot
+from fashion_clip.ingest.stamps import fetch_unless_unchanged
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
+    IMAGE_HASH_FIELD,
     SOURCE_FIELD,
+    STAMP_FIELD,
     VECTORS_FIELD,
     ModelTag,
     content_hash,
     fingerprint,
     vectors_key,
 )
-from fashion_clip.media.images import fetch_bytes
+from fashion_clip.media.s3 import ObjectVersions
 from fashion_clip.model.preprocess import ImagePreprocessor
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,18 @@ log = logging.getLogger(__name__)
 # not in 3.10's): there close() waits for the slices in hand instead.
 _CAN_TERMINATE = sys.version_info >= (3, 11, 7)
 
-# What a row's stored point says about it: (fingerprint, vectors key), or None when new.
-Stored = tuple[str | None, str | None] | None
+
+class StoredState(NamedTuple):
+    """What a row's stored point says about it (None for a new row)."""
+
+    fingerprint: str | None
+    vectors_key: str | None
+    stamp: str | None = None  # what the image's source said about its version
+    image_sha256: str | None = None  # the image bytes' hash that stamp vouches for
+    source: str | None = None  # the image reference, resolved
+
+
+Stored = StoredState | None
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,7 @@ class PreparedBatch:
 class _Fetched:
     """A row's image bytes and new payload, or why they could not be had."""
 
-    data: bytes = b""
+    data: bytes | None = b""  # None: not downloaded, the source says it is unchanged
     source: str = ""
     payload: dict[str, Any] | None = None
     problem: str = ""
@@ -105,24 +118,38 @@ def stored_state(payload: dict[str, Any] | None) -> Stored:
     """The part of a stored point's payload a worker compares with."""
     if payload is None:
         return None
-    return payload.get(FINGERPRINT_FIELD), payload.get(VECTORS_FIELD)
+    return StoredState(
+        payload.get(FINGERPRINT_FIELD),
+        payload.get(VECTORS_FIELD),
+        payload.get(STAMP_FIELD),
+        payload.get(IMAGE_HASH_FIELD),
+        payload.get(SOURCE_FIELD),
+    )
 
 
-def _fetch(row: Row, spec: PrepareSpec) -> _Fetched:
+def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions) -> _Fetched:
+    """The row's new payload and, unless its source says it is unchanged since `stored`
+    (then `data` is None), its image bytes."""
     try:
+        stamp = None
         if row.data is not None:
             data, digest = row.data, content_hash(row.data)
             source = _embedded_source(row, data, digest, spec)
         else:
             source = spec.root.resolve(row.image)
-            data = fetch_bytes(
-                source, max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries
-            )
-            digest = content_hash(data)
+            known = stored is not None and stored.source == source and stored.image_sha256
+            data, stamp = fetch_unless_unchanged(
+                source, stored.stamp if known else None, versions,
+                max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries,
+            )  # fmt: skip
+            digest = stored.image_sha256 if data is None else content_hash(data)
         key = vectors_key(spec.tag, digest, row.caption)
         payload = {**row.payload, SOURCE_FIELD: source}
         payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
         payload[VECTORS_FIELD] = key
+        payload[IMAGE_HASH_FIELD] = digest
+        if stamp is not None:
+            payload[STAMP_FIELD] = stamp
         return _Fetched(data, source, payload)
     except ImageLoadError as exc:
         return _Fetched(problem=str(exc))
@@ -151,16 +178,31 @@ def _prepare_row(
     row: Row,
     stored: Stored,
     spec: PrepareSpec,
+    versions: ObjectVersions,
     before_decoding: Callable[[], None] | None = None,
 ) -> Prepared:
-    """Fetch the row's image, compare the row with its stored point, and decode and crop the
-    image if it changed (`before_decoding` first: the CPU's turns). A good row's embedded
-    picture is kept for the app (again, if its file went missing)."""
-    fetched = _fetch(row, spec)
+    """Fetch the row's image (unless its source says it is unchanged), compare the row with
+    its stored point, and decode and crop the image if it changed (`before_decoding` first:
+    the CPU's turns). A good row's embedded picture is kept for the app (again, if its file
+    went missing)."""
+    fetched = _fetch(row, stored, spec, versions)
+    if _must_embed(stored, fetched) and fetched.data is None:
+        # Unchanged at the source, but to embed again (a new caption, another model).
+        fetched = _fetch(row, None, spec, versions)
     prepared = _compare_and_decode(row, stored, spec, fetched, before_decoding)
     if row.data is not None and spec.pictures is not None and prepared.kind != "failed":
         _keep(row, fetched)
     return prepared
+
+
+def _must_embed(stored: Stored, fetched: _Fetched) -> bool:
+    """Whether the row's vectors must be made (again): it is new or its vectors key changed."""
+    payload = fetched.payload
+    if payload is None or stored is None:
+        return payload is not None
+    return payload[FINGERPRINT_FIELD] != stored.fingerprint and (
+        payload[VECTORS_FIELD] != stored.vectors_key
+    )
 
 
 def _compare_and_decode(
@@ -174,9 +216,11 @@ def _compare_and_decode(
     if payload is None:
         return Prepared("failed", row, reason=fetched.problem)
     if stored is not None:
-        if stored[0] == payload[FINGERPRINT_FIELD]:
-            return Prepared("unchanged", row)
-        if stored[1] == payload[VECTORS_FIELD]:
+        if stored.fingerprint == payload[FINGERPRINT_FIELD]:
+            if stored.stamp == payload.get(STAMP_FIELD) and stored.image_sha256:
+                return Prepared("unchanged", row)
+            return Prepared("reuse", row, payload)  # the same content: record its new stamp
+        if stored.vectors_key == payload[VECTORS_FIELD]:
             return Prepared("reuse", row, payload)
     if before_decoding is not None:
         before_decoding()
@@ -250,6 +294,7 @@ class Workers:
         else:
             self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
         # One thread: batches come out in the order they went in.
+        self._versions = ObjectVersions()  # S3 listings, for this run only
         self._assembler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble")
 
     def submit(self, rows: list[Row], stored: list[Stored]) -> Future[PreparedBatch]:
@@ -279,7 +324,7 @@ class Workers:
         return lambda: [prepared for part, future in sent for prepared in _received(part, future)]
 
     def _prepare_here(self, row: Row, stored: Stored) -> Prepared:
-        return _prepare_row(row, stored, self._spec, self._turns.wait_for_the_model)
+        return _prepare_row(row, stored, self._spec, self._versions, self._turns.wait_for_the_model)
 
     def close(self) -> None:
         """Stop the workers at once; rows not prepared yet are dropped (a re-run resumes).
@@ -347,15 +392,16 @@ def _received(rows: list[Row], future: Future[list[tuple[Any, ...]]]) -> list[Pr
     return [Prepared(kind, row, *rest) for row, (kind, *rest) in zip(rows, results, strict=True)]
 
 
-# In a decoding process: the spec and its fetch threads, set once when it starts.
+# In a decoding process: the spec, its fetch threads and its S3 listings, set at its start.
 _spec: PrepareSpec | None = None
 _fetchers: ThreadPoolExecutor | None = None
+_versions: ObjectVersions | None = None
 
 
 def _start_process(parent: int, spec: PrepareSpec, threads: int) -> None:
-    global _spec, _fetchers
+    global _spec, _fetchers, _versions
     become_a_decoder(parent)
-    _spec = spec
+    _spec, _versions = spec, ObjectVersions()
     if threads > 1:
         _fetchers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch")
 
@@ -363,8 +409,8 @@ def _start_process(parent: int, spec: PrepareSpec, threads: int) -> None:
 def _prepare_in_process(row: Row, stored: Stored) -> tuple[Any, ...]:
     """One row, start to end, in a decoding process: its image bytes are dropped as soon as
     it is decoded, so a process holds at most one image per fetch thread."""
-    assert _spec is not None, "not a decoding process"
-    prepared = _prepare_row(row, stored, _spec)
+    assert _spec is not None and _versions is not None, "not a decoding process"
+    prepared = _prepare_row(row, stored, _spec, _versions)
     return prepared.kind, prepared.payload, prepared.crop, prepared.reason
 
 

@@ -72,15 +72,22 @@ def fetch_bytes(
     timeout: float = HTTP_TIMEOUT_S,
     retries: int = HTTP_RETRIES,
     public_only: bool = False,
+    deadline: float | None = None,
 ) -> bytes:
     """Read the raw bytes behind a local path, an `http(s)://` URL or an `s3://` URI.
 
     `public_only`: fetch web addresses on the public internet only (`fashion_clip.media.web`).
+    `deadline`: seconds a web fetch may take in all, retries included (None: no limit).
     """
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
         return fetch_http(
-            text, max_bytes=max_bytes, timeout=timeout, retries=retries, public_only=public_only
+            text,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            retries=retries,
+            public_only=public_only,
+            deadline=deadline,
         )
     if text.startswith("s3://"):
         try:
@@ -158,7 +165,7 @@ def load_image_sized(
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), source
     elif hasattr(source, "read"):
-        data, name = source.read(), source
+        data, name = _read_capped(source, max_bytes), source
     else:
         data, name = fetch_bytes(source, max_bytes=max_bytes), os.fspath(source)
     return decode_image_sized(
@@ -169,6 +176,17 @@ def load_image_sized(
         max_pixels=max_pixels,
         formats=formats,
     )
+
+
+def _read_capped(stream: IO[bytes], max_bytes: int) -> bytes:
+    """At most `max_bytes` of a file object, read no further: a stream (a pipe, a socket, a
+    huge file) is refused at the cap rather than read whole into memory."""
+    data = stream.read(max_bytes + 1)
+    if not isinstance(data, (bytes, bytearray)):
+        raise ImageLoadError(stream, "the file object is not opened in binary mode ('rb')")
+    if len(data) > max_bytes:
+        raise ImageLoadError(stream, f"file is over the {max_bytes}-byte cap")
+    return bytes(data)
 
 
 def decode_image(

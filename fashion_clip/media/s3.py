@@ -8,13 +8,19 @@ points it at any S3-compatible server. Credentials not given there follow boto3'
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from fashion_clip.errors import ConfigurationError, FashionCLIPError
 from fashion_clip.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64
 
@@ -107,12 +113,13 @@ def read_bytes(uri: str, max_bytes: int | None = None) -> bytes:
     bucket, key = parse_s3_uri(uri)
     try:
         response = s3_client().get_object(Bucket=bucket, Key=key)
-        size = response.get("ContentLength")
-        if max_bytes is not None and size is not None and size > max_bytes:
-            response["Body"].close()
-            raise S3Error(f"{uri}: object is {size} bytes, over the {max_bytes}-byte cap")
-        body = response["Body"]
-        data = body.read() if max_bytes is None else body.read(max_bytes + 1)
+        # Closed however the read ends: a body read only to the cap keeps its connection
+        # checked out of the pool until it is.
+        with contextlib.closing(response["Body"]) as body:
+            size = response.get("ContentLength")
+            if max_bytes is not None and size is not None and size > max_bytes:
+                raise S3Error(f"{uri}: object is {size} bytes, over the {max_bytes}-byte cap")
+            data = body.read() if max_bytes is None else body.read(max_bytes + 1)
     except S3Error:
         raise
     except Exception as exc:  # botocore raises many unrelated classes; all mean "could not read"
@@ -150,3 +157,47 @@ def exists(uri: str) -> bool:
             return False
         raise _explain(uri, exc) from exc
     return True
+
+
+class ObjectVersions:
+    """The ETag and size of S3 objects, from one listing per folder: for one indexing run
+    to tell which objects changed since the last without a request per object.
+
+    Keep one per run: a listing is a snapshot, and a later run must list again.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def version(self, uri: str) -> tuple[str, int] | None:
+        """`(etag, size)` of the object at `uri` as listed, or None (not listed, or the
+        listing was refused: then every object is read, as without this)."""
+        bucket, key = parse_s3_uri(uri)
+        folder = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        with self._lock:  # the first thread to ask lists; the others wait for its answer
+            listing = self._folders.get((bucket, folder))
+            if listing is None:
+                listing = self._folders[(bucket, folder)] = _list_folder(bucket, folder)
+        return listing.get(key)
+
+
+# Pages (1,000 keys each) listed per folder at most: a catalog naming a few objects of a
+# folder of millions should not list them all (nor hold them); past it, objects not listed
+# are read, as without a listing.
+MAX_LIST_PAGES = 200
+
+
+def _list_folder(bucket: str, folder: str) -> dict[str, tuple[str, int]]:
+    """key -> (etag, size) for the objects directly in `folder` (1,000 per request)."""
+    found: dict[str, tuple[str, int]] = {}
+    try:
+        pages = s3_client().get_paginator("list_objects_v2")
+        listed = pages.paginate(Bucket=bucket, Prefix=folder, Delimiter="/")
+        for page in itertools.islice(listed, MAX_LIST_PAGES):
+            for item in page.get("Contents", ()):
+                found[item["Key"]] = (item["ETag"], int(item["Size"]))
+    except Exception as exc:  # no s3:ListBucket, say: each object is read, as before
+        log.info("cannot list s3://%s/%s (%s); every image there is read", bucket, folder, exc)
+        return {}
+    return found

@@ -22,14 +22,20 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from fashion_clip.errors import ImageLoadError
+from fashion_clip.media.deadline import Deadline, current_deadline, deadline_for_this_thread
 
 HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
 PRIVATE_URLS_SETTING = "FASHION_CLIP_ALLOW_PRIVATE_URLS"
 _USER_AGENT = "fashion-clip-space/0.1 (+https://github.com/)"
+# What a server says identifies a version of a resource, and the conditional request header
+# that asks "has it changed since?" with each.
+VALIDATORS = ("ETag", "Last-Modified")
+_CONDITIONS = {"ETag": "If-None-Match", "Last-Modified": "If-Modified-Since"}
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 # NAT64 (RFC 6052) carries an IPv4 address in its last 32 bits; a gateway turns it into that.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -85,31 +91,64 @@ def _connect_public(
     raise last_error
 
 
-class _ConnectsToPublicOnly:
-    """Mixed into http.client's connections: they open their socket through
-    `_create_connection`, which they set per instance."""
+class _WatchedConnection:
+    """Mixed into http.client's connections, which open their socket through
+    `_create_connection` (set per instance): public-only where asked, and each socket handed
+    to the running fetch's deadline, if it has one."""
+
+    public_only = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = _connect_public
+        self._create_connection = self._open_socket
+
+    def _open_socket(
+        self, address: tuple[str, int], timeout: Any = None, source_address: Any = None
+    ) -> socket.socket:
+        connect = _connect_public if self.public_only else socket.create_connection
+        sock = connect(address, timeout, source_address)
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
 
 
-class _PublicHTTPConnection(_ConnectsToPublicOnly, http.client.HTTPConnection):
+class _HTTPConnection(_WatchedConnection, http.client.HTTPConnection):
     pass
 
 
-class _PublicHTTPSConnection(_ConnectsToPublicOnly, http.client.HTTPSConnection):
+class _HTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
     pass
 
 
-class _PublicHTTPHandler(urllib.request.HTTPHandler):
+class _PublicHTTPConnection(_WatchedConnection, http.client.HTTPConnection):
+    public_only = True
+
+
+class _PublicHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    public_only = True
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    connection = _HTTPConnection
+
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_PublicHTTPConnection, req)
+        return self.do_open(self.connection, req)
 
 
-class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    connection = _HTTPSConnection
+
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_PublicHTTPSConnection, req, context=self._context)
+        return self.do_open(self.connection, req, context=self._context)
+
+
+class _PublicHTTPHandler(_HTTPHandler):
+    connection = _PublicHTTPConnection
+
+
+class _PublicHTTPSHandler(_HTTPSHandler):
+    connection = _PublicHTTPSConnection
 
 
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -124,15 +163,17 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 
 @functools.cache
-def _public_opener() -> urllib.request.OpenerDirector:
-    # No proxies from the environment: through a proxy the address checked would be the
-    # proxy's, not the one fetched.
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}),
-        _PublicHTTPHandler,
-        _PublicHTTPSHandler,
-        _WebOnlyRedirects,
-    )
+def _opener(public_only: bool) -> urllib.request.OpenerDirector:
+    if public_only:
+        # No proxies from the environment: through a proxy the address checked would be the
+        # proxy's, not the one fetched.
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            _PublicHTTPHandler,
+            _PublicHTTPSHandler,
+            _WebOnlyRedirects,
+        )
+    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
 
 
 def fetch_http(
@@ -142,26 +183,82 @@ def fetch_http(
     timeout: float = HTTP_TIMEOUT_S,
     retries: int = HTTP_RETRIES,
     public_only: bool = False,
+    deadline: float | None = None,
 ) -> bytes:
     """The body behind `url`, at most `max_bytes`; transient failures retried with backoff.
 
+    `timeout`: seconds one connection or read may wait. `deadline`: seconds the whole fetch
+    may take, connecting, redirects, the body and retries included (None: no limit).
     `public_only`: refuse hosts that are not on the public internet (see the module's doc).
     """
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    open_url = _public_opener().open if public_only else urllib.request.urlopen
+    data, _ = _fetch(url, max_bytes, timeout, retries, public_only, deadline, {})
+    if data is None:  # a 304 to a request that asked no question
+        raise ImageLoadError(url, "HTTP 304 Not Modified to an unconditional request")
+    return data
+
+
+def fetch_http_if_changed(
+    url: str,
+    validators: Mapping[str, str] | None,
+    *,
+    max_bytes: int,
+    timeout: float = HTTP_TIMEOUT_S,
+    retries: int = HTTP_RETRIES,
+) -> tuple[bytes | None, dict[str, str]]:
+    """`(body, validators)` of `url`, or `(None, validators)` when the server answers that
+    the version `validators` describe (`ETag`, `Last-Modified`, as a last fetch returned
+    them) is still current: a conditional GET, answered 304 Not Modified with no body."""
+    given = dict(validators or {})
+    ask = {_CONDITIONS[name]: value for name, value in given.items() if name in _CONDITIONS}
+    data, found = _fetch(url, max_bytes, timeout, retries, False, None, ask)
+    return (None, given) if data is None else (data, found)
+
+
+def _fetch(
+    url: str,
+    max_bytes: int,
+    timeout: float,
+    retries: int,
+    public_only: bool,
+    deadline: float | None,
+    headers: dict[str, str],
+) -> tuple[bytes | None, dict[str, str]]:
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **headers})
+    except ValueError as exc:  # `http://[::1/x.jpg`: urllib cannot even split it
+        raise ImageLoadError(url, f"not a valid web address ({exc})") from None
+    with deadline_for_this_thread(deadline) as limit:
+        return _fetch_with_retries(request, url, max_bytes, timeout, retries, public_only, limit)
+
+
+def _fetch_with_retries(
+    request: urllib.request.Request,
+    url: str,
+    max_bytes: int,
+    timeout: float,
+    retries: int,
+    public_only: bool,
+    limit: Deadline | None,
+) -> tuple[bytes | None, dict[str, str]]:
+    """(body, validators), or (None, {}) for a 304 Not Modified."""
+    open_url = _opener(public_only).open
     last_problem = "unreachable"
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(min(0.5 * 2**attempt, 4.0))  # back off before retrying a transient failure
+            pause = min(0.5 * 2**attempt, 4.0)  # back off before retrying a transient failure
+            if limit is not None and pause >= limit.remaining():
+                break
+            time.sleep(pause)
+        wait = timeout if limit is None else min(timeout, limit.remaining())
         try:
-            with open_url(request, timeout=timeout) as response:
-                declared = response.headers.get("Content-Length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
-                data = response.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
-            return data
+            with open_url(request, timeout=wait) as response:
+                data = _read_body(response, url, max_bytes, limit)
+                found = {
+                    name: response.headers[name] for name in VALIDATORS if response.headers[name]
+                }
+            if data is None:  # cut short by the deadline
+                break
+            return data, found
         except _NotPublic as exc:
             where = exc.host if exc.host == exc.address else f"{exc.host} ({exc.address})"
             raise ImageLoadError(
@@ -170,10 +267,40 @@ def fetch_http(
                 f"fetched here ({PRIVATE_URLS_SETTING}=1 allows them on a private deployment)",
             ) from None
         except urllib.error.HTTPError as exc:
+            if exc.code == 304:  # the version asked about is still current: no body
+                return None, {}
             last_problem = f"HTTP {exc.code} {exc.reason}"
             if exc.code not in _TRANSIENT_HTTP:
                 break
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             last_problem = f"unreachable ({reason})"
+        except (http.client.InvalidURL, ValueError) as exc:
+            # `http://host:abc/` (a port that is no number), a host name the IDNA codec
+            # refuses (a label over 63 characters), control characters in the path.
+            raise ImageLoadError(url, f"not a valid web address ({exc})") from None
+        except http.client.HTTPException as exc:  # BadStatusLine, IncompleteRead: not OSErrors
+            last_problem = f"the server's answer is not valid HTTP ({type(exc).__name__})"
+        if limit is not None and (limit.expired or limit.remaining() <= 0):
+            break
+    if limit is not None and (limit.expired or limit.remaining() <= 0):
+        last_problem = f"no complete answer within {limit.seconds:g} s"
     raise ImageLoadError(url, last_problem)
+
+
+def _read_body(
+    response: http.client.HTTPResponse, url: str, max_bytes: int, limit: Deadline | None
+) -> bytes | None:
+    """The response's body, at most `max_bytes`; None when the deadline cut it short."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ImageLoadError(url, f"response is {declared} bytes, over the cap")
+    data = response.read(max_bytes + 1)
+    if limit is not None and limit.expired:
+        return None
+    if declared and declared.isdigit() and len(data) < int(declared):
+        # read(n) returns what came before the server hung up, without a word
+        raise http.client.IncompleteRead(data, int(declared) - len(data))
+    if len(data) > max_bytes:
+        raise ImageLoadError(url, f"response is over the {max_bytes}-byte cap")
+    return data

@@ -21,7 +21,15 @@ from fashion_clip.settings import resolve_model_name
 
 LOCAL_REVISION_PREFIX = "files:"  # a local model folder's revision: a digest of its files
 
-SUPPORTED_TYPES = ("clip", "siglip", "siglip2")
+SUPPORTED_TYPES = ("clip", "siglip")
+# Families that load in transformers but cannot run here, and why, to say so by name.
+REFUSED_TYPES = {
+    "siglip2": (
+        "SigLIP 2 (NaFlex) checkpoint: its vision tower takes variable-resolution patch "
+        "sequences with pixel_attention_mask and spatial_shapes, which this project's "
+        "fixed-size preprocessing, localization and indexer do not produce"
+    ),
+}
 KNOWN_NAMES = (
     "'fashion-clip', 'demo', a Hugging Face id such as 'openai/clip-vit-base-patch32', "
     "or a local folder"
@@ -83,14 +91,8 @@ def _from_pretrained(
         kwargs["revision"] = revision
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
-        if config.model_type not in SUPPORTED_TYPES:
-            raise ModelLoadError(
-                f"model {display!r} is a {config.model_type!r} model; supported: CLIP and "
-                f"SigLIP checkpoints ({', '.join(SUPPORTED_TYPES)})"
-            )
+        _check_family(display, config.model_type)
         model_class = CLIPModel if config.model_type == "clip" else SiglipModel
-        if config.model_type == "siglip2":
-            from transformers import Siglip2Model as model_class  # deferred: transformers is heavy
         torch_model = model_class.from_pretrained(source, config=config, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         processor_config, _ = ImageProcessingMixin.get_image_processor_dict(source, **kwargs)
@@ -99,6 +101,15 @@ def _from_pretrained(
     except Exception as exc:  # hub, filesystem and format errors come in many classes
         raise _explain_load_error(display, exc, local_only=local_only) from exc
     return config, torch_model, tokenizer, processor_config
+
+
+def _check_family(display: str, model_type: str) -> None:
+    """Refuse, before loading any weights, a family this project cannot run, by name."""
+    supported = f"supported: CLIP and SigLIP checkpoints ({', '.join(SUPPORTED_TYPES)})"
+    if model_type in REFUSED_TYPES:
+        raise ModelLoadError(f"model {display!r} is a {REFUSED_TYPES[model_type]}; {supported}")
+    if model_type not in SUPPORTED_TYPES:
+        raise ModelLoadError(f"model {display!r} is a {model_type!r} model; {supported}")
 
 
 def check_parts(display: str, config: Any, tokenizer: Any, preprocessor: ImagePreprocessor) -> None:
@@ -115,7 +126,6 @@ def check_parts(display: str, config: Any, tokenizer: Any, preprocessor: ImagePr
             "(tokenizer.json, or vocab.json and merges.txt, or a sentencepiece model); "
             "save the tokenizer next to the weights (tokenizer.save_pretrained(folder))"
         )
-    # SigLIP 2 (NaFlex) takes variable sizes and has no fixed image_size.
     size = getattr(config.vision_config, "image_size", None)
     if size is not None:
         expected = (int(size), int(size)) if isinstance(size, int) else tuple(size)

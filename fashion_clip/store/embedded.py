@@ -135,6 +135,7 @@ class EmbeddedStore(Store):
         self._close_cached(name)
         make_directory(directory)
         lock = DirectoryLock(directory, name)
+        shard = collection = None
         try:
             # Under the lock nobody uses the old files: clear them (or a half-made collection).
             (directory / META_FILE).unlink(missing_ok=True)
@@ -149,7 +150,15 @@ class EmbeddedStore(Store):
             # Written last: a directory without it is an unfinished creation.
             write_json_atomic(directory / META_FILE, meta)
         except BaseException:
-            lock.release()
+            # The shard's files and threads go too, not only the lock; the first error is the
+            # one to tell, so a failure to close is not raised over it.
+            with contextlib.suppress(Exception):
+                if collection is not None:
+                    collection.close()  # closes the shard, releases the lock
+                elif shard is not None:
+                    shard.close()
+            if collection is None:
+                lock.release()
             raise
         self._open[name] = collection
         return collection

@@ -17,6 +17,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from fashion_clip.errors import ConfigurationError, StoreError
+from fashion_clip.redact import public_url, scrub, url_secrets
 from fashion_clip.store.base import (
     VECTOR_NAMES,
     Collection,
@@ -96,7 +97,9 @@ class RemoteStore(Store):
                 check_compatibility=False,
             )  # fmt: skip
         self.client = client
-        self.location = url or location or "a given qdrant client"
+        # Shown in messages and `indexer info`: never the URL's user:password or ?api_key=.
+        self.location = public_url(url) if url else location or "a given qdrant client"
+        self._secrets = [*url_secrets(url), api_key or ""]
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a client call, turning its many exception classes into one clear StoreError."""
@@ -109,7 +112,9 @@ class RemoteStore(Store):
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"Qdrant at {self.location}: could not {what}: {exc}") from exc
+            # The client's own text may quote the URL it was given, credentials and all.
+            problem = scrub(str(exc), self._secrets)
+            raise StoreError(f"Qdrant at {self.location}: could not {what}: {problem}") from exc
 
     def list_collections(self) -> list[str]:
         response = self.call("list collections", self.client.get_collections)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from space import handlers
-from space.components import bind, uploaded_image
+from space.components import bind, checked_text, uploaded_image
 from space.filters import Facets
 from space.tabs.common import PAGE_ONLY, Wiring, demo_pictures, examples, keep_results
 
@@ -18,7 +18,7 @@ def build_classify_tab(wiring: Wiring, facets: Facets) -> None:
     with gr.Tab("Classify", id="classify"), gr.Row():
         with gr.Column():
             image = uploaded_image(label="Image", height=280, elem_id="classify-image")
-            labels = gr.Textbox(
+            labels = checked_text(
                 label="Labels (comma-separated or one per line)",
                 value=facets.presets["category"],
                 lines=2,

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from space import handlers
-from space.components import bind, checked_by_handler, uploaded_image
+from space.components import bind, checked_by_handler, checked_text, uploaded_image
 from space.filters import Facets
 from space.tabs.common import (
     PAGE_ONLY,
@@ -39,8 +39,10 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
                 height=280,
                 elem_id="search-image",
             )
-            url = gr.Textbox(label="…or an image URL", placeholder="https://example.com/shirt.jpg")
-            modifier = gr.Textbox(label="Change it (optional)", placeholder="same, but in blue")
+            url = checked_text(
+                label="…or an image URL", placeholder="https://example.com/shirt.jpg"
+            )
+            modifier = checked_text(label="Change it (optional)", placeholder="same, but in blue")
             box = checked_by_handler(
                 gr.Textbox(
                     label="Region of the picture (optional)",

@@ -8,7 +8,13 @@ import os
 import gradio as gr
 
 from space import handlers
-from space.components import bind, heatmap_legend, uploaded_image, with_picture_file
+from space.components import (
+    bind,
+    checked_text,
+    heatmap_legend,
+    uploaded_image,
+    with_picture_file,
+)
 from space.results import Pictures
 from space.tabs.common import DEMO_PICTURES, Wiring, examples, keep_results, result_gallery
 
@@ -26,7 +32,7 @@ def build_localize_tab(wiring: Wiring, pictures: Pictures) -> None:
     with gr.Tab("Localize", id="localize"), gr.Row():
         with gr.Column():
             image = uploaded_image(label="Image", height=320, elem_id="localize-image")
-            concept = gr.Textbox(label="What to find", placeholder="collar", elem_id="concept")
+            concept = checked_text(label="What to find", placeholder="collar", elem_id="concept")
             button = gr.Button("Localize", variant="primary", elem_id="localize-button")
             examples(
                 [[str(DEMO_PICTURES / name), text] for name, text in LOCALIZE_EXAMPLES],
