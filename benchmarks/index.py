@@ -37,7 +37,8 @@ is also split between the main thread (the loop and the model), the process's ot
 and the decoding processes (`cpu_split` says why that matters on a GPU).
 `--without-keywords` adds a run of ours that writes no BM25 `keywords` vectors (as the indexer
 did before keyword search): what keywords cost the indexer (`keywords_over_without`, the rate
-with them over the rate without).
+with them over the rate without); with `--pipeline-only` too, also against the pipeline alone,
+where nothing hides their cost (`pipeline_keywords_over_without`).
 """
 
 from __future__ import annotations
@@ -375,7 +376,7 @@ def main() -> None:
     for role in roles:
         run = results[role]
         # The pipeline alone runs no model: no comparison with the reference.
-        ratio = "-" if role == "pipeline" else f"{rate[role] / rate['reference']:.2f}x"
+        ratio = "-" if role.startswith("pipeline") else f"{rate[role] / rate['reference']:.2f}x"
         rows.append(
             (
                 role,
@@ -404,6 +405,9 @@ def run_role(args: argparse.Namespace, catalog: Path, photos: Path) -> dict:
         "without_keywords": lambda: run_ours(
             *ours_args, None, args.workers, args.decode, keywords=False
         ),
+        "pipeline_without_keywords": lambda: run_ours(
+            *ours_args, None, args.workers, args.decode, free_model=True, keywords=False
+        ),
         "reference": lambda: run_reference(
             catalog, photos, args.work, args.batch_size, args.reference_n
         ),
@@ -427,6 +431,8 @@ def roles_to_run(args: argparse.Namespace) -> list[str]:
         roles.append("pipeline")
     if args.without_keywords:
         roles.append("without_keywords")
+    if args.without_keywords and args.pipeline_only:  # keywords against the pipeline alone
+        roles.append("pipeline_without_keywords")
     return roles
 
 
@@ -446,7 +452,7 @@ def measure(roles: list[str], args: argparse.Namespace) -> tuple[dict[str, dict]
                 results[role] = fastest | {
                     "peak_rss_mb": max(best["peak_rss_mb"], run["peak_rss_mb"]),
                 }
-                if (work / "vectors.npy").exists() and role != "pipeline":
+                if (work / "vectors.npy").exists() and not role.startswith("pipeline"):
                     vectors[role] = np.load(work / "vectors.npy")
     return results, vectors
 
@@ -509,6 +515,18 @@ def optional_figures(
             "switch_encode_ms_per_image": 1000
             * results["switch"]["stage_encode_s"]
             / results["switch"]["images"],
+        }
+    if "pipeline_without_keywords" in rate:
+        without = results["pipeline_without_keywords"]
+        figures |= {
+            "pipeline_without_keywords_images_per_s": rate["pipeline_without_keywords"],
+            "pipeline_keywords_over_without": rate["pipeline"] / rate["pipeline_without_keywords"],
+            "pipeline_without_keywords_cpu_ms_per_image": 1000
+            * without["cpu_seconds"]
+            / without["images"],
+            "pipeline_cpu_ms_per_image": 1000
+            * results["pipeline"]["cpu_seconds"]
+            / results["pipeline"]["images"],
         }
     if "without_keywords" in rate:
         figures |= {
