@@ -2,8 +2,10 @@
 
 The catalog is read twice: a first pass counts its records (for the progress bar's time
 estimate) and finds file-level problems (not UTF-8, broken JSON) before anything is written;
-the second pass streams the rows into the pipeline. `index_demo` is the run on the bundled
-demo catalog, for `indexer demo` and the app's first start.
+the second pass streams the rows into the pipeline. Where the count needs no parsing (JSON
+Lines: a record a line; Parquet: its metadata) the first pass parses only the sample.
+`index_demo` is the run on the bundled demo catalog, for `indexer demo` and the app's first
+start.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import Any
 
 from fashion_clip import demo  # its paths are read per call: tests swap them
 from fashion_clip.errors import ConfigurationError, ModelMismatchError
-from fashion_clip.ingest.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
+from fashion_clip.ingest.catalog import (
+    Row,
+    RowProblem,
+    catalog_format,
+    count_jsonl_records,
+    local_copy,
+    read_rows,
+)
 from fashion_clip.ingest.pipeline import IndexOptions, index_rows
 from fashion_clip.ingest.report import Reporter, Summary
 from fashion_clip.ingest.sources import ImageRoot
@@ -86,6 +95,8 @@ def open_catalog(
         catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
         if fmt == "parquet":
             _prescan_parquet(catalog)
+        elif fmt == "jsonl":
+            _prescan_jsonl(catalog)
         else:
             for item in catalog.rows():
                 catalog.total += 1
@@ -100,6 +111,17 @@ def _prescan_parquet(catalog: OpenCatalog) -> None:
     from fashion_clip.ingest.parquet import parquet_row_count  # pyarrow: Parquet only
 
     catalog.total = parquet_row_count(catalog.path, name=catalog.location)
+    _read_sample(catalog)
+
+
+def _prescan_jsonl(catalog: OpenCatalog) -> None:
+    """A JSON Lines file has one record per line: its lines are counted (and checked to be
+    UTF-8), not parsed; only the sample's rows are parsed here."""
+    catalog.total = count_jsonl_records(catalog.path, name=catalog.location)
+    _read_sample(catalog)
+
+
+def _read_sample(catalog: OpenCatalog) -> None:
     for item in catalog.rows():
         if isinstance(item, Row):
             catalog.sample.append(item.payload)
