@@ -9,6 +9,10 @@ process slows it down: with a task per row (threads fetching and hashing, a proc
 that work came to 1.3 ms of CPU per row on the 2-core machine, against 0.2-0.3 with slices
 and 0.28 ms per image for the model itself on an H100 (benchmarks/HISTORY.md, "On a GPU" and "Since
 then: a slice of a batch per decoding process").
+
+Before either, a row whose local file's stamp and fingerprint equal its point's is settled
+in the indexer's thread (`unchanged_by_file_stamp`): a `stat` and two digests, cheaper than
+handing it to a worker, so an unchanged local catalog is re-run without the workers.
 """
 
 from __future__ import annotations
@@ -174,7 +178,7 @@ def unchanged_by_file_stamp(row: Row, stored: Stored, spec: PrepareSpec) -> bool
         return False
     try:
         source = spec.root.resolve(row.image)
-    except ImageLoadError:  # the worker reports it
+    except Exception:  # a refused reference: the worker meets it again and reports it
         return False
     if source != stored.source or file_stamp(source) != stored.stamp:
         return False
