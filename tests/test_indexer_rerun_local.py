@@ -122,3 +122,23 @@ def test_a_jsonl_catalog_not_utf8_past_the_sample_is_refused_before_the_run(tmp_
     refused = pytest.raises(CatalogError, match=r"not UTF-8 text \(line 1501, byte 0xe9")
     with refused, open_catalog(str(path)):
         pass
+
+
+def test_a_jsonl_catalog_is_parsed_once_and_streams_as_read_anew(tmp_path, monkeypatch):
+    import fashion_clip.ingest.catalog as catalog_module
+    from fashion_clip.ingest.job import open_catalog
+
+    rows = [json.dumps({"id": f"s{i}", "image": f"{i}.jpg"}) for i in range(1500)]
+    rows[1200] = json.dumps({"id": "s5", "image": "again.jpg"})  # past the sample: a repeat
+    path = _jsonl(tmp_path / "c.jsonl", rows)
+    fresh = list(catalog_module.read_rows(path, "jsonl", name=str(path)))
+    parsed = []
+    check = catalog_module.check_record
+    monkeypatch.setattr(
+        catalog_module, "check_record", lambda n, record: parsed.append(n) or check(n, record)
+    )
+    with open_catalog(str(path)) as catalog:
+        streamed = list(catalog.rows())
+        assert sorted(parsed) == list(range(1, 1501))  # each record once, pre-scan included
+        assert streamed == fresh and list(catalog.rows()) == fresh  # a second stream reads anew
+    assert "duplicate id 's5' (first at row 6)" in streamed[1200].reason
