@@ -68,8 +68,10 @@ def test_an_unchanged_local_rerun_hands_no_row_to_a_worker(shop, capsys, monkeyp
     assert handed == ["sku-4"]
 
 
-def test_a_mixed_local_rerun_equals_a_clean_run(shop, capsys, monkeypatch):
-    assert run_indexer(capsys, *_args(shop))[0] == 0
+@pytest.mark.parametrize("decode", ["threads", "processes"])
+def test_a_mixed_local_rerun_equals_a_clean_run(shop, capsys, monkeypatch, decode):
+    args = (*_args(shop), "--decode", decode)
+    assert run_indexer(capsys, *args)[0] == 0
     images = shop / "images"
     for i, seed in ((3, 300), (6, 600)):  # new pictures, the same size class and names
         (images / f"img-{i}.jpg").write_bytes(jpeg_bytes(photo(64, 48, seed=seed)))
@@ -79,12 +81,12 @@ def test_a_mixed_local_rerun_equals_a_clean_run(shop, capsys, monkeypatch):
     rows[8]["price"] = 9.5  # file unchanged, payload not: its vectors are kept
     write_catalog(shop / "c.jsonl", rows)
 
-    code, out, err = run_indexer(capsys, *_args(shop))
+    code, out, err = run_indexer(capsys, *args)
     assert code == 0 and "indexed 5, unchanged 5" in out, (out, err)
     rerun = points(shop / "qdrant", "shop")
 
     monkeypatch.setenv("QDRANT_PATH", str(shop / "clean"))
-    assert run_indexer(capsys, *_args(shop))[0] == 0
+    assert run_indexer(capsys, *args)[0] == 0
     assert_same_points(rerun, points(shop / "clean", "shop"))
 
 
