@@ -198,16 +198,17 @@ def without_stamps() -> Iterator[None]:
     not given to the source, which then always sends the picture)."""
     import fashion_clip.ingest.workers as workers  # deferred: loads torch, as the model does
 
-    original = workers.fetch_unless_unchanged
+    original, settle = workers.fetch_unless_unchanged, workers.unchanged_by_file_stamp
 
     def always_read(source, stored, versions, **kwargs):
         return original(source, None, versions, **kwargs)
 
     workers.fetch_unless_unchanged = always_read
+    workers.unchanged_by_file_stamp = lambda row, stored, spec: False  # every row to a worker
     try:
         yield
     finally:
-        workers.fetch_unless_unchanged = original
+        workers.fetch_unless_unchanged, workers.unchanged_by_file_stamp = original, settle
 
 
 def main() -> None:

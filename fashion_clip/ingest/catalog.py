@@ -145,11 +145,27 @@ def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row 
     """Stream the records of a local CSV or JSON catalog file, duplicates and bad rows
     reported in line (Parquet: `ingest.parquet`)."""
     name = name or str(path)
+    newline = "" if fmt == "csv" else None
+    with _read_errors(path, name), open(path, encoding="utf-8-sig", newline=newline) as text:
+        records = _records(text, fmt, name)
+        checked = (check_record(n, record) for n, record in enumerate(records, start=1))
+        yield from flag_duplicates(checked)
+
+
+def count_jsonl_records(path: Path, *, name: str | None = None) -> int:
+    """The records of a JSON Lines catalog (its non-blank lines, as `read_rows` counts them),
+    without parsing them; `CatalogError` if the file is not UTF-8 text, as `read_rows`."""
+    name = name or str(path)
+    with _read_errors(path, name), open(path, encoding="utf-8-sig") as text:
+        return sum(1 for line in text if not line.isspace())
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path, name: str) -> Iterator[None]:
+    """A catalog file's read errors as `CatalogError`s naming it (and the first byte that is
+    not UTF-8)."""
     try:
-        with open(path, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as text:
-            records = _records(text, fmt, name)
-            checked = (check_record(n, record) for n, record in enumerate(records, start=1))
-            yield from flag_duplicates(checked)
+        yield
     except UnicodeDecodeError as exc:
         line, byte = _first_undecodable(path)
         where = f"line {line}, byte 0x{byte:02x}" if line else f"byte 0x{exc.object[exc.start]:02x}"

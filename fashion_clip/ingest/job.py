@@ -2,8 +2,11 @@
 
 The catalog is read twice: a first pass counts its records (for the progress bar's time
 estimate) and finds file-level problems (not UTF-8, broken JSON) before anything is written;
-the second pass streams the rows into the pipeline. `index_demo` is the run on the bundled
-demo catalog, for `indexer demo` and the app's first start.
+the second pass streams the rows into the pipeline. Where the count needs no parsing (JSON
+Lines: a record a line; Parquet: its metadata) the first pass parses only the sample (and a
+JSON Lines run goes on from there: each record is parsed once).
+`index_demo` is the run on the bundled demo catalog, for `indexer demo` and the app's first
+start.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -20,7 +24,14 @@ from typing import Any
 
 from fashion_clip import demo  # its paths are read per call: tests swap them
 from fashion_clip.errors import ConfigurationError, ModelMismatchError
-from fashion_clip.ingest.catalog import Row, RowProblem, catalog_format, local_copy, read_rows
+from fashion_clip.ingest.catalog import (
+    Row,
+    RowProblem,
+    catalog_format,
+    count_jsonl_records,
+    local_copy,
+    read_rows,
+)
 from fashion_clip.ingest.pipeline import IndexOptions, index_rows
 from fashion_clip.ingest.report import Reporter, Summary
 from fashion_clip.ingest.sources import ImageRoot
@@ -49,6 +60,12 @@ class OpenCatalog:
     total: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)  # id/image/caption -> its column
+    # The pre-scan's read of a JSON Lines file, paused after the sample: the rows it parsed
+    # and the rest of the stream. The first `rows()` goes on from there instead of reading
+    # the sample's rows again (taken once: a second `rows()` reads the file anew).
+    _paused: tuple[list[Row | RowProblem], Iterator[Row | RowProblem]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @functools.cached_property
     def payload_indexes(self) -> dict[str, str]:
@@ -56,6 +73,9 @@ class OpenCatalog:
         return infer_payload_indexes(self.sample)
 
     def rows(self) -> Iterator[Row | RowProblem]:
+        if self._paused is not None:
+            (head, rest), self._paused = self._paused, None
+            return itertools.chain(head, rest)
         if self.fmt == "parquet":
             from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: Parquet only
 
@@ -86,6 +106,8 @@ def open_catalog(
         catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
         if fmt == "parquet":
             _prescan_parquet(catalog)
+        elif fmt == "jsonl":
+            _prescan_jsonl(catalog)
         else:
             for item in catalog.rows():
                 catalog.total += 1
@@ -100,6 +122,25 @@ def _prescan_parquet(catalog: OpenCatalog) -> None:
     from fashion_clip.ingest.parquet import parquet_row_count  # pyarrow: Parquet only
 
     catalog.total = parquet_row_count(catalog.path, name=catalog.location)
+    _read_sample(catalog)
+
+
+def _prescan_jsonl(catalog: OpenCatalog) -> None:
+    """A JSON Lines file has one record per line: its lines are counted (and checked to be
+    UTF-8), not parsed; the read that parses the sample pauses there, for the run to go on.
+    (Not Parquet's: its rows may hold pictures, too many bytes to keep waiting.)"""
+    catalog.total = count_jsonl_records(catalog.path, name=catalog.location)
+    rows, head = catalog.rows(), []
+    for item in rows:
+        head.append(item)
+        if isinstance(item, Row):
+            catalog.sample.append(item.payload)
+            if len(catalog.sample) >= _SAMPLE:
+                break
+    catalog._paused = (head, rows)
+
+
+def _read_sample(catalog: OpenCatalog) -> None:
     for item in catalog.rows():
         if isinstance(item, Row):
             catalog.sample.append(item.payload)

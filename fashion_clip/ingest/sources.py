@@ -77,7 +77,7 @@ class ImageRoot:
         if relative == ".." or relative.startswith("../") or relative == ".":
             raise ImageLoadError(reference, f"the path leaves the image root {self._base}; refused")
         if self.kind == "local":
-            return str(self._dir / relative)
+            return posixpath.join(self._base, relative)  # `relative` is normalised: no pathlib
         if self.kind == "s3":
             return s3.join_s3(self._base, relative)
         return self._base + urllib.parse.quote(relative, safe="/")

@@ -37,13 +37,15 @@ def fetch_unless_unchanged(
         version = versions.version(source)
         stamp = f"s3:{version[0]}:{version[1]}" if version else None
     else:
-        stamp = _file_stamp(source)
+        stamp = file_stamp(source)
     if stamp is not None and stamp == stored:
         return None, stamp
     return fetch_bytes(source, max_bytes=max_bytes, timeout=timeout, retries=retries), stamp
 
 
-def _file_stamp(path: str) -> str | None:
+def file_stamp(path: str) -> str | None:
+    """A local file's stamp (its size, times and inode, from one `stat`); None when it cannot
+    be had."""
     try:
         st = os.stat(path)
     except OSError:  # missing, unreadable: the read says why

@@ -9,6 +9,10 @@ process slows it down: with a task per row (threads fetching and hashing, a proc
 that work came to 1.3 ms of CPU per row on the 2-core machine, against 0.2-0.3 with slices
 and 0.28 ms per image for the model itself on an H100 (benchmarks/HISTORY.md, "On a GPU" and "Since
 then: a slice of a batch per decoding process").
+
+Before either, a row whose local file's stamp and fingerprint equal its point's is settled
+in the indexer's thread (`unchanged_by_file_stamp`): a `stat` and two digests, cheaper than
+handing it to a worker, so an unchanged local catalog is re-run without the workers.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from fashion_clip.ingest.catalog import Row
 from fashion_clip.ingest.decoding import DecoderFailed, become_a_decoder, decode_crop
 from fashion_clip.ingest.pictures import keep_picture, picture_path
 from fashion_clip.ingest.sources import ImageRoot
-from fashion_clip.ingest.stamps import fetch_unless_unchanged
+from fashion_clip.ingest.stamps import fetch_unless_unchanged, file_stamp
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
     IMAGE_HASH_FIELD,
@@ -143,11 +147,7 @@ def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions
                 max_bytes=spec.max_bytes, timeout=spec.timeout, retries=spec.retries,
             )  # fmt: skip
             digest = stored.image_sha256 if data is None else content_hash(data)
-        key = vectors_key(spec.tag, digest, row.caption)
-        payload = {**row.payload, SOURCE_FIELD: source}
-        payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
-        payload[VECTORS_FIELD] = key
-        payload[IMAGE_HASH_FIELD] = digest
+        payload = _payload(row, source, digest, spec.tag)
         if stamp is not None:
             payload[STAMP_FIELD] = stamp
         return _Fetched(data, source, payload)
@@ -155,6 +155,35 @@ def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions
         return _Fetched(problem=str(exc))
     except Exception as exc:  # a network surprise costs one row, not the run
         return _Fetched(problem=f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _payload(row: Row, source: str, digest: str, tag: ModelTag) -> dict[str, Any]:
+    """The row's payload as stored, with its fingerprints, for an image of SHA-256 `digest`."""
+    key = vectors_key(tag, digest, row.caption)
+    payload = {**row.payload, SOURCE_FIELD: source}
+    payload[FINGERPRINT_FIELD] = fingerprint(key, payload)
+    payload[VECTORS_FIELD] = key
+    payload[IMAGE_HASH_FIELD] = digest
+    return payload
+
+
+def unchanged_by_file_stamp(row: Row, stored: Stored, spec: PrepareSpec) -> bool:
+    """Whether the row's local file has the stamp its point records (one `stat`, no read)
+    and the row the same fingerprint: unchanged. Decided in the indexer's thread, before the
+    workers: a worker task per row cost more than the `stat` it ran (benchmarks/rerun.py).
+    False sends the row to a worker, which reads and compares what it must, as before."""
+    if stored is None or row.data is not None or not stored.image_sha256:
+        return False
+    if not (stored.stamp or "").startswith("file:"):  # remote sources are asked by workers
+        return False
+    try:
+        source = spec.root.resolve(row.image)
+    except Exception:  # a refused reference: the worker meets it again and reports it
+        return False
+    if source != stored.source or file_stamp(source) != stored.stamp:
+        return False
+    payload = _payload(row, source, stored.image_sha256, spec.tag)
+    return payload[FINGERPRINT_FIELD] == stored.fingerprint
 
 
 def _embedded_source(row: Row, data: bytes, digest: str, spec: PrepareSpec) -> str:
@@ -298,7 +327,18 @@ class Workers:
         self._assembler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble")
 
     def submit(self, rows: list[Row], stored: list[Stored]) -> Future[PreparedBatch]:
-        return self._assembler.submit(_assemble, self._send(rows, stored))
+        # Rows whose local file's stamp says unchanged are settled here; the rest go out.
+        settled = [
+            Prepared("unchanged", row) if unchanged_by_file_stamp(row, state, self._spec) else None
+            for row, state in zip(rows, stored, strict=True)
+        ]
+        todo = [i for i, item in enumerate(settled) if item is None]
+        if not todo:  # no worker needed: no thread to wake and wait for either
+            done: Future[PreparedBatch] = Future()
+            done.set_result(PreparedBatch([item for item in settled if item is not None], None))
+            return done
+        waiting = self._send([rows[i] for i in todo], [stored[i] for i in todo])
+        return self._assembler.submit(_assemble, _merged(settled, waiting))
 
     def _send(self, rows: list[Row], stored: list[Stored]) -> Callable[[], list[Prepared]]:
         """Hand the rows to the workers; the function returned waits for them, in order."""
@@ -352,6 +392,18 @@ class Workers:
             deadline = time.monotonic() + 5
             for process in running:
                 process.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _merged(
+    settled: list[Prepared | None], waiting: Callable[[], list[Prepared]]
+) -> Callable[[], list[Prepared]]:
+    """The batch's rows in order: those settled before the workers, the workers' in the gaps."""
+
+    def merged() -> list[Prepared]:
+        prepared = iter(waiting())
+        return [item if item is not None else next(prepared) for item in settled]
+
+    return merged
 
 
 def _assemble(waiting: Callable[[], list[Prepared]]) -> PreparedBatch:
