@@ -76,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     # A stop (SIGTERM: a Space restarting, `docker stop`, systemd) ends like Ctrl-C: the server
     # closes and temporary folders (the gallery's thumbnails, overlays) are removed.
     signal.signal(signal.SIGTERM, _stop)
-    demo.launch(**launch_options(settings, share=args.share))
+    try:
+        demo.launch(**launch_options(settings, share=args.share))
+    except KeyboardInterrupt:
+        # The server already answers while launch() still checks it (Gradio's url_ok, in
+        # this thread, before it blocks): a stop landing then is the same stop.
+        demo.close()
     return 0
 
 

@@ -23,7 +23,25 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 START_TIMEOUT_S = 180  # indexes 400 pictures first; the machine may be busy
 
 
-def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+# app.py, with a stop (SIGTERM) sent while Gradio's launch() checks its own server in the main
+# thread: the moment a busy machine once showed (the page already served, launch not blocking yet).
+STOP_DURING_LAUNCH = f"""
+import os, runpy, signal, sys
+import gradio.networking as networking
+checked = networking.url_ok
+def stopped_while_checking(url):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return checked(url)
+networking.url_ok = stopped_while_checking
+sys.argv = [{str(APP)!r}]
+sys.path.insert(0, {str(APP.parent)!r})  # as `python app.py` has it
+runpy.run_path({str(APP)!r}, run_name="__main__")
+"""
+
+
+def start(
+    tmp_path: Path, *, command: list[str] | None = None, **env: str
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     environment = {
         **os.environ,
@@ -34,7 +52,7 @@ def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
     environment.pop("FASHION_CLIP_COLLECTION", None)  # the developer's, not the test's
     environment |= env
     process = subprocess.Popen(
-        [sys.executable, str(APP)],
+        command or [sys.executable, str(APP)],
         cwd=tmp_path,  # no developer's .env
         env=environment,
         stdout=subprocess.PIPE,
@@ -125,3 +143,21 @@ def test_first_start_offline_falls_back_indexes_the_demo_and_serves(tmp_path):
     assert "model `demo`" in page and "collection `demo`" in page and "400 items" in page
     assert "indexing the bundled demo catalog" in log and "indexed 400" in log
     assert "model demo on cpu, text queries in fp32" in log  # "fast": fp32 for a small tower
+
+
+@pytest.mark.skipif(not DEMO_MODEL_DIR.is_dir(), reason="the bundled demo model is not built")
+def test_a_stop_while_launch_checks_its_server_closes_cleanly(tmp_path):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process, _ = start(
+        tmp_path,
+        command=[sys.executable, "-c", STOP_DURING_LAUNCH],
+        FASHION_CLIP_MODEL="demo",
+        TMPDIR=str(temporary),
+    )
+    try:
+        out, _ = process.communicate(timeout=START_TIMEOUT_S)
+    finally:
+        log = stop(process) if process.returncode is None else out
+    assert process.returncode == 0 and "Traceback" not in log, log
+    assert not list(temporary.glob("fashion-clip-pictures-*"))  # removed when stopped
