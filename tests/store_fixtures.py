@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from fashion_clip.store import CollectionSpec, Point, Store
 
@@ -127,3 +128,19 @@ def drop_prefixed(backend: Backend) -> None:
             if name.startswith(backend.prefix):
                 store.drop(name)
         store.close()
+
+
+def backend_for(kind: str, root: str | os.PathLike[str]) -> Backend:
+    """The store a parametrized test names: `embedded` (under `root`), `local` (qdrant-client's
+    local mode) or `server` (QDRANT_URL and QDRANT_API_KEY; the test skips without them)."""
+    if kind == "embedded":
+        return embedded_backend(root)
+    if kind == "local":
+        return local_mode_backend()
+    url = os.environ.get("QDRANT_URL")
+    if not url:
+        pytest.skip(
+            "QDRANT_URL is not set, so there is no Qdrant server to run the store contract "
+            "against; set QDRANT_URL (and QDRANT_API_KEY) to run it"
+        )
+    return server_backend(url, os.environ.get("QDRANT_API_KEY"))

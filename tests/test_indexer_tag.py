@@ -12,7 +12,7 @@ from fashion_clip.errors import InvalidInputError
 from fashion_clip.ingest.tagging import Attribute, parse_attribute, tag_collection
 from fashion_clip.store import CollectionSpec, Point
 from tests.indexer_fixtures import points, run_indexer, use_store
-from tests.store_fixtures import embedded_backend, local_mode_backend
+from tests.store_fixtures import backend_for
 
 DIM = 8
 LABELS = ("dress", "shirt", "skirt")
@@ -31,9 +31,7 @@ class AxisModel:
 
 @pytest.fixture(params=["embedded", "local"])
 def store(request, tmp_path):
-    backend = embedded_backend(tmp_path / "q") if request.param == "embedded" else None
-    backend = backend or local_mode_backend()
-    opened = backend.new_store()
+    opened = backend_for(request.param, tmp_path / "q").new_store()
     yield opened
     opened.close()
 

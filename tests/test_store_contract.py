@@ -7,7 +7,6 @@ server (same client API); `server` is a real Qdrant server and runs only when QD
 from __future__ import annotations
 
 import datetime
-import os
 from collections import Counter
 
 import numpy as np
@@ -23,12 +22,10 @@ from fashion_clip.store import Filter, Point, Range
 from tests.store_fixtures import (
     DIM,
     MODEL,
+    backend_for,
     brute_force,
     catalog,
     drop_prefixed,
-    embedded_backend,
-    local_mode_backend,
-    server_backend,
     spec,
     unit,
 )
@@ -36,18 +33,7 @@ from tests.store_fixtures import (
 
 @pytest.fixture(params=["embedded", "local", "server"])
 def backend(request, tmp_path):
-    if request.param == "embedded":
-        chosen = embedded_backend(tmp_path / "qdrant")
-    elif request.param == "local":
-        chosen = local_mode_backend()
-    else:
-        url = os.environ.get("QDRANT_URL")
-        if not url:
-            pytest.skip(
-                "QDRANT_URL is not set, so there is no Qdrant server to run the store contract "
-                "against; set QDRANT_URL (and QDRANT_API_KEY) to run it"
-            )
-        chosen = server_backend(url, os.environ.get("QDRANT_API_KEY"))
+    chosen = backend_for(request.param, tmp_path / "qdrant")
     yield chosen
     drop_prefixed(chosen)
 

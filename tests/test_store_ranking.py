@@ -7,7 +7,6 @@ server; `server` runs only when QDRANT_URL is set (as in test_store_contract.py)
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -19,12 +18,11 @@ from fashion_clip.store.base import Boost, Ranking, SortBy
 from fashion_clip.store.bm25 import query_vector
 from fashion_clip.store.ranking import RRF_K
 from tests.store_fixtures import (
+    backend_for,
     brute_force,
     catalog,
     drop_prefixed,
-    embedded_backend,
     local_mode_backend,
-    server_backend,
     spec,
 )
 
@@ -34,15 +32,7 @@ INDEXES = {"color": "keyword", "size": "integer", "price": "float", "in_stock": 
 
 @pytest.fixture(params=["embedded", "local", "server"])
 def backend(request, tmp_path):
-    if request.param == "embedded":
-        chosen = embedded_backend(tmp_path / "qdrant")
-    elif request.param == "local":
-        chosen = local_mode_backend()
-    else:
-        url = os.environ.get("QDRANT_URL")
-        if not url:
-            pytest.skip("QDRANT_URL is not set, so there is no Qdrant server to test against")
-        chosen = server_backend(url, os.environ.get("QDRANT_API_KEY"))
+    chosen = backend_for(request.param, tmp_path / "qdrant")
     yield chosen
     drop_prefixed(chosen)
 
