@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "deleted) when a row could not be read to its id",
     )  # fmt: skip
     index.add_argument(
-        "--max-prune-fraction", type=_fraction, default=DEFAULT_MAX_FRACTION, metavar="F",
+        "--max-prune-fraction", type=_share, default=DEFAULT_MAX_FRACTION, metavar="F",
         help="refuse a prune that would delete more than this share of the collection, the "
         "mark of a catalog cut short (default: %(default)s; 1 allows any)",
     )  # fmt: skip
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a payload field and the labels it may take (repeat for several fields)",
     )  # fmt: skip
     tag.add_argument(
-        "--min-confidence", metavar="P", type=_probability, default=0.0,
+        "--min-confidence", metavar="P", type=_share, default=0.0,
         help="leave the field empty where the best label's probability is below P (0-1)",
     )  # fmt: skip
     tag.add_argument(
@@ -262,16 +262,6 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
-    return value
-
-
 def _positive_number(text: str) -> float:
     try:
         value = float(text)
@@ -282,13 +272,14 @@ def _positive_number(text: str) -> float:
     return value
 
 
-def _fraction(text: str) -> float:
+def _share(text: str) -> float:
+    """A probability or a fraction: a number from 0 to 1."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, not {text}")
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value
 
 
