@@ -16,6 +16,7 @@ from fashion_clip.errors import StoreError, StoreLockedError
 from fashion_clip.settings import Settings
 from fashion_clip.store import Point, infer_payload_indexes, open_store, point_id
 from fashion_clip.store.embedded import EmbeddedStore
+from fashion_clip.store.ids import NAMESPACE
 from tests.store_fixtures import brute_force, catalog, spec, unit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +82,49 @@ def test_bulk_loads_flush_as_they_go(tmp_path, monkeypatch):
     col.close()
 
 
+def _spy_flushes(col) -> list[bool]:
+    """Counts the flushes `col`'s shard is asked for, forwarding everything to it."""
+    engine, flushes = col._shard, []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def flush(self):
+            flushes.append(True)
+            engine.flush()
+
+    col._shard = Spy()
+    return flushes
+
+
+WRITES = {
+    "upsert": lambda col: col.upsert(catalog(n=3).points()),
+    "set payloads": lambda col: col.set_payloads({"sku-1": {"tag": "x"}}),
+    "delete": lambda col: col.delete(["sku-1"]),
+    "payload index": lambda col: col.create_payload_index("color", "keyword"),
+    "optimize": lambda col: col.optimize(),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_close_flushes_only_what_was_written(tmp_path, write):
+    store = EmbeddedStore(tmp_path)
+    store.create("c", spec()).upsert(catalog(n=10).points())
+    store.close()
+    col = EmbeddedStore(tmp_path).open("c")
+    flushes = _spy_flushes(col)
+    col.retrieve(["sku-1", 0])
+    col.count()
+    col.close()
+    assert flushes == []  # a read-only session (a re-run that changed nothing) syncs nothing
+    col = EmbeddedStore(tmp_path).open("c")
+    flushes = _spy_flushes(col)
+    WRITES[write](col)
+    col.close()
+    assert flushes == [True]
+
+
 def test_same_store_shares_one_handle_and_another_store_is_locked_out(tmp_path):
     store = EmbeddedStore(tmp_path)
     col = store.create("shop", spec())
@@ -133,6 +177,15 @@ def test_point_ids_are_stable_uuid5_of_the_text_id():
     assert point_id("sku-1") == "26a898bc-5f82-5a7e-9c87-e97fc0ae897c"
     with pytest.raises(StoreError):
         point_id(1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "catalog_id",
+    ["sku-1", "", " padded ", "ünïcödé-ß-衣服", "emoji-👗", "a" * 1000, 0, -1, 2**63 - 1, -(2**63)],
+)
+def test_point_ids_are_exactly_uuid5(catalog_id):
+    # point_id writes uuid.uuid5 out by hand (for speed); it must never give another id
+    assert point_id(catalog_id) == str(uuid.uuid5(NAMESPACE, str(catalog_id)))
 
 
 def test_payload_indexes_are_inferred_from_catalog_fields():

@@ -115,9 +115,10 @@ def index_rows(
     turns = CpuTurns(model.device == "cpu")
     workers = _start_workers(root, model, options, turns)
     unread: list[int] = []  # rows not read to their ids, in any shard: see `_noting_unread`
-    feed = _Feed(
-        select(_noting_unread(rows, unread), options.shard), options.batch_size, collection, workers
-    )
+    rows = _noting_unread(rows, unread)
+    if options.shard is not None:  # a layer per row less when the whole catalog is indexed
+        rows = select(rows, options.shard)
+    feed = _Feed(rows, options.batch_size, collection, workers)
     writer = _OrderedWriter(collection)
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),

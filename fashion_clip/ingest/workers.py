@@ -182,8 +182,9 @@ def unchanged_by_file_stamp(row: Row, stored: Stored, spec: PrepareSpec) -> bool
         return False
     if source != stored.source or file_stamp(source) != stored.stamp:
         return False
-    payload = _payload(row, source, stored.image_sha256, spec.tag)
-    return payload[FINGERPRINT_FIELD] == stored.fingerprint
+    # the fingerprint `_payload` would write, without building the rest of the payload
+    key = vectors_key(spec.tag, stored.image_sha256, row.caption)
+    return fingerprint(key, {**row.payload, SOURCE_FIELD: source}) == stored.fingerprint
 
 
 def _embedded_source(row: Row, data: bytes, digest: str, spec: PrepareSpec) -> str:

@@ -121,7 +121,13 @@ def examples(
 def to_hit(record: Any) -> Hit:
     """A scored point of either library as our `Hit` (the catalog id comes from the payload)."""
     payload = dict(record.payload or {})
-    return Hit(id=payload.get(ID_FIELD, str(record.id)), score=float(record.score), payload=payload)
+    return Hit(id=_catalog_id(payload, record), score=float(record.score), payload=payload)
+
+
+def _catalog_id(payload: dict[str, Any], record: Any) -> Any:
+    # The point's UUID only when the payload lacks the id (not made eagerly: a re-run
+    # converts one record per catalog row)
+    return payload[ID_FIELD] if ID_FIELD in payload else str(record.id)
 
 
 def to_point(record: Any, with_vectors: bool) -> Point:
@@ -135,7 +141,7 @@ def to_point(record: Any, with_vectors: bool) -> Point:
             for k, v in record.vector.items()
             if k in VECTOR_NAMES
         }
-    return Point(id=payload.get(ID_FIELD, str(record.id)), vectors=vectors, payload=payload)
+    return Point(id=_catalog_id(payload, record), vectors=vectors, payload=payload)
 
 
 def rewrite_points(collection: Collection, batch_size: int = 256) -> int:
