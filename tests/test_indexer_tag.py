@@ -121,3 +121,47 @@ def test_tag_usage_errors_exit_2(tmp_path, monkeypatch, capsys):
     assert code == 2 and "at least two labels" in err
     code, _, err = run_indexer(capsys, "tag", "--attribute", "a=b,c", "--min-confidence", "2")
     assert code == 2 and "between 0 and 1" in err
+
+
+def test_an_index_run_keeps_tags_while_it_keeps_the_vectors(tmp_path, monkeypatch, capsys):
+    """A changed price keeps the row's tags; a changed picture drops them (they described the
+    old one) and tagging again fills only that row; a catalog column of the tag's name wins."""
+    from fashion_clip.demo import DEMO_CATALOG_DIR, DEMO_CATALOG_FILE
+
+    records = [json.loads(line) for line in DEMO_CATALOG_FILE.read_text().splitlines()][:6]
+    for record in records:
+        record.pop("category")
+        record["image"] = str(DEMO_CATALOG_DIR / record["image"])
+    catalog = tmp_path / "shop.jsonl"
+
+    def write(rows):
+        catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write(records)
+    use_store(monkeypatch, tmp_path / "qdrant", "demo")
+    assert run_indexer(capsys, "index", catalog, "--collection", "shop")[0] == 0
+    tag = ("tag", "--collection", "shop", "--attribute", "kind=dress,shirt,shoes,bag")
+    assert run_indexer(capsys, *tag)[0] == 0
+    tagged = {key: p.payload["kind"] for key, p in points(tmp_path / "qdrant", "shop").items()}
+
+    changed = [dict(r) for r in records]
+    changed[0]["price"] = 1234.5  # payload only: vectors (and tags) kept
+    changed[1]["image"] = records[2]["image"]  # another picture: embedded again
+    changed[3]["kind"] = "from the catalog"
+    write(changed)
+    code, out, err = run_indexer(capsys, "index", catalog, "--collection", "shop")
+    assert code == 0, err
+    stored = {key: p.payload for key, p in points(tmp_path / "qdrant", "shop").items()}
+    first, second, fourth = (str(records[i]["id"]) for i in (0, 1, 3))
+    assert stored[first]["price"] == 1234.5
+    assert stored[first]["kind"] == tagged[first] and "kind_confidence" in stored[first]
+    assert "kind" not in stored[second] and "kind_confidence" not in stored[second]
+    assert stored[fourth]["kind"] == "from the catalog"
+    for key in (str(records[i]["id"]) for i in (2, 4, 5)):  # unchanged rows
+        assert stored[key]["kind"] == tagged[key]
+
+    code, out, err = run_indexer(capsys, *tag)
+    assert code == 0, err
+    stored = {key: p.payload for key, p in points(tmp_path / "qdrant", "shop").items()}
+    assert stored[second]["kind"] == tagged[str(records[2]["id"])]  # its picture's tag
+    assert stored[fourth]["kind"] == "from the catalog"  # a value it has is kept

@@ -37,6 +37,7 @@ from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.shards import Shard, select
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import ModelTag, vectors_precision
+from fashion_clip.ingest.tagging import tagged_fields
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
 from fashion_clip.machine import usable_cores
 from fashion_clip.media.images import MAX_BYTES
@@ -120,6 +121,7 @@ def index_rows(
         rows = select(rows, options.shard)
     feed = _Feed(rows, options.batch_size, collection, workers)
     writer = _OrderedWriter(collection)
+    tagged = tagged_fields(collection)
     bar = tqdm(
         total=total, unit="row", desc=f"indexing {collection.name}", disable=_no_bar(options),
         smoothing=0.1, dynamic_ncols=True,
@@ -133,7 +135,9 @@ def index_rows(
                 batch = preparing.result()
             feed.submit()  # the workers prepare the next batch while the model encodes this one
             with _timed(summary.stages, "encode_s"):
-                points, failed = _embed(batch, collection, model, summary, options, turns)
+                points, failed = _embed(
+                    batch, collection, model, summary, options, turns, tagged=tagged
+                )
             with _timed(summary.stages, "write_s"):
                 writer.write(points)
             summary.indexed += len(points)
@@ -260,8 +264,11 @@ def _embed(
     summary: Summary,
     options: IndexOptions,
     turns: CpuTurns,
+    *,
+    tagged: frozenset[str] = frozenset(),
 ) -> tuple[list[Point], list[Skip]]:
     """Embed what changed and keep the vectors of what did not: the batch's points to upsert.
+    A point whose vectors are kept keeps its `tagged` fields too (`ingest.tagging`).
 
     Also returns the rows that failed, for the caller to report.
     """
@@ -285,13 +292,15 @@ def _embed(
     reuse = [p for p in prepared if p.kind == "reuse"]
     if reuse:
         held = collection.retrieve([p.row.id for p in reuse], with_vectors=True)
-        vectors_of = {str(point.id): point.vectors for point in held}
+        stored_of = {str(point.id): point for point in held}
         for item in reuse:
-            vectors = vectors_of.get(str(item.row.id))
-            if not vectors:  # cannot happen while this process owns the collection
+            stored = stored_of.get(str(item.row.id))
+            if stored is None or not stored.vectors:  # not while this process owns it
                 item.kind, item.reason = "failed", "its stored vectors could not be read back"
                 continue
-            points.append(Point(item.row.id, vectors, item.payload))
+            # Tags describe the picture, and the picture is the same: they stay.
+            tags = {k: v for k, v in stored.payload.items() if k in tagged}
+            points.append(Point(item.row.id, stored.vectors, {**tags, **item.payload}))
             summary.reused_vectors += 1
 
     failed = [

@@ -6,8 +6,13 @@ with its vectors, scored against the labels' text vectors in one matrix product,
 new fields set in one batch. `FIELD` gets the most probable label and `FIELD_confidence` its
 probability; below `min_confidence` nothing is written (the field stays empty), and a point
 that already has a value keeps it unless `overwrite`. A keyword index on `FIELD` makes it a
-filter. An index run that changes a row writes its payload from the catalog again: tag
-after indexing.
+filter.
+
+The collection records which fields were tagged (`tagged_fields`), so that an index run
+keeps them while it keeps a point's vectors: a row whose price changed keeps its tags. A row
+whose picture (or caption, or the model) changed is embedded again and loses them, since
+they described the old picture; tagging again (without `overwrite`) fills only those. A
+catalog column of the same name wins over a tag.
 
 The fields go in through the store's set_payload, vectors untouched: writing the points
 again (which would also derive their keyword vectors anew from the new payload) took 1.8x
@@ -36,6 +41,13 @@ from fashion_clip.tasks.classify import (
 
 PAGE = 1024  # points scored and written per batch
 CONFIDENCE_SUFFIX = "_confidence"
+TAGGED_KEY = "tagged_fields"  # in the collection's record: the fields tagging wrote
+
+
+def tagged_fields(collection: Collection) -> frozenset[str]:
+    """The payload fields tagging wrote into `collection`, confidence fields included."""
+    names = collection.info().extra.get(TAGGED_KEY) or []
+    return frozenset(name + suffix for name in names for suffix in ("", CONFIDENCE_SUFFIX))
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,9 @@ def tag_collection(
     )  # fmt: skip
     for attribute in attributes:
         collection.create_payload_index(attribute.field, "keyword")
+    # Recorded before the first write: a run cut short has still tagged some points.
+    before = collection.info().extra.get(TAGGED_KEY) or []
+    collection.set_extra({TAGGED_KEY: sorted(set(before) | set(names))})
     page: list[Point] = []
     for point in collection.iter_points(batch_size=PAGE, with_vectors=True):
         if "image" in point.vectors:
