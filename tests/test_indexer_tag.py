@@ -151,6 +151,7 @@ def test_an_index_run_keeps_tags_while_it_keeps_the_vectors(tmp_path, monkeypatc
     write(changed)
     code, out, err = run_indexer(capsys, "index", catalog, "--collection", "shop")
     assert code == 0, err
+    assert "indexed 3, unchanged 3" in out
     stored = {key: p.payload for key, p in points(tmp_path / "qdrant", "shop").items()}
     first, second, fourth = (str(records[i]["id"]) for i in (0, 1, 3))
     assert stored[first]["price"] == 1234.5
@@ -160,7 +161,7 @@ def test_an_index_run_keeps_tags_while_it_keeps_the_vectors(tmp_path, monkeypatc
     for key in (str(records[i]["id"]) for i in (2, 4, 5)):  # unchanged rows
         assert stored[key]["kind"] == tagged[key]
 
-    code, out, err = run_indexer(capsys, *tag)
+    code, _, err = run_indexer(capsys, *tag)
     assert code == 0, err
     stored = {key: p.payload for key, p in points(tmp_path / "qdrant", "shop").items()}
     assert stored[second]["kind"] == tagged[str(records[2]["id"])]  # its picture's tag

@@ -59,29 +59,6 @@ def test_quantized_on_disk_collection_rescoring_finds_exact_neighbours(tmp_path)
     store.close()
 
 
-def test_bulk_loads_flush_as_they_go(tmp_path, monkeypatch):
-    from fashion_clip.store import edge
-
-    monkeypatch.setattr(edge, "FLUSH_EVERY_POINTS", 100)
-    col = EmbeddedStore(tmp_path).create("bulk", spec())
-    engine, flushes = col._shard, []
-
-    class Spy:  # counts flushes, forwards everything to the real shard
-        def __getattr__(self, name):
-            return getattr(engine, name)
-
-        def flush(self):
-            flushes.append(True)
-            engine.flush()
-
-    col._shard = Spy()
-    points = catalog(n=250).points()
-    for start in range(0, 250, 50):
-        col.upsert(points[start : start + 50])
-    assert len(flushes) == 2  # after 100 and 200 points: the WAL never holds a whole load
-    col.close()
-
-
 def _spy_flushes(col) -> list[bool]:
     """Counts the flushes `col`'s shard is asked for, forwarding everything to it."""
     engine, flushes = col._shard, []
@@ -96,6 +73,19 @@ def _spy_flushes(col) -> list[bool]:
 
     col._shard = Spy()
     return flushes
+
+
+def test_bulk_loads_flush_as_they_go(tmp_path, monkeypatch):
+    from fashion_clip.store import edge
+
+    monkeypatch.setattr(edge, "FLUSH_EVERY_POINTS", 100)
+    col = EmbeddedStore(tmp_path).create("bulk", spec())
+    flushes = _spy_flushes(col)
+    points = catalog(n=250).points()
+    for start in range(0, 250, 50):
+        col.upsert(points[start : start + 50])
+    assert len(flushes) == 2  # after 100 and 200 points: the WAL never holds a whole load
+    col.close()
 
 
 WRITES = {
