@@ -18,6 +18,8 @@ import pytest
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.parquet import read_parquet_rows
 from fashion_clip.ingest.pictures import PICTURES_FOLDER
+from fashion_clip.store.embedded import EmbeddedStore
+from space.results import Pictures
 from tests.image_corpus import jpeg_bytes, photo
 from tests.indexer_fixtures import points, product_rows, run_indexer, use_store, write_photos
 
@@ -80,6 +82,38 @@ def test_embedded_pictures_index_rerun_and_prune(env, capsys):
     )  # 2 of 8 points: over the default share a prune may delete
     assert code == 0 and "indexed 1, unchanged 5, skipped 0, deleted 2" in out
     assert sorted(points(env / "qdrant", "shop")) == sorted(row["id"] for row in rows[:6])
+
+
+def test_a_snapshot_carries_the_embedded_pictures_to_another_store(
+    env, capsys, monkeypatch, tiny_model_dir
+):
+    rows = embedded_rows(5)
+    catalog = write_parquet(env / "shop.parquet", rows)
+    assert run_indexer(capsys, "index", catalog, "--collection", "shop")[0] == 0
+    snapshot = env / "shop.snapshot"
+    code, _, err = run_indexer(capsys, "snapshot", "push", snapshot, "--collection", "shop")
+    assert code == 0, err
+
+    use_store(monkeypatch, env / "elsewhere", tiny_model_dir)  # another machine's store
+    code, _, err = run_indexer(capsys, "snapshot", "pull", snapshot)
+    assert code == 0, err
+    folder = (env / "elsewhere" / PICTURES_FOLDER / "shop").absolute()
+    stored = points(env / "elsewhere", "shop")
+    for row in rows:
+        kept = Path(stored[row["id"]].payload["_image_source"])
+        assert kept.parent == folder  # named where the pictures are now
+        assert kept.read_bytes() == row["image"]["bytes"]
+    with EmbeddedStore(env / "elsewhere") as store, store.open("shop") as pulled:
+        assert pulled.info().extra["pictures_root"] == str(folder)  # where the app looks
+    shown = Pictures([folder], cache_dir=env / "served")(stored[rows[0]["id"]].payload)
+    assert Path(shown).read_bytes() == rows[0]["image"]["bytes"]  # the page shows it
+
+    code, out, err = run_indexer(capsys, "index", catalog, "--collection", "shop")
+    assert code == 0 and "skipped 0" in out, err  # the vectors came with it: none re-embedded
+    assert all(
+        Path(p.payload["_image_source"]).parent == folder
+        for p in points(env / "elsewhere", "shop").values()
+    )
 
 
 def test_raw_bytes_and_path_columns(env, capsys):

@@ -4,17 +4,19 @@ The indexer embeds them straight from the catalog's bytes; the app, which shows 
 picture from a file or URL, needs them somewhere. Each is written once, named by its content's
 SHA-256 (a re-run or a duplicate writes nothing), under `{QDRANT_PATH}/_pictures/{collection}`:
 on a Space that is the persistent `/data` volume, so they survive restarts. The embedded store
-lists only folders holding a collection, so this one is not taken for one.
+lists only folders holding a collection, so this one is not taken for one; a snapshot of the
+collection carries them (`store.snapshot`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fashion_clip.files import write_atomic
+from fashion_clip.store.embedded import PICTURES_FOLDER, pictures_folder
 
-PICTURES_FOLDER = "_pictures"
+__all__ = ["PICTURES_FOLDER", "keep_picture", "picture_path", "picture_suffix", "pictures_folder"]
+
 # Magic numbers of the formats a browser shows as they are; anything else keeps `.bin` and
 # the app shows a thumbnail of it.
 _SIGNATURES = (
@@ -23,13 +25,6 @@ _SIGNATURES = (
     (b"GIF8", ".gif"),
     (b"BM", ".bmp"),
 )
-
-
-def pictures_folder(store_path: str | os.PathLike[str], collection: str) -> Path:
-    """Where collection `collection`'s embedded pictures are kept: an absolute path, since the
-    points record it and the app, started elsewhere, must find it (QDRANT_PATH may be
-    relative, `data/qdrant` by default)."""
-    return Path(store_path).expanduser().absolute() / PICTURES_FOLDER / collection
 
 
 def picture_suffix(data: bytes) -> str:

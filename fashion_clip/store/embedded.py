@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 META_FILE = "collection.json"
 SHARD_DIR = "shard"
 LOCK_FILE = ".lock"
+# Beside the collections, not one of them: the pictures a catalog embeds (Parquet bytes), kept
+# for the app as `{root}/_pictures/{collection}/{sha256}{suffix}` (`ingest.pictures`).
+PICTURES_FOLDER = "_pictures"
 
 
 class DirectoryLock:
@@ -62,6 +65,13 @@ class DirectoryLock:
             fd, self._fd = self._fd, None
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def pictures_folder(root: str | os.PathLike[str], collection: str) -> Path:
+    """Where collection `collection`'s embedded pictures are kept, for a store at `root`: an
+    absolute path, since the points record it and the app, started elsewhere, must find it
+    (QDRANT_PATH may be relative, `data/qdrant` by default)."""
+    return Path(root).expanduser().absolute() / PICTURES_FOLDER / collection
 
 
 def make_directory(directory: Path) -> None:

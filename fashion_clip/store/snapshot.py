@@ -4,6 +4,10 @@ A snapshot holds a manifest (`fashion_clip_snapshot.json`: the collection record
 count) followed by the collection's files as the engine wrote them, HNSW index included, so a
 Space that pulls one searches at full speed without rebuilding anything. The manifest comes
 first, so the model guard runs before anything is unpacked.
+
+The pictures a catalog embeds (kept beside the store, `pictures_folder`) travel with it, under
+`pictures/`: a pull puts them in its own store's folder and points the collection at them
+(the points' picture paths, and the record's `pictures_root`, name where they are now).
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from fashion_clip.store.embedded import (
     SHARD_DIR,
     EmbeddedStore,
     make_directory,
+    pictures_folder,
     write_json_atomic,
 )
 from fashion_clip.store.meta import check_name, guard, parse_meta
 
 MANIFEST = "fashion_clip_snapshot.json"
+PICTURES = "pictures"  # the snapshot's folder of embedded pictures
+PICTURES_ROOT = "pictures_root"  # where the record says they are (written by the indexer)
 _SIZE_HEADER = "FASHIONCLIP.size"  # full size of a file stored without its trailing zeros
 # What a missing, truncated or corrupt archive raises while being read.
 _BROKEN = (OSError, EOFError, tarfile.TarError, zlib.error)
@@ -65,7 +72,8 @@ def export_snapshot(store: Store, name: str, destination: str | os.PathLike[str]
             partial = destination.with_name(destination.name + ".partial")
             try:
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                _write_tar(partial, manifest, store.directory(name))
+                pictures = pictures_folder(store.root, name)
+                _write_tar(partial, manifest, store.directory(name), pictures)
                 os.replace(partial, destination)
             except OSError as exc:
                 with contextlib.suppress(OSError):  # its folder may be what failed
@@ -138,15 +146,53 @@ def import_snapshot(
         (directory / META_FILE).unlink(missing_ok=True)
         shutil.rmtree(directory / SHARD_DIR, ignore_errors=True)
         os.replace(Path(staging) / SHARD_DIR, directory / SHARD_DIR)
+        moved_from = _move_pictures(Path(staging) / PICTURES, meta, store, name)
         write_json_atomic(directory / META_FILE, meta)
     collection = store.open(name)
     try:
+        if moved_from:
+            _repoint(collection, moved_from, meta["extra"][PICTURES_ROOT])
         return collection.info()
     finally:
         collection.close()
 
 
-def _write_tar(path: Path, manifest: dict[str, Any], directory: Path) -> None:
+def _move_pictures(unpacked: Path, meta: dict[str, Any], store: EmbeddedStore, name: str) -> str:
+    """Put the snapshot's pictures in this store's folder for `name` (one it has already is
+    the same picture: they are named by their content) and record that folder in `meta`.
+    Returns the folder the points still name, if they must be pointed here ("" if not)."""
+    if not unpacked.is_dir():
+        return ""
+    here = pictures_folder(store.root, name)
+    here.mkdir(parents=True, exist_ok=True)
+    for picture in unpacked.iterdir():
+        if not (here / picture.name).exists():
+            os.replace(picture, here / picture.name)  # staging is in the store: no copy
+    extra = meta.setdefault("extra", {})
+    before, extra[PICTURES_ROOT] = extra.get(PICTURES_ROOT), str(here)
+    return before if before and before != str(here) else ""
+
+
+def _repoint(collection: Any, before: str, here: str) -> None:
+    """Every payload text naming a picture under `before` names it under `here` instead."""
+    prefix = before.rstrip("/") + "/"
+    updates: dict[Any, dict[str, Any]] = {}
+    for point in collection.iter_points(batch_size=512):
+        moved = {
+            key: here + "/" + value[len(prefix) :]
+            for key, value in point.payload.items()
+            if isinstance(value, str) and value.startswith(prefix)
+        }
+        if moved:
+            updates[point.id] = moved
+        if len(updates) >= 512:
+            collection.set_payloads(updates)
+            updates = {}
+    if updates:
+        collection.set_payloads(updates)
+
+
+def _write_tar(path: Path, manifest: dict[str, Any], directory: Path, pictures: Path) -> None:
     gz = path.name.removesuffix(".partial").endswith(".gz")
     with tarfile.open(path, "w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as tar:
         data = json.dumps(manifest, indent=2).encode()
@@ -160,6 +206,9 @@ def _write_tar(path: Path, manifest: dict[str, Any], directory: Path) -> None:
                 tar.add(path_in, arcname=arcname, recursive=False)
             else:
                 _add_trimmed(tar, path_in, arcname)
+        if pictures.is_dir():
+            for picture in sorted(p for p in pictures.iterdir() if p.is_file()):
+                tar.add(picture, arcname=f"{PICTURES}/{picture.name}", recursive=False)
 
 
 def push_snapshot(store: Store, name: str, uri: str) -> str:
@@ -241,7 +290,7 @@ def _unpack(source: str | os.PathLike[str], staging: Path) -> None:
                     continue
                 parts = Path(member.name).parts
                 unsafe = member.name.startswith("/") or ".." in parts
-                if unsafe or parts[0] not in (META_FILE, SHARD_DIR):
+                if unsafe or parts[0] not in (META_FILE, SHARD_DIR, PICTURES):
                     raise StoreError(f"{source}: unexpected member {member.name!r} in snapshot")
                 if not (member.isfile() or member.isdir()):
                     raise StoreError(f"{source}: snapshot member {member.name!r} is not a file")
