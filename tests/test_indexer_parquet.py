@@ -7,7 +7,9 @@ import contextlib
 import functools
 import http.server
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +79,19 @@ def test_embedded_pictures_index_rerun_and_prune(env, capsys):
 
     rows[0]["price"] = 1.0  # payload only: vectors reused
     write_parquet(catalog, rows[:6])
+    (folder / "notes.txt").write_text("not a kept picture")  # not ours to delete
+    hour_ago = time.time() - 3600
+    for kept in folder.iterdir():  # kept by an earlier day's run
+        os.utime(kept, (hour_ago, hour_ago))
     code, out, _ = run_indexer(
         capsys, "index", catalog, "--collection", "shop", "--prune", "--max-prune-fraction", "0.3"
     )  # 2 of 8 points: over the default share a prune may delete
-    assert code == 0 and "indexed 1, unchanged 5, skipped 0, deleted 2" in out
+    assert (
+        code == 0 and "indexed 1, unchanged 5, skipped 0, deleted 2 (and 2 unused pictures)" in out
+    )
     assert sorted(points(env / "qdrant", "shop")) == sorted(row["id"] for row in rows[:6])
+    still = {p.payload["_image_source"] for p in points(env / "qdrant", "shop").values()}
+    assert {str(p) for p in folder.iterdir()} == still | {str(folder / "notes.txt")}
 
 
 def test_a_snapshot_carries_the_embedded_pictures_to_another_store(

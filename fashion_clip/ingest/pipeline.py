@@ -32,6 +32,7 @@ from tqdm import tqdm
 from fashion_clip.errors import check_count
 from fashion_clip.ingest.catalog import Row, RowProblem
 from fashion_clip.ingest.decoding import decode_mode
+from fashion_clip.ingest.pictures import prune_pictures
 from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION, prune
 from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.shards import Shard, select
@@ -111,7 +112,7 @@ def index_rows(
     options = options or IndexOptions()
     check_count(options.batch_size, "batch_size")
     check_count(options.workers, "workers")
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     summary = Summary()
     turns = CpuTurns(model.device == "cpu")
     workers = _start_workers(root, model, options, turns)
@@ -167,6 +168,13 @@ def index_rows(
             max_fraction=options.max_prune_fraction,
         )
         summary.deleted, summary.prune_refused = outcome.deleted, outcome.refused
+        # With shards, others may be keeping pictures for points they have not written yet.
+        if options.pictures is not None and options.shard is None and not outcome.refused:
+            summary.pictures_deleted = prune_pictures(
+                collection,
+                options.pictures,
+                older_than=started_at - 1.0,  # file clocks lag
+            )
     summary.seconds = time.perf_counter() - started
     log.info("%s: %s", collection.name, summary.line())
     log.info(  # what bounded the run: see _timed

@@ -41,14 +41,18 @@ class Summary:
     seconds: float = 0.0
     reused_vectors: int = 0  # of `indexed`: payload changed, image and caption did not
     prune_refused: str = ""  # why --prune deleted nothing, when it refused
+    pictures_deleted: int = 0  # kept embedded pictures no point names any more (--prune)
     # Seconds the run spent waiting for images, in the model and waiting for the store.
     stages: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         rate = (self.indexed + self.unchanged) / self.seconds if self.seconds > 0 else 0.0
+        pictures = (
+            f" (and {self.pictures_deleted} unused pictures)" if self.pictures_deleted else ""
+        )
         return (
             f"indexed {self.indexed}, unchanged {self.unchanged}, skipped {self.skipped}, "
-            f"deleted {self.deleted} in {self.seconds:.1f} s ({rate:.1f} rows/s)"
+            f"deleted {self.deleted}{pictures} in {self.seconds:.1f} s ({rate:.1f} rows/s)"
         )
 
     def as_dict(self) -> dict[str, Any]:
