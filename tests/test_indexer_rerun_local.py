@@ -144,3 +144,55 @@ def test_a_jsonl_catalog_is_parsed_once_and_streams_as_read_anew(tmp_path, monke
         assert sorted(parsed) == list(range(1, 1501))  # each record once, pre-scan included
         assert streamed == fresh and list(catalog.rows()) == fresh  # a second stream reads anew
     assert "duplicate id 's5' (first at row 6)" in streamed[1200].reason
+
+
+def _decided_by_fingerprint(row, stored: dict, spec) -> bool:
+    # The reference: the row is unchanged when its fingerprint is the stored one.
+    from fashion_clip.ingest.state import FINGERPRINT_FIELD, SOURCE_FIELD, fingerprint, vectors_key
+
+    source = stored[SOURCE_FIELD]
+    key = vectors_key(spec.tag, stored["_image_sha256"], row.caption)
+    return fingerprint(key, {**row.payload, SOURCE_FIELD: source}) == stored[FINGERPRINT_FIELD]
+
+
+BASE = {"id": "sku", "image": "a.jpg", "caption": "a red dress", "price": 12.0, "in_stock": True}
+
+
+@pytest.mark.parametrize(
+    ("written", "change", "tagged", "same"),
+    [
+        ({}, {}, {}, True),
+        ({}, {"price": 12.5}, {}, False),
+        ({}, {"price": 12}, {}, False),  # 12.0 stored: the fingerprint's JSON tells them apart
+        ({}, {"in_stock": 1}, {}, False),  # True stored
+        ({}, {"new": "field"}, {}, False),
+        ({}, {"caption": "another caption"}, {}, False),
+        ({"sizes": ["s", "m"]}, {}, {}, True),  # a list: settled by the fingerprint
+        ({"sizes": ["s", "m"]}, {"sizes": ["s"]}, {}, False),
+        ({}, {}, {"kind": "dress", "kind_confidence": 0.9}, True),  # tagged since: unchanged
+    ],
+)
+def test_a_settled_row_is_decided_as_its_fingerprint_would_decide_it(
+    tmp_path, monkeypatch, written, change, tagged, same
+):
+    """Rows whose stored fields equal the catalog's, by value and type, are settled without
+    hashing; every other case goes to the fingerprint, and both agree."""
+    from fashion_clip.ingest import workers
+    from fashion_clip.ingest.catalog import check_record
+    from fashion_clip.ingest.sources import ImageRoot
+    from fashion_clip.ingest.stamps import file_stamp
+    from fashion_clip.ingest.state import STAMP_FIELD, ModelTag
+
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(photo(32, 32)))
+    spec = workers.PrepareSpec(ImageRoot(str(tmp_path)), ModelTag("m", None), None, 1, 5.0, 0)
+    source = str(tmp_path / "a.jpg")
+    stored = workers._payload(check_record(1, {**BASE, **written}), source, "ab" * 32, spec.tag)
+    stored |= {STAMP_FIELD: file_stamp(source), "id": "sku", **tagged}  # as the store holds it
+    row = check_record(1, {**BASE, **written, **change})
+
+    decided = workers.unchanged_by_file_stamp(row, workers.stored_state(stored), spec)
+    assert decided is same
+    assert decided == _decided_by_fingerprint(row, stored, spec)
+    if same and not written and not tagged:  # the usual unchanged row: no hashing at all
+        monkeypatch.setattr(workers, "fingerprint", None)
+        assert workers.unchanged_by_file_stamp(row, workers.stored_state(stored), spec)

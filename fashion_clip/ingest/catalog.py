@@ -387,22 +387,22 @@ def check_record(number: int, record: dict[str, Any] | str | Malformed) -> Row |
     if not isinstance(image, str) or not image.strip():
         what = "missing image" if image in (None, "") else f"image {image!r} is not a string"
         return RowProblem(number, raw_id, what)
-    clash = sorted(RESERVED_FIELDS & set(record))
-    if clash:
+    if not RESERVED_FIELDS.isdisjoint(record):
+        clash = sorted(RESERVED_FIELDS.intersection(record))
         return RowProblem(number, raw_id, f"field(s) {', '.join(clash)} are reserved")
     caption = record.get("caption")
     caption = " ".join(str(caption).split()) if caption is not None else ""
     payload = {k: v for k, v in record.items() if k != "id" and v is not None}
     for key, value in payload.items():
-        if _has_non_finite(value):
+        if type(value) is not str and _has_non_finite(value):  # most values are text
             return RowProblem(
                 number,
                 raw_id,
                 f"field {key!r} holds {value!r}; numbers must be finite "
                 "(leave the field empty for no value)",
             )
-    payload["image"] = image.strip()
-    return Row(number, raw_id, image.strip(), caption or None, payload)
+    payload["image"] = image = image.strip()
+    return Row(number, raw_id, image, caption or None, payload)
 
 
 def _has_non_finite(value: Any) -> bool:
