@@ -47,7 +47,8 @@ def test_keyword_fields_choose_what_keyword_search_matches(shop, capsys):
 def test_a_collection_made_before_keywords_gains_them_without_embedding(shop, capsys, monkeypatch):
     import qdrant_edge as qe
 
-    from fashion_clip.store import edge, embedded
+    from fashion_clip.store import edge_shard, embedded
+    from fashion_clip.store.edge import EdgeCollection
 
     def shard_without_keywords(path, wanted):
         params = qe.EdgeVectorParams(size=wanted.dim, distance=qe.Distance.Cosine)
@@ -58,9 +59,9 @@ def test_a_collection_made_before_keywords_gains_them_without_embedding(shop, ca
     args = ("index", catalog, "--images", folder / "images", "--collection", "shop")
     made = embedded.new_meta
     with monkeypatch.context() as old_code:  # as this project made collections before
-        old_code.setattr(edge, "create_shard", shard_without_keywords)
+        old_code.setattr(edge_shard, "create_shard", shard_without_keywords)
         old_code.setattr(embedded, "new_meta", lambda spec: {**made(spec), "keyword_fields": None})
-        old_code.setattr(edge.EdgeCollection, "set_keyword_fields", lambda self, fields: False)
+        old_code.setattr(EdgeCollection, "set_keyword_fields", lambda self, fields: False)
         code, _, err = run_indexer(capsys, *args)
         assert code == 0, err
     before = points(folder / "qdrant", "shop")

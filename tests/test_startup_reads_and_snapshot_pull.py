@@ -13,7 +13,7 @@ from tests.store_fixtures import catalog, spec
 
 
 def test_choosing_the_collection_loads_no_shard(tmp_path, monkeypatch):
-    import fashion_clip.store.edge as edge
+    import fashion_clip.store.edge_shard as edge_shard
 
     with EmbeddedStore(tmp_path) as store:
         store.create("cache", spec(catalog=f"{DATASET_CATALOG_PREFIX}x")).close()
@@ -22,8 +22,8 @@ def test_choosing_the_collection_loads_no_shard(tmp_path, monkeypatch):
                 shop.upsert(catalog(n=20).points())
                 shop.set_extra({"indexed_at": when})
     loaded = []
-    load = edge.load_shard
-    monkeypatch.setattr(edge, "load_shard", lambda path: loaded.append(path) or load(path))
+    load = edge_shard.load_shard
+    monkeypatch.setattr(edge_shard, "load_shard", lambda path: loaded.append(path) or load(path))
     with EmbeddedStore(tmp_path) as store:
         assert choose_collection(Settings(qdrant_path=tmp_path), store) == "summer"
         assert loaded == []  # the records beside the shards told

@@ -202,7 +202,7 @@ def test_bad_rankings_are_refused_naming_the_value(col, ranking, named):
 def test_embedded_collection_made_before_keywords_gains_them(tmp_path, cat, monkeypatch):
     import qdrant_edge as qe
 
-    from fashion_clip.store import edge, embedded
+    from fashion_clip.store import edge_shard, embedded
 
     def shard_without_keywords(path, wanted):
         params = qe.EdgeVectorParams(size=wanted.dim, distance=qe.Distance.Cosine)
@@ -210,7 +210,7 @@ def test_embedded_collection_made_before_keywords_gains_them(tmp_path, cat, monk
         return qe.EdgeShard.create(str(path), config)
 
     new_meta = embedded.new_meta
-    monkeypatch.setattr(edge, "create_shard", shard_without_keywords)
+    monkeypatch.setattr(edge_shard, "create_shard", shard_without_keywords)
     monkeypatch.setattr(embedded, "new_meta", lambda s: {**new_meta(s), "keyword_fields": None})
     store = embedded.EmbeddedStore(tmp_path)
     store.create("old", spec(payload_indexes=INDEXES)).upsert(cat.points())

@@ -9,8 +9,6 @@ through the engine's write-ahead log before `update` returns, so it survives a p
 
 from __future__ import annotations
 
-import functools
-import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +20,6 @@ import qdrant_edge as qe
 
 from fashion_clip.errors import StoreError
 from fashion_clip.store.base import (
-    VECTOR_NAMES,
     Collection,
     CollectionInfo,
     CollectionSpec,
@@ -35,7 +32,17 @@ from fashion_clip.store.base import (
     SparseVector,
     search_breadth,
 )
+from fashion_clip.store.bm25 import document_vector
 from fashion_clip.store.edge_query import query_filter, ranking_stages
+from fashion_clip.store.edge_shard import (
+    NEW_SUFFIX,
+    SCHEMAS,
+    copy_points,
+    create_shard,
+    engine,
+    load_shard,
+    swap_in,
+)
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.keywords import KEYWORDS_VECTOR, check_keyword_fields
 from fashion_clip.store.meta import (
@@ -50,112 +57,8 @@ from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit,
 from fashion_clip.store.query import check_query, group_by_overfetch
 from fashion_clip.store.ranking import run_query
 
-NEW_SUFFIX, OLD_SUFFIX = ".new", ".old"  # shard folders while the keyword space is added
 FLUSH_EVERY_POINTS = 20_000  # bounds the WAL (~50 MB at 512-d) during bulk loads
 OVERSAMPLING = 2.0  # quantized search: candidates fetched per result, then rescored
-_SCHEMAS = {
-    "keyword": qe.PayloadSchemaType.Keyword,
-    "integer": qe.PayloadSchemaType.Integer,
-    "float": qe.PayloadSchemaType.Float,
-    "bool": qe.PayloadSchemaType.Bool,
-}
-
-
-def create_shard(path: Path, spec: CollectionSpec) -> Any:
-    """A new, empty shard at `path` holding the `image` and `text` spaces of `spec.dim`."""
-    quantization = None
-    if spec.quantization:
-        # int8 copies pinned in RAM drive the search; originals rescore the candidates.
-        quantization = qe.ScalarQuantizationConfig(
-            qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned
-        )
-    memory = qe.Memory.Cold if spec.on_disk_vectors else None
-    vectors = {
-        name: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine, memory=memory)
-        for name in VECTOR_NAMES
-    }
-    config = qe.EdgeConfig(
-        vectors=vectors,
-        # BM25 term frequencies; the engine turns them into BM25 scores with its IDF
-        sparse_vectors={KEYWORDS_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-        hnsw_config=qe.HnswIndexConfig(
-            m=spec.hnsw_m, ef_construct=spec.hnsw_ef_construct, full_scan_threshold=10_000
-        ),
-        quantization_config=quantization,
-        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=spec.indexing_threshold_kb),
-        wal_enabled=True,  # what makes a returned write survive a crash (the default, pinned)
-    )
-    return _engine("create the shard", qe.EdgeShard.create, str(path), config)
-
-
-def bm25_document(text: str) -> SparseVector:
-    """BM25 term-frequency weights of `text` by hashed token id (stemmed, stopwords out)."""
-    vector = _bm25().embed_document(text)
-    return SparseVector(tuple(vector.indices), tuple(vector.values))
-
-
-def bm25_query(text: str) -> SparseVector:
-    """The token ids of a query, each weighted 1."""
-    vector = _bm25().embed_query(text)
-    return SparseVector(tuple(vector.indices), tuple(vector.values))
-
-
-@functools.cache
-def _bm25() -> Any:
-    # English tokenization, lowercase, stemming, the standard k=1.2 and b=0.75; the same
-    # defaults as a Qdrant server's `Bm25Config`, so the token ids agree with one.
-    return qe.Bm25(qe.Bm25Config())
-
-
-def swap_in(fresh: Path, path: Path) -> None:
-    """Put the shard folder `fresh` in the place of `path`; a crash leaves one of them whole
-    (`recover_shard` finishes the swap)."""
-    retired = path.with_name(path.name + OLD_SUFFIX)
-    shutil.rmtree(retired, ignore_errors=True)
-    os.replace(path, retired)
-    os.replace(fresh, path)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def recover_shard(path: Path) -> None:
-    """Finish a swap a crash interrupted: the new shard is complete once its folder is named."""
-    fresh = path.with_name(path.name + NEW_SUFFIX)
-    if not path.exists() and fresh.exists():
-        os.replace(fresh, path)
-
-
-def _copy_points(source: Any, target: Any) -> None:
-    offset = None
-    while True:
-        request = qe.ScrollRequest(offset=offset, limit=512, with_payload=True, with_vector=True)
-        records, offset = _engine("scroll points", source.scroll, request)
-        if records:
-            points = [qe.Point(r.id, r.vector, r.payload) for r in records]
-            _engine("copy points", target.update, qe.UpdateOperation.upsert_points(points))
-        if offset is None:
-            return
-
-
-def load_shard(path: Path) -> Any:
-    return _engine("open the shard", qe.EdgeShard.load, str(path))
-
-
-def count_shard(path: Path) -> int:
-    """Open the shard at `path`, count its points and close it (checks a shard loads)."""
-    shard = load_shard(path)
-    try:
-        return int(_engine("count points", shard.count, qe.CountRequest(exact=True)))
-    finally:
-        shard.close()
-
-
-def _engine(what: str, fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except StoreError:
-        raise
-    except Exception as exc:  # the bindings raise bare Exception/ValueError with the cause
-        raise StoreError(f"embedded store: could not {what}: {exc}") from exc
 
 
 class EdgeCollection(Collection):
@@ -202,16 +105,16 @@ class EdgeCollection(Collection):
 
     def indexed_count(self) -> int:
         """Vectors (of both spaces) already in an HNSW index."""
-        indexed = int(_engine("read shard info", self.shard.info).indexed_vectors_count)
+        indexed = int(engine("read shard info", self.shard.info).indexed_vectors_count)
         # The engine counts keyword vectors too, which are indexed as soon as written.
         with_keywords = qe.Filter(must=[qe.HasVectorCondition(KEYWORDS_VECTOR)])
-        sparse = _engine("count points", self.shard.count, qe.CountRequest(True, with_keywords))
+        sparse = engine("count points", self.shard.count, qe.CountRequest(True, with_keywords))
         return indexed - int(sparse)
 
     def upsert(self, points: Sequence[Point]) -> None:
         edge_points = [
             qe.Point(uuid, _with_keywords(vectors, keywords), payload)
-            for uuid, vectors, payload, keywords in prepare(self, points, bm25_document)
+            for uuid, vectors, payload, keywords in prepare(self, points, document_vector)
         ]
         if edge_points:
             self._update("upsert points", qe.UpdateOperation.upsert_points(edge_points))
@@ -259,16 +162,16 @@ class EdgeCollection(Collection):
         )
         target = create_shard(fresh, spec)
         try:
-            _copy_points(self.shard, target)
+            copy_points(self.shard, target)
             for name, kind in self._meta.get("payload_indexes", {}).items():
-                schema = _SCHEMAS[check_index_type(name, kind)]
+                schema = SCHEMAS[check_index_type(name, kind)]
                 operation = qe.UpdateOperation.create_field_index(field_path(name), schema)
-                _engine(f"index payload field {name!r}", target.update, operation)
-            _engine("build the index", target.optimize)
+                engine(f"index payload field {name!r}", target.update, operation)
+            engine("build the index", target.optimize)
         finally:
-            _engine("close the new shard", target.close)
+            engine("close the new shard", target.close)
         old, self._shard = self._shard, None
-        _engine("close", old.close)
+        engine("close", old.close)
         swap_in(fresh, self._path)
         self._shard = load_shard(self._path)
         self._unflushed, self._changed = 0, False
@@ -278,17 +181,17 @@ class EdgeCollection(Collection):
         with self.write_lock:
             for key, fields in updates.items():
                 operation = qe.UpdateOperation.set_payload([point_id(key)], dict(fields))
-                _engine("set payload", self.shard.update, operation)
+                engine("set payload", self.shard.update, operation)
                 self._changed = True
         self._maybe_flush(len(updates))
 
     def count(self, filter: Filter | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=query_filter(filter))
-        return int(_engine("count points", self.shard.count, request))
+        return int(engine("count points", self.shard.count, request))
 
     def retrieve(self, ids: Sequence[Any], with_vectors: bool = False) -> list[Point]:
         uuids = [point_id(i) for i in ids]
-        records = _engine("retrieve points", self.shard.retrieve, uuids, True, with_vectors)
+        records = engine("retrieve points", self.shard.retrieve, uuids, True, with_vectors)
         return [to_point(r, with_vectors) for r in records]
 
     def scroll(
@@ -302,7 +205,7 @@ class EdgeCollection(Collection):
             offset=offset, limit=limit, filter=query_filter(filter), with_payload=True,
             with_vector=with_vectors,
         )  # fmt: skip
-        records, next_offset = _engine("scroll points", self.shard.scroll, request)
+        records, next_offset = engine("scroll points", self.shard.scroll, request)
         return [to_point(r, with_vectors) for r in records], (
             None if next_offset is None else str(next_offset)
         )
@@ -389,7 +292,7 @@ class EdgeCollection(Collection):
 
     def index_field(self, field_name: str, field_type: str) -> None:
         """Create the engine's payload index only (the record is the caller's business)."""
-        schema = _SCHEMAS[check_index_type(field_name, field_type)]
+        schema = SCHEMAS[check_index_type(field_name, field_type)]
         self._update(
             f"index payload field {field_name!r}",
             qe.UpdateOperation.create_field_index(field_path(field_name), schema),
@@ -409,11 +312,11 @@ class EdgeCollection(Collection):
         """Build the HNSW index (blocking: about 2 minutes per 100,000 512-d points on 2 cores)."""
         with self.write_lock:
             self._changed = True
-            return bool(_engine("build the index", self.shard.optimize))
+            return bool(engine("build the index", self.shard.optimize))
 
     def flush(self) -> None:
         with self.write_lock:
-            _engine("flush", self.shard.flush)
+            engine("flush", self.shard.flush)
             self._unflushed, self._changed = 0, False
 
     def close(self) -> None:
@@ -423,14 +326,14 @@ class EdgeCollection(Collection):
             shard, self._shard = self._shard, None
             try:
                 if self._changed:  # a flush with nothing to write still syncs every file
-                    _engine("flush", shard.flush)
-                _engine("close", shard.close)
+                    engine("flush", shard.flush)
+                engine("close", shard.close)
             finally:
                 self._release()
 
     def _update(self, what: str, operation: Any) -> None:
         with self.write_lock:
-            _engine(what, self.shard.update, operation)
+            engine(what, self.shard.update, operation)
             self._changed = True
 
     def query(self, ranking: Ranking) -> list[Hit]:
@@ -445,7 +348,7 @@ class EdgeCollection(Collection):
             limit=limit, offset=ranking.offset or None, query=query, prefetches=prefetches,
             filter=query_filter(ranking.filter), params=self._params(ranking), with_payload=True,
         )  # fmt: skip
-        return [to_hit(p) for p in _engine("search", self.shard.query, request)]
+        return [to_hit(p) for p in engine("search", self.shard.query, request)]
 
     def _bools(self) -> set[str]:
         """The boolean payload fields (a boost counts them 1 where true)."""
@@ -476,7 +379,7 @@ class EdgeCollection(Collection):
             ),
             with_payload=True,
         )
-        points = _engine("search", self.shard.query, request)
+        points = engine("search", self.shard.query, request)
         return [to_hit(p) for p in points]
 
 

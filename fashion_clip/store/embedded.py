@@ -133,7 +133,7 @@ class EmbeddedStore(Store):
         return (self.directory(name) / META_FILE).is_file()
 
     def create(self, name: str, spec: CollectionSpec, *, recreate: bool = False) -> EdgeCollection:
-        from fashion_clip.store import edge  # deferred: qdrant_edge
+        from fashion_clip.store import edge, edge_shard  # deferred: qdrant_edge
 
         directory = self.directory(name)
         meta = new_meta(spec)
@@ -150,7 +150,7 @@ class EmbeddedStore(Store):
             # Under the lock nobody uses the old files: clear them (or a half-made collection).
             (directory / META_FILE).unlink(missing_ok=True)
             shutil.rmtree(directory / SHARD_DIR, ignore_errors=True)
-            shard = edge.create_shard(directory / SHARD_DIR, spec)
+            shard = edge_shard.create_shard(directory / SHARD_DIR, spec)
             collection = edge.EdgeCollection(
                 name, shard, meta, self._saver(directory), self._releaser(name, lock),
                 path=directory / SHARD_DIR,
@@ -181,7 +181,7 @@ class EmbeddedStore(Store):
         model_revision: str | None = None,
         dim: int | None = None,
     ) -> EdgeCollection:
-        from fashion_clip.store import edge  # deferred: qdrant_edge
+        from fashion_clip.store import edge, edge_shard  # deferred: qdrant_edge
 
         directory = self.directory(name)
         if name in self._open:
@@ -198,8 +198,8 @@ class EmbeddedStore(Store):
         try:
             meta = read_meta(directory, name)
             guard(name, meta, model_id, model_revision, dim)
-            edge.recover_shard(directory / SHARD_DIR)
-            shard = edge.load_shard(directory / SHARD_DIR)
+            edge_shard.recover_shard(directory / SHARD_DIR)
+            shard = edge_shard.load_shard(directory / SHARD_DIR)
         except BaseException:
             lock.release()
             raise

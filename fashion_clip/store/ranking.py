@@ -1,6 +1,6 @@
 """A ranked search in one Query API call: meaning, keywords, fusion, boosts, diversity, sort.
 
-    Ranking(dense=v, keywords=edge.bm25_query("atelier nova dress"), limit=12)   # hybrid
+    Ranking(dense=v, keywords=bm25.query_vector("atelier nova dress"), limit=12)   # hybrid
     Ranking(dense=v, sort=SortBy("price"), diversity=0.3, offset=12)             # page 2
 
 Both stores translate a `Ranking` into one request of stages, each re-ranking the previous

@@ -33,7 +33,7 @@ from fashion_clip.store.base import (
     Store,
     search_breadth,
 )
-from fashion_clip.store.edge import bm25_document
+from fashion_clip.store.bm25 import document_vector
 from fashion_clip.store.ids import point_id
 from fashion_clip.store.keywords import KEYWORDS_VECTOR, check_keyword_fields
 from fashion_clip.store.meta import (
@@ -225,7 +225,7 @@ class RemoteCollection(Collection):
     def upsert(self, points: Sequence[Point]) -> None:
         structs = [
             qm.PointStruct(id=uuid, vector=_with_keywords(vectors, keywords), payload=payload)
-            for uuid, vectors, payload, keywords in prepare(self, points, bm25_document)
+            for uuid, vectors, payload, keywords in prepare(self, points, document_vector)
         ]
         for start in range(0, len(structs), _UPSERT_BATCH):
             batch = structs[start : start + _UPSERT_BATCH]

@@ -304,7 +304,7 @@ def _unpack(source: str | os.PathLike[str], staging: Path) -> None:
 
 
 def _check_loads(shard_dir: Path, expected: int, source: object) -> None:
-    from fashion_clip.store.edge import count_shard  # deferred: qdrant_edge
+    from fashion_clip.store.edge_shard import count_shard  # deferred: qdrant_edge
 
     count = count_shard(shard_dir)
     if count != expected:
