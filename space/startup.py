@@ -14,7 +14,6 @@ from fashion_clip.ingest.pipeline import IndexOptions
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
 from fashion_clip.store import Collection, Store
-from fashion_clip.store.embedded import EmbeddedStore, read_meta
 from space.page import PAGE_CSS
 
 log = logging.getLogger(__name__)
@@ -58,16 +57,10 @@ def _indexed_catalog(store: Store, name: str) -> str | None:
 
 
 def _record(store: Store, name: str) -> tuple[str | None, dict[str, Any]]:
-    """The catalog and the run record of collection `name`, read without opening it where
-    the store allows: an embedded collection's record is a small file beside its shard,
-    which opening would load whole (every segment, for each collection in the store)."""
+    """The catalog and the run record of collection `name` (`Store.record`: an embedded
+    collection's is read without loading its shard, for each collection in the store)."""
     try:
-        if isinstance(store, EmbeddedStore):
-            record = read_meta(store.directory(name), name)
-            return record.get("catalog"), record.get("extra") or {}
-        with store.open(name) as collection:
-            info = collection.info()
-        return info.catalog, info.extra
+        return store.record(name)
     except StoreError as exc:
         # An unreadable record, or a server that cannot answer for it now: a catalog stays
         # a candidate, so choosing it stops the start with the cause named, rather than

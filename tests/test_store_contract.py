@@ -85,6 +85,15 @@ def test_reopen_keeps_points_vectors_and_record(store, backend, col, cat):
     again.close()
 
 
+def test_a_collections_record_is_read_without_its_points(store, backend, col):
+    col.set_extra({"indexed_at": "2026-12-07T10:00:00+00:00"})
+    name = col.name
+    store.close()
+    again = backend.new_store()
+    assert again.record(name) == ("synthetic", {"indexed_at": "2026-12-07T10:00:00+00:00"})
+    again.close()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [

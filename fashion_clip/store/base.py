@@ -406,6 +406,14 @@ class Store(ABC):
             name, model_id=spec.model_id, model_revision=spec.model_revision, dim=spec.dim
         )
 
+    def record(self, name: str) -> tuple[str | None, dict[str, Any]]:
+        """Collection `name`'s catalog and free-form record (`extra`: the runs, tags, ...).
+        Here it opens the collection to ask; a store that keeps the record apart reads it
+        without loading any points."""
+        with self.open(name) as collection:
+            info = collection.info()
+        return info.catalog, info.extra
+
     def close(self) -> None:  # noqa: B027 (a no-op where nothing is held open)
         """Close every collection this store opened."""
 

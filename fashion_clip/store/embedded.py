@@ -129,6 +129,11 @@ class EmbeddedStore(Store):
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / META_FILE).is_file())
 
+    def record(self, name: str) -> tuple[str | None, dict[str, Any]]:
+        # The small file beside the shard: opening would load the shard whole (every segment).
+        meta = read_meta(self.directory(name), name)
+        return meta.get("catalog"), meta.get("extra") or {}
+
     def exists(self, name: str) -> bool:
         return (self.directory(name) / META_FILE).is_file()
 
