@@ -1,23 +1,29 @@
 """Issue 19's relevance goals on the demo model and catalog (benchmarks/relevance.py):
 hybrid search finds typed ids first and brand+category products, loses no recall on
-meaning-only queries against semantic search, and search by region finds the boxed garment."""
+meaning-only queries against semantic search, and search by region finds the boxed garment.
+Sorted searches list the products asked for (benchmarks/sort_relevance.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks import relevance
+from benchmarks import relevance, sort_relevance
 
 
 @pytest.fixture(scope="module")
-def figures(demo_model, tmp_path_factory):
+def demo_collection(demo_model, tmp_path_factory):
     from fashion_clip.ingest.job import index_demo
     from fashion_clip.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path_factory.mktemp("relevance"))
     collection, _ = index_demo(store, demo_model)
-    yield relevance.measure(collection, demo_model)
+    yield collection
     store.close()
+
+
+@pytest.fixture(scope="module")
+def figures(demo_collection, demo_model):
+    return relevance.measure(demo_collection, demo_model)
 
 
 def test_hybrid_finds_typed_ids_and_brands(figures):
@@ -34,3 +40,25 @@ def test_hybrid_keeps_the_recall_of_meaning(figures):
 def test_search_by_region_finds_the_boxed_garment(figures):
     assert figures["region_right_garment_rate"] >= 0.90
     assert figures["whole_right_garment_rate"] < 0.5  # the box is what finds it
+
+
+def test_sorting_by_price_lists_the_products_asked_for(demo_collection, demo_model):
+    from fashion_clip.api.search import SearchOptions, search_text
+
+    sorted_ = sort_relevance.measure(demo_collection, demo_model)
+    # every candidate sorted: a query's products were 2.5 % of the first 12 shown
+    assert (
+        sorted_["hybrid_cut_precision_at_12"] >= 0.75 > 10 * sorted_["hybrid_all_precision_at_12"]
+    )
+    assert sorted_["hybrid_cut_recall"] >= 0.95  # and the cut keeps what was asked for
+    assert sorted_["keyword_cut_precision_at_12"] >= 0.85
+    assert sorted_["semantic_cut_precision_at_12"] >= 5 * sorted_["semantic_all_precision_at_12"]
+
+    vector = demo_model.encode_text(["red dress"])[0]
+    options = SearchOptions(sort="price_asc")
+    hits = search_text(demo_collection, "red dress", vector, options, limit=12)
+    assert hits and all(
+        (h.payload["color"], h.payload["category"]) == ("red", "dress") for h in hits
+    )
+    prices = [h.payload["price"] for h in hits]
+    assert prices == sorted(prices)

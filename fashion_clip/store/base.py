@@ -135,6 +135,9 @@ class Ranking:
     exact: bool = False
     ef: int | None = None
     keyword_weight: float = 1.0  # RRF weight of the keyword ranking against the dense one
+    # Where a stage re-ranks: the relevance score a candidate needs to be re-ranked at all
+    # (the fused score, or the one search's; None: the best `candidates`, whatever they score)
+    relevance_floor: float | None = None
 
     def reranks(self) -> bool:
         """Whether any stage re-ranks, so the relevance cut-off applies."""

@@ -39,11 +39,16 @@ def ranking_stages(ranking: Ranking, params: Any, bools: set[str]) -> tuple[Any,
             if ranking.fusion == "dbsf"
             else qe.Fusion.Rrf(k=RRF_K, weights=[1.0, ranking.keyword_weight])
         )
+    floor = ranking.relevance_floor  # on the relevance stage only: the first one wrapped
     for stage in rerankers(ranking, bools):
-        inner = qe.Prefetch(size, query=query, prefetches=prefetches, filter=where)
+        inner = qe.Prefetch(
+            size, query=query, prefetches=prefetches, filter=where, score_threshold=floor
+        )
         if prefetches is None:  # the leaf search itself: it takes the search params
-            inner = qe.Prefetch(size, query=query, params=params, filter=where)
-        query, prefetches = stage, [inner]
+            inner = qe.Prefetch(
+                size, query=query, params=params, filter=where, score_threshold=floor
+            )
+        query, prefetches, floor = stage, [inner], None
     return query, prefetches
 
 

@@ -38,15 +38,17 @@ def ranking_stages(
         prefetches: list[qm.Prefetch] | None = leaves
     else:
         query, prefetches = leaves[0].query, None
+    floor = ranking.relevance_floor  # on the relevance stage only: the first one wrapped
     for stage in rerankers(ranking, bools):
         if prefetches is None:  # the leaf search itself becomes the first prefetch
-            inner = leaves[0]
+            inner = leaves[0].model_copy(update={"score_threshold": floor})
         else:
             using = ranking.using if isinstance(query, qm.NearestQuery) else None  # MMR's
             inner = qm.Prefetch(
-                prefetch=prefetches, query=query, using=using, limit=size, filter=where
-            )
-        query, prefetches = stage, [inner]
+                prefetch=prefetches, query=query, using=using, limit=size, filter=where,
+                score_threshold=floor,
+            )  # fmt: skip
+        query, prefetches, floor = stage, [inner], None
     return query, prefetches
 
 
