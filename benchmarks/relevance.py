@@ -107,7 +107,10 @@ def measure(collection: Collection, model: ClipModel) -> dict[str, float]:
     return figures
 
 
-def main() -> None:
+def on_demo_catalog(
+    measure: Callable[[Collection, ClipModel], dict[str, float]],
+) -> dict[str, float]:
+    """`measure` on the bundled catalog, indexed with the demo model in a temporary store."""
     from fashion_clip.ingest.job import index_demo
     from fashion_clip.store.embedded import EmbeddedStore
 
@@ -117,6 +120,11 @@ def main() -> None:
         collection, _ = index_demo(store, model)
         figures = measure(collection, model)
         store.close()
+    return figures
+
+
+def main() -> None:
+    figures = on_demo_catalog(measure)
     print(f"demo catalog, demo model, {machine()}")
     rows = [
         (

@@ -16,14 +16,13 @@ tests/test_search_quality.py on the demo model.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from unittest import mock
 
 import numpy as np
 
 from benchmarks.common import machine, print_table, result_line
-from benchmarks.relevance import demo_rows
+from benchmarks.relevance import demo_rows, on_demo_catalog
 from fashion_clip.api import search as search_module
 from fashion_clip.api.search import MODES, SearchOptions, search_text
 from fashion_clip.model.clip import ClipModel
@@ -79,15 +78,7 @@ def measure(collection: Collection, model: ClipModel) -> dict[str, float]:
 
 
 def main() -> None:
-    from fashion_clip.ingest.job import index_demo
-    from fashion_clip.store.embedded import EmbeddedStore
-
-    model = ClipModel.load("demo")
-    with tempfile.TemporaryDirectory() as folder:
-        store = EmbeddedStore(folder)
-        collection, _ = index_demo(store, model)
-        figures = measure(collection, model)
-        store.close()
+    figures = on_demo_catalog(measure)
     print(f"demo catalog, demo model, sort=price_asc; {machine()}")
     rows = [
         (mode, *(f"{figures[f'{mode}_{name}_{key}']:.3f}" for name in ("cut", "all")
