@@ -158,6 +158,7 @@ def test_an_index_run_keeps_tags_while_it_keeps_the_vectors(tmp_path, monkeypatc
     assert stored[first]["kind"] == tagged[first] and "kind_confidence" in stored[first]
     assert "kind" not in stored[second] and "kind_confidence" not in stored[second]
     assert stored[fourth]["kind"] == "from the catalog"
+    assert "kind_confidence" not in stored[fourth]  # the tag's, not the catalog's
     for key in (str(records[i]["id"]) for i in (2, 4, 5)):  # unchanged rows
         assert stored[key]["kind"] == tagged[key]
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from fashion_clip.ingest.state import ModelTag, fingerprint, vectors_key
+from fashion_clip.ingest.state import PIPELINE_VERSION, ModelTag, fingerprint, vectors_key
 
 
 def _canonical_digest(value: object) -> str:
@@ -32,7 +32,7 @@ def test_fingerprints_are_the_canonical_json_digest(payload):
     tag = ModelTag("patrickjohncyh/fashion-clip", "abc123", "fp32")
     key = vectors_key(tag, "f" * 64, payload.get("caption"))
     assert key == _canonical_digest(
-        {"pipeline": 1, "model": list(tag.__dict__.values()), "image": "f" * 64,
+        {"pipeline": PIPELINE_VERSION, "model": list(tag.__dict__.values()), "image": "f" * 64,
          "caption": payload.get("caption")}
     )  # fmt: skip
     assert fingerprint(key, payload) == _canonical_digest({"vectors": key, "payload": payload})

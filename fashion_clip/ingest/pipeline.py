@@ -38,7 +38,7 @@ from fashion_clip.ingest.report import Reporter, Skip, Summary
 from fashion_clip.ingest.shards import Shard, select
 from fashion_clip.ingest.sources import ImageRoot
 from fashion_clip.ingest.state import ModelTag, vectors_precision
-from fashion_clip.ingest.tagging import tagged_fields
+from fashion_clip.ingest.tagging import CONFIDENCE_SUFFIX, tagged_fields
 from fashion_clip.ingest.workers import CpuTurns, PreparedBatch, PrepareSpec, Workers, stored_state
 from fashion_clip.machine import usable_cores
 from fashion_clip.media.images import MAX_BYTES
@@ -307,7 +307,11 @@ def _embed(
                 item.kind, item.reason = "failed", "its stored vectors could not be read back"
                 continue
             # Tags describe the picture, and the picture is the same: they stay.
-            tags = {k: v for k, v in stored.payload.items() if k in tagged}
+            tags = {
+                k: v
+                for k, v in stored.payload.items()
+                if k in tagged and k.removesuffix(CONFIDENCE_SUFFIX) not in item.payload
+            }  # a catalog column of a tag's name replaces the tag, confidence and all
             points.append(Point(item.row.id, stored.vectors, {**tags, **item.payload}))
             summary.reused_vectors += 1
 

@@ -77,16 +77,16 @@ def vectors_key(model: ModelTag, image_sha256: str, caption: str | None) -> str:
     # written out: a re-run computes one per catalog row, and the encoder's walk of the dict
     # cost twice this (tests/test_ingest_state.py checks the text is the encoder's).
     caption_json = "null" if caption is None else _CANONICAL.encode(caption)
-    text = (
-        f'{{"caption":{caption_json},"image":{_CANONICAL.encode(image_sha256)},'
-        f'"model":{_model_json(model)},"pipeline":{PIPELINE_VERSION}}}'
-    )
+    image_json = _CANONICAL.encode(image_sha256)
+    text = f'{{"caption":{caption_json},"image":{image_json},{_tail(model)}'
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 @functools.lru_cache(maxsize=16)
-def _model_json(model: ModelTag) -> str:
-    return _CANONICAL.encode([model.name, model.revision, model.precision])
+def _tail(model: ModelTag) -> str:
+    """The vectors key's JSON after its image: the same for every row of a run."""
+    model_json = _CANONICAL.encode([model.name, model.revision, model.precision])
+    return f'"model":{model_json},"pipeline":{_CANONICAL.encode(PIPELINE_VERSION)}}}'
 
 
 def fingerprint(vectors: str, payload: Mapping[str, Any]) -> str:

@@ -11,8 +11,9 @@ and 0.28 ms per image for the model itself on an H100 (benchmarks/HISTORY.md, "O
 then: a slice of a batch per decoding process").
 
 Before either, a row whose local file's stamp and fingerprint equal its point's is settled
-in the indexer's thread (`unchanged_by_file_stamp`): a `stat` and two digests, cheaper than
-handing it to a worker, so an unchanged local catalog is re-run without the workers.
+in the indexer's thread (`unchanged_by_file_stamp`): a `stat`, the vectors key's digest and a
+comparison with the stored fields (the fingerprint's digest only where they differ), cheaper
+than handing it to a worker, so an unchanged local catalog is re-run without the workers.
 """
 
 from __future__ import annotations

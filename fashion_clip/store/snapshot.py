@@ -142,11 +142,12 @@ def import_snapshot(
     ):
         _unpack(source, Path(staging))
         _check_loads(Path(staging) / SHARD_DIR, manifest["count"], source)
+        # Before the swap: a folder that cannot take them stops the pull with nothing lost.
+        moved_from = _move_pictures(Path(staging) / PICTURES, meta, store, name)
         # Swap in: the record goes last, so a crash here leaves no half-made collection.
         (directory / META_FILE).unlink(missing_ok=True)
         shutil.rmtree(directory / SHARD_DIR, ignore_errors=True)
         os.replace(Path(staging) / SHARD_DIR, directory / SHARD_DIR)
-        moved_from = _move_pictures(Path(staging) / PICTURES, meta, store, name)
         write_json_atomic(directory / META_FILE, meta)
     collection = store.open(name)
     try:
