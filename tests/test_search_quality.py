@@ -44,6 +44,7 @@ def test_search_by_region_finds_the_boxed_garment(figures):
 
 def test_sorting_by_price_lists_the_products_asked_for(demo_collection, demo_model):
     from fashion_clip.api.search import SearchOptions, search_text
+    from fashion_clip.store import Filter
 
     sorted_ = sort_relevance.measure(demo_collection, demo_model)
     # every candidate sorted: a query's products were 2.5 % of the first 12 shown
@@ -62,3 +63,19 @@ def test_sorting_by_price_lists_the_products_asked_for(demo_collection, demo_mod
     )
     prices = [h.payload["price"] for h in hits]
     assert prices == sorted(prices)
+
+    # Filters narrow what the query asks for; they do not narrow what counts as relevant.
+    rows = relevance.demo_rows()
+    dresses = sorted(r["price"] for r in rows if r["category"] == "dress")
+    only = Filter(equals={"category": "dress"})
+    vector = demo_model.encode_text(["dress"])[0]
+    listed = search_text(demo_collection, "dress", vector, options, filter=only, limit=200)
+    assert len(listed) >= 0.9 * len(dresses) and listed[0].payload["price"] == dresses[0]
+    red = search_text(
+        demo_collection, "dress", vector, options, filter=Filter(equals={"color": "red"}), limit=50
+    )
+    assert red and all(h.payload["category"] == "dress" for h in red)  # no red t-shirts
+    shoes = Filter(equals={"category": "shoes"})  # none of what "dress" asks for passes
+    listed = search_text(demo_collection, "dress", vector, options, filter=shoes, limit=12)
+    prices = [h.payload["price"] for h in listed]
+    assert listed and prices == sorted(prices)  # the filtered candidates, sorted as before

@@ -130,30 +130,34 @@ def search_text(
 
 
 def relevant_for_sorting(collection: Collection, ranking: Ranking) -> Ranking:
-    """`ranking`, where it sorts by a field, cut to the candidates that are relevant.
+    """`ranking`, where it sorts by a field, limited to the products the query asks for.
 
     Sorting all `candidates` by price lists whatever is cheapest among them: on a small
-    catalog that is half the shop ("red dress" by price began with red t-shirts). The
-    candidates are ranked by relevance alone first (no boosts, diversity or sort), and only
-    those scoring within `SORT_RELEVANCE_SHARE` of the best one's lead over the last are
-    sorted (`Ranking.relevance_floor`). Equal scores fall on the same side of the floor, so
-    every page sees the same cut.
+    catalog that is half the shop ("red dress" by price began with red t-shirts). So the
+    query is first ranked by relevance alone (no filters, boosts, diversity or sort), and
+    the products scoring within `SORT_RELEVANCE_SHARE` of the best one's lead over the last
+    candidate are the ones sorted, among those the filters let through. Without filters the
+    relevance of "dress" would be judged among dresses only (choosing the Dress category
+    then hid most of them). Where no product the query asks for passes the filters, the
+    filtered candidates are sorted as before. The same ids for every page: pages never shift.
     """
     if ranking.sort is None:
         return ranking
     plain = replace(
-        ranking, sort=None, boosts=(), diversity=0.0, collapse=None, offset=0,
+        ranking, sort=None, boosts=(), diversity=0.0, collapse=None, offset=0, filter=None,
         limit=ranking.candidates,
     )  # fmt: skip
-    scores = [hit.score for hit in collection.query(plain)]
-    if len(scores) < 2 or scores[0] <= scores[-1]:
+    hits = collection.query(plain)
+    if len(hits) < 2 or hits[0].score <= hits[-1].score:
         return ranking
-    # A floor, not a count: fused scores depend on how many candidates each search brings
-    # (DBSF scales by their spread), so the same best `candidates` are kept and cut by score.
-    cut = scores[0] - SORT_RELEVANCE_SHARE * (scores[0] - scores[-1])
-    lowest_kept = min(score for score in scores if score >= cut)
-    # just under the lowest score kept: the engine compares in float32, ties stay together
-    return replace(ranking, relevance_floor=lowest_kept - 1e-6 * max(1.0, abs(lowest_kept)))
+    cut = hits[0].score - SORT_RELEVANCE_SHARE * (hits[0].score - hits[-1].score)
+    asked_for = [hit.id for hit in hits if hit.score >= cut]
+    narrowed = replace(ranking.filter or Filter(), only_ids=asked_for)
+    if ranking.filter is not None and not collection.query(
+        replace(plain, filter=narrowed, limit=1)
+    ):
+        return ranking  # the filters leave none of them: sort what they leave
+    return replace(ranking, filter=narrowed)
 
 
 def _exact_first(collection: Collection, text: str, ranking: Ranking) -> list[Hit]:

@@ -42,16 +42,19 @@ class Filter:
     """Payload conditions, all of which must hold.
 
     `equals`: field == value; `any_of`: field is one of the values (or, for a list field, holds
-    one of them); `ranges`: numeric bounds; `exclude_ids`: catalog ids left out of the results.
+    one of them); `ranges`: numeric bounds; `exclude_ids`: catalog ids left out of the results;
+    `only_ids`: where given, the catalog ids results may come from.
     """
 
     equals: Mapping[str, Scalar] = field(default_factory=dict)
     any_of: Mapping[str, Sequence[str | int | bool]] = field(default_factory=dict)
     ranges: Mapping[str, Range] = field(default_factory=dict)
     exclude_ids: Sequence[CatalogId] = ()
+    only_ids: Sequence[CatalogId] | None = None
 
     def is_empty(self) -> bool:
-        return not (self.equals or self.any_of or self.ranges or self.exclude_ids)
+        restricted = self.only_ids is not None
+        return not (self.equals or self.any_of or self.ranges or self.exclude_ids or restricted)
 
 
 @dataclass
@@ -135,9 +138,6 @@ class Ranking:
     exact: bool = False
     ef: int | None = None
     keyword_weight: float = 1.0  # RRF weight of the keyword ranking against the dense one
-    # Where a stage re-ranks: the relevance score a candidate needs to be re-ranked at all
-    # (the fused score, or the one search's; None: the best `candidates`, whatever they score)
-    relevance_floor: float | None = None
 
     def reranks(self) -> bool:
         """Whether any stage re-ranks, so the relevance cut-off applies."""

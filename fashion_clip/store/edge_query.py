@@ -39,16 +39,11 @@ def ranking_stages(ranking: Ranking, params: Any, bools: set[str]) -> tuple[Any,
             if ranking.fusion == "dbsf"
             else qe.Fusion.Rrf(k=RRF_K, weights=[1.0, ranking.keyword_weight])
         )
-    floor = ranking.relevance_floor  # on the relevance stage only: the first one wrapped
     for stage in rerankers(ranking, bools):
-        inner = qe.Prefetch(
-            size, query=query, prefetches=prefetches, filter=where, score_threshold=floor
-        )
+        inner = qe.Prefetch(size, query=query, prefetches=prefetches, filter=where)
         if prefetches is None:  # the leaf search itself: it takes the search params
-            inner = qe.Prefetch(
-                size, query=query, params=params, filter=where, score_threshold=floor
-            )
-        query, prefetches, floor = stage, [inner], None
+            inner = qe.Prefetch(size, query=query, params=params, filter=where)
+        query, prefetches = stage, [inner]
     return query, prefetches
 
 
@@ -110,6 +105,8 @@ def query_filter(filter: Filter | None) -> Any:
         path = field_path(key)
         bounds = qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
         must.append(qe.FieldCondition(path, range=bounds))
+    if filter.only_ids is not None:
+        must.append(qe.HasIdCondition({point_id(i) for i in filter.only_ids}))
     must_not = []
     if filter.exclude_ids:
         must_not.append(qe.HasIdCondition({point_id(i) for i in filter.exclude_ids}))

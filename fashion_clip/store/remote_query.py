@@ -38,17 +38,15 @@ def ranking_stages(
         prefetches: list[qm.Prefetch] | None = leaves
     else:
         query, prefetches = leaves[0].query, None
-    floor = ranking.relevance_floor  # on the relevance stage only: the first one wrapped
     for stage in rerankers(ranking, bools):
         if prefetches is None:  # the leaf search itself becomes the first prefetch
-            inner = leaves[0].model_copy(update={"score_threshold": floor})
+            inner = leaves[0]
         else:
             using = ranking.using if isinstance(query, qm.NearestQuery) else None  # MMR's
             inner = qm.Prefetch(
-                prefetch=prefetches, query=query, using=using, limit=size, filter=where,
-                score_threshold=floor,
-            )  # fmt: skip
-        query, prefetches, floor = stage, [inner], None
+                prefetch=prefetches, query=query, using=using, limit=size, filter=where
+            )
+        query, prefetches = stage, [inner]
     return query, prefetches
 
 
@@ -114,6 +112,8 @@ def query_filter(filter: Filter | None) -> qm.Filter | None:
         path = field_path(key)
         bounds = qm.Range(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
         must.append(qm.FieldCondition(key=path, range=bounds))
+    if filter.only_ids is not None:
+        must.append(qm.HasIdCondition(has_id=[point_id(i) for i in filter.only_ids]))
     must_not: list[Any] = []
     if filter.exclude_ids:
         must_not.append(qm.HasIdCondition(has_id=[point_id(i) for i in filter.exclude_ids]))
