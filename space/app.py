@@ -17,6 +17,7 @@ import gradio as gr
 from fashion_clip.model.clip import ClipModel
 from fashion_clip.settings import Settings
 from fashion_clip.store import Collection
+from fashion_clip.store.embedded import PICTURES_ROOT
 from space import cache_sweep, handlers
 from space.components import serve_in_place
 from space.filters import Facets, read_facets
@@ -65,7 +66,7 @@ def build_demo(
     facets = facets or read_facets(collection)
     if pictures is None:
         extra = collection.info().extra
-        roots = [extra.get("images_root"), extra.get("pictures_root")]  # pictures_root: embedded
+        roots = [extra.get("images_root"), extra.get(PICTURES_ROOT)]  # embedded pictures
         pictures = Pictures([r for r in roots if r and "://" not in r])
     serve_in_place(pictures.static_paths)
     allow_private_urls = settings is not None and settings.allow_private_urls

@@ -44,6 +44,7 @@ from fashion_clip.store import (
     add_payload_indexes,
     infer_payload_indexes,
 )
+from fashion_clip.store.embedded import PICTURES_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def index_catalog(
         "last_run" + (f" shard {options.shard}" if options.shard else ""): summary.as_dict(),
     }
     if options.pictures is not None:  # the app serves embedded pictures from there too
-        extra["pictures_root"] = str(options.pictures)
+        extra[PICTURES_ROOT] = str(options.pictures)
     collection.set_extra(extra)
     if summary.indexed or summary.deleted:
         collection.optimize()  # the embedded store builds its HNSW index only when asked

@@ -46,8 +46,12 @@ TAGGED_KEY = "tagged_fields"  # in the collection's record: the fields tagging w
 
 def tagged_fields(collection: Collection) -> frozenset[str]:
     """The payload fields tagging wrote into `collection`, confidence fields included."""
-    names = collection.info().extra.get(TAGGED_KEY) or []
+    names = _tagged_names(collection)
     return frozenset(name + suffix for name in names for suffix in ("", CONFIDENCE_SUFFIX))
+
+
+def _tagged_names(collection: Collection) -> list[str]:
+    return collection.info().extra.get(TAGGED_KEY) or []
 
 
 @dataclass(frozen=True)
@@ -116,8 +120,7 @@ def tag_collection(
     for attribute in attributes:
         collection.create_payload_index(attribute.field, "keyword")
     # Recorded before the first write: a run cut short has still tagged some points.
-    before = collection.info().extra.get(TAGGED_KEY) or []
-    collection.set_extra({TAGGED_KEY: sorted(set(before) | set(names))})
+    collection.set_extra({TAGGED_KEY: sorted(set(_tagged_names(collection)) | set(names))})
     page: list[Point] = []
     for point in collection.iter_points(batch_size=PAGE, with_vectors=True):
         if "image" in point.vectors:

@@ -66,14 +66,33 @@ _CAN_TERMINATE = sys.version_info >= (3, 11, 7)
 
 
 class StoredState(NamedTuple):
-    """What a row's stored point says about it (None for a new row)."""
+    """What a row's stored point says about it (None for a new row): its payload, and the
+    bookkeeping fields a worker compares with, read from it."""
 
-    fingerprint: str | None
-    vectors_key: str | None
-    stamp: str | None = None  # what the image's source said about its version
-    image_sha256: str | None = None  # the image bytes' hash that stamp vouches for
-    source: str | None = None  # the image reference, resolved
-    payload: dict[str, Any] | None = None  # the whole stored payload
+    payload: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.payload.get(FINGERPRINT_FIELD)
+
+    @property
+    def vectors_key(self) -> str | None:
+        return self.payload.get(VECTORS_FIELD)
+
+    @property
+    def stamp(self) -> str | None:
+        """What the image's source said about its version."""
+        return self.payload.get(STAMP_FIELD)
+
+    @property
+    def image_sha256(self) -> str | None:
+        """The image bytes' hash that the stamp vouches for."""
+        return self.payload.get(IMAGE_HASH_FIELD)
+
+    @property
+    def source(self) -> str | None:
+        """The image reference, resolved."""
+        return self.payload.get(SOURCE_FIELD)
 
 
 Stored = StoredState | None
@@ -122,17 +141,8 @@ class _Fetched:
 
 
 def stored_state(payload: dict[str, Any] | None) -> Stored:
-    """The part of a stored point's payload a worker compares with."""
-    if payload is None:
-        return None
-    return StoredState(
-        payload.get(FINGERPRINT_FIELD),
-        payload.get(VECTORS_FIELD),
-        payload.get(STAMP_FIELD),
-        payload.get(IMAGE_HASH_FIELD),
-        payload.get(SOURCE_FIELD),
-        payload,
-    )
+    """A stored point's payload as a worker compares with it (None for a new row)."""
+    return None if payload is None else StoredState(payload)
 
 
 def _fetch(row: Row, stored: Stored, spec: PrepareSpec, versions: ObjectVersions) -> _Fetched:
@@ -190,7 +200,7 @@ def unchanged_by_file_stamp(row: Row, stored: Stored, spec: PrepareSpec) -> bool
     if key != stored.vectors_key:  # then the fingerprint differs too
         return False
     fields = {**row.payload, SOURCE_FIELD: source}
-    if stored.payload is not None and _stored_as_they_are(fields, stored.payload):
+    if _stored_as_they_are(fields, stored.payload):
         return True  # the fingerprint would hash what it hashed when written
     return fingerprint(key, fields) == stored.fingerprint
 

@@ -34,6 +34,7 @@ LOCK_FILE = ".lock"
 # Beside the collections, not one of them: the pictures a catalog embeds (Parquet bytes), kept
 # for the app as `{root}/_pictures/{collection}/{sha256}{suffix}` (`ingest.pictures`).
 PICTURES_FOLDER = "_pictures"
+PICTURES_ROOT = "pictures_root"  # the collection record's `extra` key naming that folder
 
 
 class DirectoryLock:

@@ -21,7 +21,7 @@ def point_id(catalog_id: str | int) -> str:
     if isinstance(catalog_id, bool) or not isinstance(catalog_id, (str, int)):
         raise StoreError(f"catalog ids are strings or integers, not {type(catalog_id).__name__}")
     # uuid.uuid5, written out: a re-run computes one per row, and the UUID objects it builds
-    # cost twice the hash (the result is the same string; tests/test_store_ids.py checks).
+    # cost twice the hash (the result is the same string; tests/test_store_embedded.py checks).
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + str(catalog_id).encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -26,9 +26,10 @@ from typing import Any
 
 from fashion_clip.errors import StoreError
 from fashion_clip.media import s3
-from fashion_clip.store.base import CollectionInfo, Store
+from fashion_clip.store.base import Collection, CollectionInfo, Store
 from fashion_clip.store.embedded import (
     META_FILE,
+    PICTURES_ROOT,
     SHARD_DIR,
     EmbeddedStore,
     make_directory,
@@ -39,7 +40,6 @@ from fashion_clip.store.meta import check_name, guard, parse_meta
 
 MANIFEST = "fashion_clip_snapshot.json"
 PICTURES = "pictures"  # the snapshot's folder of embedded pictures
-PICTURES_ROOT = "pictures_root"  # where the record says they are (written by the indexer)
 _SIZE_HEADER = "FASHIONCLIP.size"  # full size of a file stored without its trailing zeros
 # What a missing, truncated or corrupt archive raises while being read.
 _BROKEN = (OSError, EOFError, tarfile.TarError, zlib.error)
@@ -174,7 +174,7 @@ def _move_pictures(unpacked: Path, meta: dict[str, Any], store: EmbeddedStore, n
     return before if before and before != str(here) else ""
 
 
-def _repoint(collection: Any, before: str, here: str) -> None:
+def _repoint(collection: Collection, before: str, here: str) -> None:
     """Every payload text naming a picture under `before` names it under `here` instead."""
     prefix = before.rstrip("/") + "/"
     updates: dict[Any, dict[str, Any]] = {}
