@@ -69,15 +69,17 @@ def test_match_mode_and_sort_change_the_results(page, url):
     results(page).first.wait_for(state="visible")
     words = captions(page)
     assert words and all("Northwind" in caption for caption in words)  # the brand's words
+    # What is on show is read before each search: read after, a quick answer would already
+    # be on show, and the wait for a change would never end.
+    keyword = shown_ids(page)
     page.locator("#text-mode").get_by_text("semantic", exact=True).click()
     search(page, "Northwind")
-    meaning = settled(page, "#text-results", shown_ids(page))
+    meaning = settled(page, "#text-results", keyword)
     assert not all("Northwind" in caption for caption in captions(page)), meaning
 
     page.locator("#text-mode").get_by_text("hybrid", exact=True).click()
     search(page, "dress")
-    results(page).first.wait_for(state="visible")
-    by_relevance = shown_ids(page)
+    by_relevance = settled(page, "#text-results", meaning)  # not the last search's, still shown
     choose(page, "text-sort", "price_asc")
     page.locator("#search-button").click()
     settled(page, "#text-results", by_relevance)
