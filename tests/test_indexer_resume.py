@@ -130,16 +130,22 @@ def test_ctrl_c_mid_run_exits_130_and_says_how_to_resume(tmp_path, tiny_model_di
     argv += ["--recreate"] if recreate else []
     env = {**os.environ, "PYTHONPATH": str(REPO), "FASHION_CLIP_MODEL": str(tiny_model_dir),
            "QDRANT_PATH": str(tmp_path / "q"), "QDRANT_URL": ""}  # fmt: skip
-    run = subprocess.Popen(
-        [sys.executable, "-m", "indexer", *argv],
+    run = subprocess.Popen(  # -X faulthandler: SIGABRT prints every thread's stack
+        [sys.executable, "-X", "faulthandler", "-m", "indexer", *argv],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert served.wait(120), "the indexer never asked for an image"
         run.send_signal(signal.SIGINT)
         # Not a speed figure: before, exit waited for the fetch threads' three 15 s attempts
-        # at the hung server (~50 s); now it is immediate, so 20 s only guards a hang.
-        _, err = run.communicate(timeout=20)
+        # at the hung server (~50 s); now it is immediate (about a second), so 40 s only
+        # guards a hang, on a machine however loaded.
+        try:
+            _, err = run.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGABRT)
+            _, err = run.communicate(timeout=30)
+            pytest.fail(f"no exit 40 s after Ctrl-C; where each thread was:\n{err}")
     finally:
         run.kill()
         server.shutdown()

@@ -11,6 +11,8 @@ import pytest
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.ingest.tagging import Attribute, parse_attribute, tag_collection
 from fashion_clip.store import CollectionSpec, Point
+from fashion_clip.store.base import Ranking
+from fashion_clip.store.bm25 import query_vector
 from tests.indexer_fixtures import points, run_indexer, use_store
 from tests.store_fixtures import backend_for
 
@@ -62,7 +64,13 @@ def test_labels_confidence_floor_and_kept_values(store, monkeypatch):
     assert col.facet("category")["dress"] == 3
     assert all(set(p.vectors) == {"image"} for p in col.iter_points(with_vectors=True))
 
+    # keyword search finds the tagged values at once, not only once a point is written again
+    skirts = col.query(Ranking(keywords=query_vector("skirt"), limit=20))
+    assert sorted(h.id for h in skirts) == ["p5", "p8"]  # p2's own "hand-written" kept
+
     tag_collection(col, AxisModel(), [attribute], overwrite=True)
+    skirts = col.query(Ranking(keywords=query_vector("skirt"), limit=20))
+    assert sorted(h.id for h in skirts) == ["p2", "p5", "p8"]
     stored = {p.id: p.payload for p in col.iter_points()}
     assert stored["p2"]["category"] == "skirt"
     assert stored["p9"]["category"] in ("dress", "shirt")  # no floor: the best label

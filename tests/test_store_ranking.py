@@ -82,6 +82,34 @@ def test_keyword_fields_choose_what_is_matched(col):
     assert col.set_keyword_fields(["caption"]) is False  # already so: nothing rewritten
 
 
+def test_set_payloads_derive_the_keywords_anew_and_keep_the_dense_vectors(col, cat):
+    words = query_vector("tangerine")
+    assert col.query(Ranking(keywords=words, limit=5)) == []
+    col.set_payloads({"sku-5": {"color": "tangerine", "color_confidence": 0.91}, "absent": {}})
+    assert ids_of(col.query(Ranking(keywords=words, limit=5))) == ["sku-5"]  # at once
+    (point,) = col.retrieve(["sku-5"], with_vectors=True)
+    assert np.allclose(point.vectors["image"], cat.image[5], atol=1e-6)
+    assert np.allclose(point.vectors["text"], cat.text[5], atol=1e-6)
+    assert point.payload["brand"] == cat.payloads[5]["brand"]  # merged, not replaced
+
+    col.set_payloads({"sku-5": {"color": "red"}})  # a word that goes away is not found
+    assert col.query(Ranking(keywords=words, limit=5)) == []
+    before = ids_of(col.query(Ranking(keywords=query_vector("item"), limit=400)))
+    col.set_payloads({"sku-6": {"image": "tangerine.jpg", "_source": "tangerine"}})
+    assert col.query(Ranking(keywords=words, limit=5)) == []  # a path and bookkeeping: no words
+    assert ids_of(col.query(Ranking(keywords=query_vector("item"), limit=400))) == before
+
+
+def test_a_point_whose_words_all_go_has_no_keywords(store, backend, cat):
+    collection = store.create(backend.prefix + "captions", spec(payload_indexes=INDEXES))
+    collection.upsert(cat.points()[:3])
+    assert collection.set_keyword_fields(["caption"]) is True
+    collection.set_payloads({"sku-1": {"caption": ""}})
+    hits = collection.query(Ranking(keywords=query_vector("item"), limit=5))
+    assert sorted(map(str, ids_of(hits))) == ["0", "sku-2"]  # not sku-1
+    assert collection.count() == 3
+
+
 def rrf(*rankings, k=RRF_K):
     """Reciprocal rank fusion's score per id."""
     scores: dict = {}

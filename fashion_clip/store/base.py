@@ -216,8 +216,10 @@ class Collection(ABC):
 
     @abstractmethod
     def set_payloads(self, updates: Mapping[CatalogId, Mapping[str, Any]]) -> None:
-        """Merge each point's fields into its payload (other fields and the vectors kept), one
-        batch; points that do not exist are ignored. The keywords are not derived anew."""
+        """Merge each point's fields into its payload (other fields and the dense vectors
+        kept), one batch; points that do not exist are ignored. Where the fields are among
+        the words keyword search matches (a tag is), the point's keywords are derived anew
+        from the merged payload, so keyword search finds the new values at once."""
 
     @abstractmethod
     def count(self, filter: Filter | None = None) -> int: ...

@@ -53,7 +53,15 @@ from fashion_clip.store.meta import (
     to_info,
     with_payload_index,
 )
-from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
+from fashion_clip.store.points import (
+    PayloadUpdate,
+    examples,
+    payload_updates,
+    prepare,
+    rewrite_points,
+    to_hit,
+    to_point,
+)
 from fashion_clip.store.query import check_query, group_by_overfetch
 from fashion_clip.store.ranking import run_query
 
@@ -179,11 +187,27 @@ class EdgeCollection(Collection):
     def set_payloads(self, updates: Mapping[Any, Mapping[str, Any]]) -> None:
         # Edge takes one payload per operation: a batch is a run of them under one lock.
         with self.write_lock:
-            for key, fields in updates.items():
-                operation = qe.UpdateOperation.set_payload([point_id(key)], dict(fields))
+            planned = payload_updates(self, updates, document_vector)
+            for update in planned:
+                operation = qe.UpdateOperation.set_payload([update.uuid], update.fields)
                 engine("set payload", self.shard.update, operation)
                 self._changed = True
+            self._set_keywords([update for update in planned if update.words_change])
         self._maybe_flush(len(updates))
+
+    def _set_keywords(self, updates: list[PayloadUpdate]) -> None:
+        """Replace the points' keyword vectors (the dense ones untouched); no words, none."""
+        given = [
+            qe.PointVectors(u.uuid, _with_keywords({}, u.keywords))
+            for u in updates
+            if u.keywords is not None
+        ]
+        if given:
+            engine("set keywords", self.shard.update, qe.UpdateOperation.update_vectors(given))
+        wordless = [u.uuid for u in updates if u.keywords is None]
+        if wordless:
+            operation = qe.UpdateOperation.delete_vectors(wordless, [KEYWORDS_VECTOR])
+            engine("drop keywords", self.shard.update, operation)
 
     def count(self, filter: Filter | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=query_filter(filter))

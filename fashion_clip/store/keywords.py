@@ -55,6 +55,14 @@ def keyword_text(payload: Mapping[str, Any], fields: Sequence[str] | str) -> str
     return " ".join(_words(value) for value in chosen).strip()
 
 
+def changes_words(fields: Mapping[str, Any], keyword_fields: Sequence[str] | str) -> bool:
+    """Whether setting `fields` in a payload can change its keyword text (a tag can; the
+    picture's path or a bookkeeping field cannot)."""
+    if keyword_fields == ALL_TEXT_FIELDS:
+        return any(key not in _NOT_WORDS and not str(key).startswith("_") for key in fields)
+    return any(key in keyword_fields for key in fields)
+
+
 def _is_text(value: Any) -> bool:
     if isinstance(value, str):
         return True

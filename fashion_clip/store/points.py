@@ -7,7 +7,8 @@ anything of its batch is written.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from fashion_clip.store.base import (
     SparseVector,
 )
 from fashion_clip.store.ids import point_id
-from fashion_clip.store.keywords import KEYWORDS_VECTOR, keyword_text
+from fashion_clip.store.keywords import KEYWORDS_VECTOR, changes_words, keyword_text
 
 Prepared = tuple[str, dict[str, list[float]], dict[str, Any], SparseVector | None]
 
@@ -55,6 +56,41 @@ def prepare(
             (uuid, vectors, payload, None if keywords is None or keywords.is_empty() else keywords)
         )
     return prepared
+
+
+@dataclass(frozen=True)
+class PayloadUpdate:
+    """Fields to merge into one stored point's payload, and its keywords after the merge."""
+
+    uuid: str
+    fields: dict[str, Any]
+    words_change: bool  # the fields are among the words keyword search matches
+    keywords: SparseVector | None = None  # where `words_change`: the new ones (None: no words)
+
+
+def payload_updates(
+    collection: Collection,
+    updates: Mapping[CatalogId, Mapping[str, Any]],
+    keywords_of: Callable[[str], SparseVector],
+) -> list[PayloadUpdate]:
+    """`updates` of the points that exist (the others are dropped: `set_payloads` ignores
+    them), each with its keywords as its merged payload will give them where the update may
+    change its words (a tag does; the picture's path does not)."""
+    stored = {point_id(p.id): p.payload for p in collection.retrieve(list(updates))}
+    words = collection.keyword_fields()
+    planned = []
+    for key, fields in updates.items():
+        uuid = point_id(key)
+        if uuid not in stored:
+            continue
+        if words is None or not changes_words(fields, words):
+            planned.append(PayloadUpdate(uuid, dict(fields), words_change=False))
+            continue
+        keywords = keywords_of(keyword_text({**stored[uuid], **fields}, words))
+        planned.append(
+            PayloadUpdate(uuid, dict(fields), True, None if keywords.is_empty() else keywords)
+        )
+    return planned
 
 
 def _vector(collection: Collection, point: Point, name: str, vector: Any) -> list[float]:

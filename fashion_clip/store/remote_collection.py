@@ -40,7 +40,14 @@ from fashion_clip.store.meta import (
     to_info,
     with_payload_index,
 )
-from fashion_clip.store.points import examples, prepare, rewrite_points, to_hit, to_point
+from fashion_clip.store.points import (
+    examples,
+    payload_updates,
+    prepare,
+    rewrite_points,
+    to_hit,
+    to_point,
+)
 from fashion_clip.store.query import check_group_sizes, check_query
 from fashion_clip.store.ranking import run_query
 from fashion_clip.store.remote_query import query_filter, ranking_stages, top_space
@@ -99,17 +106,31 @@ class RemoteCollection(Collection):
             self._call("upsert points", self._c.upsert, points=batch, wait=True)
 
     def set_payloads(self, updates: Mapping[Any, Mapping[str, Any]]) -> None:
-        operations = [
-            qm.SetPayloadOperation(
-                set_payload=qm.SetPayload(payload=dict(fields), points=[point_id(key)])
-            )
-            for key, fields in updates.items()
+        planned = payload_updates(self, updates, document_vector)
+        operations: list[Any] = [
+            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=u.fields, points=[u.uuid]))
+            for u in planned
         ]
+        rewords = [u for u in planned if u.words_change]
+        given = [
+            qm.PointVectors(id=u.uuid, vector=_with_keywords({}, u.keywords))
+            for u in rewords
+            if u.keywords is not None
+        ]
+        if given:  # the keyword vector replaced, the dense ones untouched
+            operations.append(
+                qm.UpdateVectorsOperation(update_vectors=qm.UpdateVectors(points=given))
+            )
+        wordless = [u.uuid for u in rewords if u.keywords is None]
+        if wordless:
+            deletion = qm.DeleteVectors(points=wordless, vector=[KEYWORDS_VECTOR])
+            operations.append(qm.DeleteVectorsOperation(delete_vectors=deletion))
+        self._batches("set payload", operations)
+
+    def _batches(self, doing: str, operations: Sequence[Any]) -> None:
         for start in range(0, len(operations), _UPSERT_BATCH):
             batch = operations[start : start + _UPSERT_BATCH]
-            self._call(
-                "set payload", self._c.batch_update_points, update_operations=batch, wait=True
-            )
+            self._call(doing, self._c.batch_update_points, update_operations=batch, wait=True)
 
     def delete(self, ids: Sequence[Any]) -> None:
         if ids:
