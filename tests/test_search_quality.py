@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import relevance, sort_relevance
+from benchmarks import diversity, relevance, sort_relevance
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,36 @@ def test_sorting_by_price_lists_the_products_asked_for(demo_collection, demo_mod
     listed = search_text(demo_collection, "dress", vector, options, filter=shoes, limit=12)
     prices = [h.payload["price"] for h in listed]
     assert listed and prices == sorted(prices)  # the filtered candidates, sorted as before
+
+
+def test_full_diversity_varies_the_results_and_stays_on_topic(demo_collection, demo_model):
+    figures = diversity.measure(
+        demo_collection, demo_model, modes=("semantic",), diversities=(0.0, 1.0)
+    )
+    for name in ("semantic", "picture"):  # with MMR's novelty = diversity: 0.17 and 0.15
+        kept = figures[f"{name}_d1.0_precision"] / figures[f"{name}_d0.0_precision"]
+        assert kept >= 0.9, (name, kept)
+    assert figures["semantic_d1.0_likeness"] <= figures["semantic_d0.0_likeness"] - 0.1
+
+
+def test_diversity_in_keyword_mode_shows_only_what_the_words_match(demo_collection, demo_model):
+    from fashion_clip.api.search import SearchOptions, search_text
+
+    vector = demo_model.encode_text(["Northwind"])[0]
+    words = SearchOptions(mode="keyword", diversity=0.5)
+    hits = search_text(demo_collection, "Northwind", vector, words, limit=24)
+    assert len(hits) == 24 and all(h.payload["brand"] == "Northwind" for h in hits)
+    plain = search_text(
+        demo_collection, "Northwind", vector, SearchOptions(mode="keyword"), limit=24
+    )
+    assert [h.id for h in hits] != [h.id for h in plain]  # varied, among the brand's
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan")])
+def test_a_diversity_out_of_range_is_refused_by_name(demo_collection, demo_model, value):
+    from fashion_clip.api.search import SearchOptions, search_text
+    from fashion_clip.errors import InvalidInputError
+
+    vector = demo_model.encode_text(["dress"])[0]
+    with pytest.raises(InvalidInputError, match="diversity must be between 0 and 1"):
+        search_text(demo_collection, "dress", vector, SearchOptions(diversity=value), limit=5)
