@@ -155,3 +155,15 @@ def test_a_redirect_off_the_web_is_refused(serve, monkeypatch):
     outside = serve("127.0.0.1", redirect_to="ftp://127.0.0.2/secret")
     with pytest.raises(ImageLoadError, match=r"HTTP 302 redirected to 'ftp://127\.0\.0\.2/secret'"):
         fetch_http(outside.base + "/a.jpg", max_bytes=1000, public_only=True)
+
+
+@pytest.mark.parametrize("public_only", [False, True])
+def test_a_url_with_a_login_is_refused_without_showing_its_password(serve, public_only):
+    server = serve()
+    host = server.base.removeprefix("http://")
+    with pytest.raises(ImageLoadError) as caught:
+        fetch_http(f"http://bob:s3cret-pw@{host}/x.jpg", max_bytes=1000, public_only=public_only)
+    message = str(caught.value)
+    assert "user name or password is not fetched" in message and f"bob:***@{host}" in message
+    assert "s3cret-pw" not in message and "nonnumeric port" not in message
+    assert server.paths == []  # nothing sent: not the password, not the request

@@ -21,12 +21,14 @@ import ipaddress
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 from fashion_clip.errors import ImageLoadError
 from fashion_clip.media.deadline import Deadline, current_deadline, deadline_for_this_thread
+from fashion_clip.redact import HIDDEN
 
 HTTP_TIMEOUT_S = 15.0
 HTTP_RETRIES = 2  # extra attempts after a transient failure (timeout, 5xx, connection reset)
@@ -223,12 +225,32 @@ def _fetch(
     deadline: float | None,
     headers: dict[str, str],
 ) -> tuple[bytes | None, dict[str, str]]:
+    _refuse_credentials(url)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **headers})
     except ValueError as exc:  # `http://[::1/x.jpg`: urllib cannot even split it
         raise ImageLoadError(url, f"not a valid web address ({exc})") from None
     with deadline_for_this_thread(deadline) as limit:
         return _fetch_with_retries(request, url, max_bytes, timeout, retries, public_only, limit)
+
+
+def _refuse_credentials(url: str) -> None:
+    """Refuse `https://user:password@host/…`. The address is kept with the product and
+    handed to the browsers that show its picture, so its password would be too (and urllib,
+    which sends no login from a URL, read `password@host` as a port: "nonnumeric port")."""
+    try:
+        netloc = urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        return  # refused as not a valid web address, by the request
+    if "@" in netloc:
+        user = netloc.rpartition("@")[0].partition(":")[0]
+        host = netloc.rpartition("@")[2]
+        raise ImageLoadError(
+            f"{urllib.parse.urlsplit(url).scheme}://{user}:{HIDDEN}@{host}/…",
+            "a web address with a user name or password is not fetched: the password would "
+            "be kept and shown with it (a product's picture address goes to every visitor's "
+            "browser); use an address without a login, or S3 with the indexer's credentials",
+        )
 
 
 def _fetch_with_retries(
