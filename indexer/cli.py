@@ -9,6 +9,7 @@ import argparse
 import math
 
 from fashion_clip.ingest.catalog import FORMAT_NAMES
+from fashion_clip.ingest.columns import ROLES
 from fashion_clip.ingest.decoding import DECODE_MODES
 from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION
 from fashion_clip.ingest.shards import Shard, parse_shard
@@ -47,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "catalog", metavar="CATALOG",
         help="a .csv, .jsonl, .json (list of objects) or .parquet file, local, s3://bucket/key "
         "or http(s)://, or a Hugging Face dataset hf://datasets/OWNER/NAME[/PATH]; needs 'id' "
-        "and 'image' fields (Parquet: image as a path, bytes or a {bytes, path} struct), "
-        "'caption' recommended, every other field becomes payload",
+        "and 'image' fields (or --id-column and --image-column naming them; Parquet: image as "
+        "a path, bytes or a {bytes, path} struct), 'caption' recommended, every other field "
+        "becomes payload",
     )  # fmt: skip
     index.add_argument(
         "--images", metavar="ROOT",
@@ -174,10 +176,12 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
         help="hf:// catalogs: the split to read (default: the only one, else train)",
     )  # fmt: skip
     parser.add_argument("--revision", metavar="REV", help="hf:// catalogs: a branch, tag or commit")
-    for role in ("id", "image", "caption"):
+    for role in ROLES:
         parser.add_argument(
             f"--{role}-column", metavar="COL",
-            help=f"Parquet catalogs: the column holding the {role} (default: '{role}')",
+            help=f"the catalog field (CSV or Parquet column, JSON key) holding the {role}, where "
+            f"it goes by another name (default: '{role}'); a field called '{role}' then becomes "
+            f"'{role}_original'",
         )  # fmt: skip
 
 

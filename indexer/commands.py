@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from fashion_clip.ingest.catalog import Row
+from fashion_clip.ingest.columns import ROLES
 from fashion_clip.ingest.evaluate import evaluate
 from fashion_clip.ingest.job import (
     OpenCatalog,
@@ -80,7 +81,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _open_catalog(args: argparse.Namespace) -> contextlib.AbstractContextManager[OpenCatalog]:
     """The catalog as the command line names it: format, hub split and revision, and the
     columns that hold the id, image and caption (--id-column and friends)."""
-    given = {role: getattr(args, f"{role}_column") for role in ("id", "image", "caption")}
+    given = {role: getattr(args, f"{role}_column") for role in ROLES}
     columns = {role: column for role, column in given.items() if column}
     return open_catalog(
         args.catalog, args.format, split=args.split, revision=args.revision, columns=columns

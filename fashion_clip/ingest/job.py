@@ -81,7 +81,7 @@ class OpenCatalog:
             from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: Parquet only
 
             return read_parquet_rows(self.path, name=self.location, columns=self.columns)
-        return read_rows(self.path, self.fmt, name=self.location)
+        return read_rows(self.path, self.fmt, name=self.location, columns=self.columns)
 
 
 @contextlib.contextmanager
@@ -95,14 +95,10 @@ def open_catalog(
 ) -> Iterator[OpenCatalog]:
     """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole.
 
-    `split` and `revision`: of an `hf://` dataset. `columns`: a Parquet catalog's columns
-    that hold the id, image and caption, where they go by other names (`{"id": "item_ID"}`).
+    `split` and `revision`: of an `hf://` dataset. `columns`: the catalog's fields that hold
+    the id, image and caption, where they go by other names (`{"id": "item_ID"}`).
     """
     fmt = catalog_format(location, fmt)
-    if columns and fmt != "parquet":
-        raise ConfigurationError(
-            "--id-column, --image-column and --caption-column apply to Parquet"
-        )
     with local_copy(location, split=split, revision=revision) as path:
         catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
         if fmt == "parquet":
