@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     index.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to fill (default: FASHION_CLIP_COLLECTION, else the catalog file's name)",
+        help="collection to fill (default: FASHION_CLIP_COLLECTION, else the catalog file's "
+        "name); one this run creates and writes nothing to is removed again",
     )  # fmt: skip
     _indexing_options(index)
     index.add_argument(

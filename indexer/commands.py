@@ -25,6 +25,7 @@ from fashion_clip.ingest.job import (
     index_catalog,
     index_demo,
     open_catalog,
+    run_collection,
 )
 from fashion_clip.ingest.pictures import pictures_folder
 from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
@@ -59,8 +60,11 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         with (
             open_store(settings) as store,
             Reporter(args.report, _print_skip) as reporter,
-            store.open_or_create(name, spec, recreate=args.recreate) as collection,
-        ):
+            run_collection(
+                store, name, spec, recreate=args.recreate, shared=options.shard is not None,
+                on_removed=_note,
+            ) as collection,
+        ):  # fmt: skip
             summary = index_catalog(catalog, root, collection, model, reporter, options)
     return _finished(f"{name} shard {options.shard}" if options.shard else name, summary)
 
