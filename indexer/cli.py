@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = command("info", "show a collection's size, model, dimension and store")
     info.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to describe (default: FASHION_CLIP_COLLECTION, else list them all)",
+        help="collection to describe (default: FASHION_CLIP_COLLECTION, else list them all and "
+        "name the one the app serves)",
     )  # fmt: skip
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(run="info")
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     evaluate.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to evaluate (default: FASHION_CLIP_COLLECTION, else the catalog's name)",
+        help="collection to evaluate (default: FASHION_CLIP_COLLECTION, else the catalog's name "
+        "where such a collection exists, else the one the app serves: the last indexed)",
     )  # fmt: skip
     evaluate.add_argument(
         "--model", metavar="M",
@@ -137,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tag.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to tag (default: FASHION_CLIP_COLLECTION, else 'demo')",
+        help="collection to tag (default: the one the app serves: FASHION_CLIP_COLLECTION, "
+        "else the last indexed catalog's, else 'demo')",
     )  # fmt: skip
     tag.add_argument(
         "--attribute", metavar="FIELD=L1,L2,...", action="append", required=True,
@@ -162,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument(
         "--collection", metavar="NAME", type=_collection,
         help="collection to export or import into (default: FASHION_CLIP_COLLECTION, else "
-        "'demo' for push and the snapshot's own name for pull)",
+        "for push the one the app serves, the last indexed catalog's or 'demo', and for pull "
+        "the snapshot's own name)",
     )  # fmt: skip
     snapshot.add_argument(
         "--recreate", action="store_true", help="pull: replace an existing collection"
