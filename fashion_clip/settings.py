@@ -38,7 +38,7 @@ class Settings:
     qdrant_url: str | None = field(default=None, repr=False)  # shown redacted, see __repr__
     qdrant_api_key: str | None = field(default=None, repr=False)
     qdrant_path: Path = Path("data/qdrant")
-    collection: str | None = None  # None: "demo" until a catalog is indexed under another name
+    collection: str | None = None  # None: the last indexed catalog's (`ingest.choice`), else "demo"
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     # temporary (STS) credentials come with one

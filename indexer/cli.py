@@ -9,6 +9,7 @@ import argparse
 import math
 
 from fashion_clip.ingest.catalog import FORMAT_NAMES
+from fashion_clip.ingest.columns import ROLES
 from fashion_clip.ingest.decoding import DECODE_MODES
 from fashion_clip.ingest.prune import DEFAULT_MAX_FRACTION
 from fashion_clip.ingest.shards import Shard, parse_shard
@@ -47,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "catalog", metavar="CATALOG",
         help="a .csv, .jsonl, .json (list of objects) or .parquet file, local, s3://bucket/key "
         "or http(s)://, or a Hugging Face dataset hf://datasets/OWNER/NAME[/PATH]; needs 'id' "
-        "and 'image' fields (Parquet: image as a path, bytes or a {bytes, path} struct), "
-        "'caption' recommended, every other field becomes payload",
+        "and 'image' fields (or --id-column and --image-column naming them; Parquet: image as "
+        "a path, bytes or a {bytes, path} struct), 'caption' recommended, every other field "
+        "becomes payload",
     )  # fmt: skip
     index.add_argument(
         "--images", metavar="ROOT",
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     index.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to fill (default: FASHION_CLIP_COLLECTION, else the catalog file's name)",
+        help="collection to fill (default: FASHION_CLIP_COLLECTION, else the catalog file's "
+        "name); one this run creates and writes nothing to is removed again",
     )  # fmt: skip
     _indexing_options(index)
     index.add_argument(
@@ -93,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = command("info", "show a collection's size, model, dimension and store")
     info.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to describe (default: FASHION_CLIP_COLLECTION, else list them all)",
+        help="collection to describe (default: FASHION_CLIP_COLLECTION, else list them all and "
+        "name the one the app serves)",
     )  # fmt: skip
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(run="info")
@@ -111,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     evaluate.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to evaluate (default: FASHION_CLIP_COLLECTION, else the catalog's name)",
+        help="collection to evaluate (default: FASHION_CLIP_COLLECTION, else the catalog's name "
+        "where such a collection exists, else the one the app serves: the last indexed)",
     )  # fmt: skip
     evaluate.add_argument(
         "--model", metavar="M",
@@ -134,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tag.add_argument(
         "--collection", metavar="NAME", type=_collection,
-        help="collection to tag (default: FASHION_CLIP_COLLECTION, else 'demo')",
+        help="collection to tag (default: the one the app serves: FASHION_CLIP_COLLECTION, "
+        "else the last indexed catalog's, else 'demo')",
     )  # fmt: skip
     tag.add_argument(
         "--attribute", metavar="FIELD=L1,L2,...", action="append", required=True,
@@ -159,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument(
         "--collection", metavar="NAME", type=_collection,
         help="collection to export or import into (default: FASHION_CLIP_COLLECTION, else "
-        "'demo' for push and the snapshot's own name for pull)",
+        "for push the one the app serves, the last indexed catalog's or 'demo', and for pull "
+        "the snapshot's own name)",
     )  # fmt: skip
     snapshot.add_argument(
         "--recreate", action="store_true", help="pull: replace an existing collection"
@@ -174,10 +181,12 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
         help="hf:// catalogs: the split to read (default: the only one, else train)",
     )  # fmt: skip
     parser.add_argument("--revision", metavar="REV", help="hf:// catalogs: a branch, tag or commit")
-    for role in ("id", "image", "caption"):
+    for role in ROLES:
         parser.add_argument(
             f"--{role}-column", metavar="COL",
-            help=f"Parquet catalogs: the column holding the {role} (default: '{role}')",
+            help=f"the catalog field (CSV or Parquet column, JSON key) holding the {role}, where "
+            f"it goes by another name (default: '{role}'); a field called '{role}' then becomes "
+            f"'{role}_original'",
         )  # fmt: skip
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from fashion_clip.ingest.catalog import Row
+from fashion_clip.ingest.choice import choose_collection
+from fashion_clip.ingest.columns import ROLES
 from fashion_clip.ingest.evaluate import evaluate
 from fashion_clip.ingest.job import (
     OpenCatalog,
@@ -24,6 +26,7 @@ from fashion_clip.ingest.job import (
     index_catalog,
     index_demo,
     open_catalog,
+    run_collection,
 )
 from fashion_clip.ingest.pictures import pictures_folder
 from fashion_clip.ingest.pipeline import IndexOptions, default_batch_size, default_workers
@@ -33,7 +36,7 @@ from fashion_clip.ingest.tagging import parse_attribute, tag_collection
 from fashion_clip.model import allocator
 from fashion_clip.model.runtime import load_configured_model
 from fashion_clip.settings import DEFAULT_COLLECTION, Settings
-from fashion_clip.store import open_store
+from fashion_clip.store import Store, open_store
 from fashion_clip.store.snapshot import pull_snapshot, push_snapshot
 from indexer import exit_codes
 
@@ -58,8 +61,11 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         with (
             open_store(settings) as store,
             Reporter(args.report, _print_skip) as reporter,
-            store.open_or_create(name, spec, recreate=args.recreate) as collection,
-        ):
+            run_collection(
+                store, name, spec, recreate=args.recreate, shared=options.shard is not None,
+                on_removed=_note,
+            ) as collection,
+        ):  # fmt: skip
             summary = index_catalog(catalog, root, collection, model, reporter, options)
     return _finished(f"{name} shard {options.shard}" if options.shard else name, summary)
 
@@ -80,7 +86,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _open_catalog(args: argparse.Namespace) -> contextlib.AbstractContextManager[OpenCatalog]:
     """The catalog as the command line names it: format, hub split and revision, and the
     columns that hold the id, image and caption (--id-column and friends)."""
-    given = {role: getattr(args, f"{role}_column") for role in ("id", "image", "caption")}
+    given = {role: getattr(args, f"{role}_column") for role in ROLES}
     columns = {role: column for role, column in given.items() if column}
     return open_catalog(
         args.catalog, args.format, split=args.split, revision=args.revision, columns=columns
@@ -136,6 +142,7 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as store:
         wanted = args.collection or settings.collection
         names = [wanted] if wanted else store.list_collections()
+        chosen = None if wanted else choose_collection(settings, store)
         described = []
         for name in names:
             with store.open(name) as collection:
@@ -147,6 +154,7 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
         return exit_codes.OK
     if not described:
         print(f"store: {location}\nno collections yet; index a catalog with `indexer index`")
+        return exit_codes.OK
     for info in described:
         record = _info_record(info)
         rows = [("collection", info.name), ("store", location)]
@@ -157,6 +165,9 @@ def run_info(args: argparse.Namespace, settings: Settings) -> int:
                         for key, value in rows))  # fmt: skip
         if len(described) > 1:
             print()
+    if chosen is not None:
+        print(f"without --collection the app and the commands use {chosen.name!r} "
+              f"({chosen.reason})")  # fmt: skip
     return exit_codes.OK
 
 
@@ -178,7 +189,7 @@ def _info_record(info: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     with _open_catalog(args) as catalog, open_store(settings) as store:
-        name = args.collection or settings.collection or catalog_name(args.catalog)
+        name = _evaluated_collection(args, settings, store)
         built_with = store.open(name).info().model_id
         model, note = load_configured_model(settings, args.model or built_with, fallback=False)
         allocator.tune_for(model.device)
@@ -208,11 +219,21 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return exit_codes.OK
 
 
+def _evaluated_collection(args: argparse.Namespace, settings: Settings, store: Store) -> str:
+    """--collection; else FASHION_CLIP_COLLECTION; else the collection `index CATALOG` fills
+    (named after the catalog) where it exists; else the one the app serves."""
+    own = catalog_name(args.catalog)
+    if args.collection or settings.collection or not store.exists(own):
+        return _existing_collection(args, settings, store)
+    _note(f"collection {own!r} (named after the catalog; --collection chooses another)")
+    return own
+
+
 # ---------------------------------------------------------------------- tag
 def run_tag(args: argparse.Namespace, settings: Settings) -> int:
     attributes = [parse_attribute(text) for text in args.attribute]
     with open_store(settings) as store:
-        name = args.collection or settings.collection or DEFAULT_COLLECTION
+        name = _existing_collection(args, settings, store)
         built_with = store.open(name).info().model_id
         model, note = load_configured_model(settings, args.model or built_with, fallback=False)
         if note:
@@ -230,7 +251,7 @@ def run_tag(args: argparse.Namespace, settings: Settings) -> int:
 def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as store:
         if args.action == "push":
-            name = args.collection or settings.collection or DEFAULT_COLLECTION
+            name = _existing_collection(args, settings, store)
             where = push_snapshot(store, name, args.uri)
             print(f"pushed collection {name!r} to {where}")
         else:
@@ -239,6 +260,16 @@ def run_snapshot(args: argparse.Namespace, settings: Settings) -> int:
             print(f"pulled {args.uri} into collection {info.name!r} ({info.count} points, "
                   f"model {info.model_id!r})")  # fmt: skip
     return exit_codes.OK
+
+
+def _existing_collection(args: argparse.Namespace, settings: Settings, store: Store) -> str:
+    """--collection, else the collection the app serves (`choose_collection`), said on
+    stderr: a command that acts on a collection never leaves the user guessing which."""
+    if args.collection:
+        return args.collection
+    choice = choose_collection(settings, store)
+    _note(f"collection {choice.name!r} ({choice.reason}; --collection chooses another)")
+    return choice.name
 
 
 COMMANDS = {

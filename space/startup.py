@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fashion_clip.api.catalog_vectors import DATASET_CATALOG_PREFIX
 from fashion_clip.errors import ModelMismatchError, StoreError
+from fashion_clip.ingest.choice import choose_collection
 from fashion_clip.ingest.job import index_demo
 from fashion_clip.ingest.pipeline import IndexOptions
 from fashion_clip.model.clip import ClipModel
@@ -21,54 +21,6 @@ log = logging.getLogger(__name__)
 MAX_UPLOAD = "25mb"  # Gradio refuses bigger uploads before they reach a handler
 
 
-def choose_collection(settings: Settings, store: Store) -> str:
-    """`FASHION_CLIP_COLLECTION`, else the most recently indexed catalog, else `demo`.
-
-    Collections the Python API made for its datasets are not catalogs to show (they were
-    picked before, after a run of the README's Python example).
-    """
-    if settings.collection:
-        return settings.collection
-    catalogs = {}
-    for name in store.list_collections():
-        if name != DEFAULT_COLLECTION:
-            indexed_at = _indexed_catalog(store, name)
-            if indexed_at is not None:
-                catalogs[name] = indexed_at
-    if not catalogs:
-        return DEFAULT_COLLECTION
-    latest = max(catalogs, key=lambda name: (catalogs[name], name))
-    if len(catalogs) > 1:
-        log.info(
-            "collections %s: showing %r, the last indexed (set FASHION_CLIP_COLLECTION to choose)",
-            sorted(catalogs),
-            latest,
-        )
-    return latest
-
-
-def _indexed_catalog(store: Store, name: str) -> str | None:
-    """When the catalog in `name` was last indexed ("" if never finished), or None when it
-    is a Python API dataset's collection, no catalog to show."""
-    catalog, extra = _record(store, name)
-    if (catalog or "").startswith(DATASET_CATALOG_PREFIX):
-        return None
-    return str(extra.get("indexed_at") or "")
-
-
-def _record(store: Store, name: str) -> tuple[str | None, dict[str, Any]]:
-    """The catalog and the run record of collection `name` (`Store.record`: an embedded
-    collection's is read without loading its shard, for each collection in the store)."""
-    try:
-        return store.record(name)
-    except StoreError as exc:
-        # An unreadable record, or a server that cannot answer for it now: a catalog stays
-        # a candidate, so choosing it stops the start with the cause named, rather than
-        # quietly showing the demo instead.
-        log.warning("collection %r cannot be read now: %s", name, exc)
-        return None, {}
-
-
 def open_collection(settings: Settings, store: Store, model: ClipModel) -> Collection:
     """The collection the app searches, guarded against a model mismatch.
 
@@ -76,7 +28,9 @@ def open_collection(settings: Settings, store: Store, model: ClipModel) -> Colle
     finished (an interrupted first start) or holds another model's vectors; any other
     collection must exist already.
     """
-    name = choose_collection(settings, store)
+    choice = choose_collection(settings, store)
+    name = choice.name
+    log.info("serving collection %r (%s)", name, choice.reason)
     info = model.info
     if name != DEFAULT_COLLECTION:
         if not store.exists(name):

@@ -102,6 +102,25 @@ def test_usage_and_configuration_errors_exit_2_with_one_message(env, capsys, arg
     assert out == ""
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_json_catalog_without_ids_stops_at_once_as_a_csv_does(env, capsys, suffix):
+    from fashion_clip.store.embedded import EmbeddedStore
+
+    rows = [{"SKU": f"s{i}", "Picture": f"{i}.jpg"} for i in range(3)]
+    for catalog, has in (
+        (write_catalog(env / f"c{suffix}", rows), "its first 3 records have no 'id' or 'image' "
+         "field (fields: SKU, Picture)"),
+        (write_catalog(env / "c.csv", rows), "the CSV header has no 'id' or 'image' column "
+         "(columns: SKU, Picture)"),
+    ):  # fmt: skip
+        code, out, err = run_indexer(capsys, "index", catalog, "--collection", "c")
+        assert code == 2 and out == "" and "skipped" not in err
+        assert f"{catalog}: {has}; 'id' and 'image' are required" in err
+        assert "--id-column and --image-column" in err
+    with EmbeddedStore(env / "qdrant") as store:
+        assert store.list_collections() == []
+
+
 @pytest.mark.parametrize("command", [["info"], ["index", "{env}/ok.csv"]])
 def test_a_qdrant_path_naming_a_file_is_one_clear_error(env, capsys, monkeypatch, command):
     (env / "ok.csv").write_text("id,image\nx,x.jpg\n")

@@ -211,3 +211,59 @@ def test_a_csv_separated_by_semicolons_gets_a_hint(tmp_path):
     path.write_text("id;image;caption\na;a.jpg;red\n", encoding="utf-8")
     with pytest.raises(CatalogError, match="separated by semicolons"):
         read(path)
+
+
+def _as_shop_export(rows: list[dict]) -> list[dict]:
+    """`rows` as a shop exports them: the id, image and caption under other names, and a
+    field of its own called `id` (a database key)."""
+    return [
+        {"SKU": r["id"], "Picture": r["image"], "Title": r["caption"], "id": n, "price": r["price"]}
+        for n, r in enumerate(rows, start=100)
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_json_records_without_a_required_field_are_refused_at_once(tmp_path, suffix):
+    rows = [{k: v for k, v in r.items() if k != "id"} for r in _as_shop_export(product_rows(3))]
+    path = write_catalog(tmp_path / f"c{suffix}", rows)
+    with pytest.raises(CatalogError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path}: its first 3 records have no 'id' or 'image' field (fields: SKU, Picture, "
+        "Title, price); 'id' and 'image' are required: rename the fields, or name the ones "
+        "that hold them with --id-column and --image-column"
+    )
+    # A field named otherwise that no record has is refused the same way, naming its option.
+    with pytest.raises(CatalogError, match=r"its first 3 records have no 'sku' field \(named by"):
+        list(read_rows(path, suffix[1:], columns={"id": "sku", "image": "Picture"}))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_json_records_missing_an_id_after_the_first_ones_are_skipped_alone(tmp_path, suffix):
+    rows = product_rows(4)
+    del rows[0]["id"], rows[2]["id"]  # the first record too: one bad row is not the catalog
+    result = read(write_catalog(tmp_path / f"c{suffix}", rows))
+    assert [(type(r), r.number) for r in result] == [
+        (RowProblem, 1), (Row, 2), (RowProblem, 3), (Row, 4),
+    ]  # fmt: skip
+    assert result[0].reason == result[2].reason == "missing id"
+    assert result[0].hides_an_id and result[2].hides_an_id  # so --prune refuses
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_fields_under_other_names_in_every_format(tmp_path, suffix):
+    rows = product_rows(3)
+    plain = read(write_catalog(tmp_path / f"plain{suffix}", rows))
+    path = write_catalog(tmp_path / f"export{suffix}", _as_shop_export(rows))
+    columns = {"id": "SKU", "image": "Picture", "caption": "Title"}
+    named = list(read_rows(path, suffix[1:], columns=columns))
+    assert [type(r) for r in named] == [Row] * 3
+    for row, expected, n in zip(named, plain, range(100, 103), strict=True):
+        assert (row.id, row.image, row.caption) == (expected.id, expected.image, expected.caption)
+        assert row.payload == {
+            "image": expected.image, "caption": expected.caption,
+            "price": expected.payload["price"], "id_original": n,
+        }  # fmt: skip
+    if suffix == ".csv":  # a header tells at once that a named column is not there
+        with pytest.raises(CatalogError, match=r"no column 'sku' \(columns: SKU, Picture"):
+            list(read_rows(path, "csv", columns={"id": "sku"}))

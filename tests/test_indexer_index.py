@@ -10,6 +10,7 @@ import pytest
 from fashion_clip.ingest.state import FINGERPRINT_FIELD, SOURCE_FIELD, VECTORS_FIELD
 from tests.image_corpus import jpeg_bytes, photo
 from tests.indexer_fixtures import (
+    assert_same_points,
     points,
     product_rows,
     run_indexer,
@@ -231,3 +232,29 @@ def test_a_model_folder_spelled_another_way_or_copied_reuses_the_vectors(
     moved = shutil.copytree(models / "m", shop / "elsewhere" / "m")  # a pulled snapshot's case
     code, out, err = run_indexer(capsys, *args, "--model", str(moved))
     assert code == 0 and "indexed 0, unchanged 4" in out, err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_fields_named_by_options_index_as_the_catalog_renamed_would(shop, capsys, suffix):
+    rows = product_rows(N)
+    export = [
+        {"SKU": r["id"], "Picture": r["image"], "Title": r["caption"], "price": r["price"]}
+        for r in rows
+    ]
+    named = ("--id-column", "SKU", "--image-column", "Picture", "--caption-column", "Title")
+    catalog = write_catalog(shop / f"c{suffix}", export)
+    args = ("index", catalog, "--images", shop / "images", "--collection")
+    code, out, err = run_indexer(capsys, *args, "named", *named)
+    assert code == 0 and f"indexed {N}, unchanged 0, skipped 0" in out, err
+
+    # The catalog with the fields renamed, indexed without the options: the same points
+    # (payloads, fingerprints and stamps), and a re-run of the first collection does nothing.
+    renamed = [
+        {"id": e["SKU"], "image": e["Picture"], "caption": e["Title"], "price": e["price"]}
+        for e in export
+    ]
+    write_catalog(catalog, renamed)
+    assert run_indexer(capsys, *args, "renamed")[0] == 0
+    assert_same_points(points(shop / "qdrant", "named"), points(shop / "qdrant", "renamed"))
+    code, out, err = run_indexer(capsys, *args, "named")
+    assert code == 0 and f"indexed 0, unchanged {N}" in out, err

@@ -285,9 +285,9 @@ def test_columns_under_other_names(env, capsys):
 
     code, _, err = run_indexer(capsys, "index", catalog, "--id-column", "sku", "--collection", "m")
     assert code == 2 and "no column 'sku'" in err
-    (env / "c.csv").write_text("id,image\n1,a.jpg\n")
+    (env / "c.csv").write_text("id,image\n1,a.jpg\n")  # every format: tests/test_indexer_catalog.py
     code, _, err = run_indexer(capsys, "index", env / "c.csv", "--id-column", "x")
-    assert code == 2 and "apply to Parquet" in err
+    assert code == 2 and "no column 'x' (columns: id, image)" in err
 
 
 def test_a_relative_store_path_records_where_the_pictures_really_are(env, capsys, monkeypatch):

@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from tests.indexer_fixtures import points, product_rows, run_indexer, use_store, write_photos
+from tests.indexer_fixtures import (
+    points,
+    product_rows,
+    run_indexer,
+    use_store,
+    write_catalog,
+    write_photos,
+)
 
 N = 6
 
@@ -58,6 +65,23 @@ def test_a_malformed_jsonl_line_refuses_the_prune_and_the_rest_is_indexed(shop, 
     _assert_refused_naming(code, out, err, "3")
     assert "indexed 1, unchanged 5, skipped 1" in out and "row 3: skipped: malformed JSON" in err
     assert sorted(points(shop / "qdrant", "shop")) == sorted(r["id"] for r in rows)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_record_without_an_id_past_the_first_refuses_the_prune(shop, capsys, suffix):
+    """A catalog whose first records have ids is read; one without, later, is a bad row
+    that may stand for a product still in the catalog."""
+    rows = product_rows(N + 1)
+    catalog = shop / f"c{suffix}"
+    write_catalog(catalog, rows[:N])
+    assert _index(capsys, shop, catalog)[0] == 0
+    del rows[3]["id"]
+    write_catalog(catalog, rows)
+    code, out, err = _index(capsys, shop, catalog)
+    assert code == 1 and f"indexed 1, unchanged {N - 1}, skipped 1" in out
+    assert "row 4: skipped: missing id" in err
+    assert "--prune refused" in err and "deleted 0" in out
+    assert len(points(shop / "qdrant", "shop")) == N + 1
 
 
 def test_a_csv_quote_left_open_refuses_the_prune(shop, capsys):

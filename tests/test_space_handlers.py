@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
+from fashion_clip.ingest.choice import choose_collection
 from fashion_clip.model.text import visible_text
 from fashion_clip.settings import Settings, load_settings
 from fashion_clip.store import Filter, Hit, Range
@@ -24,7 +25,7 @@ from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
 from space.handlers import Backend
 from space.results import Pictures, hit_record, tile_caption
-from space.startup import choose_collection, launch_options, open_collection
+from space.startup import launch_options, open_collection
 from tests.image_corpus import bad_files, good_files, jpeg_bytes, photo
 from tests.space_support import demo_slice, open_shop, serving_pictures, shared_shop
 
@@ -539,7 +540,7 @@ def test_a_missing_named_collection_stops_with_advice(tiny_model, tmp_path):
     settings = Settings(qdrant_path=tmp_path / "store", collection="shop")
     with open_store(settings) as store, pytest.raises(StoreError, match="indexer index"):
         open_collection(settings, store, tiny_model)
-    assert choose_collection(Settings(qdrant_path=tmp_path / "none"), store) == "demo"
+    assert choose_collection(Settings(qdrant_path=tmp_path / "none"), store).name == "demo"
 
 
 def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_path):
@@ -553,16 +554,16 @@ def test_the_app_shows_the_last_indexed_catalog_not_a_python_datasets_cache(tmp_
         # The README's Python example leaves its dataset's collection in the same store.
         api = store.create("demo-298a2a679e3d-a8cfb03f", spec(catalog=f"{DATASET_CATALOG_PREFIX}x"))
         api.close()
-        assert choose_collection(settings, store) == "demo"
+        assert choose_collection(settings, store).name == "demo"
         for name, when in (("spring", "2026-03-01T10:00:00+00:00"), ("summer", "2026-06-01")):
             with store.create(name, spec(catalog=f"{name}.csv")) as shop:
                 shop.set_extra({"indexed_at": when})
-        assert choose_collection(settings, store) == "summer"
+        assert choose_collection(settings, store).name == "summer"
         # Held by another process (here: another store object): its record still tells. A
         # catalog stays the choice (opening it then names the holder); a dataset cache not.
         other = EmbeddedStore(tmp_path / "store")
         with store.open("summer"), store.open("demo-298a2a679e3d-a8cfb03f"):
-            assert choose_collection(settings, other) == "summer"
+            assert choose_collection(settings, other).name == "summer"
             with pytest.raises(StoreError, match="already open"):
                 other.open("summer")  # what the start then says, naming the holder
 

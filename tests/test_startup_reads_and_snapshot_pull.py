@@ -4,10 +4,9 @@ FASHION_CLIP_COLLECTION as its help says."""
 
 from __future__ import annotations
 
-from fashion_clip.api.catalog_vectors import DATASET_CATALOG_PREFIX
+from fashion_clip.ingest.choice import DATASET_CATALOG_PREFIX, choose_collection
 from fashion_clip.settings import Settings
 from fashion_clip.store.embedded import EmbeddedStore
-from space.startup import choose_collection
 from tests.indexer_fixtures import run_indexer, use_store
 from tests.store_fixtures import catalog, spec
 
@@ -25,7 +24,7 @@ def test_choosing_the_collection_loads_no_shard(tmp_path, monkeypatch):
     load = edge_shard.load_shard
     monkeypatch.setattr(edge_shard, "load_shard", lambda path: loaded.append(path) or load(path))
     with EmbeddedStore(tmp_path) as store:
-        assert choose_collection(Settings(qdrant_path=tmp_path), store) == "summer"
+        assert choose_collection(Settings(qdrant_path=tmp_path), store).name == "summer"
         assert loaded == []  # the records beside the shards told
         with store.open("summer") as served:
             assert served.count() == 20

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fashion_clip.errors import CatalogError
 from fashion_clip.ingest.catalog import check_record
+from fashion_clip.ingest.choice import DATASET_CATALOG_PREFIX  # marks its collections as caches
 from fashion_clip.ingest.pipeline import IndexOptions, index_rows
 from fashion_clip.ingest.report import Reporter
 from fashion_clip.ingest.sources import ImageRoot
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 COMPLETE_KEY = "dataset_complete"  # set in the collection's record once a build finished
 SKIPPED_KEY = "dataset_skipped"  # ids of the rows that build skipped, retried next time
 MAX_REMEMBERED = 10_000  # more skipped rows than this: the next construction re-reads all
-
-# The `catalog` a Python API dataset's collection is created with: the app's start-up leaves
-# these out when it picks a catalog to show (they are the API's caches, not a shop).
-DATASET_CATALOG_PREFIX = "FCLIPDataset:"
 
 
 def ensure_dataset_vectors(

@@ -2,9 +2,11 @@
 
 Each record comes out as a `Row` (id, image reference, caption, payload) or, when it cannot
 be used, a `RowProblem` naming its row number and why; a problem never stops the stream.
-What does stop it is a problem with the file as a whole (not UTF-8, no `id` column, broken
-JSON syntax): that raises `CatalogError`. Row numbers count records from 1 (a CSV's header
-is not a record), so "row 3" is the third product whatever the format.
+What does stop it is a problem with the file as a whole (not UTF-8, no `id` column or no
+`id` in any of the first records, broken JSON syntax): that raises `CatalogError`. Fields
+that go by other names are renamed as they are read (`ingest.columns`). Row numbers count
+records from 1 (a CSV's header is not a record), so "row 3" is the third product whatever
+the format.
 """
 
 from __future__ import annotations
@@ -16,12 +18,20 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from fashion_clip.errors import CatalogError, ConfigurationError
+from fashion_clip.ingest.columns import (
+    REQUIRED_FIELDS,
+    check_named_columns,
+    missing_fields_error,
+    renamed,
+    renaming,
+    require_fields,
+)
 from fashion_clip.ingest.locations import remote_copy
 from fashion_clip.ingest.state import (
     FINGERPRINT_FIELD,
@@ -141,13 +151,16 @@ def local_copy(
     yield path
 
 
-def read_rows(path: Path, fmt: str, *, name: str | None = None) -> Iterator[Row | RowProblem]:
+def read_rows(
+    path: Path, fmt: str, *, name: str | None = None, columns: Mapping[str, str] | None = None
+) -> Iterator[Row | RowProblem]:
     """Stream the records of a local CSV or JSON catalog file, duplicates and bad rows
-    reported in line (Parquet: `ingest.parquet`)."""
+    reported in line (Parquet: `ingest.parquet`). `columns`: the fields that hold the id,
+    image and caption where they go by other names (`{"id": "SKU"}`)."""
     name = name or str(path)
     newline = "" if fmt == "csv" else None
     with _read_errors(path, name), open(path, encoding="utf-8-sig", newline=newline) as text:
-        records = _records(text, fmt, name)
+        records = _records(text, fmt, name, dict(columns or {}))
         checked = (check_record(n, record) for n, record in enumerate(records, start=1))
         yield from flag_duplicates(checked)
 
@@ -217,30 +230,49 @@ def _first_undecodable(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
-def _records(text: IO[str], fmt: str, name: str) -> Iterator[dict[str, Any] | str | Malformed]:
-    """Raw records: a dict, or a string saying why the record is malformed."""
+_RawRecord = dict[str, Any] | str | Malformed
+
+
+def _records(text: IO[str], fmt: str, name: str, columns: dict[str, str]) -> Iterator[_RawRecord]:
+    """Raw records, their fields renamed after `columns`: a dict, or a string saying why the
+    record is malformed."""
     if fmt == "csv":
-        yield from _csv_records(text, name)
-    elif fmt == "jsonl":
-        for line in text:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                yield f"malformed JSON: {exc}"
-                continue
-            yield record if isinstance(record, dict) else _not_object(record)
-    else:
-        for record in _json_array(text, name):
-            yield record if isinstance(record, dict) else _not_object(record)
+        yield from _csv_records(text, name, columns)
+        return
+    objects = _jsonl_records(text) if fmt == "jsonl" else _json_records(text, name)
+    records = require_fields(objects, name, columns)
+    if not columns:  # the usual catalog: its records as they are
+        yield from records
+        return
+    renames = renaming(columns)
+    for record in records:
+        if isinstance(record, dict):
+            record = dict(zip(renamed(record, renames), record.values(), strict=True))
+        yield record
+
+
+def _jsonl_records(text: IO[str]) -> Iterator[_RawRecord]:
+    for line in text:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            yield f"malformed JSON: {exc}"
+            continue
+        yield record if isinstance(record, dict) else _not_object(record)
+
+
+def _json_records(text: IO[str], name: str) -> Iterator[_RawRecord]:
+    for record in _json_array(text, name):
+        yield record if isinstance(record, dict) else _not_object(record)
 
 
 def _not_object(record: Any) -> str:
     return f"expected a JSON object, got {type(record).__name__}"
 
 
-def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str | Malformed]:
+def _csv_records(text: IO[str], name: str, columns: dict[str, str]) -> Iterator[_RawRecord]:
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     # strict: a quote left open to the end of the file is an error, not one huge last cell
@@ -252,13 +284,12 @@ def _csv_records(text: IO[str], name: str) -> Iterator[dict[str, Any] | str | Ma
         raise CatalogError(f"{name}: the catalog is empty (no header row)") from None
     except csv.Error as exc:
         raise CatalogError(f"{name}: unreadable CSV header: {exc}") from None
-    missing = [column for column in ("id", "image") if column not in header]
+    check_named_columns(header, columns, name)
+    given, header = header, renamed(header, renaming(columns))
+    missing = [column for column in REQUIRED_FIELDS if column not in header]
     if missing:
-        raise CatalogError(
-            f"{name}: the CSV header has no {' or '.join(repr(m) for m in missing)} column "
-            f"(columns: {', '.join(header) or 'none'}); 'id' and 'image' are required"
-            + _separator_hint(header)
-        )
+        hint = _separator_hint(given)
+        raise missing_fields_error(name, "the CSV header has", missing, given, hint=hint)
     repeated = sorted({column for column in header if header.count(column) > 1})
     if repeated:
         raise CatalogError(f"{name}: column(s) {', '.join(repeated)} appear more than once")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_clip import demo  # its paths are read per call: tests swap them
-from fashion_clip.errors import ConfigurationError, ModelMismatchError
+from fashion_clip.errors import ConfigurationError, ModelMismatchError, StoreError
 from fashion_clip.ingest.catalog import (
     Row,
     RowProblem,
@@ -81,7 +81,7 @@ class OpenCatalog:
             from fashion_clip.ingest.parquet import read_parquet_rows  # pyarrow: Parquet only
 
             return read_parquet_rows(self.path, name=self.location, columns=self.columns)
-        return read_rows(self.path, self.fmt, name=self.location)
+        return read_rows(self.path, self.fmt, name=self.location, columns=self.columns)
 
 
 @contextlib.contextmanager
@@ -95,14 +95,10 @@ def open_catalog(
 ) -> Iterator[OpenCatalog]:
     """Open and pre-scan a catalog; `CatalogError` for problems with the file as a whole.
 
-    `split` and `revision`: of an `hf://` dataset. `columns`: a Parquet catalog's columns
-    that hold the id, image and caption, where they go by other names (`{"id": "item_ID"}`).
+    `split` and `revision`: of an `hf://` dataset. `columns`: the catalog's fields that hold
+    the id, image and caption, where they go by other names (`{"id": "item_ID"}`).
     """
     fmt = catalog_format(location, fmt)
-    if columns and fmt != "parquet":
-        raise ConfigurationError(
-            "--id-column, --image-column and --caption-column apply to Parquet"
-        )
     with local_copy(location, split=split, revision=revision) as path:
         catalog = OpenCatalog(location, path, fmt, columns=dict(columns or {}))
         if fmt == "parquet":
@@ -165,6 +161,52 @@ def collection_spec(model: ClipModel, catalog: OpenCatalog) -> CollectionSpec:
         catalog=catalog.location,
         payload_indexes=catalog.payload_indexes,
     )
+
+
+@contextlib.contextmanager
+def run_collection(
+    store: Store,
+    name: str,
+    spec: CollectionSpec,
+    *,
+    recreate: bool = False,
+    shared: bool = False,
+    on_removed: Callable[[str], None] = log.warning,
+) -> Iterator[Collection]:
+    """Collection `name`, opened for `spec`'s model or created, for one run; closed after.
+
+    A collection this run created and left without a point (every row skipped, a catalog
+    that failed half-way, an interrupted first run) is removed at the end, and `on_removed`
+    is told: left there, the app would take it for the last indexed catalog. One that
+    existed before the run is kept, `recreate`d or not, and so is a `shared` one (shards
+    filling it together: another indexer may write to it at any moment).
+    """
+    created = not recreate and not store.exists(name)
+    collection = store.open_or_create(name, spec, recreate=recreate)
+    try:
+        yield collection
+    finally:
+        remove = created and not shared and _holds_nothing(collection)
+        collection.close()
+        if remove:
+            _drop_empty(store, name, on_removed)
+
+
+def _drop_empty(store: Store, name: str, on_removed: Callable[[str], None]) -> None:
+    try:
+        store.drop(name)
+    except StoreError as exc:  # said, not raised: it would hide why the run failed
+        on_removed(f"collection {name!r} was left empty by this run and cannot be removed: {exc}")
+    else:
+        on_removed(f"removed collection {name!r}: this run created it and wrote nothing to it")
+
+
+def _holds_nothing(collection: Collection) -> bool:
+    """Whether `collection` has no point; False when that cannot be told (never a guess)."""
+    try:
+        return collection.count() == 0
+    except StoreError:
+        return False
 
 
 def index_catalog(

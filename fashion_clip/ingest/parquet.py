@@ -25,6 +25,13 @@ import pyarrow.parquet as pq
 
 from fashion_clip.errors import CatalogError
 from fashion_clip.ingest.catalog import Row, RowProblem, check_record, flag_duplicates
+from fashion_clip.ingest.columns import (
+    REQUIRED_FIELDS,
+    check_named_columns,
+    missing_fields_error,
+    renamed,
+    renaming,
+)
 
 BATCH_ROWS = 64  # rows decoded at once: pictures of ~100 KB make a batch ~6 MB
 _EMBEDDED = "embedded picture"  # what `Row.image` says when the struct has no path
@@ -70,7 +77,7 @@ def _file_rows(
         raise CatalogError(f"{name}: not a readable Parquet file ({exc})") from None
     with parquet:
         schema = _renamed(parquet.schema_arrow, columns, name)
-        image_kind = _image_kind(schema, name)
+        image_kind = _image_kind(schema, name, parquet.schema_arrow.names)
         wanted = [i for i, f in enumerate(schema) if f.name == "image" or not _is_binary(f.type)]
         names = [schema.field(i).name for i in wanted]
         read = [parquet.schema_arrow.field(i).name for i in wanted]
@@ -91,26 +98,18 @@ def _file_rows(
 
 def _renamed(schema: pa.Schema, columns: dict[str, str], name: str) -> pa.Schema:
     """`schema` with the columns named in `columns` taking their roles (`item_ID` becomes
-    `id`); a column that already had such a name gives way."""
-    missing = [column for column in columns.values() if column not in schema.names]
-    if missing:
-        raise CatalogError(f"{name}: no column {missing[0]!r} (columns: {', '.join(schema.names)})")
-    role = {column: field for field, column in columns.items()}
-    names = [
-        role.get(n, f"{n}_original" if n in columns and n not in role else n) for n in schema.names
-    ]
+    `id`); a column that already had such a name gives way (`ingest.columns`)."""
+    check_named_columns(schema.names, columns, name)
+    names = renamed(schema.names, renaming(columns))
     return pa.schema([schema.field(i).with_name(n) for i, n in enumerate(names)])
 
 
-def _image_kind(schema: pa.Schema, name: str) -> str:
-    """`text`, `bytes` or `struct`: how the `image` column holds pictures."""
-    names = set(schema.names)
-    missing = [column for column in ("id", "image") if column not in names]
+def _image_kind(schema: pa.Schema, name: str, given: list[str]) -> str:
+    """`text`, `bytes` or `struct`: how the `image` column holds pictures. `given`: the
+    columns as the file names them, for the message when a required one is missing."""
+    missing = [column for column in REQUIRED_FIELDS if column not in schema.names]
     if missing:
-        raise CatalogError(
-            f"{name}: the Parquet file has no {' or '.join(repr(m) for m in missing)} column "
-            f"(columns: {', '.join(schema.names) or 'none'}); 'id' and 'image' are required"
-        )
+        raise missing_fields_error(name, "the Parquet file has", missing, given)
     kind = schema.field("image").type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return "text"
