@@ -130,8 +130,15 @@ def test_ctrl_c_mid_run_exits_130_and_says_how_to_resume(tmp_path, tiny_model_di
     argv += ["--recreate"] if recreate else []
     env = {**os.environ, "PYTHONPATH": str(REPO), "FASHION_CLIP_MODEL": str(tiny_model_dir),
            "QDRANT_PATH": str(tmp_path / "q"), "QDRANT_URL": ""}  # fmt: skip
-    run = subprocess.Popen(  # -X faulthandler: SIGABRT prints every thread's stack
-        [sys.executable, "-X", "faulthandler", "-m", "indexer", *argv],
+    # A suite run in the background (`.ci/run &`) ignores SIGINT, and a Python started
+    # from it leaves SIGINT ignored: the indexer would never see the Ctrl-C. So it gets the
+    # handler a terminal's Python has. -X faulthandler: SIGABRT prints every thread's stack.
+    as_from_a_terminal = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'indexer'; runpy.run_module('indexer', run_name='__main__')"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-X", "faulthandler", "-c", as_from_a_terminal, *argv],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
