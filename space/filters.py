@@ -189,6 +189,11 @@ def _price_bounds(
     price_min: float | str | None, price_max: float | str | None
 ) -> tuple[float | None, float | None]:
     low, high = _number(price_min, "price from"), _number(price_max, "price to")
+    for bound, name in ((low, "price from"), (high, "price to")):
+        if bound is not None and bound < 0:
+            raise InvalidInputError(
+                f"{name} cannot be negative ({bound:g}); give a price of 0 or more (0 = no limit)"
+            )
     # 0 is no bound: Gradio 6's number box turns an empty value into 0 as soon as it is shown
     # (`props.value ??= 0` in its frontend), so opening the filters would otherwise ask for
     # free products only and find none. No shopper means "up to 0".

@@ -156,6 +156,9 @@ def test_add_example_moves_ids_between_lists():
         ({"limit": 3.7}, "whole number, not 3.7"),
         ({"limit": True}, "whole number, not True"),
         ({"price_min": 50, "price_max": 10}, "upside down"),
+        ({"price_min": -5}, "price from cannot be negative"),
+        ({"price_max": -0.5}, "price to cannot be negative"),
+        ({"price_min": "-5", "price_max": 20}, "price from cannot be negative"),
         ({"like_ids": "no-such-id"}, "no-such-id"),
         ({"unlike_ids": "demo-0001, nope"}, "nope"),
         ({"query": "x" * 600}, "characters long"),
@@ -317,8 +320,9 @@ def test_classify_refuses_a_single_label_that_would_always_score_100(backend):
 
 
 def test_classify_refuses_empty_and_oversized_label_lists(backend):
-    for labels in ("", " , ,", None):
-        with pytest.raises(gr.Error, match="(?i)no labels"):
+    for labels in ("", " , ,", None, [], ["\u200b"]):
+        # The app compares labels: the message asks for two, as a single one is refused too.
+        with pytest.raises(gr.Error, match="(?i)no labels given: give at least two labels"):
             handlers.classify(backend, str(PICTURE), labels)
     many = ", ".join(f"label {i}" for i in range(inputs.MAX_LABELS + 1))
     with pytest.raises(gr.Error, match="(?i)at most"):
