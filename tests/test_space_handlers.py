@@ -18,7 +18,7 @@ from PIL import Image
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.model.text import visible_text
 from fashion_clip.settings import Settings, load_settings
-from fashion_clip.store import Filter, Hit, Range
+from fashion_clip.store import CollectionSpec, Filter, Hit, Range
 from fashion_clip.store.embedded import EmbeddedStore
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
@@ -446,6 +446,19 @@ def test_facets_come_from_the_payload(backend):
     low, high = facets.price_range
     assert 0 < low < high
     assert "solid" in facets.presets["pattern"] and "red" in facets.presets["colour"]
+    assert facets.sorts() == ["relevance", "price_asc", "price_desc"]  # the demo's, as ever
+
+
+def test_the_sorts_offered_are_the_collections_numeric_fields_the_price_first(tmp_path):
+    indexes = {"amount": "integer", "price": "float", "weight": "float", "color": "keyword"}
+    with EmbeddedStore(tmp_path / "qdrant") as store:
+        spec = CollectionSpec(model_id="test/tiny", dim=16, payload_indexes=indexes)
+        with store.create("shop", spec) as collection:
+            facets = read_facets(collection)
+    assert facets.sorts() == [
+        "relevance", "price_asc", "price_desc", "amount_asc", "amount_desc",
+        "weight_asc", "weight_desc",
+    ]  # fmt: skip
 
 
 def test_build_filter():

@@ -10,7 +10,7 @@ import gradio as gr
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
 from space import handlers
-from space.components import checked_by_handler
+from space.components import checked_by_handler, offered_or_unused
 from space.filters import Facets
 from space.handlers import Backend
 from space.inputs import DEFAULT_RESULTS, MAX_RESULTS
@@ -69,12 +69,15 @@ def filter_controls(facets: Facets) -> list[gr.components.Component]:
     with gr.Accordion("Filters", open=False):
         with gr.Row():
             selects = [
-                gr.Dropdown(
-                    choices=facets.choices(name),
-                    value=[],
-                    multiselect=True,
-                    label=label,
-                    visible=bool(facets.choices(name)),
+                offered_or_unused(
+                    gr.Dropdown(
+                        choices=facets.choices(name),
+                        value=[],
+                        multiselect=True,
+                        label=label,
+                        visible=bool(facets.choices(name)),
+                    ),
+                    f"this collection has no {name} field: leave it empty",
                 )
                 for name, label in (
                     ("category", "Category"),
@@ -173,9 +176,12 @@ def narrowing(filters: list[gr.components.Component]) -> list[gr.components.Comp
     return filters[:5]
 
 
-def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Component]:
-    """Match mode (text search only), sort, offset (hidden: `more_button` pages) and
-    diversity, in one row; the handler checks each value and names the one at fault."""
+def ranking_controls(
+    tab: str, sorts: list[str], *, with_mode: bool
+) -> list[gr.components.Component]:
+    """Match mode (text search only), sort (among `sorts`: what the collection can sort by,
+    `Facets.sorts`), offset (hidden: `more_button` pages) and diversity, in one row; the
+    handler checks each value and names the one at fault."""
     controls: list[gr.components.Component] = []
     with gr.Row():
         if with_mode:
@@ -190,7 +196,7 @@ def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Compone
             )
         controls.append(
             gr.Dropdown(
-                ["relevance", "price_asc", "price_desc"],
+                sorts,
                 value="relevance",
                 label="Sort",
                 allow_custom_value=True,

@@ -65,7 +65,7 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
             examples(demo_pictures(IMAGE_EXAMPLES), [image], "image-examples", "image-button")
         with gr.Column(scale=2):
             filters = filter_controls(facets)
-            ranking = ranking_controls("image", with_mode=False)
+            ranking = ranking_controls("image", facets.sorts(), with_mode=False)
             note = gr.Markdown(elem_id="image-note")
             gallery = result_gallery("image-results")
             more = more_button("image")

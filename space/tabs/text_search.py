@@ -80,7 +80,7 @@ def _layout(facets: Facets) -> TextTab:
         button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
     examples([[text] for text in TEXT_EXAMPLES], [query], "text-examples", "search-button")
     filters = filter_controls(facets)
-    ranking = ranking_controls("text", with_mode=True)
+    ranking = ranking_controls("text", facets.sorts(), with_mode=True)
     with gr.Row():
         mode = gr.Radio([MORE, LESS], value=MORE, label="Clicking a result shows", scale=2)
         examples_note = gr.Markdown(elem_id="examples")
