@@ -18,7 +18,7 @@ import numpy as np
 
 from fashion_clip.errors import InvalidInputError
 from fashion_clip.store import Collection, Filter, Hit
-from fashion_clip.store.base import CANDIDATES, Ranking
+from fashion_clip.store.base import CANDIDATES, CatalogId, Ranking
 from fashion_clip.store.bm25 import query_vector
 from fashion_clip.store.ranking import parse_boosts, parse_sort, sortable_fields
 
@@ -87,8 +87,7 @@ def search_vector(
 ) -> list[Hit]:
     """Products whose pictures are nearest `vector` (`(dim,)`, unit), ranked by `options`."""
     ranking = base_ranking(collection, options, filter, limit)
-    ranking = replace(ranking, dense=vector, using="image")
-    return collection.query(relevant_for_sorting(collection, ranking))
+    return _ranked(collection, replace(ranking, dense=vector, using="image"))
 
 
 def search_text(
@@ -123,14 +122,27 @@ def search_text(
             raise InvalidInputError(f"{mode} search needs the query's embedding")
         keywords = words if words is not None and not words.is_empty() else None
         ranking = replace(ranking, dense=vector, keywords=keywords)
-    ranking = relevant_for_sorting(collection, ranking)
-    if mode == "semantic":
-        return collection.query(ranking)
+    if mode == "semantic" or ranking.sort is not None:
+        return _ranked(collection, ranking)  # sorted: ordered by the field, not by the text
     return _exact_first(collection, text, ranking)
 
 
-def relevant_for_sorting(collection: Collection, ranking: Ranking) -> Ranking:
-    """`ranking`, where it sorts by a field, limited to the products the query asks for.
+def _ranked(collection: Collection, ranking: Ranking) -> list[Hit]:
+    """`ranking`'s page. Sorted, it orders the products the query asks for, each scored by
+    its relevance (`relevant_for_sorting`): the engine scores an ordered list 1.0 throughout,
+    which tells a shopper nothing."""
+    if ranking.sort is None:
+        return collection.query(ranking)
+    narrowed, relevance = relevant_for_sorting(collection, ranking)
+    if not relevance:
+        return []  # nothing is relevant (no word matched): nothing to sort
+    return [replace(hit, score=relevance[hit.id]) for hit in collection.query(narrowed)]
+
+
+def relevant_for_sorting(
+    collection: Collection, ranking: Ranking
+) -> tuple[Ranking, dict[CatalogId, float]]:
+    """`ranking` limited to the products the query asks for, and their relevance scores.
 
     Sorting all `candidates` by price lists whatever is cheapest among them: on a small
     catalog that is half the shop ("red dress" by price began with red t-shirts). So the
@@ -138,26 +150,44 @@ def relevant_for_sorting(collection: Collection, ranking: Ranking) -> Ranking:
     the products scoring within `SORT_RELEVANCE_SHARE` of the best one's lead over the last
     candidate are the ones sorted, among those the filters let through. Without filters the
     relevance of "dress" would be judged among dresses only (choosing the Dress category
-    then hid most of them). Where no product the query asks for passes the filters, the
-    filtered candidates are sorted as before. The same ids for every page: pages never shift.
+    then hid most of them). Where no cut can be drawn (scores all equal) or no product the
+    query asks for passes the filters, the filtered candidates are sorted, scored as the
+    filtered relevance ranking scores them. The same ids for every page: pages never shift.
+    `ranking` must sort.
     """
-    if ranking.sort is None:
-        return ranking
     plain = replace(
         ranking, sort=None, boosts=(), diversity=0.0, collapse=None, offset=0, filter=None,
         limit=ranking.candidates,
     )  # fmt: skip
     hits = collection.query(plain)
-    if len(hits) < 2 or hits[0].score <= hits[-1].score:
-        return ranking
-    cut = hits[0].score - SORT_RELEVANCE_SHARE * (hits[0].score - hits[-1].score)
-    asked_for = [hit.id for hit in hits if hit.score >= cut]
-    narrowed = replace(ranking.filter or Filter(), only_ids=asked_for)
-    if ranking.filter is not None and not collection.query(
-        replace(plain, filter=narrowed, limit=1)
+    asked_for = _within_cut(hits)
+    if (
+        asked_for
+        and ranking.filter is not None
+        and not collection.query(replace(plain, filter=_only(ranking.filter, asked_for), limit=1))
     ):
-        return ranking  # the filters leave none of them: sort what they leave
-    return replace(ranking, filter=narrowed)
+        asked_for = []  # the filters leave none of them
+    if not asked_for:
+        # What the filters leave: the sorted stage's own candidates, so naming them changes
+        # nothing sorted, and each gets its relevance among them.
+        filtered = replace(plain, filter=ranking.filter)
+        asked_for = hits if ranking.filter is None else collection.query(filtered)
+    relevance = {hit.id: hit.score for hit in asked_for}
+    return replace(ranking, filter=_only(ranking.filter, asked_for)), relevance
+
+
+def _only(filter: Filter | None, hits: list[Hit]) -> Filter:
+    """`filter`, and only the products of `hits`."""
+    return replace(filter or Filter(), only_ids=[hit.id for hit in hits])
+
+
+def _within_cut(hits: list[Hit]) -> list[Hit]:
+    """The hits (best first) within `SORT_RELEVANCE_SHARE` of the best one's lead over the
+    last; none where no cut can be drawn (fewer than two, or all scored alike)."""
+    if len(hits) < 2 or hits[0].score <= hits[-1].score:
+        return []
+    cut = hits[0].score - SORT_RELEVANCE_SHARE * (hits[0].score - hits[-1].score)
+    return [hit for hit in hits if hit.score >= cut]
 
 
 def _exact_first(collection: Collection, text: str, ranking: Ranking) -> list[Hit]:
@@ -195,8 +225,8 @@ def _exact_first_collapsed(collection: Collection, exact: Hit, ranking: Ranking)
 
 def _exact_match(collection: Collection, text: str, ranking: Ranking) -> Hit | None:
     typed = text.strip().casefold()
-    if not typed or ranking.keywords is None or ranking.sort is not None:
-        return None  # a sorted list is ordered by the field, not by what was typed
+    if not typed or ranking.keywords is None:
+        return None
     best = collection.query(
         Ranking(keywords=ranking.keywords, filter=ranking.filter, limit=1, candidates=CANDIDATES)
     )
