@@ -187,3 +187,13 @@ def test_each_tab_as_it_looks(page, url, tab):
         page.locator("#image-examples img").first.click()
         results(page, "#image-results").first.wait_for(state="visible")
     shot(page, f"tab-{tab}")
+
+
+def test_result_galleries_show_results_and_take_no_uploads(page, url):
+    page.goto(url)
+    for tab, gallery in (("text", "#text-results"), ("image", "#image-results")):
+        page.locator(f'[role="tab"][data-tab-id="{tab}"]').click()
+        page.locator(gallery).wait_for(state="visible")
+        expect(page.locator(f"{gallery} input[type=file]")).to_have_count(0)
+        expect(page.locator(gallery)).not_to_contain_text("Drop Media Here")
+    shot(page, "image-empty-results")

@@ -141,8 +141,11 @@ def examples(
 
 
 def result_gallery(elem_id: str) -> gr.Gallery:
+    """A tab's results: shown, never uploaded to. (Gradio makes a component that is some
+    event's input take uploads, unless told not to: an upload showed as a huge "result".)"""
     return gr.Gallery(
         label="Results",
+        interactive=False,
         columns=4,
         height="auto",
         object_fit="contain",
