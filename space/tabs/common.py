@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
-from space import handlers
 from space.components import checked_by_handler, offered_or_unused
 from space.filters import Facets
 from space.handlers import Backend
@@ -118,11 +118,14 @@ def examples(
     inputs: list[gr.components.Component],
     elem_id: str,
     button_id: str,
+    *,
+    then: tuple[Callable[[], Any], list[gr.components.Component]] | None = None,
 ) -> gr.Examples:
     """Examples that fill `inputs` when clicked, then press the tab's button (`button_id`):
     the visitor sees the answer at once, through the very event a press runs. Nothing is
     cached or run ahead, and the click is the page's own (no API endpoint, callable or
-    listed)."""
+    listed). `then`, a function and its outputs, runs between the two: what it sets is
+    what the search reads (a `change` event of the inputs may answer after the press)."""
     shown = gr.Examples(
         rows,
         inputs,
@@ -131,7 +134,10 @@ def examples(
         api_visibility="private",
         elem_id=elem_id,
     )
-    shown.load_input_event.then(
+    loaded = shown.load_input_event
+    if then is not None:
+        loaded = loaded.then(then[0], None, then[1], **PAGE_ONLY)
+    loaded.then(
         None,
         js=f"() => {{ document.querySelector('#{button_id}')?.click(); }}",
         queue=False,
@@ -158,15 +164,6 @@ def result_gallery(elem_id: str) -> gr.Gallery:
 def more_button(tab: str) -> gr.Button:
     """ "More results" under a tab's gallery: shown while the last page came back full."""
     return gr.Button("More results", visible=False, size="sm", elem_id=f"{tab}-more")
-
-
-def show_more(event: Any, hits: gr.JSON, limit: gr.components.Component, more: gr.Button) -> None:
-    """After a search (`event`), "More results" shows if its page was full."""
-
-    def full(found: list[dict[str, Any]] | None, count: Any) -> gr.Button:
-        return gr.Button(visible=handlers.more_available(found, count))
-
-    event.success(full, [hits, limit], more, **PAGE_ONLY)
 
 
 def without_offset(ranking: list[gr.components.Component]) -> list[gr.components.Component]:
