@@ -89,6 +89,20 @@ def checked_by_handler(component: C) -> C:
     return component
 
 
+def offered_or_unused(select: gr.Dropdown, unused: str) -> gr.Dropdown:
+    """`select`, or where it has no choices (the collection lacks its field), declared to API
+    callers as a list of texts to leave empty, saying so (`unused`).
+
+    Gradio declares a dropdown's choices as an enum, and an empty one reads
+    `list[Literal[]]` in `view_api()`: a type no value fits, with no word of why. The
+    handler refuses a value sent anyway, naming the filter.
+    """
+    if not select.choices:
+        schema = {"type": "array", "items": {"type": "string"}, "additional_description": unused}
+        select.api_info = lambda: schema  # type: ignore[method-assign]
+    return select
+
+
 def heatmap_legend() -> str:
     """HTML for under the localize heatmap: the colour ramp, what its ends mean, and that the
     scale is the picture's own (its best spot is red even where the text is absent)."""

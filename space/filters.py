@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from fashion_clip.errors import FashionCLIPError, InvalidInputError
 from fashion_clip.store import Collection, Filter, Range
+from fashion_clip.store.ranking import sortable_fields
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ PRESET_FIELDS: dict[str, tuple[str, ...]] = {
     "pattern": ("pattern", "patterns", "print"),
 }
 PRICE_FIELDS = ("price", "price_usd", "price_eur")
+SORT_WAYS = ("asc", "desc")  # a sort is FIELD_asc or FIELD_desc (`store.ranking.parse_sort`)
 MAX_CHOICES = 200  # a multi-select longer than this is no help; the most frequent stay
 SHOWN_VALUES = 10  # values an error message lists before "and N more"
 PRICE_SCAN_LIMIT = 20_000  # points read to find the price range (it only labels the inputs)
@@ -47,6 +49,7 @@ class Facets:
 
     `fields` maps each offered filter (`category`, `colour`, `brand`) to the payload field
     that holds it; `values` maps the same names to their values, most frequent first.
+    `sort_fields` are the numeric fields a search may sort by, the price first.
     """
 
     fields: dict[str, str] = field(default_factory=dict)
@@ -54,9 +57,15 @@ class Facets:
     price_field: str | None = None
     price_range: tuple[float, float] | None = None
     presets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
+    sort_fields: list[str] = field(default_factory=list)
 
     def choices(self, name: str) -> list[str]:
         return self.values.get(name, [])
+
+    def sorts(self) -> list[str]:
+        """The sort orders this collection supports: `relevance`, then `FIELD_asc` and
+        `FIELD_desc` for each sortable field (the names the search's `sort` takes)."""
+        return ["relevance", *(f"{name}_{way}" for name in self.sort_fields for way in SORT_WAYS)]
 
 
 def read_facets(collection: Collection) -> Facets:
@@ -87,12 +96,15 @@ def read_facets(collection: Collection) -> Facets:
             presets[name] = ", ".join(found[:30])
 
     price_field = pick(PRICE_FIELDS, ("float", "integer"))
+    # The fields the store's sort accepts (numeric, range-indexed); a shop's price first.
+    numeric = sortable_fields(indexes)
     return Facets(
         fields=fields,
         values=values,
         price_field=price_field,
         price_range=_value_range(collection, price_field) if price_field else None,
         presets=presets,
+        sort_fields=sorted(numeric, key=lambda name: name != price_field),
     )
 
 
@@ -189,6 +201,11 @@ def _price_bounds(
     price_min: float | str | None, price_max: float | str | None
 ) -> tuple[float | None, float | None]:
     low, high = _number(price_min, "price from"), _number(price_max, "price to")
+    for bound, name in ((low, "price from"), (high, "price to")):
+        if bound is not None and bound < 0:
+            raise InvalidInputError(
+                f"{name} cannot be negative ({bound:g}); give a price of 0 or more (0 = no limit)"
+            )
     # 0 is no bound: Gradio 6's number box turns an empty value into 0 as soon as it is shown
     # (`props.value ??= 0` in its frontend), so opening the filters would otherwise ask for
     # free products only and find none. No shopper means "up to 0".

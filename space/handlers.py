@@ -276,6 +276,21 @@ def more_results(
     return [*shown, *gallery], [*hits, *found]
 
 
+@user_errors
+def search_on_show(
+    search: Callable[..., SearchOutput], backend: Backend, asked: dict[str, Any] | None
+) -> Callable[[int], SearchOutput]:
+    """`search` (`text_search` or `image_search`) from an offset, with the inputs of the
+    search on show (`asked`, by name): the pages "More results" appends."""
+    if not asked:
+        raise InvalidInputError("there are no results to add to yet; search first")
+
+    def page(offset: int) -> SearchOutput:
+        return search(backend, **asked, offset=offset)
+
+    return page
+
+
 def region_corner(box: str | None, point: Any) -> str:
     """The region box's text after a click at `point` (`[x, y]`, the picture's pixels): the
     first click shows its corner, `[x, y]`; the second, from that corner, the box the two span

@@ -25,7 +25,7 @@ from fashion_clip.media.images import (
 )
 from fashion_clip.media.region import frame_region
 from fashion_clip.model.text import split_items, visible_text
-from fashion_clip.tasks.classify import parse_labels
+from fashion_clip.tasks.classify import parse_labels, prompt_text
 
 MAX_RESULTS = 48
 DEFAULT_RESULTS = 12
@@ -120,6 +120,11 @@ def read_ids(value: str | Sequence[str | int] | None, what: str = "example ids")
 def read_labels(value: str | Sequence[str] | None) -> list[str]:
     """Classify labels: at least two, at most `MAX_LABELS` (as `parse_labels` reads them)."""
     given = read_items(value, "labels")
+    if not any(prompt_text(item) for item in given):
+        # Said here, not by `parse_labels` (at least one): the app compares two or more.
+        raise InvalidInputError(
+            "no labels given: give at least two labels to compare, e.g. 'dress, shirt'"
+        )
     names = parse_labels(given)
     if len(names) > MAX_LABELS:
         raise InvalidInputError(f"{len(names)} labels given; use at most {MAX_LABELS}")

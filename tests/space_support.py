@@ -22,28 +22,50 @@ from fashion_clip.settings import Settings
 from fashion_clip.store import Collection, open_store
 
 
-def demo_slice(folder: Path, rows: int = 60) -> Path:
-    """The first `rows` items of the demo catalog, image paths made absolute."""
-    folder.mkdir(parents=True, exist_ok=True)
+def demo_records(rows: int = 60) -> list[dict[str, Any]]:
+    """`rows` items of the demo catalog, image paths made absolute."""
     lines = DEMO_CATALOG_FILE.read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines if line.strip()]
     # Every 7th row: spread over categories and colours, not only the first few.
     chosen = records[:: max(1, len(records) // rows)][:rows]
     for record in chosen:
         record["image"] = str((DEMO_CATALOG_DIR / record["image"]).resolve())
+    return chosen
+
+
+def demo_slice(folder: Path, rows: int = 60) -> Path:
+    """The catalog file of `demo_records(rows)` in `folder`."""
+    return write_records(folder, demo_records(rows))
+
+
+def write_records(folder: Path, records: list[dict[str, Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "catalog.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in chosen), encoding="utf-8")
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
 
 
 def index_slice(model: ClipModel, store_dir: Path, rows: int = 60) -> Settings:
     """Index a demo slice into collection `shop` under `store_dir`; settings that point at it."""
+    return index_catalog_file(
+        model, store_dir, demo_slice(store_dir.parent / f"{store_dir.name}-catalog", rows)
+    )
+
+
+def index_records(model: ClipModel, store_dir: Path, records: list[dict[str, Any]]) -> Settings:
+    """`index_slice` of catalog rows of the test's own (image paths absolute)."""
+    return index_catalog_file(
+        model, store_dir, write_records(store_dir.parent / f"{store_dir.name}-catalog", records)
+    )
+
+
+def index_catalog_file(model: ClipModel, store_dir: Path, catalog_path: Path) -> Settings:
+    """Index the catalog at `catalog_path` into collection `shop` under `store_dir`."""
     from fashion_clip.ingest.job import collection_spec, index_catalog, open_catalog
     from fashion_clip.ingest.pipeline import IndexOptions
     from fashion_clip.ingest.report import Reporter
     from fashion_clip.ingest.sources import ImageRoot
 
-    catalog_path = demo_slice(store_dir.parent / f"{store_dir.name}-catalog", rows)
     settings = Settings(model=model.info.name, qdrant_path=store_dir, collection="shop")
     with open_store(settings) as store, open_catalog(str(catalog_path)) as catalog:
         root = ImageRoot(str(DEMO_CATALOG_DIR), str(catalog_path))

@@ -122,3 +122,25 @@ def test_a_diversity_out_of_range_is_refused_by_name(demo_collection, demo_model
     vector = demo_model.encode_text(["dress"])[0]
     with pytest.raises(InvalidInputError, match="diversity must be between 0 and 1"):
         search_text(demo_collection, "dress", vector, SearchOptions(diversity=value), limit=5)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])  # no shoe has the word "dress"
+def test_sorted_products_filtered_past_the_relevant_ones_keep_their_relevance(
+    demo_collection, demo_model, mode
+):
+    from fashion_clip.api.search import SearchOptions, search_text
+    from fashion_clip.store import Filter
+
+    # None of what "dress" asks for is a shoe: the shoes the filter leaves are sorted, each
+    # scored as the relevance ranking under the same filter scores it.
+    shoes = Filter(equals={"category": "shoes"})
+    vector = demo_model.encode_text(["dress"])[0]
+
+    def search(sort: str | None, limit: int) -> list:
+        options = SearchOptions(mode=mode, sort=sort)
+        return search_text(demo_collection, "dress", vector, options, filter=shoes, limit=limit)
+
+    relevance = {hit.id: hit.score for hit in search(None, 200)}
+    listed = search("price_asc", 12)
+    assert listed and all(hit.payload["category"] == "shoes" for hit in listed)
+    assert [hit.score for hit in listed] == [relevance[hit.id] for hit in listed]

@@ -11,6 +11,7 @@ are skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -40,6 +41,8 @@ pytestmark = [
 def url(tiny_model, tmp_path_factory):
     settings = shared_shop(tiny_model, tmp_path_factory)
     collection = open_shop(settings, tiny_model)
+    # Image URLs on this machine may be fetched: the URL tests serve pictures on 127.0.0.1.
+    settings = dataclasses.replace(settings, allow_private_urls=True)
     demo = build_demo(tiny_model, collection, settings, notice="the demo model stands in")
     with serving(demo, **launch_options(settings)) as address:  # the page's CSS too
         yield address

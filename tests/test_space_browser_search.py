@@ -13,6 +13,8 @@ import re
 import pytest
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
+from space.tabs.image_search import IMAGE_EXAMPLES
+from tests.space_support import serving_pictures
 from tests.test_space_browser import (  # noqa: F401 (its fixtures and skip marks)
     WAIT_MS,
     browser,
@@ -23,6 +25,9 @@ from tests.test_space_browser import (  # noqa: F401 (its fixtures and skip mark
     shot,
     url,
 )
+
+pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file
 
 PICTURE = DEMO_CATALOG_DIR / "images" / "demo-0001.jpg"  # 256 x 256
 
@@ -132,6 +137,26 @@ def test_more_results_appends_pages_that_never_repeat(page, url):
     assert pictures[:12] == first and len(set(pictures)) == 24
 
 
+def region_box(page):
+    return page.locator("#image-box textarea, #image-box input").first
+
+
+def mark_top_right_quarter(page):
+    """Two clicks on the Image tab's picture, at the corners of its top right quarter; the
+    region box, once it holds the region."""
+    picture = page.locator("#search-image img").first
+    box_input = region_box(page)
+    drawn = picture.bounding_box()  # the picture as shown, scaled to fit its frame
+    for fx, fy in ((0.5, 0.0), (1.0, 0.5)):
+        x = min(max(fx * drawn["width"], 2), drawn["width"] - 3)
+        y = min(max(fy * drawn["height"], 2), drawn["height"] - 3)
+        picture.click(position={"x": x, "y": y})  # scrolled into view, relative to it
+        if fx < 1:  # the first corner shows before the second click (a person sees it)
+            expect(box_input).to_have_value(re.compile(r"^\[\d+, \d+\]$"), timeout=WAIT_MS)
+    expect(box_input).to_have_value(re.compile(r"\[\d+, \d+, \d+, \d+\]"), timeout=WAIT_MS)
+    return box_input
+
+
 def test_two_clicks_on_the_picture_choose_the_region_searched(page, url):
     page.goto(url)
     page.locator('[role="tab"][data-tab-id="image"]').click()
@@ -142,15 +167,7 @@ def test_two_clicks_on_the_picture_choose_the_region_searched(page, url):
     results(page, "#image-results").first.wait_for(state="visible")
     whole = shown_ids(page, "#image-results")
 
-    box_input = page.locator("#image-box textarea, #image-box input").first
-    drawn = picture.bounding_box()  # the picture as shown, scaled to fit its frame
-    for fx, fy in ((0.5, 0.0), (1.0, 0.5)):  # the top right quarter, by its corners
-        x = min(max(fx * drawn["width"], 2), drawn["width"] - 3)
-        y = min(max(fy * drawn["height"], 2), drawn["height"] - 3)
-        picture.click(position={"x": x, "y": y})  # scrolled into view, relative to it
-        if fx < 1:  # the first corner shows before the second click (a person sees it)
-            expect(box_input).to_have_value(re.compile(r"^\[\d+, \d+\]$"), timeout=WAIT_MS)
-    expect(box_input).to_have_value(re.compile(r"\[\d+, \d+, \d+, \d+\]"), timeout=WAIT_MS)
+    box_input = mark_top_right_quarter(page)
     x0, y0, x1, y1 = (int(v) for v in re.findall(r"\d+", box_input.input_value()))
     # in the picture's own pixels, within a pixel or two of where the clicks landed
     assert abs(x0 - 128) <= 4 and abs(y0 - 2) <= 4 and abs(x1 - 254) <= 4 and abs(y1 - 129) <= 4
@@ -159,6 +176,94 @@ def test_two_clicks_on_the_picture_choose_the_region_searched(page, url):
     page.locator("#image-button").click()
     region = settled(page, "#image-results", whole)
     assert region != whole
+
+
+def test_another_example_picture_is_searched_without_the_last_ones_region(page, url):
+    page.goto(url)
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    shirt, dress = (page.locator("#image-examples img").nth(i) for i in (1, 0))
+    shirt.click()  # the example fills the picture and searches it
+    results(page, "#image-results").first.wait_for(state="visible")
+    whole_shirt = shown_ids(page, "#image-results")
+    dress.click()
+    on_dress = settled(page, "#image-results", whole_shirt)
+    mark_top_right_quarter(page)  # a region of the dress
+    shirt.click()  # a new picture: searched whole, its region cleared before the search
+    assert settled(page, "#image-results", on_dress) == whole_shirt
+    expect(region_box(page)).to_have_value("")
+    expect(page.locator("#image-region img")).to_have_count(0)  # no preview of the old one
+    shot(page, "image-example-after-region")
+
+
+def test_a_url_given_after_the_picture_replaces_it_and_is_the_one_searched(page, url):
+    address = page.locator("#image-url textarea, #image-url input").first
+
+    def search_the_picture(before: list[str]) -> list[str]:
+        # A picture given after the URL replaces it: the URL box empties.
+        page.locator("#search-image input[type=file]").set_input_files(str(PICTURE))
+        page.locator("#search-image img").first.wait_for(state="visible")
+        expect(address).to_have_value("")
+        page.locator("#image-button").click()
+        return settled(page, "#image-results", before)
+
+    with serving_pictures() as served:
+        picture_url = f"{served}/demo-0042.jpg"
+        page.goto(url)
+        page.locator('[role="tab"][data-tab-id="image"]').click()
+        address.fill(picture_url)
+        address.press("Enter")
+        results(page, "#image-results").first.wait_for(state="visible")
+        by_url = shown_ids(page, "#image-results")
+        for submit in (lambda: address.press("Enter"), page.locator("#image-button").click):
+            by_picture = search_the_picture(by_url)
+            mark_top_right_quarter(page)  # the picture's region: not the URL's picture's
+            address.fill(picture_url)  # typed while the picture is loaded
+            submit()
+            assert settled(page, "#image-results", by_picture) == by_url
+            expect(page.locator("#search-image img")).to_have_count(0)  # it gave way
+            expect(region_box(page)).to_have_value("")
+            shot(page, "image-url-replaces-picture")
+
+
+def test_more_results_pages_the_search_on_show_not_what_was_typed_since(page, url):
+    client = Client(url, verbose=False, download_files=False)
+    page.goto(url)
+    search(page, "red dress")
+    results(page).first.wait_for(state="visible")
+    first = shown_ids(page)
+    page.locator("#query textarea, #query input").first.fill("black shoes")  # not searched
+    page.locator("#text-more").click()
+    expect(results(page)).to_have_count(24, timeout=WAIT_MS)
+    _, second = client.predict("red dress", offset=12, api_name="/text_search")
+    assert shown_ids(page) == first + [hit["id"] for hit in second]
+    expect(page.locator("#query textarea, #query input").first).to_have_value("black shoes")
+    shot(page, "text-more-of-the-search-on-show")
+
+    page.locator('[role="tab"][data-tab-id="image"]').click()
+    page.locator("#image-examples img").first.click()
+    results(page, "#image-results").first.wait_for(state="visible")
+    first = shown_ids(page, "#image-results")
+    page.get_by_label("Change it (optional)").fill("same, but in blue")  # not searched
+    page.locator("#image-more").click()
+    expect(results(page, "#image-results")).to_have_count(24, timeout=WAIT_MS)
+    example = handle_file(str(DEMO_CATALOG_DIR / "images" / IMAGE_EXAMPLES[0]))
+    _, second = client.predict(example, offset=12, api_name="/image_search")
+    assert shown_ids(page, "#image-results") == first + [hit["id"] for hit in second]
+
+
+def test_more_results_after_more_like_this_pages_the_liked_examples_search(page, url):
+    client = Client(url, verbose=False, download_files=False)
+    page.goto(url)
+    search(page, "red dress")
+    results(page).first.wait_for(state="visible")
+    liked = shown_ids(page)[0]
+    before = shown_ids(page)
+    results(page).first.click()  # "more like this"
+    first = settled(page, "#text-results", before)
+    page.locator("#text-more").click()
+    expect(results(page)).to_have_count(24, timeout=WAIT_MS)
+    _, second = client.predict("red dress", like_ids=liked, offset=12, api_name="/text_search")
+    assert shown_ids(page) == first + [hit["id"] for hit in second]
 
 
 def test_find_this_in_the_catalog_searches_around_the_heatmaps_peak(page, url):
@@ -187,3 +292,13 @@ def test_each_tab_as_it_looks(page, url, tab):
         page.locator("#image-examples img").first.click()
         results(page, "#image-results").first.wait_for(state="visible")
     shot(page, f"tab-{tab}")
+
+
+def test_result_galleries_show_results_and_take_no_uploads(page, url):
+    page.goto(url)
+    for tab, gallery in (("text", "#text-results"), ("image", "#image-results")):
+        page.locator(f'[role="tab"][data-tab-id="{tab}"]').click()
+        page.locator(gallery).wait_for(state="visible")
+        expect(page.locator(f"{gallery} input[type=file]")).to_have_count(0)
+        expect(page.locator(gallery)).not_to_contain_text("Drop Media Here")
+    shot(page, "image-empty-results")

@@ -19,7 +19,7 @@ from fashion_clip.demo import DEMO_CATALOG_DIR
 from fashion_clip.ingest.choice import choose_collection
 from fashion_clip.model.text import visible_text
 from fashion_clip.settings import Settings, load_settings
-from fashion_clip.store import Filter, Hit, Range
+from fashion_clip.store import CollectionSpec, Filter, Hit, Range
 from fashion_clip.store.embedded import EmbeddedStore
 from space import handlers, inputs
 from space.filters import Facets, build_filter, read_facets
@@ -157,6 +157,9 @@ def test_add_example_moves_ids_between_lists():
         ({"limit": 3.7}, "whole number, not 3.7"),
         ({"limit": True}, "whole number, not True"),
         ({"price_min": 50, "price_max": 10}, "upside down"),
+        ({"price_min": -5}, "price from cannot be negative"),
+        ({"price_max": -0.5}, "price to cannot be negative"),
+        ({"price_min": "-5", "price_max": 20}, "price from cannot be negative"),
         ({"like_ids": "no-such-id"}, "no-such-id"),
         ({"unlike_ids": "demo-0001, nope"}, "nope"),
         ({"query": "x" * 600}, "characters long"),
@@ -318,8 +321,9 @@ def test_classify_refuses_a_single_label_that_would_always_score_100(backend):
 
 
 def test_classify_refuses_empty_and_oversized_label_lists(backend):
-    for labels in ("", " , ,", None):
-        with pytest.raises(gr.Error, match="(?i)no labels"):
+    for labels in ("", " , ,", None, [], ["\u200b"]):
+        # The app compares labels: the message asks for two, as a single one is refused too.
+        with pytest.raises(gr.Error, match="(?i)no labels given: give at least two labels"):
             handlers.classify(backend, str(PICTURE), labels)
     many = ", ".join(f"label {i}" for i in range(inputs.MAX_LABELS + 1))
     with pytest.raises(gr.Error, match="(?i)at most"):
@@ -443,6 +447,19 @@ def test_facets_come_from_the_payload(backend):
     low, high = facets.price_range
     assert 0 < low < high
     assert "solid" in facets.presets["pattern"] and "red" in facets.presets["colour"]
+    assert facets.sorts() == ["relevance", "price_asc", "price_desc"]  # the demo's, as ever
+
+
+def test_the_sorts_offered_are_the_collections_numeric_fields_the_price_first(tmp_path):
+    indexes = {"amount": "integer", "price": "float", "weight": "float", "color": "keyword"}
+    with EmbeddedStore(tmp_path / "qdrant") as store:
+        spec = CollectionSpec(model_id="test/tiny", dim=16, payload_indexes=indexes)
+        with store.create("shop", spec) as collection:
+            facets = read_facets(collection)
+    assert facets.sorts() == [
+        "relevance", "price_asc", "price_desc", "amount_asc", "amount_desc",
+        "weight_asc", "weight_desc",
+    ]  # fmt: skip
 
 
 def test_build_filter():

@@ -61,6 +61,15 @@ def test_more_results_of_an_image_search_and_of_liked_examples(backend):
     assert len(set(ids(more))) == 8 and liked[0] not in ids(more)
 
 
+def test_the_search_on_show_is_paged_by_the_inputs_it_ran_with(backend):
+    asked = {"query": "red dress", "negative": "", "limit": 5, "mode": "keyword", "sort": None}
+    page = handlers.search_on_show(handlers.text_search, backend, asked)
+    _, hits = handlers.more_results(*page(0), page)
+    assert ids(hits) == ids(handlers.text_search(backend, "red dress", limit=10, mode="keyword")[1])
+    with pytest.raises(gr.Error, match="no results to add to yet; search first"):
+        handlers.search_on_show(handlers.text_search, backend, None)
+
+
 def test_a_page_that_no_longer_matches_its_gallery_is_refused(backend):
     gallery, hits = handlers.text_search(backend, "red dress", limit=4)
     with pytest.raises(gr.Error, match="search again"):

@@ -55,6 +55,22 @@ def test_sort_by_price_orders_the_relevant_results(client):
     assert falling == sorted(prices, reverse=True)  # the same products, the other way
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "semantic", "keyword"])
+def test_sorted_hits_are_scored_by_their_relevance(client, mode):
+    asked = {"mode": mode, "api_name": "/text_search"}
+    gallery, cheap = client.predict("red dress", sort="price_asc", limit=48, **asked)
+    # The whole shop (60 products) by relevance, in two pages: every sorted one is in it.
+    relevance = {
+        hit["id"]: hit["score"]
+        for offset in (0, 48)
+        for hit in client.predict("red dress", limit=48, offset=offset, **asked)[1]
+    }
+    assert len(cheap) > 1  # each scored as the relevance ranking scores it, not 1.0 throughout
+    for tile, hit in zip(gallery, cheap, strict=True):
+        assert hit["score"] == pytest.approx(relevance[hit["id"]], abs=1e-5)
+        assert tile["caption"].endswith(f" · {hit['score']:.3f}")  # the tile says the same
+
+
 def test_pages_do_not_repeat_and_are_stable(client):
     pages = [
         ids(client.predict("red", limit=6, offset=o, api_name="/text_search")[1])

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from fashion_clip.demo import DEMO_CATALOG_DIR
-from space import handlers
-from space.components import checked_by_handler
+from space.components import checked_by_handler, offered_or_unused
 from space.filters import Facets
 from space.handlers import Backend
 from space.inputs import DEFAULT_RESULTS, MAX_RESULTS
@@ -69,12 +69,15 @@ def filter_controls(facets: Facets) -> list[gr.components.Component]:
     with gr.Accordion("Filters", open=False):
         with gr.Row():
             selects = [
-                gr.Dropdown(
-                    choices=facets.choices(name),
-                    value=[],
-                    multiselect=True,
-                    label=label,
-                    visible=bool(facets.choices(name)),
+                offered_or_unused(
+                    gr.Dropdown(
+                        choices=facets.choices(name),
+                        value=[],
+                        multiselect=True,
+                        label=label,
+                        visible=bool(facets.choices(name)),
+                    ),
+                    f"this collection has no {name} field: leave it empty",
                 )
                 for name, label in (
                     ("category", "Category"),
@@ -115,11 +118,14 @@ def examples(
     inputs: list[gr.components.Component],
     elem_id: str,
     button_id: str,
+    *,
+    then: tuple[Callable[[], Any], list[gr.components.Component]] | None = None,
 ) -> gr.Examples:
     """Examples that fill `inputs` when clicked, then press the tab's button (`button_id`):
     the visitor sees the answer at once, through the very event a press runs. Nothing is
     cached or run ahead, and the click is the page's own (no API endpoint, callable or
-    listed)."""
+    listed). `then`, a function and its outputs, runs between the two: what it sets is
+    what the search reads (a `change` event of the inputs may answer after the press)."""
     shown = gr.Examples(
         rows,
         inputs,
@@ -128,7 +134,10 @@ def examples(
         api_visibility="private",
         elem_id=elem_id,
     )
-    shown.load_input_event.then(
+    loaded = shown.load_input_event
+    if then is not None:
+        loaded = loaded.then(then[0], None, then[1], **PAGE_ONLY)
+    loaded.then(
         None,
         js=f"() => {{ document.querySelector('#{button_id}')?.click(); }}",
         queue=False,
@@ -138,8 +147,11 @@ def examples(
 
 
 def result_gallery(elem_id: str) -> gr.Gallery:
+    """A tab's results: shown, never uploaded to. (Gradio makes a component that is some
+    event's input take uploads, unless told not to: an upload showed as a huge "result".)"""
     return gr.Gallery(
         label="Results",
+        interactive=False,
         columns=4,
         height="auto",
         object_fit="contain",
@@ -154,15 +166,6 @@ def more_button(tab: str) -> gr.Button:
     return gr.Button("More results", visible=False, size="sm", elem_id=f"{tab}-more")
 
 
-def show_more(event: Any, hits: gr.JSON, limit: gr.components.Component, more: gr.Button) -> None:
-    """After a search (`event`), "More results" shows if its page was full."""
-
-    def full(found: list[dict[str, Any]] | None, count: Any) -> gr.Button:
-        return gr.Button(visible=handlers.more_available(found, count))
-
-    event.success(full, [hits, limit], more, **PAGE_ONLY)
-
-
 def without_offset(ranking: list[gr.components.Component]) -> list[gr.components.Component]:
     """`ranking_controls`' controls but the offset (the page's "More results" sets it)."""
     return [control for control in ranking if not (control.elem_id or "").endswith("-offset")]
@@ -173,9 +176,12 @@ def narrowing(filters: list[gr.components.Component]) -> list[gr.components.Comp
     return filters[:5]
 
 
-def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Component]:
-    """Match mode (text search only), sort, offset (hidden: `more_button` pages) and
-    diversity, in one row; the handler checks each value and names the one at fault."""
+def ranking_controls(
+    tab: str, sorts: list[str], *, with_mode: bool
+) -> list[gr.components.Component]:
+    """Match mode (text search only), sort (among `sorts`: what the collection can sort by,
+    `Facets.sorts`), offset (hidden: `more_button` pages) and diversity, in one row; the
+    handler checks each value and names the one at fault."""
     controls: list[gr.components.Component] = []
     with gr.Row():
         if with_mode:
@@ -190,7 +196,7 @@ def ranking_controls(tab: str, *, with_mode: bool) -> list[gr.components.Compone
             )
         controls.append(
             gr.Dropdown(
-                ["relevance", "price_asc", "price_desc"],
+                sorts,
                 value="relevance",
                 label="Sort",
                 allow_custom_value=True,

@@ -10,6 +10,7 @@ import gradio as gr
 from space import handlers
 from space.components import bind, checked_by_handler, checked_text, uploaded_image
 from space.filters import Facets
+from space.inputs import is_missing
 from space.tabs.common import (
     PAGE_ONLY,
     Wiring,
@@ -22,9 +23,8 @@ from space.tabs.common import (
     price_boxes,
     ranking_controls,
     result_gallery,
-    show_more,
-    without_offset,
 )
+from space.tabs.paging import SearchOnShow, remember_inputs, show_search, wire_more
 
 IMAGE_EXAMPLES = ["demo-0081.jpg", "demo-0042.jpg", "demo-0281.jpg"]  # dress, shirt, shoes
 
@@ -40,7 +40,9 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
                 elem_id="search-image",
             )
             url = checked_text(
-                label="…or an image URL", placeholder="https://example.com/shirt.jpg"
+                label="…or an image URL",
+                placeholder="https://example.com/shirt.jpg",
+                elem_id="image-url",
             )
             modifier = checked_text(label="Change it (optional)", placeholder="same, but in blue")
             box = checked_by_handler(
@@ -62,26 +64,39 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
                 elem_id="image-region",
             )
             button = gr.Button("Find similar", variant="primary", elem_id="image-button")
-            examples(demo_pictures(IMAGE_EXAMPLES), [image], "image-examples", "image-button")
+            examples(
+                demo_pictures(IMAGE_EXAMPLES),
+                [image],
+                "image-examples",
+                "image-button",
+                # The example's picture is new: its search must not use the last one's region.
+                then=(_new_picture, [box, region, url]),
+            )
         with gr.Column(scale=2):
             filters = filter_controls(facets)
-            ranking = ranking_controls("image", with_mode=False)
+            ranking = ranking_controls("image", facets.sorts(), with_mode=False)
             note = gr.Markdown(elem_id="image-note")
             gallery = result_gallery("image-results")
             more = more_button("image")
             with gr.Accordion("Results as JSON", open=False):
                 hits = gr.JSON(label="Hits")
+            memory = SearchOnShow.create()
 
     # Enter in the URL, "Change it" or a price box searches too, as on the text tab.
+    triggers = [
+        button.click,
+        url.submit,
+        modifier.submit,
+        *(price.submit for price in price_boxes(filters)),
+    ]
+    searched_by = [image, modifier, *filters, url, box, *ranking]
+    # Each runs before the search, in this order (the page runs one trigger's events in turn).
+    gr.on(triggers, _url_replaces_picture, [url, image], [image, box, region], **PAGE_ONLY)
+    remember_inputs(memory, triggers, searched_by, handlers.image_search)
     search = gr.on(
-        [
-            button.click,
-            url.submit,
-            modifier.submit,
-            *(price.submit for price in price_boxes(filters)),
-        ],
+        triggers,
         bind(handlers.image_search, wiring.backend),
-        [image, modifier, *filters, url, box, *ranking],
+        searched_by,
         [gallery, hits],
         api_name="image_search",
         api_description="Products that look like the image (optionally changed by a text, "
@@ -89,50 +104,34 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
         **wiring.vision,
     )
     search.success(handlers.results_note, [hits, *narrowing(filters)], note, **PAGE_ONLY)
-    show_more(search, hits, filters[-1], more)
+    show_search(search, memory, hits, more)
     keep_results(search, [gallery, hits], note)
-    searched_by = [image, modifier, *filters, url, box]
-    _wire_region(image, box, region)
-    _wire_more(wiring, gallery, hits, more, searched_by, without_offset(ranking))
+    _wire_region(image, box, region, url)
+    wire_more(wiring, handlers.image_search, memory, gallery, hits, more, wiring.vision)
 
 
-def _wire_more(
-    wiring: Wiring,
-    gallery: gr.Gallery,
-    hits: gr.JSON,
-    more: gr.Button,
-    searched_by: list[gr.components.Component],
-    ranked_by: list[gr.components.Component],
-) -> None:
-    """ "More results": the same search from the number of results shown, appended."""
-
-    def more_of(shown: list[Any] | None, found: list[dict[str, Any]] | None, *values: Any) -> Any:
-        searched, (sort, diversity) = values[: len(searched_by)], values[len(searched_by) :]
-
-        def page(offset: int) -> handlers.SearchOutput:
-            return handlers.image_search(
-                wiring.backend, *searched, sort=sort, offset=offset, diversity=diversity
-            )
-
-        pictures, everything = handlers.more_results(shown, found, page)
-        added = everything[len(found or []) :]
-        limit = searched[len(searched_by) - 3]  # the Results slider, before url and box
-        return pictures, everything, gr.Button(visible=handlers.more_available(added, limit))
-
-    added = more.click(
-        more_of,
-        [gallery, hits, *searched_by, *ranked_by],
-        [gallery, hits, more],
-        api_visibility="private",
-        **wiring.vision,
-    )
-    keep_results(added, [gallery, hits])
+def _new_picture() -> tuple[Any, ...]:
+    """A new picture: no region on it yet (nor its preview), and the URL box, which it
+    replaces, emptied."""
+    return "", gr.Image(value=None, visible=False), ""
 
 
-def _wire_region(image: gr.Image, box: gr.Textbox, shown: gr.Image) -> None:
+def _url_replaces_picture(url: Any, picture: Any) -> tuple[Any, ...]:
+    """Before a search from the page: a URL typed while a picture is loaded replaces it (a
+    new picture empties the URL box, so the URL is the newer), with the picture's region.
+
+    The API searches the picture when given both; on the page, the picture beside a URL
+    typed after it would be searched while the URL was what the visitor just gave.
+    """
+    if is_missing(picture) or not isinstance(url, str) or not url.strip():
+        return gr.skip(), gr.skip(), gr.skip()
+    return None, "", gr.Image(value=None, visible=False)
+
+
+def _wire_region(image: gr.Image, box: gr.Textbox, shown: gr.Image, url: gr.Textbox) -> None:
     """Two clicks on the picture, at opposite corners, fill the region box in the picture's
     own pixels (Gradio gives a click's position in them) and show the region as searched;
-    so does Enter in the box; another picture clears both."""
+    so does Enter in the box. Another picture clears both, and the URL box."""
 
     def corner(region: str | None, evt: gr.SelectData) -> str:
         return handlers.region_corner(region, evt.index)
@@ -146,9 +145,12 @@ def _wire_region(image: gr.Image, box: gr.Textbox, shown: gr.Image) -> None:
             return gr.Image(value=None, visible=False)
         return show(picture, region)
 
+    def changed(picture: Any) -> tuple[Any, ...]:
+        if is_missing(picture):  # removed (or replaced by the URL): the URL stays
+            return "", gr.Image(value=None, visible=False), gr.skip()
+        return _new_picture()
+
     clicked = image.select(corner, box, box, **PAGE_ONLY)
     clicked.success(show_after_click, [image, box], shown, **PAGE_ONLY)
     box.submit(show, [image, box], shown, **PAGE_ONLY)
-    # The update is made when the event runs: a component made here, while the page is
-    # being built, would be placed on it (among the tabs, where it shifted them).
-    image.change(lambda: ("", gr.Image(value=None, visible=False)), None, [box, shown], **PAGE_ONLY)
+    image.change(changed, image, [box, shown, url], **PAGE_ONLY)

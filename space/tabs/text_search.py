@@ -22,9 +22,9 @@ from space.tabs.common import (
     price_boxes,
     ranking_controls,
     result_gallery,
-    show_more,
     without_offset,
 )
+from space.tabs.paging import SearchOnShow, remember_inputs, show_search, wire_more
 
 TEXT_EXAMPLES = ["red summer dress", "striped shirt", "black shoes", "blue checked skirt"]
 MORE, LESS = "More like this", "Less like this"
@@ -50,6 +50,7 @@ class TextTab:
     unlike_ids: gr.Textbox
     examples: gr.State  # the page's liked and disliked examples, with their captions
     ranking: list[gr.components.Component]  # match mode, sort, offset, diversity
+    memory: SearchOnShow  # what the search on show ran with: "More results" pages it
 
     @property
     def searched_by(self) -> list[gr.components.Component]:
@@ -69,7 +70,9 @@ def build_text_tab(wiring: Wiring, facets: Facets) -> TextTab:
         tab = _layout(facets)
     _wire_search(tab, wiring)
     _wire_clicks(tab, wiring)
-    _wire_more(tab, wiring)
+    wire_more(
+        wiring, handlers.text_search, tab.memory, tab.gallery, tab.hits, tab.more, wiring.search
+    )
     return tab
 
 
@@ -80,7 +83,7 @@ def _layout(facets: Facets) -> TextTab:
         button = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
     examples([[text] for text in TEXT_EXAMPLES], [query], "text-examples", "search-button")
     filters = filter_controls(facets)
-    ranking = ranking_controls("text", with_mode=True)
+    ranking = ranking_controls("text", facets.sorts(), with_mode=True)
     with gr.Row():
         mode = gr.Radio([MORE, LESS], value=MORE, label="Clicking a result shows", scale=2)
         examples_note = gr.Markdown(elem_id="examples")
@@ -106,20 +109,24 @@ def _layout(facets: Facets) -> TextTab:
         unlike_ids=gr.Textbox(visible=False, label="Less like (ids)"),
         examples=gr.State(NO_EXAMPLES),
         ranking=ranking,
+        memory=SearchOnShow.create(),
     )
 
 
 def _wire_search(tab: TextTab, wiring: Wiring) -> None:
     # Enter in a text box or a price box searches, as the button does (one endpoint).
+    triggers = [
+        tab.button.click,
+        tab.query.submit,
+        tab.negative.submit,
+        *(price.submit for price in price_boxes(tab.filters)),
+    ]
+    inputs = [*tab.searched_by, tab.like_ids, tab.unlike_ids, *tab.ranking]
+    remember_inputs(tab.memory, triggers, inputs, handlers.text_search, preprocess=False)
     search = gr.on(
-        [
-            tab.button.click,
-            tab.query.submit,
-            tab.negative.submit,
-            *(price.submit for price in price_boxes(tab.filters)),
-        ],
+        triggers,
         with_gallery_data(bind(handlers.text_search, wiring.backend)),
-        [*tab.searched_by, tab.like_ids, tab.unlike_ids, *tab.ranking],
+        inputs,
         [tab.gallery, tab.hits],
         api_name="text_search",
         api_description="Products for a text query: gallery and hits {id, score, caption, "
@@ -138,7 +145,7 @@ def _wire_search(tab: TextTab, wiring: Wiring) -> None:
     search.success(*forget, **PAGE_ONLY)
     # A page-only note, so the API still answers an empty gallery and an empty hit list.
     search.success(handlers.results_note, *_note_io(tab), **PAGE_ONLY)
-    show_more(search, tab.hits, tab.filters[-1], tab.more)
+    show_search(search, tab.memory, tab.hits, tab.more)
     # A failed search answers with an error toast and leaves the outputs as they were;
     # the old note ("No products match these filters") would read as this search's.
     keep_results(search, [tab.gallery, tab.hits], tab.note)
@@ -172,66 +179,31 @@ def _wire_clicks(tab: TextTab, wiring: Wiring) -> None:
         evt: gr.SelectData,
     ) -> tuple[Any, ...]:
         like, unlike = handlers.add_example(hits, evt.index, how, state["like"], state["unlike"])
-        values = (query, negative, categories, colours, brands, price_min, price_max, limit)
-        ranked = {"mode": mode, "sort": sort, "diversity": diversity}
-        gallery, found = handlers.text_search(backend, *values, like, unlike, **ranked)
+        asked = {
+            "query": query, "negative": negative, "categories": categories,
+            "colours": colours, "brands": brands, "price_min": price_min,
+            "price_max": price_max, "limit": limit, "like_ids": like, "unlike_ids": unlike,
+            "mode": mode, "sort": sort, "diversity": diversity,
+        }  # fmt: skip
+        gallery, found = handlers.text_search(backend, **asked)
         chosen = hits[evt.index]  # type: ignore[index] (add_example checked it)
         names = {**state.get("names", {}), str(chosen["id"]): chosen["caption"]}
         chosen_now = {"like": like, "unlike": unlike, "names": names}
         # New results: no tile stays highlighted from the click that asked for them.
-        return gr.Gallery(value=gallery, selected_index=None), found, chosen_now
+        return gr.Gallery(value=gallery, selected_index=None), found, chosen_now, asked
 
     picked = tab.gallery.select(
         pick,
         [tab.hits, tab.examples, tab.mode, *tab.searched_by, *tab.ranked_by],
-        [tab.gallery, tab.hits, tab.examples],
+        [tab.gallery, tab.hits, tab.examples, tab.memory.pending],
         api_visibility="private",
         **wiring.search,
     )
     picked.success(handlers.examples_note, tab.examples, tab.examples_note, **PAGE_ONLY).success(
         handlers.results_note, *_note_io(tab), **PAGE_ONLY
     )
-    show_more(picked, tab.hits, tab.filters[-1], tab.more)
+    show_search(picked, tab.memory, tab.hits, tab.more)
     keep_results(picked, [tab.gallery, tab.hits, tab.examples], tab.note)
-
-
-def _ranking_values(ranked_by: tuple[Any, ...]) -> dict[str, Any]:
-    """The values of `TextTab.ranked_by`, as `handlers.text_search`'s keywords."""
-    mode, sort, diversity = ranked_by
-    return {"mode": mode, "sort": sort, "diversity": diversity}
-
-
-def _wire_more(tab: TextTab, wiring: Wiring) -> None:
-    """ "More results": the same search (the typed text, or the clicked examples) from the
-    number of results shown, appended; the button hides once a page comes back short."""
-    backend = wiring.backend
-
-    def more(
-        shown: list[Any] | None,
-        hits: list[dict[str, Any]] | None,
-        state: dict[str, Any],
-        *values: Any,  # `searched_by`, then `ranked_by`
-    ) -> tuple[Any, ...]:
-        searched, ranked_by = values[: len(tab.searched_by)], values[len(tab.searched_by) :]
-
-        def page(offset: int) -> handlers.SearchOutput:
-            return handlers.text_search(
-                backend, *searched, state["like"], state["unlike"],
-                offset=offset, **_ranking_values(ranked_by),
-            )  # fmt: skip
-
-        gallery, found = handlers.more_results(shown, hits, page)
-        added = found[len(hits or []) :]
-        return gallery, found, gr.Button(visible=handlers.more_available(added, searched[-1]))
-
-    added = tab.more.click(
-        more,
-        [tab.gallery, tab.hits, tab.examples, *tab.searched_by, *tab.ranked_by],
-        [tab.gallery, tab.hits, tab.more],
-        api_visibility="private",
-        **wiring.search,
-    )
-    keep_results(added, [tab.gallery, tab.hits])
 
 
 def wire_deep_link(demo: gr.Blocks, tab: TextTab, wiring: Wiring) -> None:
