@@ -247,6 +247,11 @@ def test_deep_link_fills_and_runs_the_search(page, url):
     results(page).first.wait_for(state="visible")
     assert page.locator("#query textarea, #query input").first.input_value() == "red dress"
     shot(page, "deep-link")
+    first = results(page).evaluate_all("images => images.map(i => i.src)")
+    page.locator("#text-more").click()  # the link's search is the one on show: it pages
+    expect(results(page)).to_have_count(24, timeout=WAIT_MS)
+    both = results(page).evaluate_all("images => images.map(i => i.src)")
+    assert both[:12] == first and len(set(both)) == 24
 
 
 def test_a_bad_deep_link_says_why_beside_the_box(page, url):

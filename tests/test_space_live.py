@@ -95,6 +95,28 @@ def test_the_pages_own_events_are_not_callable(url):
     assert callable_names == {name.lstrip("/") for name in ENDPOINTS} | {"ping"}
 
 
+@pytest.mark.parametrize("tab", ["text", "image"])
+def test_more_results_pages_inputs_the_search_itself_kept(url, tab):
+    """What "More results" pages is written by the search event, with its results: a page
+    event keeping the inputs beside it could keep another press's (a second Search while
+    the first runs), and More results would append that query's page under these results."""
+    import json
+
+    with urllib.request.urlopen(url + "config", timeout=30) as response:
+        config = json.load(response)
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    events = config["dependencies"]
+    (search,) = [d for d in events if d["api_name"] == f"{tab}_search"]
+    (more,) = [d for d in events if [ids[f"{tab}-more"], "click"] in d["targets"]]
+    states = {c["id"] for c in config["components"] if c["type"] == "state"}
+    paged = set(more["inputs"]) & states
+    assert paged and paged <= set(search["outputs"])
+    writers = [d for d in events if paged & set(d["outputs"])]
+    # only searches that show their results write it: the tab's search, "more like this"
+    # (a search of the liked examples) and the ?q= link's search on the text tab
+    assert all(set(d["outputs"]) & {ids[f"{tab}-results"]} for d in writers), writers
+
+
 def test_text_search(client):
     gallery, hits = client.predict("red dress", limit=5, api_name="/text_search")
     assert len(gallery) == len(hits) == 5

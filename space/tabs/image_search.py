@@ -24,7 +24,7 @@ from space.tabs.common import (
     ranking_controls,
     result_gallery,
 )
-from space.tabs.paging import SearchOnShow, remember_inputs, show_search, wire_more
+from space.tabs.paging import SearchOnShow, show_search, telling_inputs, wire_more
 
 IMAGE_EXAMPLES = ["demo-0081.jpg", "demo-0042.jpg", "demo-0281.jpg"]  # dress, shirt, shoes
 
@@ -90,14 +90,13 @@ def build_image_tab(wiring: Wiring, facets: Facets) -> None:
         *(price.submit for price in price_boxes(filters)),
     ]
     searched_by = [image, modifier, *filters, url, box, *ranking]
-    # Each runs before the search, in this order (the page runs one trigger's events in turn).
+    # Runs before the search (the page runs one trigger's events in turn).
     gr.on(triggers, _url_replaces_picture, [url, image], [image, box, region], **PAGE_ONLY)
-    remember_inputs(memory, triggers, searched_by, handlers.image_search)
     search = gr.on(
         triggers,
-        bind(handlers.image_search, wiring.backend),
+        telling_inputs(bind(handlers.image_search, wiring.backend), handlers.image_search),
         searched_by,
-        [gallery, hits],
+        [gallery, hits, memory.shown],
         api_name="image_search",
         api_description="Products that look like the image (optionally changed by a text, "
         "e.g. 'same, but in blue'): gallery and hits.",

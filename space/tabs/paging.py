@@ -1,12 +1,16 @@
 """ "More results" under the Text and Image results: the next page of the search on show.
 
-The inputs a search runs with are kept as it starts, and become the search on show once it
-succeeds. "More results" pages that search: what was typed or chosen since, without pressing
-Search, waits for the next search rather than being appended under the old one's results.
+Each search returns, beside its results, the inputs it ran with (to a state, which the API
+does not show), and they become the search on show once it succeeds. "More results" pages
+that search: what was typed or chosen since, without pressing Search, waits for the next
+search rather than being appended under the old one's results. Kept by the search itself,
+they cannot be another press's: a second press while a search runs does not mix its inputs
+with the first one's results.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,50 +24,43 @@ from space.tabs.common import PAGE_ONLY, Wiring, keep_results
 
 @dataclass(frozen=True)
 class SearchOnShow:
-    """A tab's searches, each as its handler's keywords (no offset: the page starts at the
+    """A tab's search on show, as its handler's keywords (no offset: the page starts at the
     top, and "More results" pages on)."""
 
-    pending: gr.State  # the inputs of the search under way
-    shown: gr.State  # those of the search whose results are on show
+    shown: gr.State
 
     @classmethod
     def create(cls) -> SearchOnShow:
         """Made inside the tab: a component made outside every tab lands among them."""
-        return cls(gr.State(None), gr.State(None))
+        return cls(gr.State(None))
 
 
-def remember_inputs(
-    memory: SearchOnShow,
-    triggers: list[Any],
-    inputs: list[gr.components.Component],
-    search: Callable[..., Any],
-    **options: Any,
-) -> None:
-    """Keep what a search on `triggers` runs with (`inputs`, in `search`'s order), by name.
-
-    Wire it before the search: the page runs the events of one trigger in turn, so the
-    inputs are kept before the search reads them, and any later edit is not among them.
-    `options`: the search event's own (`preprocess`), so that both read the same values.
-    """
+def telling_inputs(
+    answer: Callable[..., tuple[Any, ...]], search: Callable[..., Any]
+) -> Callable[..., tuple[Any, ...]]:
+    """`answer` (a search event's function, taking `search`'s inputs after the backend, in
+    order) returning also those inputs by name, offset left out: for `SearchOnShow.shown`,
+    the event's last output."""
     names = list(inspect.signature(search).parameters)[1:]  # after the backend
 
-    def kept(*values: Any) -> dict[str, Any]:
+    @functools.wraps(answer)  # the API keeps the parameters' names
+    def answered(*values: Any) -> tuple[Any, ...]:
         asked = dict(zip(names, values, strict=True))
         asked.pop("offset", None)
-        return asked
+        return (*answer(*values), asked)
 
-    gr.on(triggers, kept, inputs, memory.pending, **PAGE_ONLY, **options)
+    return answered
 
 
 def show_search(event: Any, memory: SearchOnShow, hits: gr.JSON, more: gr.Button) -> None:
-    """After a search (`event`) succeeds, it is the search on show; "More results" shows if
+    """After a search (`event`, which set `memory.shown`) succeeds, "More results" shows if
     its page came back full."""
 
     def on_show(asked: dict[str, Any] | None, found: list[dict[str, Any]] | None) -> Any:
         full = asked is not None and handlers.more_available(found, asked.get("limit"))
-        return asked, gr.Button(visible=full)
+        return gr.Button(visible=full)
 
-    event.success(on_show, [memory.pending, hits], [memory.shown, more], **PAGE_ONLY)
+    event.success(on_show, [memory.shown, hits], [more], **PAGE_ONLY)
 
 
 def wire_more(

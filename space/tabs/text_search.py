@@ -24,7 +24,7 @@ from space.tabs.common import (
     result_gallery,
     without_offset,
 )
-from space.tabs.paging import SearchOnShow, remember_inputs, show_search, wire_more
+from space.tabs.paging import SearchOnShow, show_search, telling_inputs, wire_more
 
 TEXT_EXAMPLES = ["red summer dress", "striped shirt", "black shoes", "blue checked skirt"]
 MORE, LESS = "More like this", "Less like this"
@@ -122,12 +122,12 @@ def _wire_search(tab: TextTab, wiring: Wiring) -> None:
         *(price.submit for price in price_boxes(tab.filters)),
     ]
     inputs = [*tab.searched_by, tab.like_ids, tab.unlike_ids, *tab.ranking]
-    remember_inputs(tab.memory, triggers, inputs, handlers.text_search, preprocess=False)
+    answer = with_gallery_data(bind(handlers.text_search, wiring.backend))
     search = gr.on(
         triggers,
-        with_gallery_data(bind(handlers.text_search, wiring.backend)),
+        telling_inputs(answer, handlers.text_search),
         inputs,
-        [tab.gallery, tab.hits],
+        [tab.gallery, tab.hits, tab.memory.shown],
         api_name="text_search",
         api_description="Products for a text query: gallery and hits {id, score, caption, "
         "payload}. Optional: 'less of' text, filters, result count, liked/disliked ids.",
@@ -195,7 +195,7 @@ def _wire_clicks(tab: TextTab, wiring: Wiring) -> None:
     picked = tab.gallery.select(
         pick,
         [tab.hits, tab.examples, tab.mode, *tab.searched_by, *tab.ranked_by],
-        [tab.gallery, tab.hits, tab.examples, tab.memory.pending],
+        [tab.gallery, tab.hits, tab.examples, tab.memory.shown],
         api_visibility="private",
         **wiring.search,
     )
@@ -213,19 +213,21 @@ def wire_deep_link(demo: gr.Blocks, tab: TextTab, wiring: Wiring) -> None:
     def deep_link(request: gr.Request) -> tuple[Any, ...]:
         text = (request.query_params.get("q") or "").strip() if request else ""
         if not text:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             gallery, hits = handlers.text_search(backend, text)
         except gr.Error as exc:
             # Said beside the box, which keeps the link's text to fix: raised here, the
             # error would cover the query box and the results with Gradio's overlay.
-            return text, [], [], f"**This link's search cannot run.** {exc.message}"
-        return text, gallery, hits, handlers.results_note(hits)
+            return text, [], [], f"**This link's search cannot run.** {exc.message}", None
+        # The search on show, which "More results" pages: the link's text, the rest default.
+        return text, gallery, hits, handlers.results_note(hits), {"query": text}
 
-    demo.load(
+    linked = demo.load(
         deep_link,
         None,
-        [tab.query, tab.gallery, tab.hits, tab.note],
+        [tab.query, tab.gallery, tab.hits, tab.note, tab.memory.shown],
         api_visibility="private",
         **wiring.search,
     )
+    show_search(linked, tab.memory, tab.hits, tab.more)
