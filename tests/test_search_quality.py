@@ -5,6 +5,8 @@ Sorted searches list the products asked for (benchmarks/sort_relevance.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from benchmarks import diversity, relevance, sort_relevance
@@ -102,6 +104,10 @@ def test_diversity_in_keyword_mode_shows_only_what_the_words_match(demo_collecti
         demo_collection, "Northwind", vector, SearchOptions(mode="keyword"), limit=24
     )
     assert [h.id for h in hits] != [h.id for h in plain]  # varied, among the brand's
+    typed = demo_model.encode_text(["demo-0159"])[0]  # a product's id comes first here too
+    first = search_text(demo_collection, "demo-0159", typed, words, limit=12)
+    after = search_text(demo_collection, "demo-0159", typed, replace(words, offset=12), limit=12)
+    assert first[0].id == "demo-0159" and "demo-0159" not in {h.id for h in first[1:] + after}
     by_price = SearchOptions(mode="keyword", diversity=0.5, sort="price_asc")
     hits = search_text(demo_collection, "Northwind", vector, by_price, limit=24)
     prices = [h.payload["price"] for h in hits]

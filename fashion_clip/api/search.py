@@ -11,7 +11,7 @@ typed (a product code) comes first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -135,6 +135,10 @@ def search_text(
         if words is None or words.is_empty():
             return []  # only stopwords or punctuation: no word to match
         ranking = replace(ranking, keywords=words)
+        if ranking.diversity > 0 and ranking.sort is None:
+            return _exact_first(
+                collection, text, ranking, lambda r: _varied_among_matches(collection, r, vector)
+            )
         if ranking.diversity > 0:
             return _varied_among_matches(collection, ranking, vector)
     else:
@@ -233,31 +237,40 @@ def _within_cut(hits: list[Hit]) -> list[Hit]:
     return [hit for hit in hits if hit.score >= cut]
 
 
-def _exact_first(collection: Collection, text: str, ranking: Ranking) -> list[Hit]:
-    """`ranking`'s page, with the product whose id or a text field equals `text` first.
+def _exact_first(
+    collection: Collection,
+    text: str,
+    ranking: Ranking,
+    page: Callable[[Ranking], list[Hit]] | None = None,
+) -> list[Hit]:
+    """`ranking`'s page (`page(ranking)`; the collection's query by default), with the
+    product whose id or a text field equals `text` first.
 
     The engine's keyword ranking finds the candidate; it is then taken out of the ranking
     and put in front, so pages after the first shift by one and never repeat it.
     """
+    page = page or collection.query
     exact = _exact_match(collection, text, ranking)
     if exact is None:
-        return collection.query(ranking)
+        return page(ranking)
     if ranking.collapse:
-        return _exact_first_collapsed(collection, exact, ranking)
+        return _exact_first_collapsed(exact, ranking, page)
     base = ranking.filter or Filter()
-    without = Filter(base.equals, base.any_of, base.ranges, [*base.exclude_ids, exact.id])
+    without = replace(base, exclude_ids=[*base.exclude_ids, exact.id])
     if ranking.offset == 0:
-        rest = collection.query(replace(ranking, filter=without, limit=max(ranking.limit - 1, 1)))
+        rest = page(replace(ranking, filter=without, limit=max(ranking.limit - 1, 1)))
         return [exact, *rest][: ranking.limit]
-    return collection.query(replace(ranking, filter=without, offset=ranking.offset - 1))
+    return page(replace(ranking, filter=without, offset=ranking.offset - 1))
 
 
-def _exact_first_collapsed(collection: Collection, exact: Hit, ranking: Ranking) -> list[Hit]:
+def _exact_first_collapsed(
+    exact: Hit, ranking: Ranking, page: Callable[[Ranking], list[Hit]]
+) -> list[Hit]:
     """`_exact_first` where one product per family shows: `exact` stands for its family (at
     most one other leader gives way), so each page is cut from the leaders through its end."""
     field_name = ranking.collapse or ""
     family = exact.payload.get(field_name)
-    leaders = collection.query(replace(ranking, offset=0, limit=ranking.offset + ranking.limit + 1))
+    leaders = page(replace(ranking, offset=0, limit=ranking.offset + ranking.limit + 1))
     others = [
         hit
         for hit in leaders

@@ -243,10 +243,10 @@ def _refuse_credentials(url: str) -> None:
     except ValueError:
         return  # refused as not a valid web address, by the request
     if "@" in netloc:
-        user = netloc.rpartition("@")[0].partition(":")[0]
+        # The user name hidden too: a token is often given as one (`https://TOKEN@host`).
         host = netloc.rpartition("@")[2]
         raise ImageLoadError(
-            f"{urllib.parse.urlsplit(url).scheme}://{user}:{HIDDEN}@{host}/…",
+            f"{urllib.parse.urlsplit(url).scheme}://{HIDDEN}@{host}/…",
             "a web address with a user name or password is not fetched: the password would "
             "be kept and shown with it (a product's picture address goes to every visitor's "
             "browser); use an address without a login, or S3 with the indexer's credentials",
