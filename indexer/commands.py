@@ -221,10 +221,11 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _evaluated_collection(args: argparse.Namespace, settings: Settings, store: Store) -> str:
     """--collection; else FASHION_CLIP_COLLECTION; else the collection `index CATALOG` fills
-    (named after the catalog) where it exists; else the one the app serves."""
-    own = catalog_name(args.catalog)
-    if args.collection or settings.collection or not store.exists(own):
+    (named after the catalog). Not the last indexed one: scored against another catalog's
+    collection, the figures would mean nothing."""
+    if args.collection or settings.collection:
         return _existing_collection(args, settings, store)
+    own = catalog_name(args.catalog)
     _note(f"collection {own!r} (named after the catalog; --collection chooses another)")
     return own
 

@@ -267,3 +267,13 @@ def test_fields_under_other_names_in_every_format(tmp_path, suffix):
     if suffix == ".csv":  # a header tells at once that a named column is not there
         with pytest.raises(CatalogError, match=r"no column 'sku' \(columns: SKU, Picture"):
             list(read_rows(path, "csv", columns={"id": "sku"}))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_json_record_whose_renamed_fields_clash_is_skipped_not_merged(tmp_path, suffix):
+    rows = [{"SKU": "p1", "id": 7, "id_original": 8, "image": "a.jpg"},
+            {"SKU": "p2", "id": 9, "image": "b.jpg"}]  # fmt: skip
+    path = write_catalog(tmp_path / f"c{suffix}", rows)
+    first, second = read_rows(path, suffix[1:], columns={"id": "SKU"})
+    assert isinstance(first, RowProblem) and "id_original appear twice" in first.reason
+    assert isinstance(second, Row) and second.payload["id_original"] == 9  # the usual rename

@@ -125,17 +125,18 @@ def test_commands_without_a_collection_act_on_the_one_the_app_serves(shop, capsy
     )
 
 
-def test_evaluate_takes_the_catalogs_own_collection_else_the_one_the_app_serves(shop, capsys):
+def test_evaluate_takes_the_catalogs_own_collection_never_another_catalogs(shop, capsys):
     _index_two_catalogs(shop, capsys)
     evaluate = ("evaluate", "--label-column", "category", "--json")
     code, out, err = run_indexer(capsys, *evaluate, shop / "summer.jsonl")
     assert code == 0 and json.loads(out)["collection"] == "summer", err
     assert "collection 'summer' (named after the catalog" in err
-    # A catalog under a name no collection has: the app's choice.
+    # A catalog under a name no collection has: refused, not scored against 'products'.
     copy = write_catalog(shop / "export.jsonl", product_rows(N))
     code, out, err = run_indexer(capsys, *evaluate, copy)
+    assert code == 2 and out == "" and "no collection 'export'" in err, err
+    code, out, err = run_indexer(capsys, *evaluate, copy, "--collection", "products")
     assert code == 0 and json.loads(out)["collection"] == "products", err
-    assert "collection 'products' (the last indexed of 2 catalogs" in err
 
 
 def test_fashion_clip_collection_chooses_for_the_commands_as_for_the_app(shop, capsys, monkeypatch):

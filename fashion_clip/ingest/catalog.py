@@ -247,7 +247,12 @@ def _records(text: IO[str], fmt: str, name: str, columns: dict[str, str]) -> Ite
     renames = renaming(columns)
     for record in records:
         if isinstance(record, dict):
-            record = dict(zip(renamed(record, renames), record.values(), strict=True))
+            names = renamed(record, renames)
+            repeated = sorted({field for field in names if names.count(field) > 1})
+            if repeated:  # one value would silently replace the other
+                yield f"field(s) {', '.join(repeated)} appear twice once renamed by --*-column"
+                continue
+            record = dict(zip(names, record.values(), strict=True))
         yield record
 
 
