@@ -106,6 +106,9 @@ class RemoteCollection(Collection):
             self._call("upsert points", self._c.upsert, points=batch, wait=True)
 
     def set_payloads(self, updates: Mapping[Any, Mapping[str, Any]]) -> None:
+        # The keywords come from the payloads read just before: two callers setting words of
+        # the same points at once (two `tag` runs) may each miss the other's (the embedded
+        # store holds its write lock; a server has none to hold).
         planned = payload_updates(self, updates, document_vector)
         operations: list[Any] = [
             qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=u.fields, points=[u.uuid]))
