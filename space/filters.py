@@ -92,7 +92,7 @@ def read_facets(collection: Collection) -> Facets:
             continue
         if name in FILTER_FIELDS:
             fields[name], values[name] = key, found
-        if name in PRESET_FIELDS:
+        if name in PRESET_FIELDS and len(found) > 1:  # one value is no choice to classify
             presets[name] = ", ".join(found[:30])
 
     price_field = pick(PRICE_FIELDS, ("float", "integer"))

@@ -462,6 +462,27 @@ def test_the_sorts_offered_are_the_collections_numeric_fields_the_price_first(tm
     ]  # fmt: skip
 
 
+def test_a_field_with_one_value_leaves_its_label_preset_as_it_was(tmp_path):
+    """Classify compares two labels at least: a catalog of dresses only keeps the default
+    category labels, where its own would be one label that classify refuses."""
+    from fashion_clip.store import Point
+    from space.filters import DEFAULT_PRESETS
+
+    indexes = {"category": "keyword", "color": "keyword"}
+    rng = np.random.default_rng(0)
+    with EmbeddedStore(tmp_path / "qdrant") as store:
+        spec = CollectionSpec(model_id="test/tiny", dim=16, payload_indexes=indexes)
+        with store.create("dresses", spec) as collection:
+            collection.upsert([
+                Point(f"d{i}", {"image": rng.normal(size=16).astype(np.float32)},
+                      {"category": "dress", "color": ["red", "blue"][i % 2]})
+                for i in range(4)
+            ])  # fmt: skip
+            facets = read_facets(collection)
+    assert facets.presets["category"] == DEFAULT_PRESETS["category"]
+    assert facets.presets["colour"] in ("red, blue", "blue, red")  # two: the catalog's own
+
+
 def test_build_filter():
     facets = Facets(fields={"colour": "color"}, values={"colour": ["red"]}, price_field="price")
     assert build_filter(facets) is None
