@@ -264,3 +264,14 @@ def test_retrieval_modes_find_typed_ids_and_words(
         fclip.retrieval("red dress", mode="fuzzy")
     fclip.close()
     store.close()
+
+
+def test_grid_captions_draw_accented_letters_not_boxes() -> None:
+    """'Größe', 'café': Pillow's own default font has no such letters and drew boxes."""
+    from fashion_clip.api.dataset import caption_font
+
+    font = caption_font()
+    unknown = font.getmask("\U000f0000")  # private use: no font draws it, a box stands in
+    for letter in "öéß–ñ":
+        mask = font.getmask(letter)
+        assert (mask.size, list(mask)) != (unknown.size, list(unknown)), letter

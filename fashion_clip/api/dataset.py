@@ -10,6 +10,7 @@ the ids `FashionCLIP.retrieval` returns are the ids this dataset looks up.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import numbers
@@ -132,7 +133,7 @@ class FCLIPDataset:
         caption_height = 34
         grid = Image.new("RGB", (columns * thumb, rows * (thumb + caption_height)), "white")
         draw = ImageDraw.Draw(grid)
-        font = ImageFont.load_default()
+        font = caption_font()
         for i, product_id in enumerate(ids):
             x, y = (i % columns) * thumb, (i // columns) * (thumb + caption_height)
             try:
@@ -230,6 +231,24 @@ def _validated(name: str, catalog: Any) -> list[dict[str, Any]]:
     if not rows:
         raise CatalogError(f"dataset {name!r}: the catalog is empty")
     return rows
+
+
+# Fonts with Latin, Greek and Cyrillic letters, on most Linux machines (DejaVu comes with
+# fontconfig on Debian), macOS and Windows. Pillow's own default draws "Größe" or "café"
+# with boxes for the accented letters.
+CAPTION_FONTS = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "Helvetica.ttc")
+CAPTION_SIZE = 11
+
+
+@functools.cache
+def caption_font() -> Any:
+    """The first of `CAPTION_FONTS` this machine has, else Pillow's default."""
+    for name in CAPTION_FONTS:
+        try:
+            return ImageFont.truetype(name, CAPTION_SIZE)
+        except OSError:  # not installed here
+            continue
+    return ImageFont.load_default()
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
