@@ -44,6 +44,9 @@ SORT_RELEVANCE_SHARE = 0.35
 NOVELTY_AT_FULL_DIVERSITY = 0.4
 
 
+Page = Callable[[Ranking], list[Hit]]  # a ranking's page of hits: `Collection.query` or so
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How to rank: `mode` (text queries), `sort` (`relevance`, `FIELD_asc`, `FIELD_desc`),
@@ -127,6 +130,7 @@ def search_text(
     """
     mode = check_mode(options.mode)
     ranking = base_ranking(collection, options, filter, limit)
+    page: Page = collection.query
     has_keywords = collection.keyword_fields() is not None
     words = query_vector(text) if mode != "semantic" and has_keywords else None
     if mode == "keyword":
@@ -135,55 +139,55 @@ def search_text(
         if words is None or words.is_empty():
             return []  # only stopwords or punctuation: no word to match
         ranking = replace(ranking, keywords=words)
-        if ranking.diversity > 0 and ranking.sort is None:
-            return _exact_first(
-                collection, text, ranking, lambda r: _varied_among_matches(collection, r, vector)
-            )
         if ranking.diversity > 0:
-            return _varied_among_matches(collection, ranking, vector)
+            page = _varied_among_matches(collection, vector)
     else:
         if vector is None:
             raise InvalidInputError(f"{mode} search needs the query's embedding")
         keywords = words if words is not None and not words.is_empty() else None
         ranking = replace(ranking, dense=vector, keywords=keywords)
     if mode == "semantic" or ranking.sort is not None:
-        return _ranked(collection, ranking)  # sorted: ordered by the field, not by the text
-    return _exact_first(collection, text, ranking)
+        return _ranked(collection, ranking, page)  # sorted: by the field, not by the text
+    return _exact_first(collection, text, ranking, page)
 
 
-def _ranked(collection: Collection, ranking: Ranking) -> list[Hit]:
-    """`ranking`'s page. Sorted, it orders the products the query asks for, each scored by
-    its relevance (`relevant_for_sorting`): the engine scores an ordered list 1.0 throughout,
-    which tells a shopper nothing."""
+def _ranked(collection: Collection, ranking: Ranking, page: Page | None = None) -> list[Hit]:
+    """`ranking`'s page (`page(ranking)`; the collection's query by default). Sorted, it
+    orders the products the query asks for, each scored by its relevance
+    (`relevant_for_sorting`): the engine scores an ordered list 1.0 throughout, which tells
+    a shopper nothing."""
+    page = page or collection.query
     if ranking.sort is None:
-        return collection.query(ranking)
+        return page(ranking)
     narrowed, relevance = relevant_for_sorting(collection, ranking)
     if not relevance:
         return []  # nothing is relevant (no word matched): nothing to sort
-    return [replace(hit, score=relevance[hit.id]) for hit in collection.query(narrowed)]
+    return [replace(hit, score=relevance[hit.id]) for hit in page(narrowed)]
 
 
-def _varied_among_matches(
-    collection: Collection, ranking: Ranking, vector: np.ndarray | None
-) -> list[Hit]:
-    """A keyword `ranking`'s page with diversity: MMR over the query's meaning among the
-    products its words match (its candidates; sorted, those the sort keeps), so that no
-    product without the words shows (a query vector beside the keywords would fuse both
-    rankings: a hybrid search)."""
+def _varied_among_matches(collection: Collection, vector: np.ndarray | None) -> Page:
+    """The page of a keyword ranking with diversity: MMR over the query's meaning among the
+    products its words match (its candidates, within its filter: sorted, those the sort
+    keeps), so that no product without the words shows (a query vector beside the keywords
+    would fuse both rankings: a hybrid search)."""
     if vector is None:
         raise InvalidInputError("diversity compares pictures: it needs the query's embedding")
-    relevance = None
-    if ranking.sort is not None:
-        ranking, relevance = relevant_for_sorting(collection, ranking)
-        if not relevance:
-            return []
-    plain = replace(ranking, sort=None, boosts=(), diversity=0.0, collapse=None, offset=0)
-    matches = collection.query(replace(plain, limit=ranking.candidates))
-    varied = replace(ranking, keywords=None, dense=vector, filter=_only(ranking.filter, matches))
-    hits = collection.query(varied)
-    if relevance is None:
-        return hits
-    return [replace(hit, score=relevance[hit.id]) for hit in hits if hit.id in relevance]
+
+    def page(ranking: Ranking) -> list[Hit]:
+        matches = collection.query(_relevance_alone(ranking))
+        among = _only(ranking.filter, matches)
+        return collection.query(replace(ranking, keywords=None, dense=vector, filter=among))
+
+    return page
+
+
+def _relevance_alone(ranking: Ranking) -> Ranking:
+    """`ranking`'s candidates ranked by relevance alone: no boosts, diversity, sort or
+    collapse, from the top (its filter kept)."""
+    return replace(
+        ranking, sort=None, boosts=(), diversity=0.0, collapse=None, offset=0,
+        limit=ranking.candidates,
+    )  # fmt: skip
 
 
 def relevant_for_sorting(
@@ -202,10 +206,7 @@ def relevant_for_sorting(
     filtered relevance ranking scores them. The same ids for every page: pages never shift.
     `ranking` must sort.
     """
-    plain = replace(
-        ranking, sort=None, boosts=(), diversity=0.0, collapse=None, offset=0, filter=None,
-        limit=ranking.candidates,
-    )  # fmt: skip
+    plain = replace(_relevance_alone(ranking), filter=None)
     hits = collection.query(plain)
     asked_for = _within_cut(hits)
     if (
@@ -238,10 +239,7 @@ def _within_cut(hits: list[Hit]) -> list[Hit]:
 
 
 def _exact_first(
-    collection: Collection,
-    text: str,
-    ranking: Ranking,
-    page: Callable[[Ranking], list[Hit]] | None = None,
+    collection: Collection, text: str, ranking: Ranking, page: Page | None = None
 ) -> list[Hit]:
     """`ranking`'s page (`page(ranking)`; the collection's query by default), with the
     product whose id or a text field equals `text` first.
@@ -263,9 +261,7 @@ def _exact_first(
     return page(replace(ranking, filter=without, offset=ranking.offset - 1))
 
 
-def _exact_first_collapsed(
-    exact: Hit, ranking: Ranking, page: Callable[[Ranking], list[Hit]]
-) -> list[Hit]:
+def _exact_first_collapsed(exact: Hit, ranking: Ranking, page: Page) -> list[Hit]:
     """`_exact_first` where one product per family shows: `exact` stands for its family (at
     most one other leader gives way), so each page is cut from the leaders through its end."""
     field_name = ranking.collapse or ""
