@@ -12,6 +12,7 @@ the format.
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import csv
 import json
@@ -248,12 +249,17 @@ def _records(text: IO[str], fmt: str, name: str, columns: dict[str, str]) -> Ite
     for record in records:
         if isinstance(record, dict):
             names = renamed(record, renames)
-            repeated = sorted({field for field in names if names.count(field) > 1})
+            repeated = _repeated(names)
             if repeated:  # one value would silently replace the other
                 yield f"field(s) {', '.join(repeated)} appear twice once renamed by --*-column"
                 continue
             record = dict(zip(names, record.values(), strict=True))
         yield record
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once in `names`, sorted."""
+    return sorted(name for name, count in collections.Counter(names).items() if count > 1)
 
 
 def _jsonl_records(text: IO[str]) -> Iterator[_RawRecord]:
@@ -295,7 +301,7 @@ def _csv_records(text: IO[str], name: str, columns: dict[str, str]) -> Iterator[
     if missing:
         hint = _separator_hint(given)
         raise missing_fields_error(name, "the CSV header has", missing, given, hint=hint)
-    repeated = sorted({column for column in header if header.count(column) > 1})
+    repeated = _repeated(header)
     if repeated:
         raise CatalogError(f"{name}: column(s) {', '.join(repeated)} appear more than once")
     while True:

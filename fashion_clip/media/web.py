@@ -239,14 +239,14 @@ def _refuse_credentials(url: str) -> None:
     handed to the browsers that show its picture, so its password would be too (and urllib,
     which sends no login from a URL, read `password@host` as a port: "nonnumeric port")."""
     try:
-        netloc = urllib.parse.urlsplit(url).netloc
+        parts = urllib.parse.urlsplit(url)
     except ValueError:
         return  # refused as not a valid web address, by the request
-    if "@" in netloc:
+    if "@" in parts.netloc:
         # The user name hidden too: a token is often given as one (`https://TOKEN@host`).
-        host = netloc.rpartition("@")[2]
+        host = parts.netloc.rpartition("@")[2]
         raise ImageLoadError(
-            f"{urllib.parse.urlsplit(url).scheme}://{HIDDEN}@{host}/…",
+            f"{parts.scheme}://{HIDDEN}@{host}/…",
             "a web address with a user name or password is not fetched: the password would "
             "be kept and shown with it (a product's picture address goes to every visitor's "
             "browser); use an address without a login, or S3 with the indexer's credentials",
